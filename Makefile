@@ -1,0 +1,36 @@
+# Quick start: `make demo` (the main job) and `make test` (the whole suite). Both install what they need.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: install system-deps demo test test-unit bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+system-deps:
+	.ci/system-deps.sh
+
+install: system-deps $(BIN)/.installed
+
+demo: install
+	$(BIN)/rtserve demo
+
+test: install
+	$(BIN)/pytest
+
+test-unit: $(BIN)/.installed
+	$(BIN)/pytest -m unit
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check backend provider cdk tests bench
+	$(BIN)/ruff format --check backend provider cdk tests bench
+
+clean:
+	rm -rf .rtserve .rtserve-demo cdktf.out .bench

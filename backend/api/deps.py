@@ -1,0 +1,93 @@
+"""Shared dependencies: the caller's identity, permission checks, and request parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from backend.auth import Permission, Principal
+from backend.errors import ApiError, invalid
+
+CONTROL_BODY_LIMIT = 1024 * 1024
+
+
+def current_principal(request: Request) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is None:  # the auth middleware guarantees one; this guards a misconfigured app
+        raise ApiError("UNAUTHENTICATED", "Authentication is required.")
+    return principal
+
+
+def require(permission: Permission):  # type: ignore[no-untyped-def]
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.can(permission):
+            raise ApiError(
+                "PERMISSION_DENIED",
+                f"This token has {principal.permission.name}; this operation needs {permission.name}.",
+            )
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require(Permission.CAN_VIEW))]
+Querier = Annotated[Principal, Depends(require(Permission.CAN_QUERY))]
+Manager = Annotated[Principal, Depends(require(Permission.CAN_MANAGE))]
+Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything larger than `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError("REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def request_params(request: Request) -> dict[str, Any]:
+    """Parameters from the query string and/or a JSON object body (clients send GET params both ways)."""
+    params: dict[str, Any] = dict(request.query_params)
+    body = await read_body(request, CONTROL_BODY_LIMIT)
+    if body.strip():
+        try:
+            parsed = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError("MALFORMED_REQUEST", f"Request body is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ApiError("MALFORMED_REQUEST", "Request body must be a JSON object.")
+        params.update(parsed)
+    return params
+
+
+Params = Annotated[dict[str, Any], Depends(request_params)]
+
+
+def required_str(params: dict[str, Any], name: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise invalid(f"Missing required parameter '{name}'.")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise invalid(f"Parameter '{name}' must be a string; got {type(value).__name__}.")
+    return str(value)
+
+
+def optional_str(params: dict[str, Any], name: str) -> str | None:
+    return None if params.get(name) in (None, "") else required_str(params, name)
+
+
+def optional_bool(params: dict[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise invalid(f"Parameter '{name}' must be true or false; got {value!r}.")
+    return value

@@ -1,0 +1,131 @@
+"""The preview API of seed 000: /api/2.0/preview/mlflow/endpoints-v2/*."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+
+from backend.api.deps import Manager, Params, Viewer, optional_str, required_str
+from backend.control import logs, status
+from backend.control.workloads import WORKLOAD_SIZES
+from backend.errors import invalid, not_found
+from backend.services import Services
+
+router = APIRouter(prefix="/api/2.0/preview/mlflow/endpoints-v2", tags=["endpoints-v2"])
+# Seed 000 also shows the compute route under /preview/model-serving-api/; both reach the same handler.
+legacy_router = APIRouter(prefix="/api/2.0/preview/model-serving-api/endpoints-v2", tags=["endpoints-v2"])
+MODEL = "registered_model_name"
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+@router.post("/enable")
+async def enable(request: Request, params: Params, principal: Manager) -> dict:
+    await _services(request).endpoints.enable(required_str(params, MODEL), principal.name)
+    return {}
+
+
+@router.post("/disable")
+async def disable(request: Request, params: Params, principal: Manager) -> dict:
+    _services(request).endpoints.disable(required_str(params, MODEL), principal.name)
+    return {}
+
+
+@router.put("/update-compute-config")
+@legacy_router.put("/update-compute-config")
+async def update_compute_config(request: Request, params: Params, principal: Manager) -> dict:
+    spec = params.get("desired_workload_config_spec")
+    if not isinstance(spec, dict):
+        raise invalid("Missing required parameter 'desired_workload_config_spec' (an object).")
+    _services(request).endpoints.update_compute_config(
+        required_str(params, MODEL), required_str(params, "stage"), spec, principal.name
+    )
+    return {}
+
+
+@router.get("/get-status")
+async def get_status(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    configs = services.endpoints.require_enabled(model)
+    return {"endpoint_status": status.endpoint_status(services.controller, model, configs)}
+
+
+@router.get("/list-versions")
+async def list_versions(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    configs = services.endpoints.require_enabled(model)
+    views = status.version_views(services.controller, model)
+    return {"endpoint_statuses": [status.version_status(v, configs) for v in views]}
+
+
+@router.get("/get-version-status")
+async def get_version_status(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    version = required_str(params, "endpoint_version_name")
+    configs = services.endpoints.require_enabled(model)
+    view = services.controller.view(model, version)
+    if view is None:
+        raise not_found(f"Version '{version}' of '{model}' is not served (it is in no serving stage).")
+    return {"endpoint_status": status.version_status(view, configs)}
+
+
+@router.get("/list-version-aliases")
+async def list_version_aliases(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    services.endpoints.require_enabled(model)
+    routes = services.controller.routes.get(model, {})
+    ordered = sorted(routes.items(), key=lambda item: (item[0] not in ("Staging", "Production"), item[0]))
+    return {"aliases": [{"alias": alias, "endpoint_version_name": version} for alias, version in ordered]}
+
+
+@router.get("/get-supported-workload-sizes")
+async def get_supported_workload_sizes(_: Viewer) -> dict:
+    return {
+        "workload_sizes": [
+            {"key": s.key, "min_concurrency": s.min_concurrency, "max_concurrency": s.max_concurrency}
+            for s in WORKLOAD_SIZES.values()
+        ]
+    }
+
+
+@router.get("/get-version-replicas")
+async def get_version_replicas(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    version = required_str(params, "endpoint_version_name")
+    services.endpoints.require_enabled(model)
+    replicas = [r for r in services.engine.replicas() if r.model_name == model and r.version == version]
+    return {
+        "replicas": [
+            {"replica_name": r.replica_id, "replica_id": r.replica_id, "last_known_status": r.state.value,
+             "message": r.message, "started_at": int(r.started_at * 1000)}
+            for r in sorted(replicas, key=lambda r: r.started_at)
+        ]
+    }
+
+
+@router.get("/get-version-logs")
+@router.post("/get-version-logs")
+async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    version = required_str(params, "endpoint_version_name")
+    services.endpoints.require_enabled(model)
+    replica_id = optional_str(params, "replica_id")
+    text = await asyncio.to_thread(logs.version_logs, services.settings.data_dir, model, version, replica_id)
+    return {"logs": text}
+
+
+@router.get("/get-event-history")
+async def get_event_history(request: Request, params: Params, _: Viewer) -> dict:
+    services = _services(request)
+    model = required_str(params, MODEL)
+    version = optional_str(params, "endpoint_version_name")
+    return {"events": logs.event_history(services.sessions, model, version)}

@@ -1,0 +1,55 @@
+"""Databricks' registry transition route (seed 000), next to MLflow's own which the embedded server answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+
+from backend.api.deps import Manager, Params, optional_bool, optional_str, required_str
+from backend.control import events
+from backend.control.stages import canonical_stage
+from backend.errors import invalid
+from backend.services import Services
+
+router = APIRouter(prefix="/api/2.0/mlflow/databricks", tags=["registry"])
+
+
+@router.post("/model-versions/transition-stage")
+async def transition_stage(request: Request, params: Params, principal: Manager) -> dict:
+    services: Services = request.app.state.services
+    name = required_str(params, "name")
+    version = required_str(params, "version")
+    stage = canonical_stage(required_str(params, "stage"))
+    if stage is None:
+        raise invalid("stage must be one of None, Staging, Production, Archived.")
+    archive = optional_bool(params, "archive_existing_versions", False)
+    comment = optional_str(params, "comment")
+    model_version = await asyncio.to_thread(services.registry.transition, name, version, stage, archive)
+    note = f": {comment}" if comment else ""
+    events.record(
+        services.sessions, name, events.MODEL_SERVICE_EVENT,
+        f"Version {version} moved to {stage} by {principal.name}"
+        f"{' (existing versions archived)' if archive else ''}{note}", version, stage, time.time(),
+    )
+    services.controller.wake(name)
+    return {"model_version_databricks": _databricks_version(model_version)}
+
+
+def _databricks_version(mv) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "name": mv.name,
+        "version": str(mv.version),
+        "creation_timestamp": mv.creation_timestamp,
+        "last_updated_timestamp": mv.last_updated_timestamp,
+        "user_id": mv.user_id,
+        "current_stage": mv.current_stage,
+        "description": mv.description or "",
+        "source": mv.source,
+        "run_id": mv.run_id,
+        "status": mv.status,
+        "status_message": mv.status_message or "",
+        "aliases": list(mv.aliases or []),
+        "permission_level": "CAN_MANAGE",
+    }

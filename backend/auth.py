@@ -1,0 +1,147 @@
+"""Tokens and permissions: Bearer or Basic `token:<token>` on every route except health checks.
+
+Tokens are stored as SHA-256 hashes. Verification is cached in memory for a few seconds so the
+scoring path never waits on the database; revocation takes effect within that window.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.store import repo
+from backend.store.models import ApiToken
+
+TOKEN_PREFIX = "rtsv"
+
+
+class Permission(enum.IntEnum):
+    """Ordered: each level includes the ones below it (Databricks' CAN_VIEW < CAN_QUERY < CAN_MANAGE)."""
+
+    CAN_VIEW = 1
+    CAN_QUERY = 2
+    CAN_MANAGE = 3
+    ADMIN = 4
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    name: str
+    permission: Permission
+
+    def can(self, needed: Permission) -> bool:
+        return self.permission >= needed
+
+
+def generate_token() -> str:
+    return f"{TOKEN_PREFIX}{secrets.token_hex(20)}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_from_header(authorization: str | None) -> str | None:
+    """The token in `Authorization: Bearer <t>` or Basic with user `token` and password `<t>`."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password if user == "token" and password else None
+    return None
+
+
+def create_token(sessions: sessionmaker[Session], *, name: str, permission: Permission, token: str | None = None) -> tuple[ApiToken, str]:
+    """Store a new token (hashed) and return it with its clear text, which is shown only once."""
+    clear = token or generate_token()
+    row = ApiToken(
+        id=uuid.uuid4().hex[:12],
+        name=name,
+        token_hash=hash_token(clear),
+        permission=permission.name,
+        created_at=int(time.time() * 1000),
+        revoked_at=None,
+    )
+    with sessions.begin() as session:
+        repo.add_token(session=session, token=row)
+    return row, clear
+
+
+def revoke_token(sessions: sessionmaker[Session], token_id: str) -> bool:
+    with sessions.begin() as session:
+        row = repo.get_token(session=session, token_id=token_id)
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = int(time.time() * 1000)
+        return True
+
+
+def bootstrap_admin_token(sessions: sessionmaker[Session], data_dir: Path, env_token: str | None) -> str | None:
+    """At first start, create the admin token: RTSERVE_ADMIN_TOKEN, else a generated one in <data-dir>/admin-token."""
+    with sessions() as session:
+        if repo.list_tokens(session=session):
+            return None
+    _, clear = create_token(sessions, name="admin", permission=Permission.ADMIN, token=env_token)
+    if env_token is None:
+        path = data_dir / "admin-token"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(clear + "\n")
+        os.chmod(path, 0o600)
+    return clear
+
+
+class TokenVerifier:
+    """Maps a clear token to its Principal, caching hits and misses for `ttl_seconds`."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], ttl_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._sessions = sessions
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+        self.internal_token = generate_token()
+        self._internal = Principal("internal", "rtserve", Permission.ADMIN)
+
+    def verify(self, token: str) -> Principal | None:
+        if secrets.compare_digest(token, self.internal_token):
+            return self._internal
+        digest = hash_token(token)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        with self._sessions() as session:
+            row = repo.find_token_by_hash(session=session, token_hash=digest)
+            principal = Principal(row.id, row.name, Permission[row.permission]) if row else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, principal)
+        return principal
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()

@@ -1,0 +1,133 @@
+"""The `rtserve` command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from backend.auth import Permission
+from backend.settings import Settings
+
+app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as code.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
+app.add_typer(tokens_app, name="tokens")
+console = Console()
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Where rtserve keeps its state.", envvar="RTSERVE_DATA_DIR")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir).",
+                 envvar="RTSERVE_DATABASE_URL"),
+]
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    data_dir: DataDir = Path(".rtserve"),
+    database_url: DatabaseUrl = None,
+    mlflow_tracking_uri: Annotated[
+        str | None,
+        typer.Option("--mlflow-tracking-uri", help="Use this MLflow server's registry instead of the embedded one."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the backend: the serving API, the scoring gateway, the embedded MLflow registry and the reconciler."""
+    import uvicorn
+
+    from backend.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(
+        host=host, port=port, data_dir=data_dir, database_url=database_url, mlflow_tracking_uri=mlflow_tracking_uri
+    )
+    console.print(f"[bold]rtserve[/] listening on {settings.base_url} (data dir: {data_dir})")
+    if settings.admin_token is None and not (data_dir / "admin-token").exists():
+        console.print(f"An admin token will be written to {data_dir / 'admin-token'} at first start.")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _sessions(data_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
+    from backend.store import db
+
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    settings.ensure_dirs()
+    db.migrate(settings.resolved_database_url)
+    return db.session_factory(db.make_engine(settings.resolved_database_url))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. 'ci-pipeline'.")],
+    permission: Annotated[
+        str, typer.Option(help="CAN_VIEW, CAN_QUERY, CAN_MANAGE or ADMIN.", case_sensitive=False)
+    ] = "CAN_QUERY",
+    data_dir: DataDir = Path(".rtserve"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from backend.auth import create_token
+
+    try:
+        level = Permission[permission.upper()]
+    except KeyError:
+        raise typer.BadParameter(f"permission must be one of {', '.join(p.name for p in Permission)}") from None
+    row, clear = create_token(_sessions(data_dir, database_url), name=name, permission=level)
+    console.print(f"Created token [bold]{row.id}[/] ({level.name}) for {name}. It is shown only once:", err=True)
+    print(clear)
+
+
+@tokens_app.command("list")
+def tokens_list(data_dir: DataDir = Path(".rtserve"), database_url: DatabaseUrl = None) -> None:
+    """List tokens (never their values)."""
+    from backend.store import repo
+
+    sessions = _sessions(data_dir, database_url)
+    with sessions() as session:
+        rows = repo.list_tokens(session=session)
+    table = Table("id", "name", "permission", "status")
+    for row in rows:
+        table.add_row(row.id, row.name, row.permission, "revoked" if row.revoked_at else "active")
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="The id shown by `rtserve tokens list`.")],
+    data_dir: DataDir = Path(".rtserve"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a token; the backend refuses it within a few seconds."""
+    from backend.auth import revoke_token
+
+    if not revoke_token(_sessions(data_dir, database_url), token_id):
+        console.print(f"[red]No active token with id {token_id}.[/] See `rtserve tokens list`.")
+        raise typer.Exit(1)
+    console.print(f"Revoked token {token_id}.")
+
+
+def _mount_optional_commands() -> None:
+    try:
+        from provider.cli import provider_app
+    except ImportError:  # the provider package is optional at runtime
+        return
+    app.add_typer(provider_app, name="provider", help="Install the Terraform provider for offline use.")
+
+
+_mount_optional_commands()
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Scratch directory; wiped at start.")] = Path(".rtserve-demo"),
+) -> None:
+    """Start a backend, register the demo model, serve and score it, print the results, stop."""
+    from backend.demo import run_demo
+
+    raise typer.Exit(run_demo(data_dir, console))

@@ -1,0 +1,1 @@
+"""The control plane: desired state, the reconciler, events and status."""

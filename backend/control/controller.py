@@ -1,0 +1,261 @@
+"""The controller loop: gathers desired and observed state, calls the reconciler, applies its actions.
+
+All decisions live in reconciler.reconcile; this module only does I/O (database, registry, engine)
+and records an event for every change of observed state it sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.control import events
+from backend.control.reconciler import (
+    EndpointDesired,
+    ForgetReplica,
+    Plan,
+    Prepare,
+    StageConfig,
+    StartReplica,
+    StopReplica,
+    VersionMemory,
+    VersionState,
+    VersionView,
+    backoff_seconds,
+    reconcile,
+)
+from backend.control.stages import RegisteredVersion
+from backend.engines.base import Engine, ReplicaSpec, ReplicaState
+from backend.errors import ApiError
+from backend.registry import Registry
+from backend.settings import Settings
+from backend.store import repo
+
+log = logging.getLogger("rtserve.controller")
+VersionKey = tuple[str, str]
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        registry: Registry,
+        engine: Engine,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.registry = registry
+        self.engine = engine
+        self.clock = clock
+        self.routes: dict[str, dict[str, str]] = {}
+        self.views: dict[VersionKey, VersionView] = {}
+        self.enabled: set[str] = set()
+        self._memory: dict[VersionKey, VersionMemory] = {}
+        self._versions: dict[str, tuple[RegisteredVersion, ...]] = {}
+        self._fetched_at: dict[str, float] = {}
+        self._replica_states: dict[str, ReplicaState] = {}
+        self._wake = asyncio.Event()
+        # Set once every enabled model's versions were read: until then routes are unknown, not absent.
+        self.synced = asyncio.Event()
+        self._ticked = asyncio.Condition()
+        self._tasks: set[asyncio.Task] = set()
+        self._task: asyncio.Task | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="rtserve-controller")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._tasks):
+            task.cancel()
+
+    def wake(self, model_name: str | None = None) -> None:
+        """Re-read the registry for `model_name` (or every model) and reconcile now."""
+        if model_name is None:
+            self._fetched_at.clear()
+        else:
+            self._fetched_at.pop(model_name, None)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # the loop must survive anything one tick runs into
+                log.exception("reconcile tick failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.reconcile_interval_seconds)
+            self._wake.clear()
+
+    # -- one tick --------------------------------------------------------------------------------
+    async def tick(self) -> None:
+        desired = await self._desired()
+        plan = reconcile(
+            desired,
+            self.engine.replicas(),
+            self._memory,
+            self.routes,
+            self.clock(),
+            self.settings.replica_concurrency,
+        )
+        self._record_changes(plan)
+        self.routes, self.views, self._memory = plan.routes, plan.views, plan.memory
+        if len(desired) == len(self.enabled):
+            self.synced.set()
+        for action in plan.actions:
+            await self._apply(action)
+        async with self._ticked:
+            self._ticked.notify_all()
+
+    async def _desired(self) -> list[EndpointDesired]:
+        with self.sessions() as session:
+            endpoints = repo.list_endpoints(session=session)
+            configs = repo.all_compute_configs(session=session)
+        self.enabled = {e.registered_model_name for e in endpoints}
+        for stale in set(self._versions) - self.enabled:
+            del self._versions[stale]
+        now = self.clock()
+        for name in self.enabled:
+            if now - self._fetched_at.get(name, 0.0) >= self.settings.registry_poll_seconds:
+                try:
+                    self._versions[name] = await asyncio.to_thread(self.registry.versions, name)
+                    self._fetched_at[name] = now
+                except ApiError as exc:
+                    # Keep serving what we know; a registry outage must not stop anything.
+                    log.warning("cannot read versions of %s: %s", name, exc.message)
+        by_model: dict[str, dict[str, StageConfig]] = {}
+        for config in configs:
+            by_model.setdefault(config.registered_model_name, {})[config.stage] = StageConfig(
+                config.workload_size_id, config.scale_to_zero_enabled, config.generation
+            )
+        return [
+            EndpointDesired(name, by_model.get(name, {}), self._versions.get(name, ()))
+            for name in sorted(self.enabled)
+            if name in self._versions
+        ]
+
+    async def _apply(self, action: object) -> None:
+        match action:
+            case Prepare(model_name=model, version=version):
+                self._spawn(self._prepare(model, version))
+            case StartReplica(model_name=model, version=version, model_uri=uri):
+                await self._start_replica(model, version, uri)
+            case StopReplica(replica_id=replica_id):
+                self._spawn(self.engine.stop_replica(replica_id))
+            case ForgetReplica(replica_id=replica_id):
+                self.engine.forget(replica_id)
+                self._replica_states.pop(replica_id, None)
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prepare(self, model: str, version: str) -> None:
+        key = (model, version)
+        try:
+            uri = await asyncio.to_thread(self.registry.download, model, version, self.settings.data_dir / "models")
+        except Exception as exc:  # noqa: BLE001 - any failure to fetch artifacts fails the version, not the loop
+            message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+            memory = self._memory.get(key, VersionMemory())
+            failures = memory.failures + 1
+            self._memory[key] = replace(
+                memory,
+                preparing=False,
+                failures=failures,
+                retry_at=self.clock() + backoff_seconds(failures),
+                last_error=f"Could not download the model's artifacts: {message}",
+            )
+        else:
+            self._memory[key] = replace(self._memory.get(key, VersionMemory()), preparing=False, model_uri=uri)
+        self._wake.set()
+
+    async def _start_replica(self, model: str, version: str, uri: str) -> None:
+        replica_id = f"{_short(model)}-{version}-{uuid.uuid4().hex[:6]}"
+        log_dir = self.settings.data_dir / "logs" / quote(model, safe="") / version
+        log_dir.mkdir(parents=True, exist_ok=True)
+        spec = ReplicaSpec(replica_id, model, version, uri, str(log_dir / f"{replica_id}.log"))
+        await self.engine.start_replica(spec)
+        self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started", version)
+
+    # -- events ----------------------------------------------------------------------------------
+    def _record_changes(self, plan: Plan) -> None:
+        for replica in self.engine.replicas():
+            before = self._replica_states.get(replica.replica_id)
+            if before is replica.state:
+                continue
+            self._replica_states[replica.replica_id] = replica.state
+            message = events.replica_message(replica, before)
+            if message:
+                self._event(replica.model_name, events.CONTAINER_EVENT, message, replica.version)
+        for key, view in plan.views.items():
+            before = self.views.get(key)
+            if before is None or before.state != view.state:
+                self._event(key[0], events.MODEL_VERSION_SERVING_EVENT, events.version_message(view), key[1], view.stage)
+            if before is not None and before.config_pending and not view.config_pending:
+                self._event(key[0], events.MODEL_VERSION_SERVING_EVENT,
+                            f"Compute config applied to version {key[1]}: {view.config.workload_size_id}",
+                            key[1], view.stage)
+        for key in self.views.keys() - plan.views.keys():
+            self._event(key[0], events.MODEL_VERSION_SERVING_EVENT,
+                        f"Version {key[1]} stopped: it no longer serves any stage or alias", key[1])
+        for model, routes in plan.routes.items():
+            previous = self.routes.get(model, {})
+            for route, version in routes.items():
+                if previous.get(route) != version:
+                    was = f" (was version {previous[route]})" if route in previous else ""
+                    self._event(model, events.MODEL_SERVING_EVENT, f"{route} now serves version {version}{was}",
+                                version, route)
+
+    def _event(self, model: str, kind: str, message: str, version: str | None = None, stage: str | None = None) -> None:
+        events.record(self.sessions, model, kind, message, version, stage, self.clock())
+
+    # -- queries for the API ---------------------------------------------------------------------
+    def view(self, model: str, version: str) -> VersionView | None:
+        return self.views.get((model, version))
+
+    def resolve(self, model: str, route_or_version: str) -> str | None:
+        """The version a URL segment ("Production", an alias, or "3") scores on, if it is served."""
+        if route_or_version.isdigit():
+            return route_or_version if (model, route_or_version) in self.views else None
+        return self.routes.get(model, {}).get(route_or_version)
+
+    async def wait_tick(self, timeout: float) -> None:
+        """Return after the next reconcile tick, or after `timeout` seconds."""
+        async with self._ticked:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ticked.wait(), max(0.0, timeout))
+
+    async def wait_until_settled(self, model: str, version: str, timeout: float) -> VersionView | None:
+        """Wait until the version is READY or FAILED (or gone), at most `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            view = self.views.get((model, version))
+            if view is None or view.state != VersionState.PENDING:
+                return view
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return view
+            async with self._ticked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ticked.wait(), remaining)
+
+
+def _short(model: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "-" for ch in model.lower()).strip("-")
+    return cleaned[:24] or "model"
+

@@ -1,0 +1,98 @@
+"""Recording intent for the preview API: enable, disable and compute changes. Returns at once;
+the controller does the work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.control import events
+from backend.control.controller import Controller
+from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES
+from backend.errors import ApiError, invalid, not_found
+from backend.registry import Registry
+from backend.store import repo
+from backend.store.models import ComputeConfig, Endpoint
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class EndpointService:
+    def __init__(self, sessions: sessionmaker[Session], registry: Registry, controller: Controller) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.controller = controller
+
+    def require_enabled(self, model: str) -> list[ComputeConfig]:
+        """The endpoint's compute configs; 404 if serving is not enabled for the model."""
+        with self.sessions() as session:
+            if repo.get_endpoint(session=session, model_name=model) is None:
+                raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
+            return repo.compute_configs(session=session, model_name=model)
+
+    async def enable(self, model: str, user: str) -> None:
+        await asyncio.to_thread(self.registry.require_model, model)
+        now = _now_ms()
+        with self.sessions.begin() as session:
+            if repo.get_endpoint(session=session, model_name=model) is not None:
+                return  # enabling twice is harmless, as in Databricks
+            repo.add_endpoint(session=session, endpoint=Endpoint(registered_model_name=model, creator=user, created_at=now))
+            for stage in SERVING_STAGES:
+                repo.add_compute_config(
+                    session=session,
+                    config=ComputeConfig(
+                        registered_model_name=model,
+                        stage=stage,
+                        workload_size_id=DEFAULT_WORKLOAD_SIZE,
+                        scale_to_zero_enabled=False,
+                        creation_timestamp=now,
+                        user_id=user,
+                        generation=1,
+                    ),
+                )
+        self._event(model, f"Serving enabled by {user}")
+        self.controller.wake(model)
+
+    def disable(self, model: str, user: str) -> None:
+        with self.sessions.begin() as session:
+            if repo.get_endpoint(session=session, model_name=model) is None:
+                raise not_found(f"Serving is not enabled for registered model '{model}'.")
+            repo.delete_endpoint(session=session, model_name=model)
+        self._event(model, f"Serving disabled by {user}")
+        self.controller.wake(model)
+
+    def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
+        if stage not in SERVING_STAGES:
+            raise invalid(f"stage must be one of {', '.join(SERVING_STAGES)}; got {stage!r}.")
+        size = spec.get("workload_size_id")
+        if size not in WORKLOAD_SIZES:
+            raise invalid(f"workload_size_id must be one of {', '.join(WORKLOAD_SIZES)}; got {size!r}.")
+        scale_to_zero = spec.get("scale_to_zero_enabled", False)
+        if not isinstance(scale_to_zero, bool):
+            raise invalid(f"scale_to_zero_enabled must be true or false; got {scale_to_zero!r}.")
+        with self.sessions.begin() as session:
+            if repo.get_endpoint(session=session, model_name=model) is None:
+                raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
+            row = repo.get_compute_config(session=session, model_name=model, stage=stage)
+            if row is None:
+                raise ApiError("INVALID_STATE", f"Endpoint '{model}' has no compute config for {stage}.")
+            if row.workload_size_id == size and row.scale_to_zero_enabled == scale_to_zero:
+                return  # unchanged: no update to wait for
+            row.workload_size_id = size
+            row.scale_to_zero_enabled = scale_to_zero
+            row.creation_timestamp = _now_ms()
+            row.user_id = user
+            row.generation += 1
+        self._event(
+            model,
+            f"Compute config for {stage} updated by {user}: {size}, scale to zero {'on' if scale_to_zero else 'off'}",
+            stage=stage,
+        )
+        self.controller.wake(model)
+
+    def _event(self, model: str, message: str, stage: str | None = None) -> None:
+        events.record(self.sessions, model, events.MODEL_SERVICE_EVENT, message, None, stage, time.time())

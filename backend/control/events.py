@@ -1,0 +1,67 @@
+"""Model events (the seeds' "Model Events" tab): types, wording, and recording."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.control.reconciler import VersionState, VersionView
+from backend.engines.base import ReplicaObservation, ReplicaState
+from backend.store import repo
+from backend.store.models import Event
+
+MODEL_SERVING_EVENT = "MODEL_SERVING_EVENT"  # routes: which version a stage URL answers from
+MODEL_SERVICE_EVENT = "MODEL_SERVICE_EVENT"  # the endpoint: enabled, disabled, compute config changed
+MODEL_VERSION_SERVING_EVENT = "MODEL_VERSION_SERVING_EVENT"  # one version: pending, ready, failed, stopped
+CONTAINER_EVENT = "CONTAINER_EVENT"  # one replica: started, ready, crashed, failed to load
+
+log = logging.getLogger("rtserve.events")
+
+
+def record(
+    sessions: sessionmaker[Session],
+    model: str,
+    kind: str,
+    message: str,
+    version: str | None,
+    stage: str | None,
+    now: float,
+) -> None:
+    log.info("%s %s v%s: %s", kind, model, version or "-", message)
+    with sessions.begin() as session:
+        repo.add_event(
+            session=session,
+            event=Event(
+                registered_model_name=model,
+                timestamp=int(now * 1000),
+                type=kind,
+                endpoint_version_name=version,
+                stage=stage,
+                message=message,
+            ),
+        )
+
+
+def version_message(view: VersionView) -> str:
+    if view.state == VersionState.READY:
+        return f"Version {view.version} is ready"
+    if view.state == VersionState.FAILED:
+        return f"Version {view.version} failed: {view.message}"
+    return f"Version {view.version} is pending: {view.message}"
+
+
+def replica_message(replica: ReplicaObservation, before: ReplicaState | None) -> str | None:
+    name = replica.replica_id
+    match replica.state:
+        case ReplicaState.READY:
+            return f"Replica {name} is ready"
+        case ReplicaState.FAILED:
+            return f"Replica {name} failed to load the model: {replica.message}"
+        case ReplicaState.CRASHED:
+            return f"Replica {name} crashed: {replica.message}"
+        case ReplicaState.STOPPED if before is not ReplicaState.STOPPING:
+            return f"Replica {name} stopped"
+        case ReplicaState.STOPPING:
+            return f"Replica {name} is stopping"
+    return None

@@ -1,0 +1,103 @@
+"""Status objects of the preview API, built from what the controller observed (never from wishes)."""
+
+from __future__ import annotations
+
+from backend.control.controller import Controller
+from backend.control.reconciler import VersionState, VersionView
+from backend.control.workloads import SERVING_STAGES
+from backend.store.models import ComputeConfig
+
+ENDPOINT_STATE = {
+    VersionState.PENDING: "ENDPOINT_STATE_PENDING",
+    VersionState.READY: "ENDPOINT_STATE_READY",
+    VersionState.FAILED: "ENDPOINT_STATE_FAILED",
+}
+SERVICE_STATE = {
+    VersionState.PENDING: "SERVICE_STATE_PENDING",
+    VersionState.READY: "SERVICE_STATE_READY",
+    VersionState.FAILED: "SERVICE_STATE_FAILED",
+}
+
+
+def compute_config_json(row: ComputeConfig) -> dict:
+    return {
+        "stage": row.stage,
+        "creation_timestamp": row.creation_timestamp,
+        "user_id": row.user_id,
+        "workload_spec": {
+            "workload_size_id": row.workload_size_id,
+            "scale_to_zero_enabled": row.scale_to_zero_enabled,
+        },
+    }
+
+
+def _config_for_view(view: VersionView, configs: dict[str, ComputeConfig]) -> dict | None:
+    row = configs.get(view.stage or "")
+    if row is not None:
+        return compute_config_json(row)
+    return {
+        "stage": view.stage,
+        "creation_timestamp": None,
+        "user_id": None,
+        "workload_spec": {
+            "workload_size_id": view.config.workload_size_id,
+            "scale_to_zero_enabled": view.config.scale_to_zero_enabled,
+        },
+    }
+
+
+def endpoint_state(controller: Controller, model: str) -> tuple[str, str]:
+    views = sorted(
+        (v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version), reverse=True
+    )
+    routes = controller.routes.get(model)
+    if routes is None:
+        return VersionState.PENDING, "Reading the model's versions from the registry"
+    if not views:
+        return VersionState.READY, "Serving is enabled; no version is in Staging or Production yet"
+    ready_routes = [
+        f"{route} serves version {version}"
+        for route, version in routes.items()
+        if (view := controller.view(model, version)) is not None and view.state == VersionState.READY
+    ]
+    if ready_routes:
+        return VersionState.READY, "Ready: " + "; ".join(ready_routes)
+    if all(v.state == VersionState.FAILED for v in views):
+        return VersionState.FAILED, f"Version {views[0].version} failed: {views[0].message}"
+    return VersionState.PENDING, "Waiting for a model version to be ready"
+
+
+def endpoint_status(controller: Controller, model: str, configs: list[ComputeConfig]) -> dict:
+    state, message = endpoint_state(controller, model)
+    return {
+        "registered_model_name": model,
+        "state": ENDPOINT_STATE[state],
+        "state_message": message,
+        "compute_config": [compute_config_json(c) for c in configs if c.stage in SERVING_STAGES],
+    }
+
+
+def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
+    by_stage = {c.stage: c for c in configs}
+    config = _config_for_view(view, by_stage)
+    if view.config_pending:
+        update = {
+            "state": "SERVICE_STATE_PENDING",
+            "message": f"Applying compute config {view.config.workload_size_id}: "
+            f"{view.ready_replicas} of {view.target_replicas} replicas ready",
+            "config": config,
+        }
+    else:
+        update = {"state": "SERVICE_STATE_READY", "message": "Compute config applied", "config": config}
+    return {
+        "registered_model_name": view.model_name,
+        "endpoint_version_name": view.version,
+        "service_status": {"state": SERVICE_STATE[view.state], "message": view.message, "config": config},
+        "config_update_status": update,
+    }
+
+
+def version_views(controller: Controller, model: str) -> list[VersionView]:
+    return sorted(
+        (v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version)
+    )

@@ -1,0 +1,78 @@
+"""`rtserve demo`: the quick start's main job, end to end, on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from backend.client import BackendClient
+from backend.demo_model import DEMO_MODEL, iris_frame, register_demo_model
+from backend.process import BackendProcess
+
+
+def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
+    """One request per input format, each scoring the same two iris rows."""
+    features, _ = iris_frame()
+    rows = features.iloc[[0, 100]]
+    return {
+        "dataframe_split": ("application/json", {"dataframe_split": json.loads(rows.to_json(orient="split"))}),
+        "dataframe_records": ("application/json", {"dataframe_records": rows.to_dict(orient="records")}),
+        "instances": ("application/json", {"instances": rows.to_dict(orient="records")}),
+        "inputs": ("application/json", {"inputs": {c: rows[c].tolist() for c in rows.columns}}),
+        "csv": ("text/csv", rows.to_csv(index=False)),
+    }
+
+
+def run_demo(data_dir: Path, console: Console) -> int:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    token = os.environ.get("RTSERVE_ADMIN_TOKEN") or "rtsv-demo-admin-token"
+    backend = BackendProcess(data_dir / "state", admin_token=token, log_path=data_dir / "backend.log")
+    with console.status("Starting the backend on embedded defaults..."):
+        backend.start()
+    console.print(f"[green]✓[/] backend at {backend.url} (log: {backend.log_path})")
+    client = BackendClient(backend.url, token)
+    try:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = token
+        with console.status("Training and registering the demo model (two versions)..."):
+            versions = register_demo_model(backend.url)
+        console.print(f"[green]✓[/] registered {DEMO_MODEL} versions {', '.join(versions)}")
+
+        client.enable(DEMO_MODEL)
+        client.transition(DEMO_MODEL, versions[0], "Production", comment="demo: version 1 serves production")
+        client.transition(DEMO_MODEL, versions[1], "Staging", comment="demo: version 2 on staging")
+        started = time.monotonic()
+        with console.status("Serving enabled; waiting until both versions are READY..."):
+            status = client.wait_ready(DEMO_MODEL, versions)
+        console.print(f"[green]✓[/] {status['state']} in {time.monotonic() - started:.1f} s: {status['state_message']}")
+
+        table = Table("URL", "format", "status", "predictions")
+        failures = 0
+        targets = ["Production", "Staging", versions[0]]
+        for target in targets:
+            for fmt, (content_type, body) in request_bodies().items():
+                response = client.score(DEMO_MODEL, target, body, content_type)
+                failures += response.status_code != 200
+                shown = response.json().get("predictions", response.text) if response.content else ""
+                table.add_row(f"/model-endpoint/{DEMO_MODEL}/{target}/invocations", fmt, str(response.status_code),
+                              json.dumps(shown))
+        console.print(table)
+        console.print("Model URLs:")
+        for target in targets:
+            console.print(f"  {backend.url}/model-endpoint/{DEMO_MODEL}/{target}/invocations")
+        if failures:
+            console.print(f"[red]{failures} scoring requests failed[/]; see {backend.log_path}")
+            return 1
+        console.print("[green]✓[/] every request scored")
+        return 0
+    finally:
+        client.close()
+        with console.status("Stopping the backend..."):
+            backend.stop()

@@ -1,0 +1,91 @@
+"""The engine interface: where replicas of a served model version run.
+
+The reconciler decides *what* should run; an engine makes it so and reports what it sees. An
+engine owns its replicas' health checks and crash detection; the control plane only reads
+`replicas()` and calls `start_replica` / `stop_replica`. The gateway calls `invoke`.
+
+The interface is small on purpose, so that a Ray Serve engine can implement it as well as the
+local-process one.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ReplicaState(enum.StrEnum):
+    STARTING = "STARTING"  # process spawned, model loading, not yet answering health checks
+    READY = "READY"  # answered a health check; takes traffic
+    FAILED = "FAILED"  # the model could not be loaded; `message` holds the loader's error
+    CRASHED = "CRASHED"  # the process died after it was READY (killed, OOM, segfault)
+    STOPPING = "STOPPING"  # asked to stop; drains in-flight requests
+    STOPPED = "STOPPED"  # stopped on request
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """Everything needed to start one replica of one model version."""
+
+    replica_id: str  # unique across the engine, e.g. "iris-1-a1b2c3"
+    model_name: str
+    version: str
+    model_uri: str  # a local directory holding the MLflow model (already downloaded)
+    log_path: str  # the replica's stdout/stderr go here
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicaObservation:
+    replica_id: str
+    model_name: str
+    version: str
+    state: ReplicaState
+    message: str  # human-readable; the loader's error when FAILED, the exit reason when CRASHED
+    started_at: float  # epoch seconds
+    pid: int | None
+    in_flight: int  # requests currently being processed or queued on this replica
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+class NoReadyReplica(Exception):
+    """No replica of this version can take the request right now."""
+
+
+class Engine(Protocol):
+    async def start(self) -> None:
+        """Prepare the engine (e.g. start a pre-loaded fork server). Called once."""
+
+    async def close(self) -> None:
+        """Stop every replica and release resources."""
+
+    async def start_replica(self, spec: ReplicaSpec) -> None:
+        """Spawn the replica and return at once; it shows as STARTING, then READY or FAILED."""
+
+    async def stop_replica(self, replica_id: str) -> None:
+        """Stop the replica gracefully (in-flight requests finish), then forget it."""
+
+    def replicas(self) -> list[ReplicaObservation]:
+        """A snapshot of every replica the engine knows, including FAILED and CRASHED ones."""
+
+    def forget(self, replica_id: str) -> None:
+        """Drop a FAILED/CRASHED/STOPPED replica from `replicas()` once the control plane handled it."""
+
+    async def invoke(
+        self, model_name: str, version: str, body: bytes, content_type: str, timeout: float
+    ) -> InvocationResult:
+        """Score on a READY replica of the version (least in-flight first).
+
+        Raises NoReadyReplica if none is READY, TimeoutError past `timeout` seconds, and
+        ConnectionError if the replica died during the request.
+        """
+
+    def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
+        """The tail of one replica's log (also for replicas that FAILED or CRASHED)."""

@@ -1,0 +1,115 @@
+"""The MLflow Model Registry, reached through MLflow's own client.
+
+Embedded or external, the registry is an MLflow tracking server reached over HTTP, so one code
+path serves both: the embedded server is this backend's own base URL. Calls block; callers run
+them in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import mlflow.artifacts
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from backend.control.stages import RegisteredVersion
+from backend.errors import ApiError
+
+
+@contextlib.contextmanager
+def registry_errors() -> Iterator[None]:
+    """MLflow's exceptions carry Databricks error codes already; keep them, drop the rest of the noise."""
+    try:
+        yield
+    except MlflowException as exc:
+        code = exc.error_code if isinstance(exc.error_code, str) else "INVALID_PARAMETER_VALUE"
+        if code == "INTERNAL_ERROR":
+            code = "TEMPORARILY_UNAVAILABLE"
+        raise ApiError(code, f"Model registry: {exc.message}") from exc
+    except OSError as exc:  # connection refused, DNS, timeouts of the underlying requests
+        raise ApiError("TEMPORARILY_UNAVAILABLE", f"Model registry is unreachable: {exc}") from exc
+
+
+def _quote_filter(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+class Registry:
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def model_exists(self, name: str) -> bool:
+        try:
+            with registry_errors():
+                self.client.get_registered_model(name)
+        except ApiError as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        return True
+
+    def require_model(self, name: str) -> None:
+        if not self.model_exists(name):
+            raise ApiError("RESOURCE_DOES_NOT_EXIST", f"Registered model '{name}' does not exist.")
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        with registry_errors():
+            return list(self.client.search_model_versions(f"name = '{_quote_filter(name)}'"))
+
+    def versions(self, name: str) -> tuple[RegisteredVersion, ...]:
+        return tuple(
+            RegisteredVersion(
+                version=str(mv.version),
+                stage=mv.current_stage or "None",
+                aliases=tuple(mv.aliases or ()),
+                creation_timestamp=mv.creation_timestamp or 0,
+            )
+            for mv in self.model_versions(name)
+        )
+
+    def get_version(self, name: str, version: str) -> ModelVersion:
+        with registry_errors():
+            return self.client.get_model_version(name, version)
+
+    def transition(self, name: str, version: str, stage: str, archive_existing_versions: bool) -> ModelVersion:
+        with registry_errors():
+            return self.client.transition_model_version_stage(
+                name, version, stage, archive_existing_versions=archive_existing_versions
+            )
+
+    def download(self, name: str, version: str, models_dir: Path) -> str:
+        """Copy the version's artifacts under models_dir once; later calls reuse the copy."""
+        target = models_dir / quote(name, safe="") / version
+        if (target / "MLmodel").exists():
+            return str(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+        try:
+            with registry_errors():
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{version}", dst_path=str(staging), tracking_uri=self.tracking_uri
+                )
+            root = _model_root(staging)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(root, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return str(target)
+
+
+def _model_root(directory: Path) -> Path:
+    if (directory / "MLmodel").exists():
+        return directory
+    for found in directory.rglob("MLmodel"):
+        return found.parent
+    raise ApiError("INVALID_STATE", "The model version's artifacts hold no MLmodel file; is it an MLflow model?")

@@ -1,0 +1,53 @@
+"""Backend settings: command-line options and RTSERVE_* environment variables, resolved once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".rtserve")
+    # SQLAlchemy URL of rtserve's own state; SQLite (WAL) under data_dir by default.
+    database_url: str | None = None
+    # An external MLflow tracking server; None embeds MLflow's own server in the backend.
+    mlflow_tracking_uri: str | None = None
+    admin_token: str | None = field(default_factory=lambda: os.environ.get("RTSERVE_ADMIN_TOKEN") or None)
+    # Largest scoring or control request body accepted, in bytes (Databricks allows 16 MB).
+    max_request_bytes: int = 16 * 1024 * 1024
+    request_timeout_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_REQUEST_TIMEOUT_SECONDS", 60.0))
+    reconcile_interval_seconds: float = 0.5
+    # How often the registry is re-read for stage changes made outside rtserve's own routes.
+    registry_poll_seconds: float = 2.0
+    # Requests one replica serves concurrently; maps workload concurrency to replica counts.
+    replica_concurrency: int = 4
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'rtserve.db').resolve()}"
+
+    @property
+    def embedded_mlflow(self) -> bool:
+        return self.mlflow_tracking_uri is None
+
+    def ensure_dirs(self) -> None:
+        for sub in ("", "models", "logs", "run", "mlartifacts"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)

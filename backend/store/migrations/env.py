@@ -1,0 +1,12 @@
+from alembic import context
+
+from backend.store.db import make_engine
+from backend.store.models import Base
+
+url = context.config.get_main_option("sqlalchemy.url")
+engine = make_engine(url)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

@@ -1,0 +1,59 @@
+"""ORM tables. Desired state only: what runs is observed from the engine, never stored."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    permission: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Endpoint(Base):
+    """A registered model with serving enabled (seed 000's "endpoint")."""
+
+    __tablename__ = "endpoints"
+
+    registered_model_name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    creator: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ComputeConfig(Base):
+    """The desired workload for one stage of an endpoint; `generation` counts its updates."""
+
+    __tablename__ = "compute_configs"
+
+    registered_model_name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workload_size_id: Mapped[str] = mapped_column(String(16))
+    scale_to_zero_enabled: Mapped[bool] = mapped_column(Boolean)
+    creation_timestamp: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[str] = mapped_column(String(200))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Event(Base):
+    """A change of observed state, shown as the "Model Events" list."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registered_model_name: Mapped[str] = mapped_column(String(256), index=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(40))
+    endpoint_version_name: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str] = mapped_column(Text)

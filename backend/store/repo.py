@@ -1,0 +1,67 @@
+"""Repository functions: the only place that builds queries. All arguments are keyword-only."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backend.store.models import ApiToken, ComputeConfig, Endpoint, Event
+
+
+def find_token_by_hash(*, session: Session, token_hash: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None)))
+
+
+def list_tokens(*, session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at)))
+
+
+def add_token(*, session: Session, token: ApiToken) -> None:
+    session.add(token)
+
+
+def get_token(*, session: Session, token_id: str) -> ApiToken | None:
+    return session.get(ApiToken, token_id)
+
+
+def get_endpoint(*, session: Session, model_name: str) -> Endpoint | None:
+    return session.get(Endpoint, model_name)
+
+
+def list_endpoints(*, session: Session) -> list[Endpoint]:
+    return list(session.scalars(select(Endpoint).order_by(Endpoint.registered_model_name)))
+
+
+def add_endpoint(*, session: Session, endpoint: Endpoint) -> None:
+    session.add(endpoint)
+
+
+def delete_endpoint(*, session: Session, model_name: str) -> None:
+    session.execute(delete(ComputeConfig).where(ComputeConfig.registered_model_name == model_name))
+    session.execute(delete(Endpoint).where(Endpoint.registered_model_name == model_name))
+
+
+def compute_configs(*, session: Session, model_name: str) -> list[ComputeConfig]:
+    query = select(ComputeConfig).where(ComputeConfig.registered_model_name == model_name)
+    return list(session.scalars(query.order_by(ComputeConfig.stage)))
+
+
+def all_compute_configs(*, session: Session) -> list[ComputeConfig]:
+    return list(session.scalars(select(ComputeConfig)))
+
+
+def get_compute_config(*, session: Session, model_name: str, stage: str) -> ComputeConfig | None:
+    return session.get(ComputeConfig, (model_name, stage))
+
+
+def add_compute_config(*, session: Session, config: ComputeConfig) -> None:
+    session.add(config)
+
+
+def add_event(*, session: Session, event: Event) -> None:
+    session.add(event)
+
+
+def list_events(*, session: Session, model_name: str, limit: int = 500) -> list[Event]:
+    query = select(Event).where(Event.registered_model_name == model_name)
+    return list(session.scalars(query.order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit)))

@@ -1,0 +1,125 @@
+import pytest
+
+from backend.control.reconciler import (
+    EndpointDesired,
+    ForgetReplica,
+    Prepare,
+    StageConfig,
+    StartReplica,
+    StopReplica,
+    VersionMemory,
+    reconcile,
+)
+from backend.control.stages import RegisteredVersion
+from backend.engines.base import ReplicaObservation, ReplicaState
+
+pytestmark = pytest.mark.unit
+MODEL = "iris"
+
+
+def endpoint(*versions: RegisteredVersion, configs: dict | None = None) -> EndpointDesired:
+    return EndpointDesired(MODEL, configs or {}, tuple(versions))
+
+
+def replica(rid: str, version: str, state: ReplicaState, in_flight: int = 0, message: str = "") -> ReplicaObservation:
+    return ReplicaObservation(rid, MODEL, version, state, message, 0.0, 1, in_flight)
+
+
+def prepared(*versions: str) -> dict:
+    return {(MODEL, v): VersionMemory(model_uri=f"/models/{v}") for v in versions}
+
+
+def test_a_new_staged_version_is_downloaded_first():
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], [], {}, {}, now=0)
+    assert plan.actions == [Prepare(MODEL, "1")]
+    assert plan.views[(MODEL, "1")].state == "PENDING"
+    # The download is in flight: the next tick does not ask again.
+    again = reconcile([endpoint(RegisteredVersion("1", "Production"))], [], plan.memory, {}, now=1)
+    assert again.actions == []
+
+
+def test_a_downloaded_version_gets_its_replicas_started():
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], [], prepared("1"), {}, now=0)
+    assert plan.actions == [StartReplica(MODEL, "1", "/models/1")]
+    assert plan.routes == {MODEL: {"Production": "1"}}
+
+
+def test_medium_workload_starts_more_replicas():
+    configs = {"Production": StageConfig("Medium", False, 2)}
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"), configs=configs)], [], prepared("1"), {}, now=0)
+    assert plan.actions == [StartReplica(MODEL, "1", "/models/1")] * 2
+
+
+def test_nothing_happens_when_observed_matches_desired():
+    observed = [replica("r1", "1", ReplicaState.READY)]
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], observed, prepared("1"), {}, now=0)
+    assert plan.actions == []
+    view = plan.views[(MODEL, "1")]
+    assert (view.state, view.ready_replicas, view.config_pending) == ("READY", 1, False)
+
+
+def test_scaling_down_stops_the_least_busy_ready_replica():
+    observed = [replica("busy", "1", ReplicaState.READY, 3), replica("idle", "1", ReplicaState.READY, 0)]
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], observed, prepared("1"), {}, now=0)
+    assert plan.actions == [StopReplica("idle")]
+
+
+def test_a_compute_change_is_pending_until_replicas_match_it():
+    memory = {(MODEL, "1"): VersionMemory(model_uri="/m", applied=StageConfig("Small", False, 1))}
+    configs = {"Production": StageConfig("Medium", False, 2)}
+    observed = [replica("r1", "1", ReplicaState.READY)]
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"), configs=configs)], observed, memory, {}, now=0)
+    assert plan.views[(MODEL, "1")].config_pending
+    observed.append(replica("r2", "1", ReplicaState.READY))
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"), configs=configs)], observed, plan.memory, {}, 1)
+    assert not plan.views[(MODEL, "1")].config_pending
+
+
+def test_promotion_keeps_the_old_version_until_the_new_one_is_ready():
+    versions = (RegisteredVersion("1", "Archived"), RegisteredVersion("2", "Staging"))
+    observed = [replica("old", "1", ReplicaState.READY), replica("new", "2", ReplicaState.STARTING)]
+    plan = reconcile([endpoint(*versions)], observed, prepared("1", "2"), {MODEL: {"Staging": "1"}}, now=0)
+    assert plan.routes[MODEL] == {"Staging": "1"}
+    assert plan.actions == []
+    observed[1] = replica("new", "2", ReplicaState.READY)
+    plan = reconcile([endpoint(*versions)], observed, plan.memory, plan.routes, now=1)
+    assert plan.routes[MODEL] == {"Staging": "2"}
+    assert plan.actions == [StopReplica("old")]
+
+
+def test_a_load_failure_fails_the_version_and_retries_with_backoff():
+    versions = (RegisteredVersion("1", "Production"),)
+    observed = [replica("r1", "1", ReplicaState.FAILED, message="ModuleNotFoundError: no module named 'x'")]
+    plan = reconcile([endpoint(*versions)], observed, prepared("1"), {}, now=100)
+    assert plan.actions == [ForgetReplica("r1")]
+    view = plan.views[(MODEL, "1")]
+    assert view.state == "FAILED" and "ModuleNotFoundError" in view.message
+    assert reconcile([endpoint(*versions)], [], plan.memory, {}, now=100.5).actions == []
+    retry = reconcile([endpoint(*versions)], [], plan.memory, {}, now=101.5)
+    assert retry.actions == [StartReplica(MODEL, "1", "/models/1")]
+    # A second failure waits longer.
+    second = reconcile([endpoint(*versions)], observed, retry.memory, {}, now=102)
+    assert reconcile([endpoint(*versions)], [], second.memory, {}, now=103.5).actions == []
+    assert reconcile([endpoint(*versions)], [], second.memory, {}, now=104.5).actions != []
+
+
+def test_a_crashed_replica_is_replaced():
+    observed = [replica("r1", "1", ReplicaState.CRASHED, message="killed by signal 9")]
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], observed, prepared("1"), {}, now=0)
+    assert plan.actions == [ForgetReplica("r1"), StartReplica(MODEL, "1", "/models/1")]
+
+
+def test_disabling_stops_every_replica_of_the_model():
+    observed = [replica("r1", "1", ReplicaState.READY), replica("r2", "2", ReplicaState.STARTING)]
+    plan = reconcile([], observed, prepared("1", "2"), {}, now=0)
+    assert plan.actions == [StopReplica("r1"), StopReplica("r2")]
+    assert plan.views == {}
+
+
+def test_several_versions_in_one_stage_are_all_served_and_the_newest_takes_the_url():
+    versions = (RegisteredVersion("1", "Staging"), RegisteredVersion("2", "Staging"))
+    observed = [replica("a", "1", ReplicaState.READY), replica("b", "2", ReplicaState.READY)]
+    plan = reconcile([endpoint(*versions)], observed, prepared("1", "2"), {}, now=0)
+    assert plan.actions == []
+    assert plan.routes[MODEL] == {"Staging": "2"}
+    assert set(plan.views) == {(MODEL, "1"), (MODEL, "2")}
