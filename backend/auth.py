@@ -70,7 +70,9 @@ def token_from_header(authorization: str | None) -> str | None:
     return None
 
 
-def create_token(sessions: sessionmaker[Session], *, name: str, permission: Permission, token: str | None = None) -> tuple[ApiToken, str]:
+def create_token(
+    sessions: sessionmaker[Session], *, name: str, permission: Permission, token: str | None = None
+) -> tuple[ApiToken, str]:
     """Store a new token (hashed) and return it with its clear text, which is shown only once."""
     clear = token or generate_token()
     row = ApiToken(

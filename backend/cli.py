@@ -17,12 +17,16 @@ app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as 
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
 app.add_typer(tokens_app, name="tokens")
 console = Console()
+err_console = Console(stderr=True)  # messages that must not mix with a value printed for scripts
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Where rtserve keeps its state.", envvar="RTSERVE_DATA_DIR")]
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir).",
-                 envvar="RTSERVE_DATABASE_URL"),
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir).",
+        envvar="RTSERVE_DATABASE_URL",
+    ),
 ]
 
 
@@ -79,7 +83,7 @@ def tokens_create(
     except KeyError:
         raise typer.BadParameter(f"permission must be one of {', '.join(p.name for p in Permission)}") from None
     row, clear = create_token(_sessions(data_dir, database_url), name=name, permission=level)
-    console.print(f"Created token [bold]{row.id}[/] ({level.name}) for {name}. It is shown only once:", err=True)
+    err_console.print(f"Created token [bold]{row.id}[/] ({level.name}) for {name}. It is shown only once:")
     print(clear)
 
 

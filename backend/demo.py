@@ -53,7 +53,7 @@ def run_demo(data_dir: Path, console: Console) -> int:
             status = client.wait_ready(DEMO_MODEL, versions)
         console.print(f"[green]✓[/] {status['state']} in {time.monotonic() - started:.1f} s: {status['state_message']}")
 
-        table = Table("URL", "format", "status", "predictions")
+        table = Table("stage or version", "format", "status", "predictions")
         failures = 0
         targets = ["Production", "Staging", versions[0]]
         for target in targets:
@@ -61,8 +61,7 @@ def run_demo(data_dir: Path, console: Console) -> int:
                 response = client.score(DEMO_MODEL, target, body, content_type)
                 failures += response.status_code != 200
                 shown = response.json().get("predictions", response.text) if response.content else ""
-                table.add_row(f"/model-endpoint/{DEMO_MODEL}/{target}/invocations", fmt, str(response.status_code),
-                              json.dumps(shown))
+                table.add_row(target, fmt, str(response.status_code), json.dumps(shown))
         console.print(table)
         console.print("Model URLs:")
         for target in targets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pandas as pd
+import sklearn
 from mlflow.models import infer_signature
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +32,8 @@ def register_demo_model(tracking_uri: str, name: str = DEMO_MODEL, versions: int
                 signature=infer_signature(features, model.predict(features)),
                 input_example=features.head(3),
                 registered_model_name=name,
+                # Explicit requirements: MLflow's inference of them runs a subprocess for seconds.
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
             )
         registered.append(str(info.registered_model_version))
     return registered

@@ -53,7 +53,9 @@ def envelope(error_code: str, message: str, request_id: str | None = None) -> di
     }
 
 
-def error_response(error_code: str, message: str, status: int | None = None, headers: dict | None = None) -> JSONResponse:
+def error_response(
+    error_code: str, message: str, status: int | None = None, headers: dict | None = None
+) -> JSONResponse:
     return JSONResponse(
         envelope(error_code, message), status_code=status or STATUS_OF.get(error_code, 400), headers=headers
     )

@@ -42,7 +42,9 @@ async def score(
         version = resolve(controller, model, target)
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise ApiError("DEADLINE_EXCEEDED", f"No replica of version {version} of '{model}' answered in {timeout:g} s.")
+            raise ApiError(
+                "DEADLINE_EXCEEDED", f"No replica of version {version} of '{model}' answered in {timeout:g} s."
+            )
         try:
             return version, await engine.invoke(model, version, body, content_type, remaining)
         except NoReadyReplica:

@@ -71,7 +71,9 @@ class MlflowDispatch:
         needed = Permission.CAN_VIEW if mlflow_server.is_read(method, path) else Permission.CAN_MANAGE
         if not principal.can(needed):
             await send_error(
-                send, 403, "PERMISSION_DENIED",
+                send,
+                403,
+                "PERMISSION_DENIED",
                 f"This token has {principal.permission.name}; {method} {path} needs {needed.name}.",
             )
             return

@@ -51,7 +51,9 @@ class BackendProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"backend exited with {self.process.returncode}; see {self.log_path}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"backend exited with {self.process.returncode}; see {self.log_path}:\n{self.tail()}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self

@@ -95,8 +95,11 @@ class Registry:
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
         try:
             with registry_errors():
+                # Resolve the storage location with this client: a `models:/` URI would be resolved
+                # against MLflow's process-wide default registry, not this one.
+                location = self.client.get_model_version_download_uri(name, version)
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{name}/{version}", dst_path=str(staging), tracking_uri=self.tracking_uri
+                    artifact_uri=location, dst_path=str(staging), tracking_uri=self.tracking_uri
                 )
             root = _model_root(staging)
             if target.exists():

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from backend.client import BackendClient
-from backend.demo_model import DEMO_MODEL, register_demo_model
+from backend.demo_model import register_demo_model
 from backend.process import BackendProcess
 
 ADMIN_TOKEN = "rtsv-admin-token-for-tests"
@@ -31,6 +31,26 @@ def admin(backend: BackendProcess) -> Iterator[BackendClient]:
     client.close()
 
 
+@contextlib.contextmanager
+def mlflow_pointing_at(url: str, token: str) -> Iterator[None]:
+    """Point the MLflow client (its environment and fluent API) at `url`, then restore what was there."""
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
+    previous_uri = mlflow.get_tracking_uri()
+    os.environ.update(MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_TOKEN=token)
+    mlflow.set_tracking_uri(url)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        mlflow.set_tracking_uri(previous_uri)
+
+
 @pytest.fixture(scope="session")
 def mlflow_client_env(backend: BackendProcess) -> str:
     """Point the stock MLflow client at the backend, as a user would."""
@@ -44,10 +64,3 @@ def iris_model(mlflow_client_env: str) -> str:
     """The demo model registered twice (versions 1 and 2) under a session-unique name."""
     register_demo_model(mlflow_client_env, name="iris-tests")
     return "iris-tests"
-
-
-def unique_name(request: pytest.FixtureRequest, prefix: str) -> str:
-    return f"{prefix}-{request.node.name[:40]}".replace("[", "-").replace("]", "").replace("_", "-")
-
-
-__all__ = ["ADMIN_TOKEN", "DEMO_MODEL", "Path", "unique_name"]

@@ -23,6 +23,7 @@ def register_code_model(name: str, code_file: str, signature: ModelSignature | N
             signature=signature,
             input_example=pd.DataFrame({"x": [1.0]}),
             registered_model_name=name,
+            pip_requirements=[f"mlflow=={mlflow.__version__}"],
         )
     return str(info.registered_model_version)
 

@@ -104,8 +104,13 @@ async def get_version_replicas(request: Request, params: Params, _: Viewer) -> d
     replicas = [r for r in services.engine.replicas() if r.model_name == model and r.version == version]
     return {
         "replicas": [
-            {"replica_name": r.replica_id, "replica_id": r.replica_id, "last_known_status": r.state.value,
-             "message": r.message, "started_at": int(r.started_at * 1000)}
+            {
+                "replica_name": r.replica_id,
+                "replica_id": r.replica_id,
+                "last_known_status": r.state.value,
+                "message": r.message,
+                "started_at": int(r.started_at * 1000),
+            }
             for r in sorted(replicas, key=lambda r: r.started_at)
         ]
     }

@@ -20,7 +20,12 @@ async def invocations(request: Request, model: str, target: str, _: Querier) -> 
     body = await read_body(request, services.settings.max_request_bytes)
     content_type = request.headers.get("content-type", "application/json")
     version, result = await gateway.score(
-        services.controller, services.engine, model, target, body, content_type,
+        services.controller,
+        services.engine,
+        model,
+        target,
+        body,
+        content_type,
         services.settings.request_timeout_seconds,
     )
     return Response(

@@ -29,9 +29,14 @@ async def transition_stage(request: Request, params: Params, principal: Manager)
     model_version = await asyncio.to_thread(services.registry.transition, name, version, stage, archive)
     note = f": {comment}" if comment else ""
     events.record(
-        services.sessions, name, events.MODEL_SERVICE_EVENT,
+        services.sessions,
+        name,
+        events.MODEL_SERVICE_EVENT,
         f"Version {version} moved to {stage} by {principal.name}"
-        f"{' (existing versions archived)' if archive else ''}{note}", version, stage, time.time(),
+        f"{' (existing versions archived)' if archive else ''}{note}",
+        version,
+        stage,
+        time.time(),
     )
     services.controller.wake(name)
     return {"model_version_databricks": _databricks_version(model_version)}

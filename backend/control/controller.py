@@ -205,26 +205,41 @@ class Controller:
         for key, view in plan.views.items():
             before = self.views.get(key)
             if before is None or before.state != view.state:
-                self._event(key[0], events.MODEL_VERSION_SERVING_EVENT, events.version_message(view), key[1], view.stage)
+                self._event(
+                    key[0], events.MODEL_VERSION_SERVING_EVENT, events.version_message(view), key[1], view.stage
+                )
             if before is not None and before.config_pending and not view.config_pending:
-                self._event(key[0], events.MODEL_VERSION_SERVING_EVENT,
-                            f"Compute config applied to version {key[1]}: {view.config.workload_size_id}",
-                            key[1], view.stage)
+                self._event(
+                    key[0],
+                    events.MODEL_VERSION_SERVING_EVENT,
+                    f"Compute config applied to version {key[1]}: {view.config.workload_size_id}",
+                    key[1],
+                    view.stage,
+                )
         for key in self.views.keys() - plan.views.keys():
-            self._event(key[0], events.MODEL_VERSION_SERVING_EVENT,
-                        f"Version {key[1]} stopped: it no longer serves any stage or alias", key[1])
+            self._event(
+                key[0],
+                events.MODEL_VERSION_SERVING_EVENT,
+                f"Version {key[1]} stopped: it no longer serves any stage or alias",
+                key[1],
+            )
         for model, routes in plan.routes.items():
             previous = self.routes.get(model, {})
             for route, version in routes.items():
                 if previous.get(route) != version:
                     was = f" (was version {previous[route]})" if route in previous else ""
-                    self._event(model, events.MODEL_SERVING_EVENT, f"{route} now serves version {version}{was}",
-                                version, route)
+                    self._event(
+                        model, events.MODEL_SERVING_EVENT, f"{route} now serves version {version}{was}", version, route
+                    )
 
     def _event(self, model: str, kind: str, message: str, version: str | None = None, stage: str | None = None) -> None:
         events.record(self.sessions, model, kind, message, version, stage, self.clock())
 
     # -- queries for the API ---------------------------------------------------------------------
+    def is_stale(self, model: str) -> bool:
+        """True while a change to the model (enable, transition) has not been read from the registry yet."""
+        return model not in self._fetched_at
+
     def view(self, model: str, version: str) -> VersionView | None:
         return self.views.get((model, version))
 
@@ -258,4 +273,3 @@ class Controller:
 def _short(model: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "-" for ch in model.lower()).strip("-")
     return cleaned[:24] or "model"
-

@@ -40,7 +40,9 @@ class EndpointService:
         with self.sessions.begin() as session:
             if repo.get_endpoint(session=session, model_name=model) is not None:
                 return  # enabling twice is harmless, as in Databricks
-            repo.add_endpoint(session=session, endpoint=Endpoint(registered_model_name=model, creator=user, created_at=now))
+            repo.add_endpoint(
+                session=session, endpoint=Endpoint(registered_model_name=model, creator=user, created_at=now)
+            )
             for stage in SERVING_STAGES:
                 repo.add_compute_config(
                     session=session,

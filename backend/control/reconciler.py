@@ -129,16 +129,22 @@ def reconcile(
             for (name, version), group in by_version.items()
             if name == model and any(r.state is ReplicaState.READY for r in group)
         }
-        routes = stages.choose_routes(
-            stages.route_candidates(endpoint.versions), previous_routes.get(model, {}), ready
-        )
+        routes = stages.choose_routes(stages.route_candidates(endpoint.versions), previous_routes.get(model, {}), ready)
         plan.routes[model] = routes
         for version, stage in stages.served_versions(endpoint.versions, routes).items():
             key = (model, version)
             wanted.add(key)
             config = endpoint.configs.get(stage or "", StageConfig())
-            _plan_version(plan, key, stage, config, by_version.get(key, []), memory.get(key, VersionMemory()), now,
-                          replica_concurrency)
+            _plan_version(
+                plan,
+                key,
+                stage,
+                config,
+                by_version.get(key, []),
+                memory.get(key, VersionMemory()),
+                now,
+                replica_concurrency,
+            )
 
     for key, group in by_version.items():
         if key not in wanted:

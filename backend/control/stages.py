@@ -31,7 +31,7 @@ def version_number(version: str) -> int:
 
 
 def canonical_stage(name: str) -> str | None:
-    """"production" -> "Production"; None when `name` is not a stage (MLflow matches stages case-insensitively)."""
+    """ "production" -> "Production"; None when `name` is not a stage (MLflow matches stages case-insensitively)."""
     for stage in ALL_STAGES:
         if stage.lower() == name.lower():
             return stage
@@ -49,9 +49,7 @@ def route_candidates(versions: Iterable[RegisteredVersion]) -> dict[str, list[st
     return candidates
 
 
-def choose_routes(
-    candidates: Mapping[str, list[str]], previous: Mapping[str, str], ready: set[str]
-) -> dict[str, str]:
+def choose_routes(candidates: Mapping[str, list[str]], previous: Mapping[str, str], ready: set[str]) -> dict[str, str]:
     """Where each route points now.
 
     A route points to its newest READY candidate. While no candidate is READY it keeps pointing

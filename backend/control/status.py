@@ -51,7 +51,7 @@ def endpoint_state(controller: Controller, model: str) -> tuple[str, str]:
         (v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version), reverse=True
     )
     routes = controller.routes.get(model)
-    if routes is None:
+    if routes is None or controller.is_stale(model):
         return VersionState.PENDING, "Reading the model's versions from the registry"
     if not views:
         return VersionState.READY, "Serving is enabled; no version is in Staging or Production yet"
@@ -80,10 +80,14 @@ def endpoint_status(controller: Controller, model: str, configs: list[ComputeCon
 def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
     by_stage = {c.stage: c for c in configs}
     config = _config_for_view(view, by_stage)
-    if view.config_pending:
+    row = by_stage.get(view.stage or "")
+    # A config stored after the last reconcile tick is pending too, though no tick has seen it yet.
+    unseen = row is not None and row.generation != view.config.generation
+    if view.config_pending or unseen:
+        size = row.workload_size_id if row is not None else view.config.workload_size_id
         update = {
             "state": "SERVICE_STATE_PENDING",
-            "message": f"Applying compute config {view.config.workload_size_id}: "
+            "message": f"Applying compute config {size}: "
             f"{view.ready_replicas} of {view.target_replicas} replicas ready",
             "config": config,
         }
@@ -98,6 +102,4 @@ def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
 
 
 def version_views(controller: Controller, model: str) -> list[VersionView]:
-    return sorted(
-        (v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version)
-    )
+    return sorted((v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version))

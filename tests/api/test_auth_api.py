@@ -19,14 +19,29 @@ ENABLE = "/api/2.0/preview/mlflow/endpoints-v2/enable"
 
 def create_token(backend: BackendProcess, permission: str) -> tuple[str, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "backend", "tokens", "create", "--name", f"test-{permission}",
-         "--permission", permission, "--data-dir", str(backend.data_dir)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "backend",
+            "tokens",
+            "create",
+            "--name",
+            f"test-{permission}",
+            "--permission",
+            permission,
+            "--data-dir",
+            str(backend.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     token = result.stdout.strip()
     listed = subprocess.run(
         [sys.executable, "-m", "backend", "tokens", "list", "--data-dir", str(backend.data_dir)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     token_id = next(line.split()[1] for line in listed.splitlines() if f"test-{permission}" in line)
     assert token not in listed, "token values must never be listed"
@@ -66,7 +81,9 @@ def test_a_query_token_can_read_and_score_but_not_manage(backend: BackendProcess
 def test_a_view_token_cannot_score(backend: BackendProcess):
     token, _ = create_token(backend, "CAN_VIEW")
     response = httpx.post(
-        f"{backend.url}/model/anything/1/invocations", json={"inputs": [1]}, headers={"Authorization": f"Bearer {token}"}
+        f"{backend.url}/model/anything/1/invocations",
+        json={"inputs": [1]},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 403
 

@@ -17,6 +17,7 @@ from backend.client import BackendClient
 from backend.demo import request_bodies
 from backend.demo_model import register_demo_model
 from backend.process import BackendProcess, free_port
+from tests.conftest import mlflow_pointing_at
 
 pytestmark = pytest.mark.api
 TOKEN = "rtsv-other-stores"
@@ -48,12 +49,25 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             os.chmod(parent, os.stat(parent).st_mode | 0o011)
     port = free_port()
-    subprocess.run(_as_postgres(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"), check=True,
-                   capture_output=True)
     subprocess.run(
-        _as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o",
-                     f"-k {tempfile_dir} -p {port} -c listen_addresses=127.0.0.1", "start"),
-        check=True, capture_output=True,
+        _as_postgres(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "pg.log"),
+            "-w",
+            "-o",
+            f"-k {tempfile_dir} -p {port} -c listen_addresses=127.0.0.1",
+            "start",
+        ),
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -62,8 +76,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def serve_and_score(backend: BackendProcess, registry_url: str) -> None:
-    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
-    register_demo_model(registry_url, name="iris-stores", versions=1)
+    with mlflow_pointing_at(registry_url, TOKEN):
+        register_demo_model(registry_url, name="iris-stores", versions=1)
     client = BackendClient(backend.url, TOKEN)
     client.enable("iris-stores")
     client.transition("iris-stores", "1", "Production")
@@ -96,10 +110,24 @@ def test_an_external_mlflow_server_can_hold_the_registry(tmp_path: Path):
     mlflow_dir = tmp_path / "mlflow"
     mlflow_dir.mkdir()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}", "--artifacts-destination",
-         str(mlflow_dir / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(mlflow_dir / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -116,8 +144,9 @@ def test_an_external_mlflow_server_can_hold_the_registry(tmp_path: Path):
         with backend:
             serve_and_score(backend, external)
             # The transition went through rtserve to the external registry.
-            stage = httpx.get(f"{external}/api/2.0/mlflow/model-versions/get",
-                              params={"name": "iris-stores", "version": "1"}).json()["model_version"]["current_stage"]
+            stage = httpx.get(
+                f"{external}/api/2.0/mlflow/model-versions/get", params={"name": "iris-stores", "version": "1"}
+            ).json()["model_version"]["current_stage"]
             assert stage == "Production"
     finally:
         server.terminate()

@@ -105,7 +105,8 @@ def test_compute_update_is_pending_then_ready_and_adds_replicas(admin: BackendCl
     assert pending["config_update_status"]["config"]["workload_spec"]["workload_size_id"] == "Medium"
     admin.wait_ready(served, ["2"])
     replicas = admin.call(
-        "GET", "/api/2.0/preview/mlflow/endpoints-v2/get-version-replicas",
+        "GET",
+        "/api/2.0/preview/mlflow/endpoints-v2/get-version-replicas",
         params={"registered_model_name": served, "endpoint_version_name": "2"},
     )["replicas"]
     assert sum(r["last_known_status"] == "READY" for r in replicas) == 2

@@ -9,8 +9,17 @@ from backend.control.autoscaler import ScalingContext, ScalingState, decide
 pytestmark = pytest.mark.unit
 
 MEDIUM = ScalingContext(
-    now=0.0, current=2, in_flight=0, low=2, high=4, per_replica=4, scale_to_zero=False,
-    last_request_at=0.0, idle_seconds=1800, upscale_delay=1.0, downscale_delay=30.0,
+    now=0.0,
+    current=2,
+    in_flight=0,
+    low=2,
+    high=4,
+    per_replica=4,
+    scale_to_zero=False,
+    last_request_at=0.0,
+    idle_seconds=1800,
+    upscale_delay=1.0,
+    downscale_delay=30.0,
 )
 
 

@@ -1,0 +1,497 @@
+"""The local engine: each replica is a worker process on this machine.
+
+Replicas fork from a fork server that imported MLflow, pandas and scikit-learn once
+(`backend.worker.preload`), so a replica of a small model is ready in a fraction of a second. Each
+replica serves the framed protocol of `backend.worker.protocol` on a Unix domain socket under
+`run_dir`; the engine keeps one persistent connection per replica and routes each request to the
+READY replica of its version with the fewest requests in flight.
+
+One monitor task per replica owns the process's whole life: it waits for the child's report on
+its status pipe, confirms readiness with a ping, pings periodically, notices the process exit
+through its sentinel (loop.add_reader, nothing blocks the event loop), and cleans up.
+
+Logs: a replica's stdout and stderr are appended to `ReplicaSpec.log_path`, whose path stays the
+same for the replica's whole life; the file is not rotated yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
+
+from backend.engines.base import (
+    InvocationResult,
+    NoReadyReplica,
+    ReplicaObservation,
+    ReplicaSpec,
+    ReplicaState,
+)
+from backend.worker.protocol import WorkerClient
+
+logger = logging.getLogger(__name__)
+
+# "__main__" first: the fork server imports the parent's main script once, instead of every
+# replica re-running it (multiprocessing does that to unpickle functions defined in it).
+FORKSERVER_PRELOAD = ["__main__", "backend.worker.preload"]
+MAX_FAILED_PINGS = 3
+# read_logs() answers for replicas long gone; this bounds how many the engine remembers.
+MAX_REMEMBERED_LOGS = 10_000
+# sun_path holds 108 bytes on Linux; stay well below it.
+MAX_SOCKET_PATH = 100
+_LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.STOPPING)
+
+
+@dataclass(eq=False)
+class _Replica:
+    spec: ReplicaSpec
+    process: BaseProcess
+    status_conn: Connection
+    socket_path: str
+    started_at: float
+    pid: int | None
+    state: ReplicaState = ReplicaState.STARTING
+    message: str = "starting"
+    client: WorkerClient | None = None
+    in_flight: int = 0
+    dispatched: int = 0  # breaks ties between equally busy replicas, so sequential load spreads
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_grace: float = 10.0
+    monitor: asyncio.Task[None] | None = None
+
+    def observe(self) -> ReplicaObservation:
+        return ReplicaObservation(
+            replica_id=self.spec.replica_id,
+            model_name=self.spec.model_name,
+            version=self.spec.version,
+            state=self.state,
+            message=self.message,
+            started_at=self.started_at,
+            pid=self.pid,
+            in_flight=self.in_flight,
+        )
+
+
+class LocalEngine:
+    """Runs replicas as local processes; implements `backend.engines.base.Engine`.
+
+    `run_dir` holds the replicas' sockets. `health_interval` is the time between health pings of a
+    READY replica; one that misses `MAX_FAILED_PINGS` pings in a row (each waiting `ping_timeout`)
+    is killed and reported CRASHED. `stop_timeout` bounds a graceful stop before SIGKILL.
+    """
+
+    def __init__(
+        self,
+        run_dir: str,
+        health_interval: float = 0.5,
+        *,
+        ping_timeout: float = 2.0,
+        stop_timeout: float = 10.0,
+        close_timeout: float = 3.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.run_dir = run_dir
+        self.health_interval = health_interval
+        self.ping_timeout = ping_timeout
+        self.stop_timeout = stop_timeout
+        self.close_timeout = close_timeout
+        self._wall_clock = wall_clock
+        self._context: ForkServerContext | None = None
+        # Process.start() talks to the fork server synchronously; it runs here, one at a time.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica-spawner")
+        self._replicas: dict[str, _Replica] = {}
+        # Includes forgotten replicas whose process is still being reaped, so close() waits for them.
+        self._monitors: set[asyncio.Task[None]] = set()
+        self._log_paths: dict[str, str] = {}
+        self._socket_names = itertools.count(1)
+        self._socket_dir: str | None = None
+        self._own_socket_dir = False
+
+    async def start(self) -> None:
+        """Start the pre-loaded fork server (its imports finish in the background)."""
+        if self._context is not None:
+            return
+        os.makedirs(self.run_dir, exist_ok=True)
+        self._socket_dir = self._choose_socket_dir()
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        from multiprocessing import forkserver
+
+        await asyncio.get_running_loop().run_in_executor(self._spawner, forkserver.ensure_running)
+        self._context = context
+
+    async def close(self) -> None:
+        """Stop every replica (SIGTERM, SIGKILL after `close_timeout`) and release resources."""
+        for replica in list(self._replicas.values()):
+            self._request_stop(replica, self.close_timeout)
+        if self._monitors:
+            # The monitors SIGKILL whatever outlives close_timeout; the margin covers reaping.
+            _, stuck = await asyncio.wait(self._monitors, timeout=self.close_timeout + 5.0)
+            for monitor in stuck:
+                monitor.cancel()
+        for replica in self._replicas.values():
+            _kill(replica.process)
+        self._replicas.clear()
+        _live_engines.discard(self)
+        self._spawner.shutdown(wait=False)
+        if self._own_socket_dir and self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    async def start_replica(self, spec: ReplicaSpec) -> None:
+        """Register the replica as STARTING and return; a monitor task spawns it, then READY or FAILED."""
+        if spec.replica_id in self._replicas:
+            raise ValueError(f"replica {spec.replica_id!r} already exists")
+        if self._context is None:
+            await self.start()
+        assert self._context is not None and self._socket_dir is not None
+        # The pid keeps engines of several backend processes sharing a run_dir apart.
+        socket_path = os.path.join(self._socket_dir, f"{os.getpid()}-{next(self._socket_names)}.sock")
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        from backend.worker.replica import run_replica
+
+        process = self._context.Process(
+            target=run_replica,
+            args=(spec, socket_path, child_conn),
+            name=f"replica-{spec.replica_id}",
+            daemon=False,  # a daemonic process may not start processes, and models' libraries do
+        )
+        self._remember_log(spec)
+        replica = _Replica(
+            spec=spec,
+            process=process,
+            status_conn=parent_conn,
+            socket_path=socket_path,
+            started_at=self._wall_clock(),
+            pid=None,
+            stop_grace=self.stop_timeout,
+        )
+        self._replicas[spec.replica_id] = replica
+        replica.monitor = asyncio.create_task(
+            self._supervise(replica, child_conn), name=f"replica-monitor:{spec.replica_id}"
+        )
+        self._monitors.add(replica.monitor)
+        replica.monitor.add_done_callback(self._monitors.discard)
+        _live_engines.add(self)
+
+    async def stop_replica(self, replica_id: str) -> None:
+        """Stop gracefully: no new requests, SIGTERM, in-flight ones finish (SIGKILL after `stop_timeout`).
+
+        The replica is forgotten afterwards. Unknown ids are ignored, so a retried stop is harmless.
+        """
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            return
+        self._request_stop(replica, self.stop_timeout)
+        if replica.monitor is not None:
+            await asyncio.shield(replica.monitor)
+        self._replicas.pop(replica_id, None)
+
+    def replicas(self) -> list[ReplicaObservation]:
+        """A snapshot of every replica the engine knows, including FAILED and CRASHED ones."""
+        return [replica.observe() for replica in self._replicas.values()]
+
+    def forget(self, replica_id: str) -> None:
+        """Drop a FAILED, CRASHED or STOPPED replica; its log stays readable through `read_logs`."""
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            return
+        if replica.state in _LIVE_STATES:
+            raise ValueError(f"replica {replica_id!r} is {replica.state}; stop it instead of forgetting it")
+        self._replicas.pop(replica_id)
+
+    def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
+        """The last `max_bytes` of the replica's log, starting at a line boundary."""
+        log_path = self._log_paths.get(replica_id)
+        if log_path is None:
+            raise KeyError(f"unknown replica {replica_id!r}")
+        try:
+            with open(log_path, "rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                log.seek(max(0, size - max_bytes))
+                tail = log.read(max_bytes)
+        except FileNotFoundError:
+            return ""
+        if size > max_bytes:
+            tail = tail.split(b"\n", 1)[-1]  # drop the partial first line
+        return tail.decode("utf-8", errors="replace")
+
+    async def invoke(
+        self, model_name: str, version: str, body: bytes, content_type: str, timeout: float
+    ) -> InvocationResult:
+        """Score on the READY replica of the version with the fewest requests in flight."""
+        replica = self._pick(model_name, version)
+        assert replica.client is not None
+        replica.in_flight += 1
+        replica.dispatched += 1
+        try:
+            return await replica.client.invoke(body, content_type, timeout)
+        except ConnectionError:
+            # Stop routing to it now; the monitor records why the process died.
+            self._set_state(replica, ReplicaState.CRASHED, "lost its connection during a request")
+            raise
+        finally:
+            replica.in_flight -= 1
+
+    def _pick(self, model_name: str, version: str) -> _Replica:
+        ready = [
+            replica
+            for replica in self._replicas.values()
+            if replica.state is ReplicaState.READY
+            and replica.spec.model_name == model_name
+            and replica.spec.version == version
+        ]
+        if not ready:
+            raise NoReadyReplica(f"no READY replica of version {version} of {model_name!r}")
+        return min(ready, key=lambda replica: (replica.in_flight, replica.dispatched))
+
+    async def _supervise(self, replica: _Replica, child_conn: Connection) -> None:
+        if not await self._spawn(replica, child_conn):
+            await self._release(replica)
+            return
+        loop = asyncio.get_running_loop()
+        sentinel = replica.process.sentinel
+
+        def on_exit() -> None:
+            loop.remove_reader(sentinel)  # stays readable (end of file) once the exit status is written
+            replica.exited.set()
+
+        loop.add_reader(sentinel, on_exit)
+        try:
+            if await self._wait_until_ready(replica):
+                await self._watch(replica)
+            await self._reap(replica)
+        except Exception:
+            logger.exception("Supervising replica %s failed", replica.spec.replica_id)
+            self._set_state(replica, ReplicaState.CRASHED, "the engine lost track of the process; killed")
+            _kill(replica.process)
+        finally:
+            loop.remove_reader(sentinel)
+            await self._release(replica)
+
+    async def _spawn(self, replica: _Replica, child_conn: Connection) -> bool:
+        """Fork the replica from the fork server (in a thread: the first fork waits for its imports)."""
+        spec = replica.spec
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._spawner, replica.process.start)
+        except Exception as exc:
+            logger.exception("Could not start replica %s", spec.replica_id)
+            self._set_state(replica, ReplicaState.FAILED, f"could not start the replica process: {exc}")
+            return False
+        finally:
+            child_conn.close()  # the child has its copy; ours would hide the child's end of file
+        replica.pid = replica.process.pid
+        logger.info("Started replica %s (pid %s) of %s/%s", spec.replica_id, replica.pid, spec.model_name, spec.version)
+        if replica.stop_requested.is_set():  # stop_replica came while it was being forked
+            _signal(replica.process, signal.SIGTERM)
+        return True
+
+    async def _wait_until_ready(self, replica: _Replica) -> bool:
+        """STARTING -> READY (True), or FAILED / stop requested (False)."""
+        status = await self._wait_for_status(replica)
+        if status is None:
+            await _first(replica.exited.wait(), replica.stop_requested.wait())
+            if replica.exited.is_set() and not replica.stop_requested.is_set():
+                reason = _exit_reason(replica.process)
+                self._set_state(replica, ReplicaState.FAILED, f"{reason} before it was ready; see the replica log")
+            return False
+        if status[0] == "failed":
+            message = str(status[1]) if len(status) > 1 else "the model could not be loaded"
+            self._set_state(replica, ReplicaState.FAILED, message)
+            return False
+        client = WorkerClient(replica.socket_path)
+        try:
+            async with asyncio.timeout(self.ping_timeout):
+                await client.connect()
+            healthy = await client.ping(self.ping_timeout)
+        except (OSError, TimeoutError):
+            healthy = False
+        replica.client = client
+        if not healthy:
+            self._set_state(replica, ReplicaState.FAILED, "reported ready but did not answer a health check")
+            _kill(replica.process)
+            return False
+        if replica.stop_requested.is_set():
+            return False
+        self._set_state(replica, ReplicaState.READY, "ready")
+        logger.info("Replica %s is READY", replica.spec.replica_id)
+        return True
+
+    async def _wait_for_status(self, replica: _Replica) -> tuple[str, ...] | None:
+        """The child's report, or None if it exited or a stop was requested first."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        fd = replica.status_conn.fileno()
+        loop.add_reader(fd, readable.set)
+        try:
+            await _first(readable.wait(), replica.exited.wait(), replica.stop_requested.wait())
+        finally:
+            loop.remove_reader(fd)
+        if not readable.is_set():
+            return None
+        try:
+            status = replica.status_conn.recv()  # readable: the child wrote one small message, or died
+        except (EOFError, OSError):
+            return None
+        return tuple(status) if isinstance(status, tuple) and status else None
+
+    async def _watch(self, replica: _Replica) -> None:
+        """Ping a READY replica every `health_interval` until it exits, hangs or is asked to stop."""
+        assert replica.client is not None
+        failed_pings = 0
+        while True:
+            await _first(
+                replica.exited.wait(),
+                replica.client.wait_closed(),
+                replica.stop_requested.wait(),
+                timeout=self.health_interval,
+            )
+            if replica.stop_requested.is_set():
+                return
+            if replica.exited.is_set() or not replica.client.connected:
+                await self._record_crash(replica)
+                return
+            if await replica.client.ping(self.ping_timeout):
+                failed_pings = 0
+                continue
+            failed_pings += 1
+            if failed_pings >= MAX_FAILED_PINGS:
+                logger.error("Replica %s missed %d health checks; killing it", replica.spec.replica_id, failed_pings)
+                _kill(replica.process)
+                self._set_state(replica, ReplicaState.CRASHED, f"did not answer {failed_pings} health checks; killed")
+                return
+
+    async def _record_crash(self, replica: _Replica) -> None:
+        # The connection usually drops a moment before the exit status is known; wait for it briefly.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await replica.exited.wait()
+        if replica.exited.is_set():
+            message = f"{_exit_reason(replica.process)} while it was serving; see the replica log"
+        else:
+            _kill(replica.process)
+            message = "closed its connection unexpectedly; killed"
+        if not replica.stop_requested.is_set():
+            self._set_state(replica, ReplicaState.CRASHED, message, force=True)
+            logger.error("Replica %s crashed: %s", replica.spec.replica_id, message)
+
+    async def _reap(self, replica: _Replica) -> None:
+        """Wait for the process to end: up to its stop grace if it was asked to stop, else kill it."""
+        if not replica.exited.is_set():
+            if replica.stop_requested.is_set():
+                try:
+                    async with asyncio.timeout(replica.stop_grace):
+                        await replica.exited.wait()
+                except TimeoutError:
+                    logger.warning(
+                        "Replica %s did not stop in %g s; killing it", replica.spec.replica_id, replica.stop_grace
+                    )
+            # A FAILED replica exits by itself at once; anything still running here is killed.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0 if replica.state is ReplicaState.FAILED else 0):
+                    await replica.exited.wait()
+            _kill(replica.process)
+            await replica.exited.wait()
+        if replica.stop_requested.is_set():
+            self._set_state(replica, ReplicaState.STOPPED, f"stopped ({_exit_reason(replica.process)})", force=True)
+
+    async def _release(self, replica: _Replica) -> None:
+        if replica.client is not None:
+            await replica.client.close()
+        replica.status_conn.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(replica.socket_path)
+        with contextlib.suppress(ValueError):
+            replica.process.close()
+
+    def _request_stop(self, replica: _Replica, grace: float) -> None:
+        if replica.stop_requested.is_set():
+            return
+        replica.stop_grace = grace
+        replica.stop_requested.set()
+        if replica.state in _LIVE_STATES:
+            self._set_state(replica, ReplicaState.STOPPING, "stopping")
+        if not replica.exited.is_set():
+            _signal(replica.process, signal.SIGTERM)
+
+    def _set_state(self, replica: _Replica, state: ReplicaState, message: str, force: bool = False) -> None:
+        """Change the state; once stopping or dead, only `force` (the final word) changes it."""
+        if not force and replica.state not in (ReplicaState.STARTING, ReplicaState.READY):
+            return
+        replica.state = state
+        replica.message = message
+
+    def _remember_log(self, spec: ReplicaSpec) -> None:
+        self._log_paths.pop(spec.replica_id, None)
+        self._log_paths[spec.replica_id] = spec.log_path
+        while len(self._log_paths) > MAX_REMEMBERED_LOGS:  # oldest first: dicts keep insertion order
+            del self._log_paths[next(iter(self._log_paths))]
+
+    def _choose_socket_dir(self) -> str:
+        socket_dir = os.path.join(os.path.abspath(self.run_dir), "s")
+        if len(os.path.join(socket_dir, "4194304-99999.sock")) <= MAX_SOCKET_PATH:
+            os.makedirs(socket_dir, exist_ok=True)
+            return socket_dir
+        # A deep run_dir would overflow sun_path; sockets then live in a short private temp dir.
+        self._own_socket_dir = True
+        return tempfile.mkdtemp(prefix="rtserve-")
+
+
+async def _first(*waits: object, timeout: float | None = None) -> None:
+    """Return when the first of the awaitables finishes (or after `timeout`), cancelling the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _kill(process: BaseProcess) -> None:
+    _signal(process, signal.SIGKILL)
+
+
+def _signal(process: BaseProcess, signum: int) -> None:
+    """Signal the process unless it is known to have exited (its pid may belong to another by then)."""
+    with contextlib.suppress(ValueError, ProcessLookupError):
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signum)
+
+
+# Engines with live replicas. At interpreter exit multiprocessing joins every non-daemonic child,
+# and a replica only stops when asked; this hook, registered after multiprocessing's, runs first.
+_live_engines: weakref.WeakSet[LocalEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _terminate_replicas_at_exit() -> None:
+    for engine in list(_live_engines):
+        for replica in list(engine._replicas.values()):
+            _signal(replica.process, signal.SIGTERM)
+
+
+def _exit_reason(process: BaseProcess) -> str:
+    code = process.exitcode
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

@@ -1,0 +1,39 @@
+"""Run one replica in the foreground, for debugging: `python -m backend.worker --model-uri URI --socket PATH`.
+
+Logs go to stderr; SIGTERM or Ctrl-C stops it gracefully. Exit code 1 if the model fails to load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import traceback
+
+from backend.worker.server import ReplicaServer, load_model, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.worker", description=__doc__)
+    parser.add_argument("--model-uri", required=True, help="a local directory holding an MLflow model")
+    parser.add_argument("--socket", required=True, help="the Unix domain socket to listen on")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("rtserve.replica")
+    try:
+        model = load_model(args.model_uri)
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+    def on_ready(server: ReplicaServer) -> None:
+        log.info("Serving %s on %s", args.model_uri, args.socket)
+
+    asyncio.run(serve(model, args.socket, on_ready=on_ready))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

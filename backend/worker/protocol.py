@@ -1,0 +1,180 @@
+"""The framed RPC between the gateway and its replicas, over a Unix domain socket.
+
+HTTP between two processes on one machine costs more than the scoring it carries, so replicas speak
+this instead. A frame is
+
+    !II header_length body_length | header (UTF-8 JSON object) | body (raw bytes)
+
+and the header carries an `id`, so one connection multiplexes many concurrent requests: answers
+come back in any order and are matched to their request by id.
+
+Requests:  {"op": "ping"}  and  {"op": "invoke", "content_type": ..., "timeout": seconds} + body
+Answers:   {"op": "pong"}  and  {"op": "result", "status": ..., "content_type": ...} + body
+A request the replica cannot handle at all is answered with {"op": "error", "message": ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import struct
+from typing import Any
+
+from backend.engines.base import InvocationResult
+from backend.worker.errors import error_result
+
+logger = logging.getLogger(__name__)
+
+PREFIX = struct.Struct("!II")
+MAX_HEADER_BYTES = 64 * 1024
+# A sanity bound that detects a corrupted stream; the gateway enforces the real request size limit.
+MAX_BODY_BYTES = 1024 * 1024 * 1024
+
+OP_PING = "ping"
+OP_PONG = "pong"
+OP_INVOKE = "invoke"
+OP_RESULT = "result"
+OP_ERROR = "error"
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a frame of this protocol."""
+
+
+def encode_frame(header: dict[str, Any], body: bytes = b"") -> bytes:
+    """One frame, ready to write (a single write keeps concurrent frames from interleaving)."""
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join((PREFIX.pack(len(header_bytes), len(body)), header_bytes, body))
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
+    """The next frame; raises asyncio.IncompleteReadError at end of stream, ProtocolError on garbage."""
+    header_length, body_length = PREFIX.unpack(await reader.readexactly(PREFIX.size))
+    if header_length > MAX_HEADER_BYTES or body_length > MAX_BODY_BYTES:
+        raise ProtocolError(f"frame too large: header {header_length} bytes, body {body_length} bytes")
+    payload = await reader.readexactly(header_length + body_length)
+    try:
+        header = json.loads(payload[:header_length])
+    except ValueError as exc:
+        raise ProtocolError(f"frame header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("frame header is not a JSON object")
+    return header, payload[header_length:]
+
+
+class WorkerClient:
+    """An asyncio client for one replica: one connection, many concurrent requests.
+
+    Safe for concurrent use by many tasks of one event loop. When the connection drops, every
+    pending request fails with ConnectionError, and so does every later one.
+    """
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._ids = itertools.count(1)
+        self._lost: ConnectionError | None = None
+        self._closed = asyncio.Event()
+
+    async def connect(self) -> None:
+        """Open the connection; raises ConnectionError if nobody listens on the socket."""
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(self.socket_path)
+        except OSError as exc:  # FileNotFoundError when the socket file is missing
+            raise ConnectionError(f"cannot connect to {self.socket_path}: {exc}") from exc
+        self._read_task = asyncio.create_task(self._read_answers(), name=f"worker-client:{self.socket_path}")
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and not self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is gone (peer died, or close() was called)."""
+        await self._closed.wait()
+
+    async def invoke(self, body: bytes, content_type: str, timeout: float) -> InvocationResult:
+        """Score `body` on the replica; raises TimeoutError past `timeout` s, ConnectionError if it died."""
+        header, answer = await self._request(
+            {"op": OP_INVOKE, "content_type": content_type, "timeout": timeout}, body, timeout
+        )
+        if header.get("op") == OP_ERROR:
+            # Only a replica of an incompatible version would do this; the caller sees a 503.
+            message = f"The replica could not handle the request: {header.get('message')}"
+            return error_result("TEMPORARILY_UNAVAILABLE", message, status=503)
+        return InvocationResult(
+            status=int(header["status"]), body=answer, content_type=header.get("content_type", "application/json")
+        )
+
+    async def ping(self, timeout: float) -> bool:
+        """True if the replica answered within `timeout` seconds."""
+        try:
+            header, _ = await self._request({"op": OP_PING}, b"", timeout)
+        except (TimeoutError, ConnectionError, ProtocolError):
+            return False
+        return header.get("op") == OP_PONG
+
+    async def close(self) -> None:
+        """Close the connection; pending requests fail with ConnectionError."""
+        self._fail_pending(ConnectionError("the client was closed"))
+        if self._read_task is not None:
+            self._read_task.cancel()
+            await asyncio.gather(self._read_task, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _request(self, header: dict[str, Any], body: bytes, timeout: float) -> tuple[dict[str, Any], bytes]:
+        if self._lost is not None:
+            raise ConnectionError(str(self._lost))
+        if self._writer is None:
+            raise ConnectionError("not connected; call connect() first")
+        request_id = next(self._ids)
+        answer = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(encode_frame({**header, "id": request_id}, body))
+                await self._writer.drain()
+                return await answer
+        except TimeoutError:
+            raise TimeoutError(f"the replica did not answer within {timeout:g} s") from None
+        finally:
+            # A late answer to a request nobody waits for any more is dropped by the reader.
+            self._pending.pop(request_id, None)
+
+    async def _read_answers(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                header, body = await read_frame(self._reader)
+                answer = self._pending.get(header.get("id"))  # type: ignore[arg-type]
+                if answer is not None and not answer.done():
+                    answer.set_result((header, body))
+        except asyncio.CancelledError:
+            raise
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            self._fail_pending(ConnectionError("the replica closed the connection"))
+        except ProtocolError as exc:
+            logger.error("Dropping the connection to %s: %s", self.socket_path, exc)
+            self._fail_pending(ConnectionError(f"protocol error: {exc}"))
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            self._closed.set()
+
+    def _fail_pending(self, error: ConnectionError) -> None:
+        if self._lost is None:
+            self._lost = error
+        self._closed.set()
+        pending, self._pending = self._pending, {}
+        for answer in pending.values():
+            if not answer.done():
+                answer.set_exception(ConnectionError(str(error)))
