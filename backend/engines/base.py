@@ -34,6 +34,9 @@ class ReplicaSpec:
     model_uri: str  # a local directory holding the MLflow model (already downloaded)
     log_path: str  # the replica's stdout/stderr go here
     env: dict[str, str] = field(default_factory=dict)
+    # Adaptive batching (opt-in per compute config): concurrent requests predicted in one call.
+    max_batch_size: int = 1  # 1 = no batching
+    max_batch_wait_ms: float = 0.0  # how long the first request of a batch waits for company
 
 
 @dataclass(frozen=True)
