@@ -23,6 +23,7 @@ from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
 from backend.engines.base import Engine
 from backend.errors import ApiError, envelope, error_response
+from backend.metrics import Metrics
 from backend.middleware import AuthMiddleware, MlflowDispatch
 from backend.registry import Registry
 from backend.services import Services
@@ -97,6 +98,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
             engine=engine,
             controller=controller,
             endpoints=EndpointService(sessions, registry_client, controller),
+            metrics=Metrics(controller, engine),
         )
         controller.start()
         try:

@@ -43,8 +43,10 @@ class BackendClient:
     def disable(self, model: str) -> dict:
         return self.call("POST", f"{PREVIEW}/disable", json={"registered_model_name": model})
 
-    def update_compute(self, model: str, stage: str, size: str, scale_to_zero: bool = False) -> dict:
-        spec = {"workload_size_id": size, "scale_to_zero_enabled": scale_to_zero}
+    def update_compute(
+        self, model: str, stage: str, size: str, scale_to_zero: bool = False, **batching: float
+    ) -> dict:
+        spec = {"workload_size_id": size, "scale_to_zero_enabled": scale_to_zero, **batching}
         body = {"registered_model_name": model, "stage": stage, "desired_workload_config_spec": spec}
         return self.call("PUT", f"{PREVIEW}/update-compute-config", json=body)
 
@@ -55,6 +57,13 @@ class BackendClient:
         return self.call("GET", f"{PREVIEW}/list-versions", params={"registered_model_name": model})[
             "endpoint_statuses"
         ]
+
+    def replicas(self, model: str, version: str) -> list[dict]:
+        params = {"registered_model_name": model, "endpoint_version_name": version}
+        return self.call("GET", f"{PREVIEW}/get-version-replicas", params=params)["replicas"]
+
+    def events(self, model: str) -> list[dict]:
+        return self.call("GET", f"{PREVIEW}/get-event-history", params={"registered_model_name": model})["events"]
 
     def aliases(self, model: str) -> dict[str, str]:
         body = self.call("GET", f"{PREVIEW}/list-version-aliases", params={"registered_model_name": model})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from backend.control.controller import Controller
 from backend.control.reconciler import VersionState
@@ -29,31 +30,84 @@ def resolve(controller: Controller, model: str, target: str) -> str:
     return version
 
 
+@dataclass(frozen=True)
+class Scored:
+    version: str
+    result: InvocationResult
+    queue_ms: float  # time the request waited for a replica (cold start, all replicas busy starting)
+
+
 async def score(
-    controller: Controller, engine: Engine, model: str, target: str, body: bytes, content_type: str, timeout: float
-) -> tuple[str, InvocationResult]:
+    controller: Controller,
+    engine: Engine,
+    model: str,
+    target: str,
+    body: bytes,
+    content_type: str,
+    timeout: float,
+    max_queued: int,
+) -> Scored:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     if not controller.synced.is_set():  # just restarted: wait for the registry rather than answer 404
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(controller.synced.wait(), timeout)
-    connection_failures = 0
     while True:
         version = resolve(controller, model, target)
+        with controller.traffic.request(model, version) as stats:
+            view = controller.view(model, version)
+            per_replica = controller.tuning.replica_concurrency
+            limit = max(view.target_replicas if view else 1, 1) * per_replica + max_queued
+            if stats.in_flight > limit:
+                raise ApiError(
+                    "REQUEST_LIMIT_EXCEEDED",
+                    f"Version {version} of '{model}' has {stats.in_flight - 1} requests queued or in flight, "
+                    f"its limit; retry with backoff or raise the workload size.",
+                    429,
+                )
+            scored = await _score_version(controller, engine, model, version, body, content_type, deadline, timeout)
+        if scored is not None:
+            return scored
+        # The version stopped serving while the request waited (its stage moved on): resolve again.
+
+
+async def _score_version(
+    controller: Controller,
+    engine: Engine,
+    model: str,
+    version: str,
+    body: bytes,
+    content_type: str,
+    deadline: float,
+    timeout: float,
+) -> Scored | None:
+    loop = asyncio.get_running_loop()
+    arrived = loop.time()
+    connection_failures = 0
+    poll = 0.005
+    while True:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise ApiError(
-                "DEADLINE_EXCEEDED", f"No replica of version {version} of '{model}' answered in {timeout:g} s."
+                "DEADLINE_EXCEEDED", f"No replica of version {version} of '{model}' answered within {timeout:g} s."
             )
+        dispatched = loop.time()
         try:
-            return version, await engine.invoke(model, version, body, content_type, remaining)
+            result = await engine.invoke(model, version, body, content_type, remaining)
+            return Scored(version, result, (dispatched - arrived) * 1000)
         except NoReadyReplica:
             view = controller.view(model, version)
-            if view is not None and view.state == VersionState.FAILED:
+            if view is None:
+                return None
+            if view.state == VersionState.FAILED:
                 raise ApiError(
                     "TEMPORARILY_UNAVAILABLE", f"Version {version} of '{model}' is not serving: {view.message}"
                 ) from None
-            await controller.wait_tick(min(remaining, 1.0))
+            # A cold start or a replacement is under way: ask for it now and poll briefly, since a
+            # forked replica is ready in tens of milliseconds, far sooner than the next regular tick.
+            controller.nudge()
+            await asyncio.sleep(min(poll, remaining))
+            poll = min(poll * 2, 0.05)
         except TimeoutError:
             raise ApiError(
                 "DEADLINE_EXCEEDED", f"The model did not answer within the request timeout of {timeout:g} s."

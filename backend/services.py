@@ -10,6 +10,7 @@ from backend.auth import TokenVerifier
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
 from backend.engines.base import Engine
+from backend.metrics import Metrics
 from backend.registry import Registry
 from backend.settings import Settings
 
@@ -23,3 +24,4 @@ class Services:
     engine: Engine
     controller: Controller
     endpoints: EndpointService
+    metrics: Metrics

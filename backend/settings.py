@@ -35,6 +35,15 @@ class Settings:
     registry_poll_seconds: float = 2.0
     # Requests one replica serves concurrently; maps workload concurrency to replica counts.
     replica_concurrency: int = 4
+    # A scale-to-zero version with no request for this long stops all its replicas.
+    scale_to_zero_idle_seconds: float = field(
+        default_factory=lambda: _env_float("RTSERVE_SCALE_TO_ZERO_IDLE_SECONDS", 1800.0)
+    )
+    # Hysteresis of the autoscaler: how long a scaling decision must persist before it applies.
+    upscale_delay_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_UPSCALE_DELAY_SECONDS", 1.0))
+    downscale_delay_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_DOWNSCALE_DELAY_SECONDS", 30.0))
+    # Requests a version may hold beyond what its replicas serve at once; past it, 429.
+    max_queued_requests: int = field(default_factory=lambda: int(_env_float("RTSERVE_MAX_QUEUED_REQUESTS", 256)))
 
     @property
     def base_url(self) -> str:

@@ -21,11 +21,13 @@ from backend.control import events
 from backend.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
+    Observed,
     Plan,
     Prepare,
     StageConfig,
     StartReplica,
     StopReplica,
+    Tuning,
     VersionMemory,
     VersionState,
     VersionView,
@@ -33,6 +35,7 @@ from backend.control.reconciler import (
     reconcile,
 )
 from backend.control.stages import RegisteredVersion
+from backend.control.traffic import Traffic
 from backend.engines.base import Engine, ReplicaSpec, ReplicaState
 from backend.errors import ApiError
 from backend.registry import Registry
@@ -64,6 +67,14 @@ class Controller:
         self._versions: dict[str, tuple[RegisteredVersion, ...]] = {}
         self._fetched_at: dict[str, float] = {}
         self._replica_states: dict[str, ReplicaState] = {}
+        self._replica_batching: dict[str, tuple[int, float]] = {}
+        self.traffic = Traffic(clock)
+        self.tuning = Tuning(
+            settings.replica_concurrency,
+            settings.scale_to_zero_idle_seconds,
+            settings.upscale_delay_seconds,
+            settings.downscale_delay_seconds,
+        )
         self._wake = asyncio.Event()
         # Set once every enabled model's versions were read: until then routes are unknown, not absent.
         self.synced = asyncio.Event()
@@ -91,6 +102,10 @@ class Controller:
             self._fetched_at.pop(model_name, None)
         self._wake.set()
 
+    def nudge(self) -> None:
+        """Reconcile now without re-reading the registry (a request is waiting for a replica)."""
+        self._wake.set()
+
     async def _run(self) -> None:
         while True:
             try:
@@ -104,14 +119,8 @@ class Controller:
     # -- one tick --------------------------------------------------------------------------------
     async def tick(self) -> None:
         desired = await self._desired()
-        plan = reconcile(
-            desired,
-            self.engine.replicas(),
-            self._memory,
-            self.routes,
-            self.clock(),
-            self.settings.replica_concurrency,
-        )
+        observed = Observed(self.engine.replicas(), self.traffic.snapshot(), dict(self._replica_batching))
+        plan = reconcile(desired, observed, self._memory, self.routes, self.clock(), self.tuning)
         self._record_changes(plan)
         self.routes, self.views, self._memory = plan.routes, plan.views, plan.memory
         if len(desired) == len(self.enabled):
@@ -140,7 +149,11 @@ class Controller:
         by_model: dict[str, dict[str, StageConfig]] = {}
         for config in configs:
             by_model.setdefault(config.registered_model_name, {})[config.stage] = StageConfig(
-                config.workload_size_id, config.scale_to_zero_enabled, config.generation
+                config.workload_size_id,
+                config.scale_to_zero_enabled,
+                config.generation,
+                config.max_batch_size,
+                config.max_batch_wait_ms,
             )
         return [
             EndpointDesired(name, by_model.get(name, {}), self._versions.get(name, ()))
@@ -152,13 +165,14 @@ class Controller:
         match action:
             case Prepare(model_name=model, version=version):
                 self._spawn(self._prepare(model, version))
-            case StartReplica(model_name=model, version=version, model_uri=uri):
-                await self._start_replica(model, version, uri)
+            case StartReplica():
+                await self._start_replica(action)
             case StopReplica(replica_id=replica_id):
                 self._spawn(self.engine.stop_replica(replica_id))
             case ForgetReplica(replica_id=replica_id):
                 self.engine.forget(replica_id)
                 self._replica_states.pop(replica_id, None)
+                self._replica_batching.pop(replica_id, None)
 
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.create_task(coro)
@@ -184,13 +198,24 @@ class Controller:
             self._memory[key] = replace(self._memory.get(key, VersionMemory()), preparing=False, model_uri=uri)
         self._wake.set()
 
-    async def _start_replica(self, model: str, version: str, uri: str) -> None:
+    async def _start_replica(self, action: StartReplica) -> None:
+        model, version = action.model_name, action.version
         replica_id = f"{_short(model)}-{version}-{uuid.uuid4().hex[:6]}"
         log_dir = self.settings.data_dir / "logs" / quote(model, safe="") / version
         log_dir.mkdir(parents=True, exist_ok=True)
-        spec = ReplicaSpec(replica_id, model, version, uri, str(log_dir / f"{replica_id}.log"))
+        batch_size, batch_wait = action.batching
+        spec = ReplicaSpec(
+            replica_id,
+            model,
+            version,
+            action.model_uri,
+            str(log_dir / f"{replica_id}.log"),
+            max_batch_size=batch_size,
+            max_batch_wait_ms=batch_wait,
+        )
+        self._replica_batching[replica_id] = action.batching
         await self.engine.start_replica(spec)
-        self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started", version)
+        self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started ({action.reason})", version)
 
     # -- events ----------------------------------------------------------------------------------
     def _record_changes(self, plan: Plan) -> None:
@@ -207,6 +232,10 @@ class Controller:
             if before is None or before.state != view.state:
                 self._event(
                     key[0], events.MODEL_VERSION_SERVING_EVENT, events.version_message(view), key[1], view.stage
+                )
+            if before is not None and before.target_replicas != view.target_replicas:
+                self._event(
+                    key[0], events.MODEL_VERSION_SERVING_EVENT, events.scaling_message(before, view), key[1], view.stage
                 )
             if before is not None and before.config_pending and not view.config_pending:
                 self._event(

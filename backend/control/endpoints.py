@@ -76,25 +76,45 @@ class EndpointService:
         scale_to_zero = spec.get("scale_to_zero_enabled", False)
         if not isinstance(scale_to_zero, bool):
             raise invalid(f"scale_to_zero_enabled must be true or false; got {scale_to_zero!r}.")
+        batch_size, batch_wait = _batching(spec)
         with self.sessions.begin() as session:
             if repo.get_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
             row = repo.get_compute_config(session=session, model_name=model, stage=stage)
             if row is None:
                 raise ApiError("INVALID_STATE", f"Endpoint '{model}' has no compute config for {stage}.")
-            if row.workload_size_id == size and row.scale_to_zero_enabled == scale_to_zero:
-                return  # unchanged: no update to wait for
+            unchanged = (row.workload_size_id, row.scale_to_zero_enabled, row.max_batch_size, row.max_batch_wait_ms)
+            if unchanged == (size, scale_to_zero, batch_size, batch_wait):
+                return  # no update to wait for
             row.workload_size_id = size
             row.scale_to_zero_enabled = scale_to_zero
+            row.max_batch_size = batch_size
+            row.max_batch_wait_ms = batch_wait
             row.creation_timestamp = _now_ms()
             row.user_id = user
             row.generation += 1
         self._event(
             model,
-            f"Compute config for {stage} updated by {user}: {size}, scale to zero {'on' if scale_to_zero else 'off'}",
+            f"Compute config for {stage} updated by {user}: {size}, scale to zero {'on' if scale_to_zero else 'off'}"
+            + (f", batching up to {batch_size} requests within {batch_wait:g} ms" if batch_size > 1 else ""),
             stage=stage,
         )
         self.controller.wake(model)
 
     def _event(self, model: str, message: str, stage: str | None = None) -> None:
         events.record(self.sessions, model, events.MODEL_SERVICE_EVENT, message, None, stage, time.time())
+
+
+MAX_BATCH_SIZE = 1024
+MAX_BATCH_WAIT_MS = 1000.0
+
+
+def _batching(spec: dict) -> tuple[int, float]:
+    """Adaptive batching, an rtserve extension of WorkloadConfigSpec: off unless max_batch_size > 1."""
+    size = spec.get("max_batch_size", 1)
+    wait = spec.get("max_batch_wait_ms", 5.0 if size not in (None, 1) else 0.0)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
+        raise invalid(f"max_batch_size must be an integer from 1 (no batching) to {MAX_BATCH_SIZE}; got {size!r}.")
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= MAX_BATCH_WAIT_MS:
+        raise invalid(f"max_batch_wait_ms must be a number from 0 to {MAX_BATCH_WAIT_MS:g}; got {wait!r}.")
+    return size, float(wait) if size > 1 else 0.0

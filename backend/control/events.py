@@ -65,3 +65,12 @@ def replica_message(replica: ReplicaObservation, before: ReplicaState | None) ->
         case ReplicaState.STOPPING:
             return f"Replica {name} is stopping"
     return None
+
+
+def scaling_message(before: VersionView, now: VersionView) -> str:
+    if now.target_replicas == 0:
+        return f"Version {now.version} scaled to zero: no request during the idle period"
+    if before.target_replicas == 0:
+        return f"Version {now.version} scaling up from zero to {now.target_replicas} replicas for a waiting request"
+    direction = "up" if now.target_replicas > before.target_replicas else "down"
+    return f"Version {now.version} scaling {direction} from {before.target_replicas} to {now.target_replicas} replicas"

@@ -6,10 +6,13 @@ The controller (controller.py) gathers the inputs and carries out the actions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from backend.control import stages
+from backend.control.autoscaler import ScalingContext, ScalingState, decide
 from backend.control.stages import RegisteredVersion
+from backend.control.traffic import VersionTraffic
 from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, replica_range
 from backend.engines.base import ReplicaObservation, ReplicaState
 
@@ -29,6 +32,12 @@ class StageConfig:
     workload_size_id: str = DEFAULT_WORKLOAD_SIZE
     scale_to_zero_enabled: bool = False
     generation: int = 0
+    max_batch_size: int = 1
+    max_batch_wait_ms: float = 0.0
+
+    @property
+    def batching(self) -> tuple[int, float]:
+        return (self.max_batch_size, self.max_batch_wait_ms)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class VersionMemory:
     retry_at: float = 0.0
     last_error: str = ""
     applied: StageConfig | None = None  # the compute config the running replicas satisfy
+    served_since: float = 0.0  # when the version started being served (idle time counts from here)
+    scaling: ScalingState = ScalingState()
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class StartReplica:
     model_name: str
     version: str
     model_uri: str
+    reason: str = "starting"
+    batching: tuple[int, float] = (1, 0.0)
 
 
 @dataclass(frozen=True)
@@ -103,22 +116,33 @@ def backoff_seconds(failures: int) -> float:
     return min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, failures - 1))
 
 
-def target_replicas(config: StageConfig, replica_concurrency: int) -> int:
-    low, _ = replica_range(config.workload_size_id, False, replica_concurrency)
-    return low
+@dataclass(frozen=True)
+class Tuning:
+    replica_concurrency: int = 4  # concurrent requests one replica is sized for
+    idle_seconds: float = 1800.0  # scale-to-zero idle period
+    upscale_delay: float = 1.0
+    downscale_delay: float = 30.0
+
+
+@dataclass(frozen=True)
+class Observed:
+    replicas: list[ReplicaObservation] = field(default_factory=list)
+    traffic: Mapping[tuple[str, str], VersionTraffic] = field(default_factory=dict)
+    # The batching settings each replica was started with (a change needs new replicas).
+    replica_batching: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def reconcile(
     desired: list[EndpointDesired],
-    replicas: list[ReplicaObservation],
+    observed: Observed,
     memory: dict[tuple[str, str], VersionMemory],
     previous_routes: dict[str, dict[str, str]],
     now: float,
-    replica_concurrency: int = 4,
+    tuning: Tuning = Tuning(),
 ) -> Plan:
     plan = Plan()
     by_version: dict[tuple[str, str], list[ReplicaObservation]] = {}
-    for replica in replicas:
+    for replica in observed.replicas:
         by_version.setdefault((replica.model_name, replica.version), []).append(replica)
 
     wanted: set[tuple[str, str]] = set()
@@ -143,7 +167,8 @@ def reconcile(
                 by_version.get(key, []),
                 memory.get(key, VersionMemory()),
                 now,
-                replica_concurrency,
+                observed,
+                tuning,
             )
 
     for key, group in by_version.items():
@@ -164,16 +189,21 @@ def _plan_version(
     group: list[ReplicaObservation],
     memory: VersionMemory,
     now: float,
-    replica_concurrency: int,
+    observed: Observed,
+    tuning: Tuning,
 ) -> None:
     model, version = key
-    target = target_replicas(config, replica_concurrency)
+    if not memory.served_since:
+        memory = replace(memory, served_since=now)
     live = [r for r in group if r.state in LIVE_STATES]
+    current = [r for r in live if observed.replica_batching.get(r.replica_id, (1, 0.0)) == config.batching]
+    outdated = [r for r in live if r not in current]
     ready = [r for r in live if r.state is ReplicaState.READY]
 
     for replica in group:
         if replica.state in GONE_STATES:
             plan.actions.append(ForgetReplica(replica.replica_id))
+    crashed = any(r.state is ReplicaState.CRASHED for r in group)
     load_failures = [r for r in group if r.state is ReplicaState.FAILED]
     if load_failures:
         memory = replace(
@@ -185,20 +215,47 @@ def _plan_version(
     if ready and memory.failures:
         memory = replace(memory, failures=0, last_error="")
 
+    traffic = observed.traffic.get(key, VersionTraffic())
+    low, high = replica_range(config.workload_size_id, False, tuning.replica_concurrency)
+    target, scaling = decide(
+        ScalingContext(
+            now=now,
+            current=len(current),
+            in_flight=traffic.in_flight,
+            low=low,
+            high=high,
+            per_replica=tuning.replica_concurrency,
+            scale_to_zero=config.scale_to_zero_enabled,
+            last_request_at=max(traffic.last_request_at, memory.served_since),
+            idle_seconds=tuning.idle_seconds,
+            upscale_delay=tuning.upscale_delay,
+            downscale_delay=tuning.downscale_delay,
+        ),
+        memory.scaling,
+    )
+    memory = replace(memory, scaling=scaling)
+
     waiting_to_retry = memory.failures > 0 and now < memory.retry_at
     if memory.model_uri is None:
-        if not memory.preparing and not waiting_to_retry:
+        if not memory.preparing and not waiting_to_retry and target > 0:
             plan.actions.append(Prepare(model, version))
             memory = replace(memory, preparing=True)
-    elif len(live) < target and not (waiting_to_retry and not ready):
-        for _ in range(target - len(live)):
-            plan.actions.append(StartReplica(model, version, memory.model_uri))
-    elif len(live) > target:
+    elif len(current) < target and not (waiting_to_retry and not ready):
+        reason = _start_reason(crashed, len(current), len(live), traffic.in_flight)
+        plan.actions.extend(
+            StartReplica(model, version, memory.model_uri, reason, config.batching)
+            for _ in range(target - len(current))
+        )
+    elif len(current) > target:
         # Stop replicas still starting before those already serving, then the least busy.
-        surplus = sorted(live, key=lambda r: (r.state is ReplicaState.READY, r.in_flight))[: len(live) - target]
+        surplus = sorted(current, key=lambda r: (r.state is ReplicaState.READY, r.in_flight))[: len(current) - target]
         plan.actions.extend(StopReplica(r.replica_id) for r in surplus)
+    current_ready = [r for r in current if r.state is ReplicaState.READY]
+    if outdated and len(current_ready) >= target:
+        # Replicas with old batching settings go once the new ones can carry the load (rolling update).
+        plan.actions.extend(StopReplica(r.replica_id) for r in outdated)
 
-    if len(ready) >= target and memory.applied != config:
+    if len(current_ready) >= target and not outdated and memory.applied != config:
         memory = replace(memory, applied=config)
     plan.memory[key] = memory
 
@@ -206,6 +263,8 @@ def _plan_version(
         state, message = VersionState.READY, f"Ready: {len(ready)} of {target} replicas serving"
     elif memory.failures:
         state, message = VersionState.FAILED, memory.last_error
+    elif target == 0:  # only scale-to-zero asks for no replicas
+        state, message = VersionState.READY, "Scaled to zero; the next request starts a replica"
     elif memory.model_uri is None:
         state, message = VersionState.PENDING, "Downloading the model's artifacts"
     else:
@@ -221,3 +280,13 @@ def _plan_version(
         target_replicas=target,
         ready_replicas=len(ready),
     )
+
+
+def _start_reason(crashed: bool, current: int, live: int, in_flight: int) -> str:
+    if crashed:
+        return "replacing a crashed replica"
+    if current == 0 and live == 0 and in_flight > 0:
+        return "cold start for a waiting request"
+    if current == 0:
+        return "starting"
+    return "scaling up"

@@ -20,14 +20,14 @@ SERVICE_STATE = {
 
 
 def compute_config_json(row: ComputeConfig) -> dict:
+    spec = {"workload_size_id": row.workload_size_id, "scale_to_zero_enabled": row.scale_to_zero_enabled}
+    if row.max_batch_size > 1:  # rtserve's extension appears only when used, keeping Databricks' shape
+        spec.update(max_batch_size=row.max_batch_size, max_batch_wait_ms=row.max_batch_wait_ms)
     return {
         "stage": row.stage,
         "creation_timestamp": row.creation_timestamp,
         "user_id": row.user_id,
-        "workload_spec": {
-            "workload_size_id": row.workload_size_id,
-            "scale_to_zero_enabled": row.scale_to_zero_enabled,
-        },
+        "workload_spec": spec,
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -43,6 +43,9 @@ class ComputeConfig(Base):
     creation_timestamp: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[str] = mapped_column(String(200))
     generation: Mapped[int] = mapped_column(Integer, default=1)
+    # Adaptive batching (an rtserve extension of WorkloadConfigSpec); 1 = off.
+    max_batch_size: Mapped[int] = mapped_column(Integer, default=1)
+    max_batch_wait_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Event(Base):

@@ -6,10 +6,13 @@ from backend.control.reconciler import (
     Prepare,
     StageConfig,
     StartReplica,
+    Observed,
     StopReplica,
+    Tuning,
     VersionMemory,
     reconcile,
 )
+from backend.control.traffic import VersionTraffic
 from backend.control.stages import RegisteredVersion
 from backend.engines.base import ReplicaObservation, ReplicaState
 
@@ -25,34 +28,44 @@ def replica(rid: str, version: str, state: ReplicaState, in_flight: int = 0, mes
     return ReplicaObservation(rid, MODEL, version, state, message, 0.0, 1, in_flight)
 
 
+def obs(replicas: list, **traffic: VersionTraffic) -> Observed:
+    return Observed(replicas, {(MODEL, v): t for v, t in traffic.items()})
+
+
 def prepared(*versions: str) -> dict:
     return {(MODEL, v): VersionMemory(model_uri=f"/models/{v}") for v in versions}
 
 
+def started(version: str, reason: str = "starting", batching=(1, 0.0)) -> StartReplica:
+    return StartReplica(MODEL, version, f"/models/{version}", reason, batching)
+
+
 def test_a_new_staged_version_is_downloaded_first():
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], [], {}, {}, now=0)
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs([]), {}, {}, now=0)
     assert plan.actions == [Prepare(MODEL, "1")]
     assert plan.views[(MODEL, "1")].state == "PENDING"
     # The download is in flight: the next tick does not ask again.
-    again = reconcile([endpoint(RegisteredVersion("1", "Production"))], [], plan.memory, {}, now=1)
+    again = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs([]), plan.memory, {}, now=1)
     assert again.actions == []
 
 
 def test_a_downloaded_version_gets_its_replicas_started():
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], [], prepared("1"), {}, now=0)
-    assert plan.actions == [StartReplica(MODEL, "1", "/models/1")]
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs([]), prepared("1"), {}, now=0)
+    assert plan.actions == [started("1")]
     assert plan.routes == {MODEL: {"Production": "1"}}
 
 
 def test_medium_workload_starts_more_replicas():
     configs = {"Production": StageConfig("Medium", False, 2)}
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"), configs=configs)], [], prepared("1"), {}, now=0)
-    assert plan.actions == [StartReplica(MODEL, "1", "/models/1")] * 2
+    plan = reconcile(
+        [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs([]), prepared("1"), {}, now=0
+    )
+    assert plan.actions == [started("1")] * 2
 
 
 def test_nothing_happens_when_observed_matches_desired():
     observed = [replica("r1", "1", ReplicaState.READY)]
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], observed, prepared("1"), {}, now=0)
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs(observed), prepared("1"), {}, now=0)
     assert plan.actions == []
     view = plan.views[(MODEL, "1")]
     assert (view.state, view.ready_replicas, view.config_pending) == ("READY", 1, False)
@@ -60,7 +73,7 @@ def test_nothing_happens_when_observed_matches_desired():
 
 def test_scaling_down_stops_the_least_busy_ready_replica():
     observed = [replica("busy", "1", ReplicaState.READY, 3), replica("idle", "1", ReplicaState.READY, 0)]
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], observed, prepared("1"), {}, now=0)
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs(observed), prepared("1"), {}, now=0)
     assert plan.actions == [StopReplica("idle")]
 
 
@@ -68,21 +81,25 @@ def test_a_compute_change_is_pending_until_replicas_match_it():
     memory = {(MODEL, "1"): VersionMemory(model_uri="/m", applied=StageConfig("Small", False, 1))}
     configs = {"Production": StageConfig("Medium", False, 2)}
     observed = [replica("r1", "1", ReplicaState.READY)]
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"), configs=configs)], observed, memory, {}, now=0)
+    plan = reconcile(
+        [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs(observed), memory, {}, now=0
+    )
     assert plan.views[(MODEL, "1")].config_pending
     observed.append(replica("r2", "1", ReplicaState.READY))
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"), configs=configs)], observed, plan.memory, {}, 1)
+    plan = reconcile(
+        [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs(observed), plan.memory, {}, 1
+    )
     assert not plan.views[(MODEL, "1")].config_pending
 
 
 def test_promotion_keeps_the_old_version_until_the_new_one_is_ready():
     versions = (RegisteredVersion("1", "Archived"), RegisteredVersion("2", "Staging"))
     observed = [replica("old", "1", ReplicaState.READY), replica("new", "2", ReplicaState.STARTING)]
-    plan = reconcile([endpoint(*versions)], observed, prepared("1", "2"), {MODEL: {"Staging": "1"}}, now=0)
+    plan = reconcile([endpoint(*versions)], obs(observed), prepared("1", "2"), {MODEL: {"Staging": "1"}}, now=0)
     assert plan.routes[MODEL] == {"Staging": "1"}
     assert plan.actions == []
     observed[1] = replica("new", "2", ReplicaState.READY)
-    plan = reconcile([endpoint(*versions)], observed, plan.memory, plan.routes, now=1)
+    plan = reconcile([endpoint(*versions)], obs(observed), plan.memory, plan.routes, now=1)
     assert plan.routes[MODEL] == {"Staging": "2"}
     assert plan.actions == [StopReplica("old")]
 
@@ -90,28 +107,28 @@ def test_promotion_keeps_the_old_version_until_the_new_one_is_ready():
 def test_a_load_failure_fails_the_version_and_retries_with_backoff():
     versions = (RegisteredVersion("1", "Production"),)
     observed = [replica("r1", "1", ReplicaState.FAILED, message="ModuleNotFoundError: no module named 'x'")]
-    plan = reconcile([endpoint(*versions)], observed, prepared("1"), {}, now=100)
+    plan = reconcile([endpoint(*versions)], obs(observed), prepared("1"), {}, now=100)
     assert plan.actions == [ForgetReplica("r1")]
     view = plan.views[(MODEL, "1")]
     assert view.state == "FAILED" and "ModuleNotFoundError" in view.message
-    assert reconcile([endpoint(*versions)], [], plan.memory, {}, now=100.5).actions == []
-    retry = reconcile([endpoint(*versions)], [], plan.memory, {}, now=101.5)
-    assert retry.actions == [StartReplica(MODEL, "1", "/models/1")]
+    assert reconcile([endpoint(*versions)], obs([]), plan.memory, {}, now=100.5).actions == []
+    retry = reconcile([endpoint(*versions)], obs([]), plan.memory, {}, now=101.5)
+    assert retry.actions == [started("1")]
     # A second failure waits longer.
-    second = reconcile([endpoint(*versions)], observed, retry.memory, {}, now=102)
-    assert reconcile([endpoint(*versions)], [], second.memory, {}, now=103.5).actions == []
-    assert reconcile([endpoint(*versions)], [], second.memory, {}, now=104.5).actions != []
+    second = reconcile([endpoint(*versions)], obs(observed), retry.memory, {}, now=102)
+    assert reconcile([endpoint(*versions)], obs([]), second.memory, {}, now=103.5).actions == []
+    assert reconcile([endpoint(*versions)], obs([]), second.memory, {}, now=104.5).actions != []
 
 
 def test_a_crashed_replica_is_replaced():
     observed = [replica("r1", "1", ReplicaState.CRASHED, message="killed by signal 9")]
-    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], observed, prepared("1"), {}, now=0)
-    assert plan.actions == [ForgetReplica("r1"), StartReplica(MODEL, "1", "/models/1")]
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs(observed), prepared("1"), {}, now=0)
+    assert plan.actions == [ForgetReplica("r1"), started("1", "replacing a crashed replica")]
 
 
 def test_disabling_stops_every_replica_of_the_model():
     observed = [replica("r1", "1", ReplicaState.READY), replica("r2", "2", ReplicaState.STARTING)]
-    plan = reconcile([], observed, prepared("1", "2"), {}, now=0)
+    plan = reconcile([], obs(observed), prepared("1", "2"), {}, now=0)
     assert plan.actions == [StopReplica("r1"), StopReplica("r2")]
     assert plan.views == {}
 
@@ -119,7 +136,54 @@ def test_disabling_stops_every_replica_of_the_model():
 def test_several_versions_in_one_stage_are_all_served_and_the_newest_takes_the_url():
     versions = (RegisteredVersion("1", "Staging"), RegisteredVersion("2", "Staging"))
     observed = [replica("a", "1", ReplicaState.READY), replica("b", "2", ReplicaState.READY)]
-    plan = reconcile([endpoint(*versions)], observed, prepared("1", "2"), {}, now=0)
+    plan = reconcile([endpoint(*versions)], obs(observed), prepared("1", "2"), {}, now=0)
     assert plan.actions == []
     assert plan.routes[MODEL] == {"Staging": "2"}
     assert set(plan.views) == {(MODEL, "1"), (MODEL, "2")}
+
+
+S2Z = {"Production": StageConfig("Small", True, 1)}
+IDLE = Tuning(idle_seconds=60)
+
+
+def test_an_idle_version_with_scale_to_zero_stops_its_replicas_and_stays_ready():
+    versions = (RegisteredVersion("1", "Production"),)
+    observed = [replica("r1", "1", ReplicaState.READY)]
+    memory = {(MODEL, "1"): VersionMemory(model_uri="/models/1", served_since=1.0)}
+    busy = obs(observed, **{"1": VersionTraffic(0, 30.0)})
+    assert reconcile([endpoint(*versions, configs=S2Z)], busy, memory, {}, now=60, tuning=IDLE).actions == []
+    plan = reconcile([endpoint(*versions, configs=S2Z)], busy, memory, {}, now=91, tuning=IDLE)
+    assert plan.actions == [StopReplica("r1")]
+    view = reconcile([endpoint(*versions, configs=S2Z)], obs([]), plan.memory, {}, now=92, tuning=IDLE).views
+    assert view[(MODEL, "1")].state == "READY" and "zero" in view[(MODEL, "1")].message
+
+
+def test_a_request_at_zero_replicas_starts_one_at_once():
+    versions = (RegisteredVersion("1", "Production"),)
+    memory = {(MODEL, "1"): VersionMemory(model_uri="/models/1", served_since=1.0)}
+    waiting = obs([], **{"1": VersionTraffic(1, 500.0)})
+    plan = reconcile([endpoint(*versions, configs=S2Z)], waiting, memory, {}, now=500, tuning=IDLE)
+    assert plan.actions == [started("1", "cold start for a waiting request")]
+
+
+def test_load_beyond_one_replica_scales_up_after_the_delay():
+    versions = (RegisteredVersion("1", "Production"),)
+    configs = {"Production": StageConfig("Medium", False, 1)}
+    observed = [replica("a", "1", ReplicaState.READY, 8), replica("b", "1", ReplicaState.READY, 8)]
+    loaded = obs(observed, **{"1": VersionTraffic(16, 10.0)})
+    first = reconcile([endpoint(*versions, configs=configs)], loaded, prepared("1"), {}, now=10)
+    assert first.actions == []
+    later = reconcile([endpoint(*versions, configs=configs)], loaded, first.memory, {}, now=11)
+    assert later.actions == [started("1", "scaling up")] * 2
+
+
+def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
+    versions = (RegisteredVersion("1", "Production"),)
+    configs = {"Production": StageConfig("Small", False, 2, max_batch_size=16, max_batch_wait_ms=5)}
+    old = replica("old", "1", ReplicaState.READY)
+    plan = reconcile([endpoint(*versions, configs=configs)], obs([old]), prepared("1"), {}, now=0)
+    assert plan.actions == [started("1", "starting", (16, 5))]
+    new = replica("new", "1", ReplicaState.READY)
+    observed = Observed([old, new], {}, {"new": (16, 5)})
+    plan = reconcile([endpoint(*versions, configs=configs)], observed, plan.memory, {}, now=1)
+    assert plan.actions == [StopReplica("old")]

@@ -1,0 +1,84 @@
+"""Prometheus metrics with the names of Databricks' export, labelled by model and version.
+
+Counters and histograms are updated on the scoring path; gauges (in flight, replicas,
+provisioned concurrency) are read from the controller and engine when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from backend.control.controller import Controller
+from backend.engines.base import Engine, ReplicaState
+
+LABELS = ("model", "version")
+LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+class _LiveState(Collector):
+    def __init__(self, controller: Controller, engine: Engine) -> None:
+        self.controller = controller
+        self.engine = engine
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        controller, engine = self.controller, self.engine
+        in_flight = GaugeMetricFamily("in_flight_requests", "Requests being served or queued", labels=LABELS)
+        for (model, version), stats in controller.traffic.snapshot().items():
+            if (model, version) in controller.views:
+                in_flight.add_metric([model, version], stats.in_flight)
+        replicas = GaugeMetricFamily("replicas", "Replicas by state", labels=(*LABELS, "state"))
+        provisioned = GaugeMetricFamily(
+            "provisioned_concurrent_requests_total", "Requests the ready replicas serve at once", labels=LABELS
+        )
+        by_state = Tally((r.model_name, r.version, r.state.value) for r in engine.replicas())
+        for (model, version, state), count in sorted(by_state.items()):
+            replicas.add_metric([model, version, state], count)
+        for model, version in controller.views:
+            ready = by_state.get((model, version, ReplicaState.READY.value), 0)
+            provisioned.add_metric([model, version], ready * controller.tuning.replica_concurrency)
+        yield from (in_flight, replicas, provisioned)
+
+
+class Metrics:
+    def __init__(self, controller: Controller, engine: Engine) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("request_count", "Scoring requests", LABELS, registry=self.registry)
+        self.requests_4xx = Counter(
+            "request_4xx_count", "Scoring requests answered 4xx", LABELS, registry=self.registry
+        )
+        self.requests_5xx = Counter(
+            "request_5xx_count", "Scoring requests answered 5xx", LABELS, registry=self.registry
+        )
+        self.latency = Histogram(
+            "request_latency_ms",
+            "Scoring latency at the gateway",
+            LABELS,
+            buckets=LATENCY_BUCKETS_MS,
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "model_queue_time_ms",
+            "Time a request waited for a ready replica",
+            LABELS,
+            buckets=LATENCY_BUCKETS_MS,
+            registry=self.registry,
+        )
+        self.registry.register(_LiveState(controller, engine))
+
+    def observe(self, model: str, version: str, status: int, latency_ms: float, queue_ms: float | None) -> None:
+        self.requests.labels(model, version).inc()
+        if 400 <= status < 500:
+            self.requests_4xx.labels(model, version).inc()
+        elif status >= 500:
+            self.requests_5xx.labels(model, version).inc()
+        self.latency.labels(model, version).observe(latency_ms)
+        if queue_ms is not None:
+            self.queue_time.labels(model, version).observe(queue_ms)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
