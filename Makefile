@@ -29,8 +29,9 @@ bench: install
 	$(BIN)/python bench/run.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check backend provider cdk tests bench
-	$(BIN)/ruff format --check backend provider cdk tests bench
+	$(BIN)/ruff check backend provider cdk tests bench main.py
+	$(BIN)/ruff format --check backend provider cdk tests bench main.py
+	TF_CLI_CONFIG_FILE=/dev/null $(BIN)/python -m provider.tfcli fmt -check -recursive modules
 
 clean:
 	rm -rf .rtserve .rtserve-demo cdktf.out .bench

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from backend import __doc__ as description
-from backend import auth, mlflow_server
+from backend import auth, mlflow_server, ui
 from backend.api import endpoints_v2, invocations, registry
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
@@ -67,6 +67,9 @@ def _install_error_handlers(api: FastAPI) -> None:
 
 def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _default_engine) -> ASGIApp:
     settings.ensure_dirs()
+    # MLflow's client retries for minutes by default; a registry outage should surface in seconds.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     if settings.embedded_mlflow:
         mlflow_server.configure(settings)
 
@@ -111,7 +114,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
     _install_error_handlers(api)
-    for router in (endpoints_v2.router, endpoints_v2.legacy_router, registry.router, invocations.router):
+    for router in (endpoints_v2.router, endpoints_v2.legacy_router, registry.router, invocations.router, ui.router):
         api.include_router(router)
 
     @api.get("/health", include_in_schema=False)
@@ -130,7 +133,12 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     mlflow_app = mlflow_server.asgi_app() if settings.embedded_mlflow else None
     app: ASGIApp = MlflowDispatch(api, mlflow_app, on_registry_change)
-    app = AuthMiddleware(app, lambda: api.state.services.verifier)
+
+    def verifier() -> auth.TokenVerifier:
+        return api.state.services.verifier
+
+    # The browser UI (/ui/) signs in with a session cookie; every other path needs a token header.
+    app = AuthMiddleware(app, verifier, browser=ui.BrowserAuth(verifier))
     return app
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from backend.auth import Permission
 from backend.settings import Settings
+from provider.cli import provider_app
 
 app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as code.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
@@ -116,15 +117,7 @@ def tokens_revoke(
     console.print(f"Revoked token {token_id}.")
 
 
-def _mount_optional_commands() -> None:
-    try:
-        from provider.cli import provider_app
-    except ImportError:  # the provider package is optional at runtime
-        return
-    app.add_typer(provider_app, name="provider", help="Install the Terraform provider for offline use.")
-
-
-_mount_optional_commands()
+app.add_typer(provider_app, name="provider", help="Install the Terraform provider for offline use.")
 
 
 @app.command()

@@ -15,6 +15,8 @@ from backend.client import BackendClient
 from backend.demo_model import DEMO_MODEL, iris_frame, register_demo_model
 from backend.process import BackendProcess
 
+PROJECT = Path(__file__).resolve().parent.parent  # the repository: cdktf.json and main.py
+
 
 def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
     """One request per input format, each scoring the same two iris rows."""
@@ -27,6 +29,16 @@ def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
         "inputs": ("application/json", {"inputs": {c: rows[c].tolist() for c in rows.columns}}),
         "csv": ("text/csv", rows.to_csv(index=False)),
     }
+
+
+def deploy_example_stacks(host: str, token: str, data_dir: Path, console: Console) -> None:
+    """`rtserve deploy` of main.py: the staging and production stacks, applied with the embedded Terraform."""
+    from backend.deploy import print_outcomes, run_stacks, synthesize
+
+    os.environ.update(RTSERVE_HOST=host, RTSERVE_TOKEN=token, RTSERVE_MODEL=DEMO_MODEL)
+    console.print("Deploying main.py's stacks (staging: version 2 in Staging; production: version 1 in Production)")
+    stacks = synthesize(PROJECT, console, outdir=data_dir / "cdktf.out")
+    print_outcomes(run_stacks(stacks, "deploy", console), console)
 
 
 def run_demo(data_dir: Path, console: Console) -> int:
@@ -45,11 +57,14 @@ def run_demo(data_dir: Path, console: Console) -> int:
             versions = register_demo_model(backend.url)
         console.print(f"[green]✓[/] registered {DEMO_MODEL} versions {', '.join(versions)}")
 
-        client.enable(DEMO_MODEL)
-        client.transition(DEMO_MODEL, versions[0], "Production", comment="demo: version 1 serves production")
-        client.transition(DEMO_MODEL, versions[1], "Staging", comment="demo: version 2 on staging")
         started = time.monotonic()
-        with console.status("Serving enabled; waiting until both versions are READY..."):
+        if (PROJECT / "cdktf.json").exists():
+            deploy_example_stacks(backend.url, token, data_dir, console)
+        else:  # installed without the repository: the same result through the API
+            client.enable(DEMO_MODEL)
+            client.transition(DEMO_MODEL, versions[0], "Production", comment="demo: version 1 serves production")
+            client.transition(DEMO_MODEL, versions[1], "Staging", comment="demo: version 2 on staging")
+        with console.status("Waiting until both versions are READY..."):
             status = client.wait_ready(DEMO_MODEL, versions)
         console.print(f"[green]✓[/] {status['state']} in {time.monotonic() - started:.1f} s: {status['state_message']}")
 

@@ -41,16 +41,16 @@ class StackOutcome:
     outputs: dict
 
 
-def synthesize(project: Path, console: Console) -> list[Stack]:
+def synthesize(project: Path, console: Console, outdir: Path | None = None) -> list[Stack]:
     """Run the cdktf app (cdktf.json's `app`) and return the stacks it wrote under cdktf.out."""
     config_path = project / "cdktf.json"
     if not config_path.exists():
         raise DeployError(f"No cdktf.json in {project}: run from the directory of your CDKTF app.")
     config = json.loads(config_path.read_text())
     argv = shlex.split(config.get("app", "python main.py"))
-    if argv and argv[0] in ("python", "python3"):
+    if argv and Path(argv[0]).name.startswith("python"):
         argv[0] = sys.executable  # the interpreter that has rtserve's constructs installed
-    outdir = project / config.get("output", "cdktf.out")
+    outdir = (outdir or project / config.get("output", "cdktf.out")).resolve()
     env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     started = time.monotonic()
     with console.status(f"Synthesizing {' '.join(argv[1:]) or argv[0]}..."):
@@ -90,25 +90,25 @@ def run_stacks(
     for stack in stacks:
         started = time.monotonic()
         terraform = Terraform.for_rtserve(stack.workdir, terraform_bin=terraform_bin, check=True)
-        _step(console, f"[{stack.name}] terraform init...", terraform.init)
+        _step(console, f"{stack.name}: terraform init...", terraform.init)
         if action == "destroy":
-            result = _step(console, f"[{stack.name}] destroying...", terraform.destroy)
+            result = _step(console, f"{stack.name}: destroying...", terraform.destroy)
             summary, outputs = f"destroyed in {result.seconds:.1f} s", {}
         else:
-            plan = _step(console, f"[{stack.name}] planning...", lambda t=terraform: t.plan(out="rtserve.tfplan"))
+            plan = _step(console, f"{stack.name}: planning...", lambda t=terraform: t.plan(out="rtserve.tfplan"))
             summary, outputs = str(plan.summary or "no changes"), {}
             for change in plan.changes:
-                console.print(f"  [{stack.name}] {change.action}: {change.address}")
+                console.print(f"  {stack.name}: {change.action}: {change.address}")
             if action == "deploy":
                 if plan.summary is not None and plan.summary.has_changes:
                     _step(
                         console,
-                        f"[{stack.name}] applying {plan.summary} (waits until endpoints are READY)...",
+                        f"{stack.name}: applying {plan.summary} (waits until endpoints are READY)...",
                         lambda t=terraform: t.apply("rtserve.tfplan"),
                     )
                 outputs = terraform.output()
         elapsed = time.monotonic() - started
-        console.print(f"[green]✓[/] [{stack.name}] {summary} ({elapsed:.1f} s)")
+        console.print(f"[green]✓[/] {stack.name}: {summary} ({elapsed:.1f} s)")
         outcomes.append(StackOutcome(stack.name, summary, elapsed, outputs))
     return outcomes
 

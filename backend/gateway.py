@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from backend.control.controller import Controller
 from backend.control.reconciler import VersionState
 from backend.engines.base import Engine, InvocationResult, NoReadyReplica
 from backend.errors import ApiError, not_found
+
+if TYPE_CHECKING:
+    from backend.services import Services
 
 
 def resolve(controller: Controller, model: str, target: str) -> str:
@@ -118,3 +123,28 @@ async def _score_version(
                 raise ApiError(
                     "TEMPORARILY_UNAVAILABLE", f"The replica serving the request stopped unexpectedly ({exc}); retry."
                 ) from None
+
+
+async def score_and_record(services: Services, model: str, target: str, body: bytes, content_type: str) -> Scored:
+    """Score as the invocation URLs do, counting the request in the metrics whatever its outcome."""
+    controller = services.controller
+    started = time.perf_counter()
+    try:
+        scored = await score(
+            controller,
+            services.engine,
+            model,
+            target,
+            body,
+            content_type,
+            services.settings.request_timeout_seconds,
+            services.settings.max_queued_requests,
+        )
+    except ApiError as exc:
+        version = controller.resolve(model, target) if model in controller.enabled else None
+        if version is not None:
+            services.metrics.observe(model, version, exc.status, (time.perf_counter() - started) * 1000, None)
+        raise
+    latency_ms = (time.perf_counter() - started) * 1000
+    services.metrics.observe(model, scored.version, scored.result.status, latency_ms, scored.queue_ms)
+    return scored

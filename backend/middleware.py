@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import mlflow_server
 from backend.auth import Permission, Principal, TokenVerifier, token_from_header
 from backend.errors import envelope
+
+if TYPE_CHECKING:
+    from backend.ui.session import BrowserAuth
 
 PUBLIC_PATHS = frozenset({"/health", "/ping", "/version"})
 
@@ -28,16 +32,30 @@ async def send_error(send: Send, status: int, error_code: str, message: str, hea
 
 
 class AuthMiddleware:
-    """Puts the caller's Principal in scope["state"]; 401 without a valid token."""
+    """Puts the caller's Principal in scope["state"]; 401 without a valid token.
 
-    def __init__(self, app: ASGIApp, verifier: Callable[[], TokenVerifier], public_paths=PUBLIC_PATHS) -> None:
+    With `browser`, the browser UI's paths (/ui/ and `/`) authenticate with its session cookie instead,
+    and redirect to its sign-in page; the cookie is never accepted on any other path (no CSRF on the API).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: Callable[[], TokenVerifier],
+        public_paths=PUBLIC_PATHS,
+        browser: BrowserAuth | None = None,
+    ) -> None:
         self.app = app
         self.verifier = verifier
         self.public_paths = public_paths
+        self.browser = browser
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
+            return
+        if self.browser is not None and self.browser.handles(scope["path"]):
+            await self.browser(self.app, scope, receive, send)
             return
         authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         token = token_from_header(authorization)

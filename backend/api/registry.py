@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from fastapi import APIRouter, Request
 
 from backend.api.deps import Manager, Params, optional_bool, optional_str, required_str
-from backend.control import events
 from backend.control.stages import canonical_stage
 from backend.errors import invalid
 from backend.services import Services
@@ -26,19 +22,7 @@ async def transition_stage(request: Request, params: Params, principal: Manager)
         raise invalid("stage must be one of None, Staging, Production, Archived.")
     archive = optional_bool(params, "archive_existing_versions", False)
     comment = optional_str(params, "comment")
-    model_version = await asyncio.to_thread(services.registry.transition, name, version, stage, archive)
-    note = f": {comment}" if comment else ""
-    events.record(
-        services.sessions,
-        name,
-        events.MODEL_SERVICE_EVENT,
-        f"Version {version} moved to {stage} by {principal.name}"
-        f"{' (existing versions archived)' if archive else ''}{note}",
-        version,
-        stage,
-        time.time(),
-    )
-    services.controller.wake(name)
+    model_version = await services.endpoints.transition(name, version, stage, archive, comment, principal.name)
     return {"model_version_databricks": _databricks_version(model_version)}
 
 

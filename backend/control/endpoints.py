@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+from mlflow.entities.model_registry import ModelVersion
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.control import events
 from backend.control.controller import Controller
+from backend.control.stages import canonical_stage
 from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES
 from backend.errors import ApiError, invalid, not_found
 from backend.registry import Registry
@@ -68,6 +70,7 @@ class EndpointService:
         self.controller.wake(model)
 
     def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
+        stage = canonical_stage(stage) or stage
         if stage not in SERVING_STAGES:
             raise invalid(f"stage must be one of {', '.join(SERVING_STAGES)}; got {stage!r}.")
         size = spec.get("workload_size_id")
@@ -76,13 +79,14 @@ class EndpointService:
         scale_to_zero = spec.get("scale_to_zero_enabled", False)
         if not isinstance(scale_to_zero, bool):
             raise invalid(f"scale_to_zero_enabled must be true or false; got {scale_to_zero!r}.")
-        batch_size, batch_wait = _batching(spec)
         with self.sessions.begin() as session:
             if repo.get_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
             row = repo.get_compute_config(session=session, model_name=model, stage=stage)
             if row is None:
                 raise ApiError("INVALID_STATE", f"Endpoint '{model}' has no compute config for {stage}.")
+            # Databricks' spec has no batching fields: a client that omits them keeps what is set.
+            batch_size, batch_wait = _batching(spec, row.max_batch_size, row.max_batch_wait_ms)
             unchanged = (row.workload_size_id, row.scale_to_zero_enabled, row.max_batch_size, row.max_batch_wait_ms)
             if unchanged == (size, scale_to_zero, batch_size, batch_wait):
                 return  # no update to wait for
@@ -101,6 +105,27 @@ class EndpointService:
         )
         self.controller.wake(model)
 
+    async def transition(
+        self, name: str, version: str, stage: str, archive_existing_versions: bool, comment: str | None, user: str
+    ) -> ModelVersion:
+        """Move a version to a stage in the registry; serving follows (stage URLs move once it is READY)."""
+        model_version = await asyncio.to_thread(
+            self.registry.transition, name, version, stage, archive_existing_versions
+        )
+        archived = " (existing versions archived)" if archive_existing_versions else ""
+        note = f": {comment}" if comment else ""
+        events.record(
+            self.sessions,
+            name,
+            events.MODEL_SERVICE_EVENT,
+            f"Version {version} moved to {stage} by {user}{archived}{note}",
+            version,
+            stage,
+            time.time(),
+        )
+        self.controller.wake(name)
+        return model_version
+
     def _event(self, model: str, message: str, stage: str | None = None) -> None:
         events.record(self.sessions, model, events.MODEL_SERVICE_EVENT, message, None, stage, time.time())
 
@@ -109,10 +134,11 @@ MAX_BATCH_SIZE = 1024
 MAX_BATCH_WAIT_MS = 1000.0
 
 
-def _batching(spec: dict) -> tuple[int, float]:
+def _batching(spec: dict, current_size: int, current_wait: float) -> tuple[int, float]:
     """Adaptive batching, an rtserve extension of WorkloadConfigSpec: off unless max_batch_size > 1."""
-    size = spec.get("max_batch_size", 1)
-    wait = spec.get("max_batch_wait_ms", 5.0 if size not in (None, 1) else 0.0)
+    size = spec.get("max_batch_size", current_size)
+    default_wait = current_wait if size == current_size and current_size > 1 else 5.0
+    wait = spec.get("max_batch_wait_ms", default_wait if size != 1 else 0.0)
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
         raise invalid(f"max_batch_size must be an integer from 1 (no batching) to {MAX_BATCH_SIZE}; got {size!r}.")
     if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= MAX_BATCH_WAIT_MS:

@@ -1,0 +1,17 @@
+"""The browser UI at /ui/: server-rendered pages (Jinja2 + htmx) over the same services as the API.
+
+Wiring (backend/app.py): `api.include_router(ui.router)`, and `ui.BrowserAuth` given to AuthMiddleware
+so that /ui/ paths authenticate with the session cookie instead of a token header.
+"""
+
+from fastapi import APIRouter
+
+from backend.ui import actions, pages
+from backend.ui.session import BrowserAuth, SessionStore
+
+router = APIRouter(include_in_schema=False)
+router.include_router(actions.public_router)
+router.include_router(pages.router)
+router.include_router(actions.router)  # last: it ends with the catch-all "page not found"
+
+__all__ = ["BrowserAuth", "SessionStore", "router"]

@@ -1,0 +1,130 @@
+"""The Serving tab's query panel: score through the same gateway as the invocation URLs, shown readably."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend import gateway
+from backend.errors import ApiError
+from backend.services import Services
+from backend.ui.render import ERROR_HINTS
+
+MAX_TABLE_ROWS = 100
+MAX_TABLE_COLUMNS = 20
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    truncated: bool = False
+
+
+@dataclass
+class QueryResult:
+    status_code: int
+    latency_ms: int = 0
+    served_version: str | None = None
+    target_label: str = ""
+    error: dict | None = None  # {error_code, message}
+    hint: str = ""
+    table: Table | None = None
+    raw: str = ""
+    sent: bool = True  # False when the UI refused the body before it reached the model
+    queue_ms: int = 0  # of the latency, the time spent waiting for a replica (a cold start)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+def prediction_table(predictions: Any) -> Table | None:
+    """Predictions as rows: a list of values, of records, of rows, or a dict of columns; None otherwise."""
+    if isinstance(predictions, dict) and predictions and all(isinstance(v, list) for v in predictions.values()):
+        columns = list(predictions)[:MAX_TABLE_COLUMNS]
+        length = max(len(v) for v in predictions.values())
+        records = [{c: predictions[c][i] if i < len(predictions[c]) else None for c in columns} for i in range(length)]
+        predictions = records
+    if not isinstance(predictions, list) or not predictions:
+        return None
+    shown = predictions[:MAX_TABLE_ROWS]
+    truncated = len(predictions) > MAX_TABLE_ROWS
+    if all(isinstance(p, dict) for p in shown):
+        keys: list[str] = []
+        for record in shown:
+            keys.extend(k for k in record if k not in keys)
+        keys = keys[:MAX_TABLE_COLUMNS]
+        rows = [[i, *(_cell(record.get(k)) for k in keys)] for i, record in enumerate(shown)]
+        return Table(["#", *keys], rows, truncated)
+    if all(isinstance(p, list) for p in shown):
+        width = min(MAX_TABLE_COLUMNS, max(len(p) for p in shown))
+        rows = [[i, *(_cell(p[j]) if j < len(p) else "" for j in range(width))] for i, p in enumerate(shown)]
+        return Table(["#", *(str(j) for j in range(width))], rows, truncated)
+    return Table(["#", "prediction"], [[i, _cell(p)] for i, p in enumerate(shown)], truncated)
+
+
+def _error(status: int, error_code: str, message: str) -> tuple[dict, str]:
+    hint = ERROR_HINTS.get(status, "")
+    if status == 400:
+        hint = "Fix the request body (Show Example loads one the model takes) and send it again."
+    return {"error_code": error_code, "message": message}, hint
+
+
+def invalid_body(body: str) -> QueryResult | None:
+    """A readable refusal of a body that is not a JSON object, before it reaches a replica."""
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError as exc:
+        message = f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+    else:
+        if isinstance(parsed, dict):
+            return None
+        formats = "dataframe_split, dataframe_records, instances or inputs"
+        message = f"The request body must be a JSON object with one of {formats}."
+    error, hint = _error(400, "MALFORMED_REQUEST", message)
+    return QueryResult(400, 0, None, "Not sent to the model", error, hint, sent=False)
+
+
+async def send(services: Services, model: str, target: str, body: str) -> QueryResult:
+    """Score `body` on `target` through the gateway, exactly as the invocation URL would (and counted alike)."""
+    label = f"POST /model-endpoint/{model}/{target}/invocations"
+    refused = invalid_body(body)
+    if refused is not None:
+        return refused
+    started = time.perf_counter()
+    try:
+        scored = await gateway.score_and_record(services, model, target, body.encode(), "application/json")
+    except ApiError as exc:
+        latency = (time.perf_counter() - started) * 1000
+        error, hint = _error(exc.status, exc.error_code, exc.message)
+        return QueryResult(exc.status, round(latency), None, label, error, hint, raw=_raw_envelope(exc))
+    latency = (time.perf_counter() - started) * 1000
+    result = scored.result
+    text = result.body.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        payload = None
+    raw = json.dumps(payload, indent=2) if payload is not None else text
+    common = {"latency_ms": round(latency), "queue_ms": round(scored.queue_ms), "raw": raw}
+    if result.status >= 400:
+        if isinstance(payload, dict) and "error_code" in payload:
+            error, hint = _error(result.status, str(payload["error_code"]), str(payload.get("message", "")))
+        else:
+            error, hint = _error(result.status, "BAD_REQUEST", text[:2000])
+        return QueryResult(
+            result.status, served_version=scored.version, target_label=label, error=error, hint=hint, **common
+        )
+    table = prediction_table(payload.get("predictions")) if isinstance(payload, dict) else None
+    return QueryResult(result.status, served_version=scored.version, target_label=label, table=table, **common)
+
+
+def _raw_envelope(exc: ApiError) -> str:
+    return json.dumps({"error_code": exc.error_code, "message": exc.message}, indent=2)

@@ -1,0 +1,194 @@
+"""Browser sessions of the UI: sign-in with a token, an HttpOnly cookie, and a CSRF token per session.
+
+Sessions live in this process's memory only: they end when the backend restarts (sign in again).
+The clear token stays server-side and is re-verified on every request, so revoking it, or lowering
+its permission, applies to open sessions within the verifier's cache window. The cookie is honoured
+only on /ui/ paths: the API routes never see it, so they stay free of CSRF.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backend.auth import Principal, TokenVerifier
+
+UI_PREFIX = "/ui/"
+SESSION_COOKIE = "rtserve_session"
+LOGIN_COOKIE = "rtserve_login"  # double-submit token of the sign-in form (there is no session yet)
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+# Reachable without a session: the redirects into the UI, the sign-in page and the static files.
+PUBLIC_PATHS = frozenset({"/", "/ui", "/ui/login"})
+PUBLIC_PREFIXES = ("/ui/static/",)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class UiSession:
+    session_id: str
+    token: str  # clear text, in memory only, never sent back to the browser
+    csrf_token: str
+    created_at: float
+    last_seen: float
+    flashes: list[tuple[str, str]] = field(default_factory=list)  # (level, message) shown once after a redirect
+
+    def flash(self, level: str, message: str) -> None:
+        self.flashes.append((level, message))
+
+    def pop_flashes(self) -> list[tuple[str, str]]:
+        flashes, self.flashes = self.flashes, []
+        return flashes
+
+
+class SessionStore:
+    """Sessions by id; each expires after `idle_seconds` without a request or `max_age_seconds` in all."""
+
+    def __init__(
+        self,
+        idle_seconds: float = 8 * 3600,
+        max_age_seconds: float = 7 * 24 * 3600,
+        max_sessions: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.max_age_seconds = max_age_seconds
+        self.max_sessions = max_sessions
+        self._clock = clock
+        self._sessions: dict[str, UiSession] = {}
+        self._lock = threading.Lock()
+
+    def create(self, token: str) -> UiSession:
+        now = self._clock()
+        session = UiSession(secrets.token_urlsafe(32), token, secrets.token_urlsafe(32), now, now)
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
+                del self._sessions[oldest.session_id]
+            self._sessions[session.session_id] = session
+        return session
+
+    def get(self, session_id: str | None) -> UiSession | None:
+        if not session_id:
+            return None
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            if now - session.last_seen > self.idle_seconds or now - session.created_at > self.max_age_seconds:
+                del self._sessions[session_id]
+                return None
+            session.last_seen = now
+            return session
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def csrf_matches(session: UiSession, presented: str | None) -> bool:
+    return bool(presented) and secrets.compare_digest(presented.encode(), session.csrf_token.encode())
+
+
+def cookie_value(scope: Scope, name: str) -> str | None:
+    # Starlette's lenient parser: one malformed cookie of another app on this host must not hide ours.
+    for key, value in scope.get("headers", []):
+        if key == b"cookie" and (found := cookie_parser(value.decode("latin-1")).get(name)):
+            return found
+    return None
+
+
+def is_ui_path(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(UI_PREFIX)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class BrowserAuth:
+    """The UI's half of authentication, called by AuthMiddleware for /ui/ paths (and `/`).
+
+    A valid session cookie puts the token's Principal in scope["state"]["principal"] (and the
+    session in scope["state"]["ui_session"]), exactly where a header token would put it. Without
+    one, a page request is redirected to the sign-in page instead of getting a JSON 401.
+    Authorization headers are ignored here: browsers resend cached Basic credentials by themselves,
+    which would reopen CSRF.
+    """
+
+    def __init__(self, verifier: Callable[[], TokenVerifier], store: SessionStore | None = None) -> None:
+        self.verifier = verifier
+        self.store = store or SessionStore()
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        return is_ui_path(path)
+
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {})
+        state["ui_sessions"] = self.store
+        session_id = cookie_value(scope, SESSION_COOKIE)
+        session = self.store.get(session_id)
+        principal: Principal | None = None
+        if session is not None:
+            principal = self.verifier().verify(session.token)
+            if principal is None:  # revoked since sign-in: the session ends with it
+                self.store.delete(session.session_id)
+                session = None
+        if principal is not None:
+            state["principal"] = principal
+            state["ui_session"] = session
+        if principal is not None or is_public(scope["path"]):
+            await app(scope, receive, send)
+            return
+        reason = "expired" if session_id else "signin"
+        await redirect_to_login(scope, send, reason)
+
+
+async def redirect_to_login(scope: Scope, send: Send, reason: str) -> None:
+    """303 to the sign-in page, coming back to this page afterwards; htmx requests get HX-Redirect."""
+    is_htmx = _header(scope, b"hx-request") is not None
+    if is_htmx:  # a fragment: come back to the page it belongs to
+        back = _same_site_path(_header(scope, b"hx-current-url") or UI_PREFIX)
+    elif scope.get("method") not in SAFE_METHODS:  # a form post: come back to the page that posted it
+        back = _same_site_path(_header(scope, b"referer") or UI_PREFIX)
+    else:
+        query = scope.get("query_string", b"").decode("latin-1")
+        back = safe_next(scope["path"] + (f"?{query}" if query else ""))
+    location = f"/ui/login?next={quote(back, safe='')}&reason={reason}"
+    headers = [(b"cache-control", b"no-store")]
+    if is_htmx:
+        status, headers = 200, headers + [(b"hx-redirect", location.encode()), (b"content-length", b"0")]
+    else:
+        status, headers = 303, headers + [(b"location", location.encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == name), None)
+
+
+def _same_site_path(url: str) -> str:
+    """The path and query of a URL, kept only if it is a UI path (so never another site)."""
+    if "://" in url:
+        url = "/" + url.split("://", 1)[1].partition("/")[2]
+    return safe_next(url)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: only a path under /ui/, never another site."""
+    if not target or not target.startswith(UI_PREFIX) or target.startswith("//") or "\\" in target:
+        return "/ui/"
+    return target

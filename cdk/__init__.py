@@ -1,0 +1,15 @@
+"""CDK for Terraform bindings of the rtserve provider and the constructs built on them.
+
+    from cdk import ComputeConfig, ModelEndpoint, RtserveStack
+
+    stack = RtserveStack(app, "production", host="http://127.0.0.1:8080")
+    ModelEndpoint(stack, "iris", model_name="iris-classifier",
+                  production=ComputeConfig.medium(), promotions={"Production": "1"})
+
+`cdk.rtserve` holds the level-1 bindings (one class per resource and data source).
+"""
+
+from cdk.model_endpoint import ComputeConfig, ModelEndpoint, WorkloadSize
+from cdk.stack import RtserveStack
+
+__all__ = ["ComputeConfig", "ModelEndpoint", "RtserveStack", "WorkloadSize"]

@@ -1,0 +1,26 @@
+"""Level-1 bindings of the `rtserve` provider: one class per resource and data source, written by hand.
+
+They follow the shape `cdktf get` generates (module and class names, `TF_RESOURCE_TYPE`, attribute
+getters), so generated bindings could replace them without touching the constructs. Inputs are the
+provider's attribute names; `None` leaves an attribute out of the synthesized JSON (Terraform then
+applies the provider's declared default).
+"""
+
+from cdk.rtserve.data_rtserve_endpoint_status import DataRtserveEndpointStatus
+from cdk.rtserve.data_rtserve_model_versions import DataRtserveModelVersions
+from cdk.rtserve.data_rtserve_version_aliases import DataRtserveVersionAliases
+from cdk.rtserve.model_serving import ModelServing, ModelServingComputeConfig, ModelServingTimeouts
+from cdk.rtserve.model_version_stage import ModelVersionStage, ModelVersionStageTimeouts
+from cdk.rtserve.provider import RtserveProvider
+
+__all__ = [
+    "DataRtserveEndpointStatus",
+    "DataRtserveModelVersions",
+    "DataRtserveVersionAliases",
+    "ModelServing",
+    "ModelServingComputeConfig",
+    "ModelServingTimeouts",
+    "ModelVersionStage",
+    "ModelVersionStageTimeouts",
+    "RtserveProvider",
+]

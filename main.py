@@ -1,0 +1,40 @@
+"""The worked example: the demo model served by two stacks, each owning one stage of its endpoint.
+
+`rtserve deploy` (or `cdktf deploy`) synthesizes this app and applies it. RTSERVE_HOST names the
+backend and RTSERVE_TOKEN authenticates at apply time; the token is never written into cdktf.out.
+"""
+
+import os
+
+import cdktf
+
+from cdk import ComputeConfig, ModelEndpoint, RtserveStack
+
+HOST = os.environ.get("RTSERVE_HOST", "http://127.0.0.1:8080")
+MODEL = os.environ.get("RTSERVE_MODEL", "iris-classifier")
+
+app = cdktf.App()
+
+staging = RtserveStack(app, "staging", host=HOST)
+staging_endpoint = ModelEndpoint(
+    staging,
+    "iris",
+    model_name=MODEL,
+    staging=ComputeConfig.small(),
+    promotions={"Staging": "2"},
+    disable_on_destroy=False,  # the production stack serves the same model
+)
+cdktf.TerraformOutput(staging, "url", value=staging_endpoint.staging_url)
+
+production = RtserveStack(app, "production", host=HOST)
+production_endpoint = ModelEndpoint(
+    production,
+    "iris",
+    model_name=MODEL,
+    production=ComputeConfig.small(),
+    promotions={"Production": "1"},
+    disable_on_destroy=False,
+)
+cdktf.TerraformOutput(production, "url", value=production_endpoint.production_url)
+
+app.synth()

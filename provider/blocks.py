@@ -1,0 +1,101 @@
+"""Schema pieces the `tf` framework lacks: list and single nested blocks, and an object type.
+
+`tf` 1.2 only ships a set-nested block. A list block correlates each configured block with its
+prior value by position, so a change shows as `compute_config[0].workload_size: "Small" -> "Medium"`
+instead of a removed and an added set element. Data sources return lists of objects, for which
+`Object` provides the cty type.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tf.gen import tfplugin_pb2 as pb
+from tf.schema import Block, NestedBlock, NestMode
+from tf.types import TfType, Unknown
+from tf.utils import Diagnostics
+
+
+def _encode_element(block: NestedBlock, value: dict) -> dict:
+    from tf.provider import _encode_state_d
+
+    # Terraform expects every attribute of a block object, null or not.
+    full = {a.name: None for a in block.block.attributes} | {b.type_name: [] for b in block.block.block_types}
+    return _encode_state_d(block._amap(), block._bmap(), full | value, None) or {}
+
+
+def _decode_element(block: NestedBlock, value: dict) -> dict:
+    from tf.provider import _decode_state
+
+    return _decode_state(Diagnostics(), block._amap(), block._bmap(), value)[1] or {}
+
+
+class ListNestedBlock(NestedBlock):
+    """Repeated `name { ... }` blocks, in configuration order. State: a list of dicts."""
+
+    def __init__(self, type_name: str, block: Block, min_items: int | None = None, max_items: int | None = None):
+        super().__init__(type_name, NestMode.Set, block, min_items=min_items, max_items=max_items)
+
+    def to_pb(self) -> pb.Schema.NestedBlock:
+        return pb.Schema.NestedBlock(
+            type_name=self.type_name,
+            block=self.block.to_pb(),
+            min_items=self.min_items,
+            max_items=self.max_items,
+            nesting=pb.Schema.NestedBlock.NestingMode.LIST,
+        )
+
+    def encode(self, value: Any) -> Any:
+        if value is None or value is Unknown:
+            return [] if value is None else value
+        return [_encode_element(self, v) for v in value]
+
+    def decode(self, value: Any) -> Any:
+        if value is None or value is Unknown:
+            return [] if value is None else value
+        return [_decode_element(self, v) for v in value]
+
+    def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
+        return a_decoded == b_decoded
+
+
+class SingleNestedBlock(NestedBlock):
+    """At most one `name { ... }` block. State: a dict, or None when the block is absent."""
+
+    def __init__(self, type_name: str, block: Block):
+        super().__init__(type_name, NestMode.Single, block)
+
+    def encode(self, value: Any) -> Any:
+        if value is None or value is Unknown:
+            return value
+        return _encode_element(self, value)
+
+    def decode(self, value: Any) -> Any:
+        if value is None or value is Unknown:
+            return value
+        return _decode_element(self, value)
+
+    def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
+        return a_decoded == b_decoded
+
+
+class Object(TfType):
+    """A cty object type with fixed attributes. Maps to a Python dict with exactly those keys."""
+
+    def __init__(self, attributes: dict[str, TfType]):
+        self.attributes = attributes
+
+    def encode(self, value: Any) -> Any:
+        if value is None or value is Unknown:
+            return value
+        return {name: t.encode(value.get(name)) for name, t in self.attributes.items()}
+
+    def decode(self, value: Any) -> Any:
+        if value is None or value is Unknown:
+            return value
+        return {name: t.decode(value.get(name)) for name, t in self.attributes.items()}
+
+    def tf_type(self) -> bytes:
+        inner = ",".join(f"{json.dumps(name)}:{t.tf_type().decode()}" for name, t in self.attributes.items())
+        return f'["object",{{{inner}}}]'.encode()

@@ -1,0 +1,88 @@
+"""The level-1 bindings: attribute names match the provider's schema, None leaves attributes out."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdk import RtserveStack
+from cdk.rtserve import (
+    DataRtserveEndpointStatus,
+    DataRtserveModelVersions,
+    DataRtserveVersionAliases,
+    ModelServing,
+    ModelServingComputeConfig,
+    ModelVersionStage,
+)
+from provider.plugin import RtserveProvider
+from tests.cdk.conftest import only, synth
+
+pytestmark = pytest.mark.unit
+
+
+def schema_names(type_name: str, kind: str = "resource") -> set[str]:
+    provider = RtserveProvider(environ={})
+    classes = provider.get_resources() if kind == "resource" else provider.get_data_sources()
+    [cls] = [c for c in classes if f"rtserve_{c.get_name()}" == type_name]
+    schema = cls.get_schema()
+    return {a.name for a in schema.attributes if a.required or a.optional} | {b.type_name for b in schema.block_types}
+
+
+def test_model_serving_renders_only_what_is_set(stack: RtserveStack) -> None:
+    ModelServing(stack, "s", registered_model_name="m", compute_config=[ModelServingComputeConfig("Staging")])
+    assert only(synth(stack), "rtserve_model_serving") == {
+        "registered_model_name": "m",
+        "compute_config": [{"stage": "Staging"}],
+    }
+
+
+def test_model_serving_inputs_are_the_provider_schema(stack: RtserveStack) -> None:
+    ModelServing(
+        stack,
+        "s",
+        registered_model_name="m",
+        compute_config=[{"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": True}],
+        wait_for_ready=False,
+        disable_on_destroy=False,
+        timeouts={"create": "1m"},
+    )
+    assert set(only(synth(stack), "rtserve_model_serving")) == schema_names("rtserve_model_serving")
+
+
+def test_model_version_stage_inputs_are_the_provider_schema(stack: RtserveStack) -> None:
+    ModelVersionStage(
+        stack,
+        "p",
+        name="m",
+        version="1",
+        stage="Production",
+        archive_existing_versions=True,
+        comment="c",
+        wait_for_ready=False,
+        timeouts={"update": "5m"},
+    )
+    assert set(only(synth(stack), "rtserve_model_version_stage")) == schema_names("rtserve_model_version_stage")
+
+
+@pytest.mark.parametrize(
+    ("cls", "type_name", "kwargs"),
+    [
+        (DataRtserveEndpointStatus, "rtserve_endpoint_status", {"registered_model_name": "m"}),
+        (DataRtserveModelVersions, "rtserve_model_versions", {"name": "m"}),
+        (DataRtserveVersionAliases, "rtserve_version_aliases", {"registered_model_name": "m"}),
+    ],
+)
+def test_data_source_inputs_are_the_provider_schema(stack: RtserveStack, cls, type_name, kwargs) -> None:  # type: ignore[no-untyped-def]
+    cls(stack, "d", **kwargs)
+    assert set(only(synth(stack), type_name, kind="data")) == schema_names(type_name, kind="data")
+
+
+def test_data_source_attributes_are_references(stack: RtserveStack) -> None:
+    import cdktf
+
+    versions = DataRtserveModelVersions(stack, "v", name="m")
+    aliases = DataRtserveVersionAliases(stack, "a", registered_model_name="m")
+    cdktf.TerraformOutput(stack, "latest", value=versions.latest_version)
+    cdktf.TerraformOutput(stack, "production", value=aliases.aliases.lookup("Production"))
+    outputs = synth(stack)["output"]
+    assert outputs["latest"]["value"] == "${data.rtserve_model_versions.v.latest_version}"
+    assert outputs["production"]["value"] == '${data.rtserve_version_aliases.a.aliases["Production"]}'

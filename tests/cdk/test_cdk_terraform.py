@@ -1,0 +1,72 @@
+"""Synthesized constructs, applied by the embedded Terraform with the real provider against the fake
+backend: the construct's rendering is valid for the provider's schema and leaves no perpetual diff."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cdktf
+import pytest
+
+from cdk import ComputeConfig, ModelEndpoint, RtserveStack
+from cdk.rtserve import DataRtserveEndpointStatus, DataRtserveModelVersions, DataRtserveVersionAliases
+from provider.install import install
+from provider.terraform import Terraform
+from tests.provider.fake_backend import FakeBackend
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_model_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    backend.add_model("iris-classifier", versions=2)
+    with backend.serve() as url:
+        app = cdktf.App(outdir=str(tmp_path / "out"))
+        stack = RtserveStack(app, "production", host=url, state_path=str(tmp_path / "production.tfstate"))
+        endpoint = ModelEndpoint(
+            stack,
+            "iris",
+            model_name="iris-classifier",
+            staging=ComputeConfig.small(scale_to_zero=True),
+            production=ComputeConfig.medium(),
+            promotions={"Production": "1", "Staging": 2},
+            comment="from cdktf",
+        )
+        versions = DataRtserveModelVersions(stack, "versions", name="iris-classifier", depends_on=endpoint.resources)
+        status = DataRtserveEndpointStatus(
+            stack, "status", registered_model_name="iris-classifier", depends_on=endpoint.resources
+        )
+        aliases = DataRtserveVersionAliases(
+            stack, "aliases", registered_model_name="iris-classifier", depends_on=endpoint.resources
+        )
+        cdktf.TerraformOutput(stack, "production_url", value=endpoint.production_url)
+        cdktf.TerraformOutput(stack, "latest", value=versions.latest_version)
+        cdktf.TerraformOutput(stack, "enabled", value=status.enabled)
+        cdktf.TerraformOutput(stack, "production_version", value=aliases.aliases.lookup("Production"))
+        app.synth()
+
+        tf = Terraform(
+            tmp_path / "out" / "stacks" / "production",
+            install(tmp_path / "mirror"),
+            env={"RTSERVE_TOKEN": backend.token},
+            check=True,
+        )
+        tf.init()
+        assert str(tf.apply().summary) == "3 to add, 0 to change, 0 to destroy"
+        assert backend.endpoints["iris-classifier"] == {
+            "Staging": {"workload_size_id": "Small", "scale_to_zero_enabled": True},
+            "Production": {"workload_size_id": "Medium", "scale_to_zero_enabled": False},
+        }
+        assert backend.models["iris-classifier"] == {"1": "Production", "2": "Staging"}
+        assert tf.output() == {
+            "production_url": f"{url}/model-endpoint/iris-classifier/Production/invocations",
+            "latest": "2",
+            "enabled": True,
+            "production_version": "1",
+        }
+        assert not tf.plan().summary.has_changes
+        tf.destroy()
+        assert backend.endpoints == {}
+        assert set(backend.models["iris-classifier"].values()) == {"Archived"}
+    assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" in os.environ

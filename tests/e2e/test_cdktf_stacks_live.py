@@ -1,0 +1,126 @@
+"""End to end through CDKTF: two stacks ("staging", "production") share one model's endpoint, each
+owning its stage, as the worked example (main.py) does. Synthesized with cdktf, applied with the
+embedded Terraform against a live backend, then scored.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.client import BackendClient
+from backend.demo import request_bodies
+from backend.demo_model import register_demo_model
+from backend.process import BackendProcess
+from provider.install import Installation, install
+from provider.terraform import Terraform
+from tests.conftest import ADMIN_TOKEN
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "iris-cdktf-e2e"
+
+APP = """
+import os
+import sys
+
+import cdktf
+
+sys.path.insert(0, {repo!r})
+from cdk import ComputeConfig, ModelEndpoint, RtserveStack  # noqa: E402
+
+host, model = os.environ["RTSERVE_HOST"], os.environ["RTSERVE_MODEL"]
+app = cdktf.App()
+
+staging = RtserveStack(app, "staging", host=host)
+iris = ModelEndpoint(staging, "iris", model_name=model, staging=ComputeConfig.small(),
+                     promotions={{"Staging": "2"}}, disable_on_destroy=False, timeout="4m")
+cdktf.TerraformOutput(staging, "url", value=iris.staging_url)
+
+production = RtserveStack(app, "production", host=host)
+iris = ModelEndpoint(production, "iris", model_name=model, production=ComputeConfig.small(),
+                     promotions={{"Production": "1"}}, disable_on_destroy=False, timeout="4m")
+cdktf.TerraformOutput(production, "url", value=iris.production_url)
+
+app.synth()
+"""
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
+    return install(tmp_path_factory.mktemp("tf") / "mirror")
+
+
+@pytest.fixture(scope="module")
+def model(mlflow_client_env: str) -> str:
+    register_demo_model(mlflow_client_env, name=MODEL)
+    return MODEL
+
+
+def synthesize(main: Path, workdir: Path, host: str, model: str) -> Path:
+    env = {
+        **os.environ,
+        "RTSERVE_HOST": host,
+        "RTSERVE_MODEL": model,
+        "CDKTF_OUTDIR": str(workdir / "cdktf.out"),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    subprocess.run([sys.executable, str(main)], cwd=workdir, env=env, check=True, timeout=300)
+    return workdir / "cdktf.out" / "stacks"
+
+
+def score(url: str) -> httpx.Response:
+    _, body = request_bodies()["dataframe_split"]
+    return httpx.post(url, json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+
+
+def deploy_both_then_destroy(stacks: Path, installation: Installation, admin: BackendClient, model: str) -> None:
+    runners = {
+        name: Terraform(stacks / name, installation, env={"RTSERVE_TOKEN": ADMIN_TOKEN}, check=True)
+        for name in ("staging", "production")
+    }
+    try:
+        for tf in runners.values():
+            tf.init()
+            assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
+        assert admin.aliases(model) == {"Staging": "2", "Production": "1"}
+        for stage, tf in (("Staging", runners["staging"]), ("Production", runners["production"])):
+            url = tf.output()["url"]
+            assert url.endswith(f"/model-endpoint/{model}/{stage}/invocations")
+            assert score(url).status_code == 200
+            assert not tf.plan().summary.has_changes
+
+        # Destroying one stack leaves the other stage serving: the stacks share the model's endpoint.
+        runners["staging"].destroy()
+        assert "Staging" not in admin.aliases(model)
+        assert score(runners["production"].output()["url"]).status_code == 200
+        assert not runners["production"].plan().summary.has_changes
+    finally:
+        for tf in runners.values():
+            tf.check = False
+            tf.destroy()
+
+
+def test_two_stacks_share_one_model_each_owning_its_stage(
+    tmp_path: Path, backend: BackendProcess, admin: BackendClient, installation: Installation, model: str
+) -> None:
+    main = tmp_path / "main.py"
+    main.write_text(APP.format(repo=str(REPO)))
+    stacks = synthesize(main, tmp_path, backend.url, model)
+    deploy_both_then_destroy(stacks, installation, admin, model)
+
+
+def test_the_repositorys_main_py_deploys(
+    tmp_path: Path, backend: BackendProcess, admin: BackendClient, installation: Installation, model: str
+) -> None:
+    main = REPO / "main.py"
+    if not main.exists():
+        pytest.skip("main.py (the worked example) is not in the repository yet")
+    stacks = synthesize(main, tmp_path, backend.url, model)
+    assert {p.name for p in stacks.iterdir()} == {"staging", "production"}
+    deploy_both_then_destroy(stacks, installation, admin, model)

@@ -1,0 +1,121 @@
+"""modules/model-serving-endpoint: validated by the embedded Terraform, applied from plain HCL and from
+CDKTF (TerraformHclModule) against the fake backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provider.install import Installation, install
+from provider.terraform import Terraform
+from tests.provider.fake_backend import FakeBackend
+
+pytestmark = pytest.mark.e2e
+MODULE = Path(__file__).resolve().parents[2] / "modules" / "model-serving-endpoint"
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
+    return install(tmp_path_factory.mktemp("tf") / "mirror")
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeBackend, str]]:
+    backend = FakeBackend()
+    backend.add_model("iris-classifier", versions=2)
+    with backend.serve() as url:
+        yield backend, url
+
+
+def root(tmp_path: Path, host: str, module_args: str) -> Path:
+    source = os.path.relpath(MODULE, tmp_path)
+    (tmp_path / "main.tf").write_text(
+        f"""
+terraform {{
+  required_providers {{
+    rtserve = {{ source = "rtserve/rtserve", version = "0.1.0" }}
+  }}
+}}
+provider "rtserve" {{ host = "{host}" }}
+module "iris" {{
+  source     = "{source}"
+  model_name = "iris-classifier"
+{module_args}
+}}
+output "production_url" {{ value = module.iris.production_url }}
+output "promoted_versions" {{ value = module.iris.promoted_versions }}
+"""
+    )
+    return tmp_path
+
+
+def test_the_module_is_valid_on_its_own(tmp_path: Path, installation: Installation) -> None:
+    for name in ("versions.tf", "variables.tf", "main.tf", "outputs.tf"):
+        (tmp_path / name).write_text((MODULE / name).read_text())
+    tf = Terraform(tmp_path, installation)
+    assert tf.init().ok
+    result = tf.validate()
+    assert result.ok and result.errors == [], result.error_text()
+
+
+def test_the_module_applies_with_an_empty_second_plan(
+    tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
+) -> None:
+    backend, url = fake
+    args = '  production = { workload_size = "Medium" }\n  promotions = { Production = "1" }'
+    tf = Terraform(root(tmp_path, url, args), installation, env={"RTSERVE_TOKEN": backend.token}, check=True)
+    tf.init()
+    assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
+    assert backend.endpoints["iris-classifier"]["Production"]["workload_size_id"] == "Medium"
+    assert tf.output() == {
+        "production_url": f"{url}/model-endpoint/iris-classifier/Production/invocations",
+        "promoted_versions": {"Production": "1"},
+    }
+    assert not tf.plan().summary.has_changes
+
+
+def test_an_invalid_promotion_fails_at_plan_with_the_modules_message(
+    tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
+) -> None:
+    _, url = fake
+    tf = Terraform(root(tmp_path, url, '  promotions = { prod = "1" }'), installation)
+    assert tf.init().ok
+    result = tf.plan()
+    assert not result.ok
+    assert 'promotions keys must be "Staging" or "Production".' in result.error_text()
+
+
+def test_the_module_is_usable_from_cdktf(
+    tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
+) -> None:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    import cdktf
+
+    from cdk import RtserveStack
+
+    backend, url = fake
+    app = cdktf.App(outdir=str(tmp_path / "out"))
+    stack = RtserveStack(app, "modules", host=url, state_path=str(tmp_path / "state.tfstate"))
+    module = cdktf.TerraformHclModule(
+        stack,
+        "iris",
+        source=str(MODULE),
+        variables={
+            "model_name": "iris-classifier",
+            "staging": {"workload_size": "Small"},
+            "promotions": {"Staging": "2"},
+        },
+    )
+    cdktf.TerraformOutput(stack, "staging_url", value=module.get_string("staging_url"))
+    app.synth()
+
+    workdir = tmp_path / "out" / "stacks" / "modules"
+    tf = Terraform(workdir, installation, env={"RTSERVE_TOKEN": backend.token}, check=True)
+    tf.init()
+    tf.apply()
+    assert backend.models["iris-classifier"]["2"] == "Staging"
+    assert tf.output()["staging_url"] == f"{url}/model-endpoint/iris-classifier/Staging/invocations"
+    assert not tf.plan().summary.has_changes

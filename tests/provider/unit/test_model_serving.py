@@ -1,0 +1,370 @@
+"""rtserve_model_serving: one test per CRUD operation, plus its error variants, over the fake backend."""
+
+from __future__ import annotations
+
+import pytest
+from tf.iface import PlanContext
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.plugin import RtserveProvider
+from provider.resources.model_serving import ModelServingResource, serving_progress
+from provider.servicer import ConfiguredPlanContext
+from tests.provider.fake_backend import FakeBackend
+from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors
+
+pytestmark = pytest.mark.unit
+ctx = Contexts("rtserve_model_serving")
+
+
+def planned(**overrides: object) -> dict:
+    state = {
+        "id": Unknown,
+        "registered_model_name": "iris",
+        "compute_config": [
+            {"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": False},
+            {"stage": "Production", "workload_size": "Medium", "scale_to_zero_enabled": True},
+        ],
+        "wait_for_ready": True,
+        "disable_on_destroy": True,
+        "timeouts": None,
+        "state": Unknown,
+        "state_message": Unknown,
+        "invocation_urls": Unknown,
+        "version_invocation_urls": Unknown,
+    }
+    state.update(overrides)
+    return state
+
+
+@pytest.fixture
+def resource(provider: RtserveProvider) -> ModelServingResource:
+    return ModelServingResource(provider)
+
+
+@pytest.fixture
+def created(resource: ModelServingResource, fake: FakeBackend) -> dict:
+    fake.models["iris"]["1"] = "Production"
+    state = resource.create(ctx.create(), planned())
+    assert state is not None
+    return state
+
+
+def calls(fake: FakeBackend, method: str, suffix: str) -> list[dict]:
+    return [params for m, path, params in fake.calls if m == method and path.endswith(suffix)]
+
+
+# -- create ----------------------------------------------------------------------------------------
+def test_create_enables_serving_and_applies_each_compute_config(
+    resource: ModelServingResource, fake: FakeBackend
+) -> None:
+    fake.models["iris"]["1"] = "Production"
+    c = ctx.create()
+    state = resource.create(c, planned())
+
+    assert errors(c) == []
+    assert calls(fake, "POST", "/enable") == [{"registered_model_name": "iris"}]
+    assert fake.endpoints["iris"]["Production"] == {"workload_size_id": "Medium", "scale_to_zero_enabled": True}
+    assert state["id"] == "iris"
+    assert state["state"] == "ENDPOINT_STATE_READY"
+    assert state["compute_config"] == planned()["compute_config"]
+    assert state["invocation_urls"] == {
+        "Staging": f"{HOST}/model-endpoint/iris/Staging/invocations",
+        "Production": f"{HOST}/model-endpoint/iris/Production/invocations",
+    }
+    assert state["version_invocation_urls"] == {"1": f"{HOST}/model/iris/1/invocations"}
+
+
+def test_create_waits_until_the_endpoint_is_ready(
+    resource: ModelServingResource, fake: FakeBackend, clock: FakeClock
+) -> None:
+    fake.pending_polls = 3
+    c = ctx.create()
+    state = resource.create(c, planned())
+
+    assert errors(c) == []
+    assert state["state"] == "ENDPOINT_STATE_READY"
+    # three PENDING answers, then READY twice in a row (the settle rule)
+    assert len(clock.sleeps) == 4
+
+
+def test_create_without_wait_for_ready_does_not_poll(
+    resource: ModelServingResource, fake: FakeBackend, clock: FakeClock
+) -> None:
+    fake.pending_polls = 100
+    state = resource.create(ctx.create(), planned(wait_for_ready=False))
+
+    assert state["state"] == "ENDPOINT_STATE_PENDING"
+    assert clock.sleeps == []
+
+
+def test_create_of_an_unknown_model_reports_the_backend_error_code_and_message(
+    resource: ModelServingResource,
+) -> None:
+    c = ctx.create()
+    state = resource.create(c, planned(registered_model_name="nope"))
+
+    assert state is None
+    [error] = errors(c)
+    assert error.summary == "Could not enable serving for 'nope': RESOURCE_DOES_NOT_EXIST"
+    assert "Registered Model with name=nope not found" in error.detail
+    assert "HTTP 404" in error.detail
+    assert error.path == ["registered_model_name"]
+
+
+def test_create_that_goes_failed_reports_the_state_message_and_returns_the_state(
+    resource: ModelServingResource, fake: FakeBackend
+) -> None:
+    fake.fail_message = "Version 1 failed: ModuleNotFoundError: No module named 'xgboost'"
+    c = ctx.create()
+    state = resource.create(c, planned())
+
+    [error] = errors(c)
+    assert error.summary == "Serving of 'iris' failed: ENDPOINT_STATE_FAILED"
+    assert "No module named 'xgboost'" in error.detail
+    assert state is not None and state["state"] == "ENDPOINT_STATE_FAILED"  # recorded, tainted
+
+
+def test_create_with_a_compute_config_the_backend_rejects_keeps_serving_recorded(
+    resource: ModelServingResource, fake: FakeBackend
+) -> None:
+    bad = [{"stage": "Staging", "workload_size": "Huge", "scale_to_zero_enabled": False}]
+    c = ctx.create()
+    state = resource.create(c, planned(compute_config=bad))
+
+    [error] = errors(c)
+    assert error.summary == "Could not set the compute config of 'iris': INVALID_PARAMETER_VALUE"
+    assert "got 'Huge'" in error.detail
+    assert state is not None and state["compute_config"][0]["workload_size"] == "Small"  # what the backend has
+    assert "iris" in fake.endpoints
+
+
+def test_create_that_never_gets_ready_times_out_with_the_last_status(
+    resource: ModelServingResource, fake: FakeBackend
+) -> None:
+    fake.pending_polls = 10_000
+    c = ctx.create()
+    resource.create(c, planned(timeouts={"create": "10s", "update": None}))
+
+    [error] = errors(c)
+    assert error.summary == "Serving of 'iris' not ready after 10 s"
+    assert "ENDPOINT_STATE_PENDING Starting replicas" in error.detail
+
+
+def test_create_turns_an_unexpected_exception_into_a_diagnostic(
+    resource: ModelServingResource, provider: RtserveProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(model: str) -> dict:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(provider.client, "enable", boom)
+    c = ctx.create()
+    assert resource.create(c, planned()) is None
+    [error] = errors(c)
+    assert error.summary == "Could not create rtserve_model_serving: unexpected provider error"
+    assert "RuntimeError: boom" in error.detail
+
+
+def test_create_without_a_configured_provider_reports_how_to_configure_it() -> None:
+    resource = ModelServingResource(RtserveProvider(environ={}))
+    c = ctx.create()
+    assert resource.create(c, planned()) is None
+    assert errors(c)[0].summary == "The rtserve provider is not configured"
+
+
+# -- read ------------------------------------------------------------------------------------------
+def test_read_reports_compute_changed_out_of_band(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.endpoints["iris"]["Staging"]["workload_size_id"] = "Large"
+    state = resource.read(ctx.read(), created)
+
+    assert state["compute_config"][0] == {"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": False}
+
+
+def test_read_keeps_only_the_declared_stages(resource: ModelServingResource, fake: FakeBackend) -> None:
+    only_production = [{"stage": "Production", "workload_size": "Small", "scale_to_zero_enabled": False}]
+    created = resource.create(ctx.create(), planned(compute_config=only_production))
+    state = resource.read(ctx.read(), created)
+
+    assert state["compute_config"] == only_production
+
+
+def test_read_returns_none_when_serving_was_disabled_out_of_band(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    del fake.endpoints["iris"]
+    assert resource.read(ctx.read(), created) is None
+
+
+def test_read_reports_other_errors_and_keeps_the_state(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.token = "rotated"
+    c = ctx.read()
+    assert resource.read(c, created) == created
+    assert errors(c)[0].summary == "Could not read serving of 'iris': UNAUTHENTICATED"
+
+
+# -- update ----------------------------------------------------------------------------------------
+def test_update_changes_only_the_stages_that_changed(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.calls.clear()
+    target = planned()
+    target["compute_config"][0]["workload_size"] = "Large"
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    assert errors(c) == []
+    assert [p["stage"] for p in calls(fake, "PUT", "/update-compute-config")] == ["Staging"]
+    assert state["compute_config"][0]["workload_size"] == "Large"
+
+
+def test_update_returns_a_removed_stage_to_the_backend_default(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    target = planned(compute_config=[planned()["compute_config"][0]])
+    state = resource.update(ctx.update(), created, target)
+
+    assert fake.endpoints["iris"]["Production"] == {"workload_size_id": "Small", "scale_to_zero_enabled": False}
+    assert [b["stage"] for b in state["compute_config"]] == ["Staging"]
+
+
+def test_update_of_wait_for_ready_alone_calls_no_mutating_route(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.calls.clear()
+    resource.update(ctx.update(), created, {**created, "wait_for_ready": False})
+    assert {m for m, _, _ in fake.calls} == {"GET"}
+
+
+def test_update_rejected_by_the_backend_reports_its_message(resource: ModelServingResource, created: dict) -> None:
+    target = planned()
+    target["compute_config"][1]["workload_size"] = "XL"
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    assert errors(c)[0].summary == "Could not change the compute config of 'iris': INVALID_PARAMETER_VALUE"
+    assert state["compute_config"][1]["workload_size"] == "Medium"  # unchanged, as observed
+
+
+# -- delete ----------------------------------------------------------------------------------------
+def test_delete_disables_serving(resource: ModelServingResource, fake: FakeBackend, created: dict) -> None:
+    c = ctx.delete()
+    resource.delete(c, created)
+    assert errors(c) == []
+    assert "iris" not in fake.endpoints
+
+
+def test_delete_of_serving_already_disabled_is_not_an_error(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    del fake.endpoints["iris"]
+    c = ctx.delete()
+    resource.delete(c, created)
+    assert errors(c) == []
+
+
+def test_delete_without_disable_on_destroy_resets_the_declared_stages_only(
+    resource: ModelServingResource, fake: FakeBackend, created: dict
+) -> None:
+    resource.delete(ctx.delete(), {**created, "disable_on_destroy": False})
+    assert fake.endpoints["iris"]["Production"] == {"workload_size_id": "Small", "scale_to_zero_enabled": False}
+
+
+def test_delete_reports_other_errors(resource: ModelServingResource, fake: FakeBackend, created: dict) -> None:
+    fake.token = "rotated"
+    c = ctx.delete()
+    resource.delete(c, created)
+    assert errors(c)[0].summary == "Could not release serving of 'iris': UNAUTHENTICATED"
+
+
+# -- import ----------------------------------------------------------------------------------------
+def test_import_by_model_name_reads_every_stage(resource: ModelServingResource, fake: FakeBackend) -> None:
+    fake.endpoints["iris"] = {
+        "Staging": {"workload_size_id": "Small", "scale_to_zero_enabled": True},
+        "Production": {"workload_size_id": "Large", "scale_to_zero_enabled": False},
+    }
+    state = resource.import_(ctx.import_(), "iris")
+
+    assert state["id"] == "iris"
+    assert state["wait_for_ready"] is True and state["disable_on_destroy"] is True
+    assert state["compute_config"] == [
+        {"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": True},
+        {"stage": "Production", "workload_size": "Large", "scale_to_zero_enabled": False},
+    ]
+
+
+def test_import_of_a_model_without_serving_reports_the_backend_error(resource: ModelServingResource) -> None:
+    c = ctx.import_()
+    assert resource.import_(c, "iris") is None
+    assert errors(c)[0].summary == "Cannot import serving of 'iris': RESOURCE_DOES_NOT_EXIST"
+
+
+# -- validate and plan -----------------------------------------------------------------------------
+def test_validate_rejects_two_blocks_for_one_stage(resource: ModelServingResource) -> None:
+    diags = Diagnostics()
+    config = {"registered_model_name": "iris", "compute_config": [{"stage": "Staging"}, {"stage": "Staging"}]}
+    resource.validate(diags, "rtserve_model_serving", config)
+    assert [d.summary for d in diags.diagnostics] == ["Duplicate compute_config stage"]
+    assert diags.diagnostics[0].path == ["compute_config", (1,), "stage"]
+
+
+def test_validate_rejects_a_timeout_that_is_not_a_duration(resource: ModelServingResource) -> None:
+    diags = Diagnostics()
+    resource.validate(diags, "rtserve_model_serving", {"timeouts": {"create": "soon", "update": None}})
+    assert diags.diagnostics[0].summary == "Invalid timeout"
+    assert diags.diagnostics[0].path == ["timeouts", "create"]
+
+
+def test_plan_fills_the_declared_defaults_where_the_config_sets_nothing(resource: ModelServingResource) -> None:
+    config = {"registered_model_name": "iris", "compute_config": [{"stage": "Staging"}], "wait_for_ready": None}
+    proposed = {
+        **planned(),
+        "compute_config": [{"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": None}],
+        "wait_for_ready": None,
+    }
+    plan_ctx = ConfiguredPlanContext(Diagnostics(), "rtserve_model_serving", changed_fields=set(), config=config)
+    result = resource.plan(plan_ctx, None, proposed)
+
+    # Large was only carried over from a prior state: the config does not set it, so the default wins.
+    assert result["compute_config"] == [{"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": False}]
+    assert result["wait_for_ready"] is True
+    assert result["id"] == "iris"
+    assert result["invocation_urls"]["Staging"] == f"{HOST}/model-endpoint/iris/Staging/invocations"
+
+
+def test_plan_of_an_unchanged_resource_keeps_every_computed_value(
+    resource: ModelServingResource, created: dict
+) -> None:
+    result = resource.plan(PlanContext(Diagnostics(), "rtserve_model_serving", set()), created, dict(created))
+    assert result == created
+
+
+def test_plan_of_a_compute_change_leaves_status_unknown(resource: ModelServingResource, created: dict) -> None:
+    proposed = {**created, "compute_config": [dict(b, workload_size="Large") for b in created["compute_config"]]}
+    result = resource.plan(PlanContext(Diagnostics(), "rtserve_model_serving", set()), created, proposed)
+    assert result["state"] is Unknown and result["version_invocation_urls"] is Unknown
+
+
+# -- waiting ---------------------------------------------------------------------------------------
+def version(name: str, service: str = "SERVICE_STATE_READY", update: str = "SERVICE_STATE_READY") -> dict:
+    return {
+        "endpoint_version_name": name,
+        "service_status": {"state": service, "message": f"service {name}"},
+        "config_update_status": {"state": update, "message": f"update {name}"},
+    }
+
+
+def test_progress_is_done_only_when_the_endpoint_and_every_version_are_ready() -> None:
+    ready = {"state": "ENDPOINT_STATE_READY", "state_message": "Ready"}
+    assert serving_progress(ready, [version("1")]).done
+    assert not serving_progress(ready, [version("1"), version("2", update="SERVICE_STATE_PENDING")]).done
+    assert not serving_progress({"state": "ENDPOINT_STATE_PENDING"}, []).done
+
+
+def test_progress_fails_with_the_message_of_a_failed_version() -> None:
+    ready = {"state": "ENDPOINT_STATE_READY", "state_message": "Ready"}
+    progress = serving_progress(ready, [version("1"), version("2", service="SERVICE_STATE_FAILED")])
+    assert progress.failure == "version 2 failed: service 2"
