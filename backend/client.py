@@ -43,9 +43,7 @@ class BackendClient:
     def disable(self, model: str) -> dict:
         return self.call("POST", f"{PREVIEW}/disable", json={"registered_model_name": model})
 
-    def update_compute(
-        self, model: str, stage: str, size: str, scale_to_zero: bool = False, **batching: float
-    ) -> dict:
+    def update_compute(self, model: str, stage: str, size: str, scale_to_zero: bool = False, **batching: float) -> dict:
         spec = {"workload_size_id": size, "scale_to_zero_enabled": scale_to_zero, **batching}
         body = {"registered_model_name": model, "stage": stage, "desired_workload_config_spec": spec}
         return self.call("PUT", f"{PREVIEW}/update-compute-config", json=body)

@@ -3,17 +3,17 @@ import pytest
 from backend.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
+    Observed,
     Prepare,
     StageConfig,
     StartReplica,
-    Observed,
     StopReplica,
     Tuning,
     VersionMemory,
     reconcile,
 )
-from backend.control.traffic import VersionTraffic
 from backend.control.stages import RegisteredVersion
+from backend.control.traffic import VersionTraffic
 from backend.engines.base import ReplicaObservation, ReplicaState
 
 pytestmark = pytest.mark.unit
