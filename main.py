@@ -2,6 +2,7 @@
 
 `rtserve deploy` (or `cdktf deploy`) synthesizes this app and applies it. RTSERVE_HOST names the
 backend and RTSERVE_TOKEN authenticates at apply time; the token is never written into cdktf.out.
+RTSERVE_STATE_DIR, if set, holds the stacks' local Terraform state (default: this directory).
 """
 
 import os
@@ -12,10 +13,16 @@ from cdk import ComputeConfig, ModelEndpoint, RtserveStack
 
 HOST = os.environ.get("RTSERVE_HOST", "http://127.0.0.1:8080")
 MODEL = os.environ.get("RTSERVE_MODEL", "iris-classifier")
+STATE_DIR = os.environ.get("RTSERVE_STATE_DIR")
+
+
+def state_path(stack: str) -> str | None:
+    return os.path.join(os.path.abspath(STATE_DIR), f"terraform.{stack}.tfstate") if STATE_DIR else None
+
 
 app = cdktf.App()
 
-staging = RtserveStack(app, "staging", host=HOST)
+staging = RtserveStack(app, "staging", host=HOST, state_path=state_path("staging"))
 staging_endpoint = ModelEndpoint(
     staging,
     "iris",
@@ -26,7 +33,7 @@ staging_endpoint = ModelEndpoint(
 )
 cdktf.TerraformOutput(staging, "url", value=staging_endpoint.staging_url)
 
-production = RtserveStack(app, "production", host=HOST)
+production = RtserveStack(app, "production", host=HOST, state_path=state_path("production"))
 production_endpoint = ModelEndpoint(
     production,
     "iris",

@@ -35,7 +35,7 @@ def deploy_example_stacks(host: str, token: str, data_dir: Path, console: Consol
     """`rtserve deploy` of main.py: the staging and production stacks, applied with the embedded Terraform."""
     from backend.deploy import print_outcomes, run_stacks, synthesize
 
-    os.environ.update(RTSERVE_HOST=host, RTSERVE_TOKEN=token, RTSERVE_MODEL=DEMO_MODEL)
+    os.environ.update(RTSERVE_HOST=host, RTSERVE_TOKEN=token, RTSERVE_MODEL=DEMO_MODEL, RTSERVE_STATE_DIR=str(data_dir))
     console.print("Deploying main.py's stacks (staging: version 2 in Staging; production: version 1 in Production)")
     stacks = synthesize(PROJECT, console, outdir=data_dir / "cdktf.out")
     print_outcomes(run_stacks(stacks, "deploy", console), console)

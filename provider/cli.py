@@ -49,3 +49,5 @@ def install_command(
     console.print(f"  CLI config: {result.cli_config}")
     console.print("For your own terraform or tofu:")
     console.print(f"  {line}", highlight=False)
+    console.print("For the npm cdktf-cli (`cdktf deploy --skip-provider-lock`) with the embedded Terraform:")
+    console.print(f"  {line} TERRAFORM_BINARY_NAME={result.terraform}", highlight=False)

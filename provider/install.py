@@ -73,6 +73,9 @@ class Installation:
     cli_config: Path
     launchers: tuple[Path, ...]
     changed: bool
+    # The embedded Terraform as an executable, for tools that run a `terraform` binary (the npm
+    # cdktf-cli reads it from TERRAFORM_BINARY_NAME).
+    terraform: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -101,7 +104,14 @@ def install(mirror: Path | None = None, cli_config: Path | None = None, python: 
         launchers.append(target)
     cli_config.parent.mkdir(parents=True, exist_ok=True)
     changed |= _write_if_different(cli_config, cli_config_text(mirror), mode=0o644)
-    return Installation(mirror=mirror, cli_config=cli_config, launchers=tuple(launchers), changed=changed)
+    terraform = cli_config.parent / "bin" / "terraform"
+    terraform.parent.mkdir(parents=True, exist_ok=True)
+    changed |= _write_if_different(terraform, embedded_terraform_text(python), mode=0o755)
+    return Installation(mirror, cli_config, tuple(launchers), changed, terraform)
+
+
+def embedded_terraform_text(python: str | None = None) -> str:
+    return f'#!/bin/sh\nexec {shlex.quote(python or sys.executable)} -P -m provider.tfcli "$@"\n'
 
 
 def _write_if_different(path: Path, text: str, mode: int) -> bool:

@@ -119,8 +119,6 @@ def test_the_repositorys_main_py_deploys(
     tmp_path: Path, backend: BackendProcess, admin: BackendClient, installation: Installation, model: str
 ) -> None:
     main = REPO / "main.py"
-    if not main.exists():
-        pytest.skip("main.py (the worked example) is not in the repository yet")
     stacks = synthesize(main, tmp_path, backend.url, model)
     assert {p.name for p in stacks.iterdir()} == {"staging", "production"}
     deploy_both_then_destroy(stacks, installation, admin, model)
