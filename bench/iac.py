@@ -26,7 +26,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.demo_model import DEMO_MODEL, register_demo_model  # noqa: E402
+from backend.demo_model import register_demo_model  # noqa: E402
 from backend.deploy import synthesize  # noqa: E402
 from backend.process import BackendProcess  # noqa: E402
 from provider.terraform import Terraform  # noqa: E402
