@@ -12,7 +12,7 @@ from backend.process import BackendProcess
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, new_context
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API keeps an event loop running until it stops
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium is not installed at {CHROMIUM}: run .ci/system-deps.sh (or set RTSERVE_CHROMIUM)")
