@@ -29,7 +29,6 @@ from backend.control.reconciler import (
     StopReplica,
     Tuning,
     VersionMemory,
-    VersionState,
     VersionView,
     backoff_seconds,
     reconcile,
@@ -283,20 +282,6 @@ class Controller:
         async with self._ticked:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ticked.wait(), max(0.0, timeout))
-
-    async def wait_until_settled(self, model: str, version: str, timeout: float) -> VersionView | None:
-        """Wait until the version is READY or FAILED (or gone), at most `timeout` seconds."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            view = self.views.get((model, version))
-            if view is None or view.state != VersionState.PENDING:
-                return view
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return view
-            async with self._ticked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ticked.wait(), remaining)
 
 
 def _short(model: str) -> str:
