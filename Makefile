@@ -27,6 +27,7 @@ test-unit: $(BIN)/.installed
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/iac.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check backend provider cdk tests bench main.py

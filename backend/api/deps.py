@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
 from backend.auth import Permission, Principal
 from backend.errors import ApiError, invalid
@@ -13,7 +14,8 @@ from backend.errors import ApiError, invalid
 CONTROL_BODY_LIMIT = 1024 * 1024
 
 
-def current_principal(request: Request) -> Principal:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a hop per request.
+async def current_principal(request: Request) -> Principal:
     principal = request.scope.get("state", {}).get("principal")
     if principal is None:  # the auth middleware guarantees one; this guards a misconfigured app
         raise ApiError("UNAUTHENTICATED", "Authentication is required.")
@@ -21,7 +23,7 @@ def current_principal(request: Request) -> Principal:
 
 
 def require(permission: Permission):  # type: ignore[no-untyped-def]
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.can(permission):
             raise ApiError(
                 "PERMISSION_DENIED",
@@ -45,11 +47,17 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError("REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    "REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away (load generators do at the end of a run): nothing to answer, nothing to log.
+        raise ApiError("BAD_REQUEST", "The client disconnected before sending the whole body.") from None
     return b"".join(chunks)
 
 

@@ -10,8 +10,10 @@ One monitor task per replica owns the process's whole life: it waits for the chi
 its status pipe, confirms readiness with a ping, pings periodically, notices the process exit
 through its sentinel (loop.add_reader, nothing blocks the event loop), and cleans up.
 
-Logs: a replica's stdout and stderr are appended to `ReplicaSpec.log_path`, whose path stays the
-same for the replica's whole life; the file is not rotated yet.
+Logs: a replica's stdout and stderr go through a pipe to a thread of the engine (`LogPump`), which
+timestamps every line and writes `ReplicaSpec.log_path`, rotating it to `<log_path>.1` at
+`log_max_bytes` (RTSERVE_REPLICA_LOG_MAX_BYTES, 5 MiB by default); see `backend.worker.logs`.
+Reading the pipe outside the replica keeps what a crashing replica wrote last.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from backend.engines.base import (
     ReplicaSpec,
     ReplicaState,
 )
+from backend.worker.logs import BACKUP_SUFFIX, LogPump, RotatingLog, max_bytes_from_env
 from backend.worker.protocol import WorkerClient
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ class _Replica:
     spec: ReplicaSpec
     process: BaseProcess
     status_conn: Connection
+    log_conn: Connection  # the write end of the log pipe, handed to the child
+    log_read_fd: int
     socket_path: str
     started_at: float
     pid: int | None
@@ -74,6 +79,7 @@ class _Replica:
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     stop_grace: float = 10.0
     monitor: asyncio.Task[None] | None = None
+    log_pump: LogPump | None = None
 
     def observe(self) -> ReplicaObservation:
         return ReplicaObservation(
@@ -94,6 +100,7 @@ class LocalEngine:
     `run_dir` holds the replicas' sockets. `health_interval` is the time between health pings of a
     READY replica; one that misses `MAX_FAILED_PINGS` pings in a row (each waiting `ping_timeout`)
     is killed and reported CRASHED. `stop_timeout` bounds a graceful stop before SIGKILL.
+    `log_max_bytes` is where a replica log rotates (default: RTSERVE_REPLICA_LOG_MAX_BYTES, or 5 MiB).
     """
 
     def __init__(
@@ -105,8 +112,10 @@ class LocalEngine:
         stop_timeout: float = 10.0,
         close_timeout: float = 3.0,
         wall_clock: Callable[[], float] = time.time,
+        log_max_bytes: int | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.log_max_bytes = log_max_bytes if log_max_bytes is not None else max_bytes_from_env()
         self.health_interval = health_interval
         self.ping_timeout = ping_timeout
         self.stop_timeout = stop_timeout
@@ -163,11 +172,13 @@ class LocalEngine:
         # The pid keeps engines of several backend processes sharing a run_dir apart.
         socket_path = os.path.join(self._socket_dir, f"{os.getpid()}-{next(self._socket_names)}.sock")
         parent_conn, child_conn = self._context.Pipe(duplex=True)
+        log_read_fd, log_write_fd = os.pipe()
+        log_conn = Connection(log_write_fd, readable=False)
         from backend.worker.replica import run_replica
 
         process = self._context.Process(
             target=run_replica,
-            args=(spec, socket_path, child_conn),
+            args=(spec, socket_path, child_conn, log_conn),
             name=f"replica-{spec.replica_id}",
             daemon=False,  # a daemonic process may not start processes, and models' libraries do
         )
@@ -176,6 +187,8 @@ class LocalEngine:
             spec=spec,
             process=process,
             status_conn=parent_conn,
+            log_conn=log_conn,
+            log_read_fd=log_read_fd,
             socket_path=socket_path,
             started_at=self._wall_clock(),
             pid=None,
@@ -216,18 +229,15 @@ class LocalEngine:
         self._replicas.pop(replica_id)
 
     def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
-        """The last `max_bytes` of the replica's log, starting at a line boundary."""
+        """The last `max_bytes` of the replica's log (its rotated part too), starting at a line boundary."""
         log_path = self._log_paths.get(replica_id)
         if log_path is None:
             raise KeyError(f"unknown replica {replica_id!r}")
-        try:
-            with open(log_path, "rb") as log:
-                size = log.seek(0, os.SEEK_END)
-                log.seek(max(0, size - max_bytes))
-                tail = log.read(max_bytes)
-        except FileNotFoundError:
-            return ""
-        if size > max_bytes:
+        tail, truncated = _tail(log_path, max_bytes)
+        if not truncated and len(tail) < max_bytes:
+            older, older_truncated = _tail(log_path + BACKUP_SUFFIX, max_bytes - len(tail))
+            tail, truncated = older + tail, older_truncated
+        if truncated:
             tail = tail.split(b"\n", 1)[-1]  # drop the partial first line
         return tail.decode("utf-8", errors="replace")
 
@@ -288,13 +298,24 @@ class LocalEngine:
         """Fork the replica from the fork server (in a thread: the first fork waits for its imports)."""
         spec = replica.spec
         try:
+            log = RotatingLog(spec.log_path, self.log_max_bytes)
+        except OSError as exc:
+            os.close(replica.log_read_fd)
+            replica.log_conn.close()
+            child_conn.close()
+            self._set_state(replica, ReplicaState.FAILED, f"cannot open the replica log {spec.log_path}: {exc}")
+            return False
+        replica.log_pump = LogPump(replica.log_read_fd, log, name=f"replica-log:{spec.replica_id}")
+        try:
             await asyncio.get_running_loop().run_in_executor(self._spawner, replica.process.start)
         except Exception as exc:
             logger.exception("Could not start replica %s", spec.replica_id)
             self._set_state(replica, ReplicaState.FAILED, f"could not start the replica process: {exc}")
             return False
         finally:
-            child_conn.close()  # the child has its copy; ours would hide the child's end of file
+            # The child has its copies; ours would hide the child's end of file (and stop the log pump).
+            child_conn.close()
+            replica.log_conn.close()
         replica.pid = replica.process.pid
         logger.info("Started replica %s (pid %s) of %s/%s", spec.replica_id, replica.pid, spec.model_name, spec.version)
         if replica.stop_requested.is_set():  # stop_replica came while it was being forked
@@ -307,11 +328,18 @@ class LocalEngine:
         if status is None:
             await _first(replica.exited.wait(), replica.stop_requested.wait())
             if replica.exited.is_set() and not replica.stop_requested.is_set():
+                await self._flush_log(replica)
                 reason = _exit_reason(replica.process)
                 self._set_state(replica, ReplicaState.FAILED, f"{reason} before it was ready; see the replica log")
             return False
         if status[0] == "failed":
             message = str(status[1]) if len(status) > 1 else "the model could not be loaded"
+            # The replica exits at once; waiting for it lets its log (the traceback) be complete
+            # by the time anyone sees FAILED.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await replica.exited.wait()
+            await self._flush_log(replica)
             self._set_state(replica, ReplicaState.FAILED, message)
             return False
         client = WorkerClient(replica.socket_path)
@@ -383,6 +411,7 @@ class LocalEngine:
                 await replica.exited.wait()
         if replica.exited.is_set():
             message = f"{_exit_reason(replica.process)} while it was serving; see the replica log"
+            await self._flush_log(replica)
         else:
             _kill(replica.process)
             message = "closed its connection unexpectedly; killed"
@@ -409,6 +438,12 @@ class LocalEngine:
             await replica.exited.wait()
         if replica.stop_requested.is_set():
             self._set_state(replica, ReplicaState.STOPPED, f"stopped ({_exit_reason(replica.process)})", force=True)
+
+    async def _flush_log(self, replica: _Replica, timeout: float = 1.0) -> None:
+        """Wait (briefly) until the log pump wrote what the exited replica left in its pipe."""
+        pump = replica.log_pump
+        if pump is not None:
+            await asyncio.get_running_loop().run_in_executor(None, pump.join, timeout)
 
     async def _release(self, replica: _Replica) -> None:
         if replica.client is not None:
@@ -450,6 +485,17 @@ class LocalEngine:
         # A deep run_dir would overflow sun_path; sockets then live in a short private temp dir.
         self._own_socket_dir = True
         return tempfile.mkdtemp(prefix="rtserve-")
+
+
+def _tail(path: str, max_bytes: int) -> tuple[bytes, bool]:
+    """The last `max_bytes` of the file (empty if it is missing), and whether anything came before them."""
+    try:
+        with open(path, "rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(0, size - max_bytes))
+            return log.read(max_bytes), size > max_bytes
+    except FileNotFoundError:
+        return b"", False
 
 
 async def _first(*waits: object, timeout: float | None = None) -> None:

@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", required=True, help="a local directory holding an MLflow model")
     parser.add_argument("--socket", required=True, help="the Unix domain socket to listen on")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--max-batch-size", type=int, default=1, help="requests predicted together (1: no batching)")
+    parser.add_argument("--max-batch-wait-ms", type=float, default=0.0, help="how long a batch waits for company")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("rtserve.replica")
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     def on_ready(server: ReplicaServer) -> None:
         log.info("Serving %s on %s", args.model_uri, args.socket)
 
-    asyncio.run(serve(model, args.socket, on_ready=on_ready))
+    batching = {"max_batch_size": args.max_batch_size, "max_batch_wait_ms": args.max_batch_wait_ms}
+    asyncio.run(serve(model, args.socket, on_ready=on_ready, **batching))
     return 0
 
 

@@ -31,6 +31,8 @@ PREFIX = struct.Struct("!II")
 MAX_HEADER_BYTES = 64 * 1024
 # A sanity bound that detects a corrupted stream; the gateway enforces the real request size limit.
 MAX_BODY_BYTES = 1024 * 1024 * 1024
+# Requests are written without waiting, unless this much is still unsent (flow control).
+DRAIN_ABOVE_BYTES = 256 * 1024
 
 OP_PING = "ping"
 OP_PONG = "pong"
@@ -142,7 +144,8 @@ class WorkerClient:
         try:
             async with asyncio.timeout(timeout):
                 self._writer.write(encode_frame({**header, "id": request_id}, body))
-                await self._writer.drain()
+                if self._writer.transport.get_write_buffer_size() > DRAIN_ABOVE_BYTES:
+                    await self._writer.drain()  # the replica reads slower than we write: wait for it
                 return await answer
         except TimeoutError:
             raise TimeoutError(f"the replica did not answer within {timeout:g} s") from None

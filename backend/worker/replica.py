@@ -16,27 +16,39 @@ import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import NoReturn
 
 from backend.engines.base import ReplicaSpec
+from backend.worker.logs import InProcessCapture, capture_output_in_process, redirect_output
 
 logger = logging.getLogger("rtserve.replica")
 
 MAX_FAILURE_MESSAGE_CHARS = 4000
 
 
-def run_replica(spec: ReplicaSpec, socket_path: str, status_conn: Connection) -> None:
-    """Load `spec.model_uri`, serve it on `socket_path`, exit 0 after a graceful stop, 1 if loading failed."""
+def run_replica(
+    spec: ReplicaSpec, socket_path: str, status_conn: Connection, log_conn: Connection | None = None
+) -> None:
+    """Load `spec.model_uri`, serve it on `socket_path`, exit 0 after a graceful stop, 1 if loading failed.
+
+    stdout and stderr go to `log_conn`, the write end of a pipe the engine reads into the replica's
+    log; without one, a thread of this process writes `spec.log_path` itself (see `logs`).
+    """
+    capture = None
     try:
-        _redirect_output(spec.log_path)
-    except OSError as exc:
+        if log_conn is not None:
+            redirect_output(log_conn.fileno())
+            log_conn.close()
+        else:
+            capture = capture_output_in_process(spec.log_path)
+    except (OSError, ValueError) as exc:
         _send(status_conn, ("failed", f"cannot open the replica log {spec.log_path}: {exc}"))
         sys.exit(1)
     os.environ.update(spec.env)
     # The engine stops replicas with SIGTERM; a Ctrl-C in the backend's terminal must not kill them first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
-    )
+    # No time in the format: every line of the replica log is timestamped when it is captured.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     logger.info("Replica %s (pid %d): loading %s", spec.replica_id, os.getpid(), spec.model_uri)
 
     # Imported here, not at the top: the engine imports this module too, and needs no MLflow for it.
@@ -47,34 +59,31 @@ def run_replica(spec: ReplicaSpec, socket_path: str, status_conn: Connection) ->
     except BaseException as exc:
         traceback.print_exc()
         _send(status_conn, ("failed", _loader_message(exc)))
-        sys.exit(1)
+        _exit(1, capture)
 
     def on_ready(server: ReplicaServer) -> None:
-        logger.info("Replica %s: serving on %s", spec.replica_id, socket_path)
+        batching = f"batches of up to {server.max_batch_size}" if server.batching else "no batching"
+        logger.info("Replica %s: serving on %s (%s)", spec.replica_id, socket_path, batching)
         _send(status_conn, ("ready",))
         _stop_when_parent_dies(status_conn, server.request_stop)
 
-    asyncio.run(serve(model, socket_path, on_ready=on_ready, stop_signals=(signal.SIGTERM,)))
-    sys.exit(0)
+    asyncio.run(
+        serve(
+            model,
+            socket_path,
+            on_ready=on_ready,
+            stop_signals=(signal.SIGTERM,),
+            max_batch_size=spec.max_batch_size,
+            max_batch_wait_ms=spec.max_batch_wait_ms,
+        )
+    )
+    _exit(0, capture)
 
 
-def _redirect_output(log_path: str) -> None:
-    """Point fds 1 and 2 at the log (appending), so native libraries' output lands there too."""
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    for name, fd in (("stdout", 1), ("stderr", 2)):
-        stream = getattr(sys, name)
-        if stream is None or not hasattr(stream, "reconfigure"):
-            # The engine's own process may have run without these (a service manager, pythonw).
-            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
-        else:
-            stream.reconfigure(line_buffering=True)
+def _exit(code: int, capture: InProcessCapture | None) -> NoReturn:
+    if capture is not None:
+        capture.close()
+    sys.exit(code)
 
 
 def _loader_message(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """The replica's side of the protocol: serve one loaded model on a Unix domain socket.
 
-The event loop only moves frames; predictions run one at a time on a dedicated thread, so health
-pings are answered while a long prediction runs, and concurrent requests queue in arrival order.
+The event loop only moves frames; predictions run on a dedicated thread, one request (or one
+batch) at a time, so health pings are answered while a long prediction runs, and concurrent
+requests queue in arrival order.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from backend.engines.base import InvocationResult
@@ -27,6 +30,7 @@ from backend.worker.protocol import (
     encode_frame,
     read_frame,
 )
+from backend.worker.rowwise import RowwiseScorer, is_row_wise
 from backend.worker.scoring import score
 
 logger = logging.getLogger(__name__)
@@ -42,31 +46,70 @@ def load_model(model_uri: str) -> Any:
     return scoring_server.load_model_with_mlflow_config(model_uri)
 
 
-class ReplicaServer:
-    """Serves `model` on a Unix domain socket until `request_stop()`, then drains and returns."""
+@dataclass(eq=False)
+class _Request:
+    writer: asyncio.StreamWriter
+    request_id: Any
+    body: bytes
+    content_type: str | None
+    deadline: float | None
 
-    def __init__(self, model: Any, clock: Callable[[], float] = time.monotonic) -> None:
+
+class ReplicaServer:
+    """Serves `model` on a Unix domain socket until `request_stop()`, then drains and returns.
+
+    Requests queue in arrival order; one scoring thread takes them from the queue. With
+    `max_batch_size` > 1 and a row-wise model (see `backend.worker.rowwise`), it takes up to that
+    many queued requests at once and predicts compatible ones in one call; when traffic is
+    concurrent it first waits up to `max_batch_wait_ms` for the batch to fill.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_batch_size: int = 1,
+        max_batch_wait_ms: float = 0.0,
+    ) -> None:
         self._model = model
         self._input_schema = model.metadata.get_input_schema()
         self._clock = clock
+        self._rowwise = RowwiseScorer(model, self._input_schema) if is_row_wise(model) else None
+        self.max_batch_size = max(1, max_batch_size) if self._rowwise is not None else 1
+        self._batch_wait = max(0.0, max_batch_wait_ms) / 1000.0
         # One thread: most models are not thread-safe, and the GIL would serialize them anyway.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self._server: asyncio.AbstractServer | None = None
         self._socket_path: str | None = None
         self._connections: set[asyncio.StreamWriter] = set()
-        self._requests: set[asyncio.Task[None]] = set()
+        self._connection_tasks: set[asyncio.Task[Any]] = set()
+        self._queue: deque[_Request] = deque()
+        self._arrived = asyncio.Event()
+        self._in_flight = 0
+        self._all_answered = asyncio.Event()
+        self._scorer: asyncio.Task[None] | None = None
+        # Requests that arrived while the previous batch was scored: a sign of concurrent callers.
+        self._arrived_while_busy = 0
         self._stop = asyncio.Event()
+        if max_batch_size > 1 and self._rowwise is None:
+            logger.info("Batching is configured but this model is not row-wise; requests are scored one by one")
 
     @property
     def in_flight(self) -> int:
         """Requests received and not yet answered (running or queued)."""
-        return len(self._requests)
+        return self._in_flight
+
+    @property
+    def batching(self) -> bool:
+        return self.max_batch_size > 1 and self._rowwise is not None and self._rowwise.batching
 
     async def start(self, socket_path: str) -> None:
         """Listen on `socket_path` (a stale socket file from a previous run is replaced)."""
         if os.path.exists(socket_path):
             os.unlink(socket_path)
         self._socket_path = socket_path
+        self._scorer = asyncio.create_task(self._score_queued(), name="replica-scorer")
         self._server = await asyncio.start_unix_server(self._serve_connection, path=socket_path)
 
     def request_stop(self) -> None:
@@ -82,10 +125,18 @@ class ReplicaServer:
             self._server.close()
         logger.info("Stopping: %d request(s) in flight", self.in_flight)
         # Requests may still arrive on open connections while draining; they are answered too.
-        while self._requests:
-            await asyncio.gather(*self._requests, return_exceptions=True)
+        while self._in_flight:
+            self._all_answered.clear()
+            await self._all_answered.wait()
+        if self._scorer is not None:
+            self._scorer.cancel()
+            await asyncio.gather(self._scorer, return_exceptions=True)
         for writer in list(self._connections):
             writer.close()
+        if self._connection_tasks:
+            # Let each connection's reader see its end of file, rather than be cancelled by asyncio.run
+            # (Python 3.11 logs a spurious error for a cancelled connection handler).
+            await asyncio.wait(self._connection_tasks, timeout=1.0)
         self._executor.shutdown(wait=True)
         if self._socket_path and os.path.exists(self._socket_path):
             os.unlink(self._socket_path)
@@ -93,6 +144,10 @@ class ReplicaServer:
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._connection_tasks.add(task)
+            task.add_done_callback(self._connection_tasks.discard)
         try:
             while True:
                 try:
@@ -112,39 +167,103 @@ class ReplicaServer:
         if op == OP_PING:
             writer.write(encode_frame({"op": OP_PONG, "id": header.get("id"), "in_flight": self.in_flight}))
         elif op == OP_INVOKE:
-            task = asyncio.create_task(self._invoke(writer, header, body))
-            self._requests.add(task)
-            task.add_done_callback(self._requests.discard)
+            deadline = self._deadline(header.get("timeout"))
+            self._queue.append(_Request(writer, header.get("id"), body, header.get("content_type"), deadline))
+            self._in_flight += 1
+            self._arrived.set()
         else:
             writer.write(encode_frame({"op": OP_ERROR, "id": header.get("id"), "message": f"unknown op {op!r}"}))
 
-    async def _invoke(self, writer: asyncio.StreamWriter, header: dict[str, Any], body: bytes) -> None:
-        deadline = self._deadline(header.get("timeout"))
+    async def _score_queued(self) -> None:
+        """Take requests from the queue (a batch at a time when batching) and score them on the thread."""
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self._score, body, header.get("content_type"), deadline)
-        if writer.is_closing():
+        while True:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            batch = self._take(self.max_batch_size if self.batching else 1)
+            if len(batch) < self.max_batch_size and self._batch_wait > 0 and self.batching:
+                # Wait for company only with evidence of concurrent callers: a lone caller would
+                # only be delayed, since nobody else can arrive while it waits for its answer.
+                if len(batch) > 1 or self._arrived_while_busy:
+                    await self._fill(batch, loop.time() + self._batch_wait)
+            requests = [(request.body, request.content_type, request.deadline) for request in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self._score_batch, requests)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the executor is gone (interpreter exit): answer rather than leave callers hanging
+                logger.exception("Could not score a batch")
+                failed = error_result("TEMPORARILY_UNAVAILABLE", "The replica failed unexpectedly; retry.", 503)
+                results = [failed] * len(batch)
+            self._arrived_while_busy = len(self._queue)
+            for request, result in zip(batch, results, strict=True):
+                self._answer(request, result)
+
+    def _take(self, limit: int) -> list[_Request]:
+        batch = []
+        while self._queue and len(batch) < limit:
+            batch.append(self._queue.popleft())
+        return batch
+
+    async def _fill(self, batch: list[_Request], until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while len(batch) < self.max_batch_size:
+            if not self._queue:
+                remaining = until - loop.time()
+                if remaining <= 0:
+                    return
+                self._arrived.clear()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
+                except TimeoutError:
+                    return
+            batch.extend(self._take(self.max_batch_size - len(batch)))
+
+    def _answer(self, request: _Request, result: InvocationResult) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._all_answered.set()
+        if request.writer.is_closing():
             return  # the gateway hung up; nobody is waiting for this answer
-        answer = {"op": OP_RESULT, "id": header.get("id"), "status": result.status, "content_type": result.content_type}
-        writer.write(encode_frame(answer, result.body))
-        try:
-            await writer.drain()
-        except ConnectionError:
-            pass
+        status, content_type = result.status, result.content_type
+        header = {"op": OP_RESULT, "id": request.request_id, "status": status, "content_type": content_type}
+        # No drain: the gateway reads answers as they come, so the socket buffer does not fill up.
+        request.writer.write(encode_frame(header, result.body))
 
     def _deadline(self, timeout: Any) -> float | None:
         if isinstance(timeout, int | float) and timeout > 0:
             return self._clock() + timeout
         return None
 
-    def _score(self, body: bytes, content_type: str | None, deadline: float | None) -> InvocationResult:
-        # A request that waited in the queue past its timeout has been given up by the gateway.
-        if deadline is not None and self._clock() >= deadline:
-            return error_result("DEADLINE_EXCEEDED", "The request waited past its timeout before it was scored.", 504)
+    def _score_batch(self, requests: list[tuple[bytes, str | None, float | None]]) -> list[InvocationResult]:
+        """Runs on the scoring thread: an answer for every request, never an exception."""
+        results: list[InvocationResult | None] = [None] * len(requests)
         try:
-            return score(body, content_type, self._model, self._input_schema)
-        except BaseException:  # score() maps every error itself; this is the last line of defence
+            now = self._clock() if any(deadline is not None for _, _, deadline in requests) else 0.0
+            live = []
+            for index, (_, _, deadline) in enumerate(requests):
+                # A request that waited in the queue past its timeout has been given up by the gateway.
+                if deadline is not None and now >= deadline:
+                    results[index] = error_result(
+                        "DEADLINE_EXCEEDED", "The request waited past its timeout before it was scored.", 504
+                    )
+                else:
+                    live.append(index)
+            bodies = [(requests[index][0], requests[index][1]) for index in live]
+            if self._rowwise is None:
+                scored = [score(body, content_type, self._model, self._input_schema) for body, content_type in bodies]
+            elif len(bodies) == 1:
+                scored = [self._rowwise.score_one(*bodies[0])]
+            else:
+                scored = self._rowwise.score_many(bodies)
+            for index, result in zip(live, scored, strict=True):
+                results[index] = result
+        except BaseException:  # the scorers map every error themselves; this is the last line of defence
             logger.exception("Unexpected error while scoring")
-            return error_result("TEMPORARILY_UNAVAILABLE", "The replica failed unexpectedly; retry.", 503)
+        unavailable = error_result("TEMPORARILY_UNAVAILABLE", "The replica failed unexpectedly; retry.", 503)
+        return [result if result is not None else unavailable for result in results]
 
 
 async def serve(
@@ -152,9 +271,12 @@ async def serve(
     socket_path: str,
     on_ready: Callable[[ReplicaServer], None] | None = None,
     stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
+    *,
+    max_batch_size: int = 1,
+    max_batch_wait_ms: float = 0.0,
 ) -> None:
     """Serve `model` on `socket_path` until one of `stop_signals` arrives, then drain and return."""
-    server = ReplicaServer(model)
+    server = ReplicaServer(model, max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms)
     await server.start(socket_path)
     loop = asyncio.get_running_loop()
     for stop_signal in stop_signals:

@@ -42,3 +42,8 @@ def missing_file_path(engine_models: Path, iris_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def env_echo_path(engine_models: Path) -> Path:
     return models.save_env_echo_model(engine_models / "env-echo")
+
+
+@pytest.fixture(scope="session")
+def dying_path(engine_models: Path) -> Path:
+    return models.save_dying_model(engine_models / "dying")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -337,3 +339,73 @@ def test_close_stops_every_replica_quickly(tmp_path: Path, iris_path: Path):
 
     assert elapsed < 3.0
     assert not any(process_exists(pid) for pid in pids)
+
+
+# -- replica logs ------------------------------------------------------------------------------
+
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+
+
+def test_every_line_of_a_replica_log_is_timestamped_and_the_log_rotates(tmp_path: Path, iris_path: Path):
+    spec = make_spec(tmp_path, iris_path)
+
+    async def scenario(engine: LocalEngine) -> tuple[str, str]:
+        await start_ready(engine, spec)
+        before = engine.read_logs("iris-1-a")
+        for _ in range(30):  # each bad request logs a line or two
+            await engine.invoke("iris", "1", b'{"dataframe_records": [{"nope": 1}]}', JSON, 10)
+        await engine.stop_replica("iris-1-a")
+        return before, engine.read_logs("iris-1-a", max_bytes=100_000)
+
+    before, after = run_engine(tmp_path, scenario, log_max_bytes=2048)
+
+    assert "loading" in before and "serving on" in before
+    assert all(STAMPED.match(line) for line in (before + after).splitlines())
+    assert Path(spec.log_path).stat().st_size <= 2048
+    assert Path(spec.log_path + ".1").stat().st_size <= 2048
+    assert after.endswith("Stopped\n")
+    # read_logs continues into the rotated part when the current file holds less than asked for
+    assert len(after) > Path(spec.log_path).stat().st_size
+
+
+def test_what_a_replica_printed_just_before_it_was_killed_is_in_its_log(tmp_path: Path, dying_path: Path):
+    async def scenario(engine: LocalEngine) -> tuple[ReplicaObservation, str]:
+        await start_ready(engine, make_spec(tmp_path, dying_path))
+        with pytest.raises(ConnectionError):
+            await engine.invoke("iris", "1", json.dumps({"dataframe_records": [{"x": 1.0}]}).encode(), JSON, 10)
+        await wait_for_state(engine, "iris-1-a", {ReplicaState.CRASHED}, timeout=5)  # at once: the connection broke
+        deadline = time.monotonic() + 5
+        while "signal" not in observe(engine, "iris-1-a").message and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # then the exit status comes in, and the log is complete
+        return observe(engine, "iris-1-a"), engine.read_logs("iris-1-a")
+
+    crashed, log = run_engine(tmp_path, scenario)
+
+    assert "killed by signal SIGKILL" in crashed.message
+    assert "last words on stdout" in log and "last words on stderr" in log
+
+
+# -- batching ----------------------------------------------------------------------------------
+
+
+def test_a_batching_replica_answers_many_concurrent_callers_exactly_like_the_model(tmp_path: Path, iris_path: Path):
+    features, _ = iris_frame()
+    model = mlflow.pyfunc.load_model(str(iris_path))
+    row_sets = [list(range(start, start + 1 + start % 5)) for start in range(0, 140, 3)]
+    spec = dataclasses.replace(make_spec(tmp_path, iris_path), max_batch_size=16, max_batch_wait_ms=5)
+
+    async def scenario(engine: LocalEngine) -> tuple[list[Any], str]:
+        await start_ready(engine, spec)
+        bodies = [
+            json.dumps({"dataframe_records": features.iloc[rows].to_dict(orient="records")}).encode()
+            for rows in row_sets
+        ]
+        results = await asyncio.gather(*(engine.invoke("iris", "1", body, JSON, 30) for body in bodies))
+        return results, engine.read_logs("iris-1-a")
+
+    results, log = run_engine(tmp_path, scenario)
+
+    assert [json.loads(result.body) for result in results] == [
+        {"predictions": model.predict(features.iloc[rows]).tolist()} for rows in row_sets
+    ]
+    assert "batches of up to 16" in log

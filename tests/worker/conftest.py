@@ -32,3 +32,18 @@ def tensor_path(model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def raising_path(model_dir: Path) -> Path:
     return models.save_raising_model(model_dir / "raising")
+
+
+@pytest.fixture(scope="session")
+def picky_path(model_dir: Path) -> Path:
+    return models.save_picky_model(model_dir / "picky")
+
+
+@pytest.fixture(scope="session")
+def total_path(model_dir: Path) -> Path:
+    return models.save_total_model(model_dir / "total")
+
+
+@pytest.fixture(scope="session")
+def row_frame_path(model_dir: Path) -> Path:
+    return models.save_row_frame_model(model_dir / "row-frame")

@@ -178,3 +178,59 @@ class EnvEcho(PythonModel):
 def save_env_echo_model(path: Path) -> Path:
     signature = infer_signature(pd.DataFrame({"x": [1.0]}), ["value"], params={"name": "VARIABLE"})
     return _save_python_model(path, EnvEcho(), signature)
+
+
+class PickyDouble(PythonModel):
+    """Doubles `x` row by row, but refuses a whole input that holds a negative `x`."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        if (model_input["x"] < 0).any():
+            raise ValueError("negative x is not allowed")
+        return (model_input["x"] * 2).tolist()
+
+
+def save_picky_model(path: Path) -> Path:
+    signature = infer_signature(pd.DataFrame({"x": [1.0]}), [2.0])
+    return _save_python_model(path, PickyDouble(), signature)
+
+
+class TotalOfAll(PythonModel):
+    """Not row-wise: one number for the whole input, however many rows it has."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        return [float(model_input["x"].sum())]
+
+
+def save_total_model(path: Path) -> Path:
+    signature = infer_signature(pd.DataFrame({"x": [1.0]}), [1.0])
+    return _save_python_model(path, TotalOfAll(), signature)
+
+
+class RowFrame(PythonModel):
+    """Row-wise, answering a DataFrame that keeps the input's index and adds a column per row."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        return pd.DataFrame({"x2": model_input["x"] * 2, "label": [f"row-{v:g}" for v in model_input["x"]]})
+
+
+def save_row_frame_model(path: Path) -> Path:
+    return _save_python_model(path, RowFrame(), None)
+
+
+class DyingPredict(PythonModel):
+    """Prints to stdout and stderr, then kills its own process with SIGKILL (a native crash, say)."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        import os
+        import signal
+        import sys
+
+        print("last words on stdout", flush=True)
+        sys.stderr.write("last words on stderr\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def save_dying_model(path: Path) -> Path:
+    signature = infer_signature(pd.DataFrame({"x": [1.0]}), [1.0])
+    return _save_python_model(path, DyingPredict(), signature)
