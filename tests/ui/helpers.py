@@ -1,11 +1,8 @@
-"""A browser-like HTTP client of the UI (cookies, forms, CSRF tokens) and token helpers, for live-backend tests."""
+"""A browser-like HTTP client of the UI (cookies, forms, CSRF tokens), for live-backend tests."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import uuid
 
 import httpx
 
@@ -13,40 +10,6 @@ from backend.process import BackendProcess
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 LOGIN_CSRF_INPUT = re.compile(r'name="login_csrf" value="([^"]+)"')
-
-
-def create_token(backend: BackendProcess, permission: str) -> tuple[str, str]:
-    """(token, token id) of a new token made with `rtserve tokens create`, as an operator would."""
-    name = f"ui-{permission.lower()}-{uuid.uuid4().hex[:6]}"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backend",
-            "tokens",
-            "create",
-            "--name",
-            name,
-            "--permission",
-            permission,
-            "--data-dir",
-            str(backend.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    token_id = re.search(r"Created token (\w+)", result.stderr + result.stdout)
-    assert token_id, result.stderr
-    return result.stdout.strip().splitlines()[-1], token_id.group(1)
-
-
-def revoke_token(backend: BackendProcess, token_id: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "backend", "tokens", "revoke", token_id, "--data-dir", str(backend.data_dir)],
-        capture_output=True,
-        check=True,
-    )
 
 
 class UiClient:

@@ -13,7 +13,8 @@ from backend.client import BackendClient, BackendError
 from backend.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.registry_helpers import params_signature, register_code_model
-from tests.ui.helpers import UiClient, create_token, revoke_token
+from tests.tokens import create_token, revoke_token
+from tests.ui.helpers import UiClient
 
 pytestmark = pytest.mark.api
 UNREGISTERED = "ui-no-such-model"
