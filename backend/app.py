@@ -18,11 +18,12 @@ from starlette.types import ASGIApp
 
 from backend import __doc__ as description
 from backend import auth, mlflow_server, ui
-from backend.api import endpoints_v2, invocations, registry
+from backend.api import endpoints_v2, metrics, registry
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
 from backend.engines.base import Engine
 from backend.errors import ApiError, envelope, error_response
+from backend.invocations_asgi import InvocationsEndpoint
 from backend.metrics import Metrics
 from backend.middleware import AuthMiddleware, MlflowDispatch
 from backend.registry import Registry
@@ -114,7 +115,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
     _install_error_handlers(api)
-    for router in (endpoints_v2.router, endpoints_v2.legacy_router, registry.router, invocations.router, ui.router):
+    for router in (endpoints_v2.router, endpoints_v2.legacy_router, registry.router, metrics.router, ui.router):
         api.include_router(router)
 
     @api.get("/health", include_in_schema=False)
@@ -133,6 +134,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     mlflow_app = mlflow_server.asgi_app() if settings.embedded_mlflow else None
     app: ASGIApp = MlflowDispatch(api, mlflow_app, on_registry_change)
+    app = InvocationsEndpoint(app, lambda: api.state.services)
 
     def verifier() -> auth.TokenVerifier:
         return api.state.services.verifier

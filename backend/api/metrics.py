@@ -1,0 +1,17 @@
+"""GET /metrics: Prometheus' text format (see backend/metrics.py for the metric names)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from backend.api.deps import Viewer
+from backend.services import Services
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics")
+async def metrics(request: Request, _: Viewer) -> Response:
+    services: Services = request.app.state.services
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
