@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from tf.gen import tfplugin_pb2 as pb
-from tf.schema import Block, NestedBlock, NestMode
-from tf.types import TfType, Unknown
+from tf.schema import Attribute, Block, NestedBlock, NestMode
+from tf.types import String, TfType, Unknown
 from tf.utils import Diagnostics
 
 
@@ -99,3 +99,21 @@ class Object(TfType):
     def tf_type(self) -> bytes:
         inner = ",".join(f"{json.dumps(name)}:{t.tf_type().decode()}" for name, t in self.attributes.items())
         return f'["object",{{{inner}}}]'.encode()
+
+
+DEFAULT_TIMEOUT = "20m"
+
+
+def timeouts_block() -> SingleNestedBlock:
+    """The `timeouts { create, update }` block both resources take: how long apply waits for READY."""
+    return SingleNestedBlock(
+        "timeouts",
+        Block(
+            attributes=[
+                Attribute(
+                    op, String(), description=f'How long {op} waits. Default `"{DEFAULT_TIMEOUT}"`.', optional=True
+                )
+                for op in ("create", "update")
+            ]
+        ),
+    )

@@ -31,13 +31,12 @@ from tf.types import Bool, Map, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.base import ProviderBound, guarded, report_api_error
-from provider.blocks import ListNestedBlock, SingleNestedBlock
+from provider.blocks import DEFAULT_TIMEOUT, ListNestedBlock, timeouts_block
 from provider.client import SERVING_STAGES, ApiError, RtserveClient
 from provider.waiter import Progress, WaitFailed, WaitTimeout, parse_duration
 
 DEFAULT_WORKLOAD_SIZE = "Small"
 DEFAULT_SCALE_TO_ZERO = False
-DEFAULT_TIMEOUT = "20m"
 READY = "ENDPOINT_STATE_READY"
 FAILED = "ENDPOINT_STATE_FAILED"
 
@@ -73,19 +72,7 @@ COMPUTE_CONFIG = ListNestedBlock(
     max_items=len(SERVING_STAGES),
 )
 
-TIMEOUTS = SingleNestedBlock(
-    "timeouts",
-    Block(
-        attributes=[
-            Attribute(
-                "create", String(), description=f'How long create waits. Default `"{DEFAULT_TIMEOUT}"`.', optional=True
-            ),
-            Attribute(
-                "update", String(), description=f'How long update waits. Default `"{DEFAULT_TIMEOUT}"`.', optional=True
-            ),
-        ]
-    ),
-)
+TIMEOUTS = timeouts_block()
 
 
 def _block_key(block: dict) -> str:

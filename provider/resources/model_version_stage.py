@@ -22,33 +22,20 @@ from tf.iface import (
     State,
     UpdateContext,
 )
-from tf.schema import Attribute, Block, Schema
+from tf.schema import Attribute, Schema
 from tf.types import Bool, String
 from tf.utils import Diagnostics
 
 from provider.base import ProviderBound, guarded, report_api_error
-from provider.blocks import SingleNestedBlock
+from provider.blocks import DEFAULT_TIMEOUT, timeouts_block
 from provider.client import SERVING_STAGES, ApiError, RtserveClient
 from provider.waiter import Progress, WaitFailed, WaitTimeout, parse_duration
 
 STAGES = ("None", "Staging", "Production", "Archived")
-DEFAULT_TIMEOUT = "20m"
 DESTROY_STAGE = "Archived"
 DESTROY_COMMENT = "rtserve: removed from the Terraform configuration"
 
-TIMEOUTS = SingleNestedBlock(
-    "timeouts",
-    Block(
-        attributes=[
-            Attribute(
-                "create", String(), description=f'How long create waits. Default `"{DEFAULT_TIMEOUT}"`.', optional=True
-            ),
-            Attribute(
-                "update", String(), description=f'How long update waits. Default `"{DEFAULT_TIMEOUT}"`.', optional=True
-            ),
-        ]
-    ),
-)
+TIMEOUTS = timeouts_block()
 
 
 def canonical_stage(stage: str) -> str:

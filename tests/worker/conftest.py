@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import mlflow.pyfunc
 import pytest
 
 from tests.worker import models
@@ -47,3 +49,19 @@ def total_path(model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def row_frame_path(model_dir: Path) -> Path:
     return models.save_row_frame_model(model_dir / "row-frame")
+
+
+# Loaded once per module: scoring and batching tests compare against the same pyfunc models.
+@pytest.fixture(scope="module")
+def iris(iris_path: Path) -> Any:
+    return mlflow.pyfunc.load_model(str(iris_path))
+
+
+@pytest.fixture(scope="module")
+def params_model(params_path: Path) -> Any:
+    return mlflow.pyfunc.load_model(str(params_path))
+
+
+@pytest.fixture(scope="module")
+def tensor_model(tensor_path: Path) -> Any:
+    return mlflow.pyfunc.load_model(str(tensor_path))

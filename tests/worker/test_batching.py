@@ -38,21 +38,6 @@ class CountingModel:
 
 
 @pytest.fixture(scope="module")
-def iris(iris_path: Path) -> Any:
-    return mlflow.pyfunc.load_model(str(iris_path))
-
-
-@pytest.fixture(scope="module")
-def params_model(params_path: Path) -> Any:
-    return mlflow.pyfunc.load_model(str(params_path))
-
-
-@pytest.fixture(scope="module")
-def tensor_model(tensor_path: Path) -> Any:
-    return mlflow.pyfunc.load_model(str(tensor_path))
-
-
-@pytest.fixture(scope="module")
 def picky(picky_path: Path) -> Any:
     return mlflow.pyfunc.load_model(str(picky_path))
 

@@ -20,21 +20,6 @@ JSON = "application/json"
 
 
 @pytest.fixture(scope="module")
-def iris(iris_path: Path) -> Any:
-    return mlflow.pyfunc.load_model(str(iris_path))
-
-
-@pytest.fixture(scope="module")
-def params_model(params_path: Path) -> Any:
-    return mlflow.pyfunc.load_model(str(params_path))
-
-
-@pytest.fixture(scope="module")
-def tensor_model(tensor_path: Path) -> Any:
-    return mlflow.pyfunc.load_model(str(tensor_path))
-
-
-@pytest.fixture(scope="module")
 def raising_model(raising_path: Path) -> Any:
     return mlflow.pyfunc.load_model(str(raising_path))
 
