@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from io import StringIO
@@ -43,6 +44,7 @@ from mlflow.utils.proto_json_utils import cast_df_types_according_to_schema, dat
 
 from backend.engines.base import InvocationResult
 from backend.worker.errors import JSON
+from backend.worker.exact import ExactFramePredictor
 from backend.worker.scoring import score
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class RowwiseScorer:
                 if isinstance(spec.type, DataType) and spec.type in _PLAIN_TYPES:
                     self._plain_columns[spec.name] = np.dtype(spec.type.to_pandas())
         self._cast_schemas: dict[tuple[str, ...], Schema] = {}
+        # Float requests to an all-double signature skip MLflow's second look (see backend.worker.exact).
+        self._exact = ExactFramePredictor.for_model(model)
 
     # -- one request ---------------------------------------------------------------------------
     def parse(self, body: bytes, content_type: str | None) -> Parsed | None:
@@ -175,6 +179,13 @@ class RowwiseScorer:
 
     def score_one(self, body: bytes, content_type: str | None) -> InvocationResult:
         """Score one request: the row-wise path when it applies, MLflow's complete path otherwise."""
+        if self._exact is not None:
+            rows = _float_rows(body, content_type)
+            frame = None if rows is None else self._exact_frame([rows])
+            if frame is not None:
+                results = self._predict_joint(frame, [len(frame)], None, self._exact.predict)
+                # On failure MLflow's complete path predicts again and words the error its way.
+                return results[0] if results is not None else score(body, content_type, self.model, self.input_schema)
         parsed = self.parse(body, content_type)
         if parsed is not None:
             results = self._predict([parsed])
@@ -203,10 +214,15 @@ class RowwiseScorer:
                 others.append(members[0][0])
                 continue
             indexes = [index for index, _ in members]
-            data = self._float_frame([rows for _, rows in members])
+            group = [rows for _, rows in members]
             answers, self._raised = None, False
-            if data is not None:
-                answers = self._predict_joint(data, [rows.count for _, rows in members], members[0][1].params)
+            exact = self._exact_frame(group)
+            if exact is not None:
+                answers = self._predict_joint(exact, [rows.count for rows in group], None, self._exact.predict)
+            else:
+                data = self._float_frame(group)
+                if data is not None:
+                    answers = self._predict_joint(data, [rows.count for rows in group], group[0].params)
             self._settle(indexes, answers, requests, results)
         # Everything else: parsed one by one by MLflow's parser, grouped by columns, dtypes and params.
         parsed = {index: self.parse(*requests[index]) for index in sorted(others)}
@@ -243,15 +259,21 @@ class RowwiseScorer:
     def _float_frame(self, members: list[_FloatRows]) -> pd.DataFrame | None:
         """The DataFrame of all members' rows, cast like MLflow casts a request, or None on any surprise."""
         first = members[0]
-        data = [row for member in members for row in member.rows]
-        if all(member.index is None for member in members):
-            index: Any = None if len(members) == 1 else [i for member in members for i in range(member.count)]
-        else:
-            index = [i for member in members for i in (member.index or range(member.count))]
+        data, index = _joined_rows(members)
         try:
             frame = pd.DataFrame(data=data, columns=list(first.columns), index=index)
             cast_schema = self._cast_schema(frame)
             return frame if cast_schema is None else cast_df_types_according_to_schema(frame, cast_schema)
+        except Exception:
+            return None
+
+    def _exact_frame(self, members: list[_FloatRows]) -> pd.DataFrame | None:
+        """The members' rows as the frame MLflow's enforcement would hand the model, if they allow it."""
+        if self._exact is None or members[0].params is not None:
+            return None
+        data, index = _joined_rows(members)
+        try:
+            return self._exact.frame(members[0].columns, data, index)
         except Exception:
             return None
 
@@ -262,12 +284,18 @@ class RowwiseScorer:
         return self._predict_joint(data, [len(frame) for frame in frames], group[0].params)
 
     def _predict_joint(
-        self, data: pd.DataFrame, sizes: list[int], params: dict[str, Any] | None
+        self,
+        data: pd.DataFrame,
+        sizes: list[int],
+        params: dict[str, Any] | None,
+        predict: Callable[[pd.DataFrame], Any] | None = None,
     ) -> list[InvocationResult] | None:
         """Predict `data` in one call and cut the output into `sizes` rows per request; None if impossible."""
         self._raised = False
         try:
-            if self._accepts_params:
+            if predict is not None:  # an exact frame, no params: see backend.worker.exact
+                raw = predict(data)
+            elif self._accepts_params:
                 raw = self.model.predict(data, params=params)
             else:
                 _log_warning_if_params_not_in_predict_signature(logger, params)
@@ -299,6 +327,14 @@ class RowwiseScorer:
         if self._misfits >= MAX_BATCH_MISFITS and self.batching:
             self.batching = False
             logger.warning("Batching turned off for this replica: the model is not row-wise (%s)", reason)
+
+
+def _joined_rows(members: list[_FloatRows]) -> tuple[list[list[float]], list[Any] | None]:
+    """All members' rows and their index (each member's labels, or 0..n-1 each; None for one unlabelled member)."""
+    data = [row for member in members for row in member.rows]
+    if all(member.index is None for member in members):
+        return data, None if len(members) == 1 else [i for member in members for i in range(member.count)]
+    return data, [i for member in members for i in (member.index or range(member.count))]
 
 
 def _split(raw: Any, sizes: list[int]) -> list[Any] | None:
