@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from backend.control.controller import Controller
 from backend.engines.base import Engine, ReplicaState
+from backend.replica_usage import ReplicaUsage
 
 LABELS = ("model", "version")
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
@@ -24,6 +25,7 @@ class _LiveState(Collector):
     def __init__(self, controller: Controller, engine: Engine) -> None:
         self.controller = controller
         self.engine = engine
+        self.usage = ReplicaUsage()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         controller, engine = self.controller, self.engine
@@ -35,13 +37,25 @@ class _LiveState(Collector):
         provisioned = GaugeMetricFamily(
             "provisioned_concurrent_requests_total", "Requests the ready replicas serve at once", labels=LABELS
         )
-        by_state = Tally((r.model_name, r.version, r.state.value) for r in engine.replicas())
+        observed = list(engine.replicas())
+        by_state = Tally((r.model_name, r.version, r.state.value) for r in observed)
         for (model, version, state), count in sorted(by_state.items()):
             replicas.add_metric([model, version, state], count)
         for model, version in controller.views:
             ready = by_state.get((model, version, ReplicaState.READY.value), 0)
             provisioned.add_metric([model, version], ready * controller.tuning.replica_concurrency)
-        yield from (in_flight, replicas, provisioned)
+        cpu = GaugeMetricFamily(
+            "cpu_usage_percentage", "Average CPU use of the live replicas, in percent of one core", labels=LABELS
+        )
+        memory = GaugeMetricFamily(
+            "mem_usage_percentage",
+            "Average resident memory of the live replicas, in percent of the machine's",
+            labels=LABELS,
+        )
+        for (model, version), usage in sorted(self.usage.read(observed).items()):
+            cpu.add_metric([model, version], usage.cpu_percent)
+            memory.add_metric([model, version], usage.memory_percent)
+        yield from (in_flight, replicas, provisioned, cpu, memory)
 
 
 class Metrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from backend.client import BackendClient
 from backend.demo import request_bodies
@@ -183,6 +185,16 @@ def test_metrics_use_the_reference_names_labelled_by_model_and_version(fast_back
         'in_flight_requests{model="iris-s2z",version="1"}',
         'provisioned_concurrent_requests_total{model="iris-s2z",version="1"}',
         'replicas{model="iris-s2z",state="READY",version="1"}',
+        'cpu_usage_percentage{model="iris-s2z",version="1"}',
+        'mem_usage_percentage{model="iris-s2z",version="1"}',
     ):
         assert line in text, line
+    usage = {
+        family.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if family.name.endswith("_usage_percentage") and sample.labels == {"model": "iris-s2z", "version": "1"}
+    }
+    assert 0 < usage["mem_usage_percentage"] < 100  # a loaded scikit-learn model takes some memory
+    assert 0 <= usage["cpu_usage_percentage"] <= 100 * os.cpu_count()
     assert httpx.get(f"{fast_backend.host}/metrics").status_code == 401
