@@ -87,13 +87,26 @@ class RotatingLog:
     def _write_lines(self, lines: bytes) -> None:
         prefix = timestamp(self._clock())
         stamped = prefix + lines[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
-        if self._size and self._size + len(stamped) > self.max_bytes:
-            self._rotate()
+        # A burst read in one go may hold more than fits: write it in runs of whole lines, rotating
+        # between runs, so that no file grows past max_bytes (unless one line alone is longer).
+        start = 0
+        while start < len(stamped):
+            room = self.max_bytes - self._size
+            end = stamped.rfind(b"\n", start, start + room) + 1 if room > 0 else 0
+            if end <= start:  # not even one line fits
+                if self._size:
+                    self._rotate()
+                    continue
+                end = stamped.index(b"\n", start) + 1  # an empty file takes an overlong line whole
+            self._append(stamped[start:end])
+            start = end
+
+    def _append(self, data: bytes) -> None:
         try:
-            os.write(self._fd, stamped)
+            os.write(self._fd, data)
         except OSError:
             return  # a full disk must not take the replica down; its output is lost, not its requests
-        self._size += len(stamped)
+        self._size += len(data)
 
     def _rotate(self) -> None:
         os.close(self._fd)

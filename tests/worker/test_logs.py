@@ -64,6 +64,20 @@ def test_the_log_rotates_to_a_single_backup_and_never_passes_its_bound(tmp_path:
     assert int(newest[0].split()[2]) == older_last + 1  # nothing lost between the backup and the log
 
 
+def test_a_burst_read_in_one_go_is_split_so_no_file_passes_the_bound(tmp_path: Path):
+    path = tmp_path / "r.log"
+    log = RotatingLog(str(path), max_bytes=1000, clock=lambda: NOW)
+
+    log.feed(b"".join(f"line {number:03d} {'x' * 40}\n".encode() for number in range(30)))  # ~2 KB at once
+    log.close()
+
+    assert path.stat().st_size <= 1000
+    assert (tmp_path / "r.log.1").stat().st_size <= 1000
+    newest, older = lines(path), lines(tmp_path / "r.log.1")
+    assert newest[-1].endswith(b"line 029 " + b"x" * 40)
+    assert int(newest[0].split()[2]) == int(older[-1].split()[2]) + 1  # the split lost no line
+
+
 def test_an_existing_log_is_appended_to_and_counts_towards_the_bound(tmp_path: Path):
     path = tmp_path / "r.log"
     path.write_bytes(b"x" * 900 + b"\n")
