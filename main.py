@@ -1,4 +1,5 @@
-"""The worked example: the demo model served by two stacks, each owning one stage of its endpoint.
+"""The worked example: the demo model served by two stacks, each owning one stage of its endpoint;
+the production stack also owns a serving endpoint that sends 10% of its traffic to version 2.
 
 `rtserve deploy` (or `cdktf deploy`) synthesizes this app and applies it. RTSERVE_HOST names the
 backend and RTSERVE_TOKEN authenticates at apply time; the token is never written into cdktf.out.
@@ -9,7 +10,7 @@ import os
 
 import cdktf
 
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack
+from cdk import ComputeConfig, ModelEndpoint, RtserveStack, ServedEntity, ServingEndpoint
 
 HOST = os.environ.get("RTSERVE_HOST", "http://127.0.0.1:8080")
 MODEL = os.environ.get("RTSERVE_MODEL", "iris-classifier")
@@ -43,5 +44,16 @@ production_endpoint = ModelEndpoint(
     disable_on_destroy=False,
 )
 cdktf.TerraformOutput(production, "url", value=production_endpoint.production_url)
+canary = ServingEndpoint(
+    production,
+    "canary",
+    name=f"{MODEL}-canary"[:63],
+    served_entities=[
+        ServedEntity(model=MODEL, version="1", name="current"),
+        ServedEntity(model=MODEL, version="2", name="candidate"),
+    ],
+    traffic={"current": 90, "candidate": 10},
+)
+cdktf.TerraformOutput(production, "canary_url", value=canary.endpoint_url)
 
 app.synth()

@@ -18,9 +18,10 @@ from starlette.types import ASGIApp
 
 from backend import __doc__ as description
 from backend import auth, mlflow_server, ui
-from backend.api import endpoints_v2, metrics, registry
+from backend.api import endpoints_v2, metrics, registry, serving_endpoints
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
+from backend.control.serving_service import ServingEndpointService
 from backend.engines.base import Engine
 from backend.errors import ApiError, envelope, error_response
 from backend.invocations_asgi import InvocationsEndpoint
@@ -102,6 +103,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
             engine=engine,
             controller=controller,
             endpoints=EndpointService(sessions, registry_client, controller),
+            serving=ServingEndpointService(sessions, registry_client, controller),
             metrics=Metrics(controller, engine),
         )
         controller.start()
@@ -115,7 +117,8 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
     _install_error_handlers(api)
-    for router in (endpoints_v2.router, endpoints_v2.legacy_router, registry.router, metrics.router, ui.router):
+    routers = (endpoints_v2.router, endpoints_v2.legacy_router, serving_endpoints.router, registry.router)
+    for router in (*routers, metrics.router, ui.router):
         api.include_router(router)
 
     @api.get("/health", include_in_schema=False)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
+SERVING = "/api/2.0/serving-endpoints"
 
 
 class BackendError(Exception):
@@ -92,6 +93,42 @@ class BackendClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{model} not ready after {timeout:g} s: {status['state_message']}")
             time.sleep(0.2)
+
+    # -- GA API: named serving endpoints -------------------------------------------------------
+    def create_serving_endpoint(self, name: str, config: dict, tags: list[dict] | None = None) -> dict:
+        return self.call("POST", SERVING, json={"name": name, "config": config, **({"tags": tags} if tags else {})})
+
+    def serving_endpoint(self, name: str) -> dict:
+        return self.call("GET", f"{SERVING}/{name}")
+
+    def update_serving_config(self, name: str, config: dict) -> dict:
+        return self.call("PUT", f"{SERVING}/{name}/config", json=config)
+
+    def delete_serving_endpoint(self, name: str) -> dict:
+        return self.call("DELETE", f"{SERVING}/{name}")
+
+    def wait_serving_settled(self, name: str, timeout: float = 120.0) -> dict:
+        """Wait until the endpoint is READY with no config update in progress; fail fast on a failed update."""
+        deadline = time.monotonic() + timeout
+        while True:
+            detail = self.serving_endpoint(name)
+            state = detail["state"]
+            if state == {"ready": "READY", "config_update": "NOT_UPDATING"}:
+                return detail
+            if state["config_update"] == "UPDATE_FAILED":
+                failed = [
+                    f"{e['name']}: {e['state']['deployment_state_message']}"
+                    for e in detail["pending_config"]["served_entities"]
+                    if e["state"]["deployment"] == "DEPLOYMENT_FAILED"
+                ]
+                raise BackendError(200, "UPDATE_FAILED", "; ".join(failed))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"serving endpoint {name} not settled after {timeout:g} s: {state}")
+            time.sleep(0.1)
+
+    def score_serving(self, name: str, body: Any, served_model: str | None = None) -> httpx.Response:
+        path = f"/serving-endpoints/{name}" + (f"/served-models/{served_model}" if served_model else "")
+        return self.http.post(f"{path}/invocations", json=body)
 
     # -- scoring ---------------------------------------------------------------------------------
     def score(self, model: str, target: str, body: Any, content_type: str = "application/json") -> httpx.Response:

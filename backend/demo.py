@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +17,24 @@ from backend.demo_model import DEMO_MODEL, iris_frame, register_demo_model
 from backend.process import BackendProcess
 
 PROJECT = Path(__file__).resolve().parent.parent  # the repository: cdktf.json and main.py
+CANARY = f"{DEMO_MODEL}-canary"  # main.py's serving endpoint: version 1 takes 90% of the traffic, version 2 10%
+CANARY_REQUESTS = 200
+
+
+def canary_config(versions: list[str]) -> dict:
+    """The serving endpoint main.py declares, for installs without the repository."""
+    return {
+        "served_entities": [
+            {"name": "current", "entity_name": DEMO_MODEL, "entity_version": versions[0]},
+            {"name": "candidate", "entity_name": DEMO_MODEL, "entity_version": versions[1]},
+        ],
+        "traffic_config": {
+            "routes": [
+                {"served_model_name": "current", "traffic_percentage": 90},
+                {"served_model_name": "candidate", "traffic_percentage": 10},
+            ]
+        },
+    }
 
 
 def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
@@ -36,7 +55,10 @@ def deploy_example_stacks(host: str, token: str, data_dir: Path, console: Consol
     from backend.deploy import print_outcomes, run_stacks, synthesize
 
     os.environ.update(RTSERVE_HOST=host, RTSERVE_TOKEN=token, RTSERVE_MODEL=DEMO_MODEL, RTSERVE_STATE_DIR=str(data_dir))
-    console.print("Deploying main.py's stacks (staging: version 2 in Staging; production: version 1 in Production)")
+    console.print(
+        "Deploying main.py's stacks (staging: version 2 in Staging; production: version 1 in Production, "
+        f"and the serving endpoint {CANARY} sending 10% of its traffic to version 2)"
+    )
     stacks = synthesize(PROJECT, console, outdir=data_dir / "cdktf.out")
     print_outcomes(run_stacks(stacks, "deploy", console), console)
 
@@ -64,8 +86,10 @@ def run_demo(data_dir: Path, console: Console) -> int:
             client.enable(DEMO_MODEL)
             client.transition(DEMO_MODEL, versions[0], "Production", comment="demo: version 1 serves production")
             client.transition(DEMO_MODEL, versions[1], "Staging", comment="demo: version 2 on staging")
-        with console.status("Waiting until both versions are READY..."):
+            client.create_serving_endpoint(CANARY, canary_config(versions))
+        with console.status("Waiting until both versions and the serving endpoint are READY..."):
             status = client.wait_ready(DEMO_MODEL, versions)
+            client.wait_serving_settled(CANARY)
         console.print(f"[green]✓[/] {status['state']} in {time.monotonic() - started:.1f} s: {status['state_message']}")
 
         table = Table("stage or version", "format", "status", "predictions")
@@ -78,9 +102,20 @@ def run_demo(data_dir: Path, console: Console) -> int:
                 shown = response.json().get("predictions", response.text) if response.content else ""
                 table.add_row(target, fmt, str(response.status_code), json.dumps(shown))
         console.print(table)
+        answered_by: Counter[str] = Counter()
+        body = request_bodies()["dataframe_split"][1]
+        for _ in range(CANARY_REQUESTS):
+            response = client.score_serving(CANARY, body)
+            failures += response.status_code != 200
+            answered_by[response.headers.get("served-model-name", f"HTTP {response.status_code}")] += 1
+        shares = ", ".join(f"{name} {count}" for name, count in answered_by.most_common())
+        console.print(
+            f"Serving endpoint {CANARY} (current 90%, candidate 10%): {CANARY_REQUESTS} requests, answered by {shares}"
+        )
         console.print("Model URLs:")
         for target in targets:
             console.print(f"  {backend.url}/model-endpoint/{DEMO_MODEL}/{target}/invocations")
+        console.print(f"  {backend.url}/serving-endpoints/{CANARY}/invocations")
         if failures:
             console.print(f"[red]{failures} scoring requests failed[/]; see {backend.log_path}")
             return 1

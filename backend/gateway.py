@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from backend.control.controller import Controller
 from backend.control.reconciler import VersionState
+from backend.control.serving_config import ServedEntity
 from backend.engines.base import Engine, InvocationResult, NoReadyReplica
 from backend.errors import ApiError, not_found
 
@@ -59,24 +60,101 @@ async def score(
             await asyncio.wait_for(controller.synced.wait(), timeout)
     while True:
         version = resolve(controller, model, target)
-        with controller.traffic.request(model, version) as stats:
-            view = controller.view(model, version)
-            per_replica = controller.tuning.replica_concurrency
-            limit = max(view.target_replicas if view else 1, 1) * per_replica + max_queued
-            if stats.in_flight > limit:
-                raise ApiError(
-                    "REQUEST_LIMIT_EXCEEDED",
-                    f"Version {version} of '{model}' has {stats.in_flight - 1} requests queued or in flight, "
-                    f"its limit; retry with backoff or raise the workload size.",
-                    429,
-                )
-            scored = await _score_version(controller, engine, model, version, body, content_type, deadline, timeout)
+        scored = await _score_on(controller, engine, model, version, body, content_type, deadline, timeout, max_queued)
         if scored is not None:
             return scored
         # The version stopped serving while the request waited (its stage moved on): resolve again.
 
 
-async def _score_version(
+def resolve_served(controller: Controller, endpoint_name: str, served_model: str | None) -> ServedEntity:
+    """The served entity a request to a named endpoint goes to: the one named, or one drawn by traffic."""
+    endpoint = controller.serving.get(endpoint_name)
+    if endpoint is None:
+        raise not_found(f"Serving endpoint '{endpoint_name}' does not exist.")
+    if served_model is not None:
+        entity = endpoint.served_entity(served_model)
+        if entity is None:
+            names = sorted({e.name for e in endpoint.entities()})
+            raise not_found(
+                f"Serving endpoint '{endpoint_name}' has no served model '{served_model}'. Served: {', '.join(names)}."
+            )
+        return entity
+    config = endpoint.serving
+    assert config is not None  # an endpoint is stored with a config or a pending config
+    return config.pick()
+
+
+async def score_served(
+    services: Services, endpoint_name: str, served_model: str | None, body: bytes, content_type: str
+) -> tuple[ServedEntity, Scored]:
+    """Score on a named endpoint (traffic split) or one of its served models, recording the metrics."""
+    controller, settings = services.controller, services.settings
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.request_timeout_seconds
+    started = time.perf_counter()
+    if not controller.synced.is_set():  # just restarted: wait for the store rather than answer 404
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(controller.synced.wait(), settings.request_timeout_seconds)
+    while True:
+        entity = resolve_served(controller, endpoint_name, served_model)
+        model, version = entity.key
+        try:
+            scored = await _score_on(
+                controller,
+                services.engine,
+                model,
+                version,
+                body,
+                content_type,
+                deadline,
+                settings.request_timeout_seconds,
+                settings.max_queued_requests,
+            )
+        except ApiError as exc:
+            services.metrics.observe(model, version, exc.status, (time.perf_counter() - started) * 1000, None)
+            raise
+        if scored is not None:
+            latency_ms = (time.perf_counter() - started) * 1000
+            services.metrics.observe(model, version, scored.result.status, latency_ms, scored.queue_ms)
+            return entity, scored
+        # The version is not (or no longer) planned: a config just created, or one replaced while the
+        # request waited. Let the controller catch up, then resolve again.
+        if loop.time() >= deadline:
+            raise ApiError(
+                "DEADLINE_EXCEEDED",
+                f"Serving endpoint '{endpoint_name}' did not answer within {settings.request_timeout_seconds:g} s.",
+            )
+        controller.nudge()
+        await controller.wait_tick(min(0.05, deadline - loop.time()))
+
+
+async def _score_on(
+    controller: Controller,
+    engine: Engine,
+    model: str,
+    version: str,
+    body: bytes,
+    content_type: str,
+    deadline: float,
+    timeout: float,
+    max_queued: int,
+) -> Scored | None:
+    """Score on one served version within its queue limit; None if the version stopped serving meanwhile."""
+    with controller.traffic.request(model, version) as stats:
+        view = controller.view(model, version)
+        per_replica = controller.tuning.replica_concurrency
+        limit = max(view.target_replicas if view else 1, 1) * per_replica + max_queued
+        if stats.in_flight > limit:
+            raise ApiError(
+                "REQUEST_LIMIT_EXCEEDED",
+                f"Version {version} of '{model}' has {stats.in_flight - 1} requests queued or in flight, "
+                f"its limit; retry with backoff or raise the workload size.",
+                429,
+            )
+        return await _forward(controller, engine, model, version, body, content_type, deadline, timeout)
+
+
+async def _forward(
     controller: Controller,
     engine: Engine,
     model: str,
@@ -86,6 +164,7 @@ async def _score_version(
     deadline: float,
     timeout: float,
 ) -> Scored | None:
+    """Forward to a READY replica, waiting for one while the version starts; None if it stopped serving."""
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     connection_failures = 0

@@ -10,7 +10,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from backend.control.controller import Controller
@@ -96,3 +96,23 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def exposition_for(self, versions: set[tuple[str, str]]) -> bytes:
+        """The metrics of the given (model, version) pairs only: one serving endpoint's."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Only(self.registry, versions))
+        return generate_latest(registry)
+
+
+class _Only(Collector):
+    def __init__(self, source: CollectorRegistry, versions: set[tuple[str, str]]) -> None:
+        self.source = source
+        self.versions = versions
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.source.collect():
+            samples = [s for s in family.samples if (s.labels.get("model"), s.labels.get("version")) in self.versions]
+            if samples:
+                only = Metric(family.name, family.documentation, family.type, family.unit)
+                only.samples = samples
+                yield only

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.auth import TokenVerifier
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
+from backend.control.serving_service import ServingEndpointService
 from backend.engines.base import Engine
 from backend.metrics import Metrics
 from backend.registry import Registry
@@ -24,4 +25,5 @@ class Services:
     engine: Engine
     controller: Controller
     endpoints: EndpointService
+    serving: ServingEndpointService
     metrics: Metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -10,6 +9,7 @@ from enum import StrEnum
 import cdktf
 from constructs import Construct
 
+from cdk._props import is_duration, unresolved
 from cdk.rtserve import (
     ModelServing,
     ModelServingComputeConfig,
@@ -26,7 +26,6 @@ PROMOTION_STAGE = "ModelEndpoint: promotions keys must be 'Staging' or 'Producti
 PROMOTION_VERSION = "ModelEndpoint: promotions[{stage!r}] must be a model version number such as '2'; got {version!r}"
 TIMEOUT_FORMAT = "ModelEndpoint: timeout must be a duration such as '90s', '20m' or '1h30m'; got {value!r}"
 WORKLOAD_SIZE = "ComputeConfig: workload_size must be one of Small, Medium, Large; got {value!r}"
-_DURATION = re.compile(r"^(\d+(\.\d+)?(ms|h|m|s))+$")
 
 
 class WorkloadSize(StrEnum):
@@ -74,10 +73,6 @@ class ComputeConfig:
             workload_size=WorkloadSize(self.workload_size).value,
             scale_to_zero_enabled=self.scale_to_zero_enabled,
         )
-
-
-def _unresolved(value: object) -> bool:
-    return isinstance(value, str) and cdktf.Token.is_unresolved(value)
 
 
 class ModelEndpoint(Construct):
@@ -184,19 +179,19 @@ def _validate(
     model_name: str, compute: Mapping[str, ComputeConfig | None], promotions: Mapping[str, str | int], timeout: str
 ) -> dict[str, str]:
     """Check every prop before any child exists; return the promotions with versions as strings."""
-    if not isinstance(model_name, str) or not (model_name.strip() or _unresolved(model_name)):
+    if not isinstance(model_name, str) or not (model_name.strip() or unresolved(model_name)):
         raise ValueError(MODEL_NAME_REQUIRED.format(value=model_name))
     for stage, config in compute.items():
         if config is not None and not isinstance(config, ComputeConfig):
             raise TypeError(COMPUTE_TYPE.format(stage=stage.lower(), value=config))
-    if not _unresolved(timeout) and not (isinstance(timeout, str) and _DURATION.match(timeout)):
+    if not is_duration(timeout):
         raise ValueError(TIMEOUT_FORMAT.format(value=timeout))
     versions = {}
     for stage, version in promotions.items():
         if stage not in STAGES:
             raise ValueError(PROMOTION_STAGE.format(stage=stage))
         text = str(version) if isinstance(version, int) and not isinstance(version, bool) else version
-        if not isinstance(text, str) or not (text.isdigit() and int(text) > 0 or _unresolved(text)):
+        if not isinstance(text, str) or not (text.isdigit() and int(text) > 0 or unresolved(text)):
             raise ValueError(PROMOTION_VERSION.format(stage=stage, version=version))
         versions[stage] = text
     return versions

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from provider.plugin import RtserveProvider
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def report_api_error(diags: Diagnostics, summary: str, error: ApiError, path: list | None = None) -> None:
@@ -30,23 +31,28 @@ def report_api_error(diags: Diagnostics, summary: str, error: ApiError, path: li
     diags.add_error(f"{summary}: {error.error_code}", detail, path)
 
 
+def shielded(diags: Diagnostics, summary: str, call: Callable[[], T], fallback: T) -> T:
+    """`call()`, or `fallback` once whatever it raised is a diagnostic headed `summary`."""
+    try:
+        return call()
+    except ApiError as error:
+        report_api_error(diags, summary, error)
+    except Exception as error:  # noqa: BLE001 - the boundary: nothing may escape to gRPC
+        diags.add_error(
+            f"{summary}: unexpected provider error",
+            f"{type(error).__name__}: {error}. This is a bug in the rtserve provider; "
+            "run with TF_LOG_PROVIDER=DEBUG TF_LOG_PATH=<file> for the traceback.",
+        )
+    return fallback
+
+
 def guarded(summary: str, fallback: Callable[[tuple], Any] = lambda args: None) -> Callable[[F], F]:
     """Turn any exception escaping an operation into a diagnostic; return `fallback(args)` instead."""
 
     def decorate(operation: F) -> F:
         @functools.wraps(operation)
         def wrapper(self: Any, ctx: Any, *args: Any) -> Any:
-            try:
-                return operation(self, ctx, *args)
-            except ApiError as error:
-                report_api_error(ctx.diagnostics, summary, error)
-            except Exception as error:  # noqa: BLE001 - the boundary: nothing may escape to gRPC
-                ctx.diagnostics.add_error(
-                    f"{summary}: unexpected provider error",
-                    f"{type(error).__name__}: {error}. This is a bug in the rtserve provider; "
-                    "run with TF_LOG_PROVIDER=DEBUG TF_LOG_PATH=<file> for the traceback.",
-                )
-            return fallback(args)
+            return shielded(ctx.diagnostics, summary, lambda: operation(self, ctx, *args), fallback(args))
 
         return wrapper  # type: ignore[return-value]
 

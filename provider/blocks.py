@@ -16,6 +16,8 @@ from tf.schema import Attribute, Block, NestedBlock, NestMode
 from tf.types import String, TfType, Unknown
 from tf.utils import Diagnostics
 
+from provider.waiter import parse_duration
+
 
 def _encode_element(block: NestedBlock, value: dict) -> dict:
     from tf.provider import _encode_state_d
@@ -105,7 +107,7 @@ DEFAULT_TIMEOUT = "20m"
 
 
 def timeouts_block() -> SingleNestedBlock:
-    """The `timeouts { create, update }` block both resources take: how long apply waits for READY."""
+    """The `timeouts { create, update }` block every resource takes: how long apply waits for READY."""
     return SingleNestedBlock(
         "timeouts",
         Block(
@@ -117,3 +119,23 @@ def timeouts_block() -> SingleNestedBlock:
             ]
         ),
     )
+
+
+def validate_timeouts(diags: Diagnostics, config: dict) -> None:
+    """An error for each `timeouts` value that is not a Go duration (checked at plan, not after a create)."""
+    timeouts = config.get("timeouts")
+    if not isinstance(timeouts, dict):
+        return
+    for op in ("create", "update"):
+        value = timeouts.get(op)
+        if isinstance(value, str):
+            try:
+                parse_duration(value)
+            except ValueError as error:
+                diags.add_error("Invalid timeout", str(error), ["timeouts", op])
+
+
+def timeout_seconds(state: dict, op: str) -> float:
+    """How long `op` (create or update) may wait, from the state's `timeouts` block or the default."""
+    timeouts = state.get("timeouts") or {}
+    return parse_duration(timeouts.get(op) or DEFAULT_TIMEOUT)

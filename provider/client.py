@@ -1,4 +1,5 @@
-"""A thread-safe client of the rtserve REST API (the endpoints-v2 preview API and the registry).
+"""A thread-safe client of the rtserve REST API (the endpoints-v2 preview API, the GA serving-endpoints
+API and the registry).
 
 Terraform calls the provider from a pool of threads: one `httpx.Client` (whose connection pool is
 thread-safe) is shared by every call, and the client keeps no other mutable state.
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 REGISTRY = "/api/2.0/mlflow"
+SERVING_ENDPOINTS = "/api/2.0/serving-endpoints"
 SERVING_STAGES = ("Staging", "Production")
 # Statuses the server uses for "try again later"; the request had no effect, so retrying is safe.
 RETRY_STATUSES = {429, 502, 503}
@@ -145,6 +147,29 @@ class RtserveClient:
         body = self.request("GET", f"{PREVIEW}/list-version-aliases", params={"registered_model_name": model})
         return {str(a["alias"]): str(a["endpoint_version_name"]) for a in body.get("aliases") or []}
 
+    # -- serving endpoints (GA) ------------------------------------------------------------------
+    def create_serving_endpoint(self, name: str, config: dict, tags: list[dict[str, str]]) -> dict:
+        """The endpoint's detail; its config starts as `pending_config` (config_update IN_PROGRESS)."""
+        body: dict[str, Any] = {"name": name, "config": config}
+        if tags:
+            body["tags"] = tags
+        return self.request("POST", SERVING_ENDPOINTS, json=body)
+
+    def get_serving_endpoint(self, name: str) -> dict:
+        """The endpoint's detail; ApiError(404 RESOURCE_DOES_NOT_EXIST) for an unknown name."""
+        return self.request("GET", f"{SERVING_ENDPOINTS}/{_quote(name)}")
+
+    def update_serving_endpoint_config(self, name: str, config: dict) -> dict:
+        """Start a config update; ApiError(409 RESOURCE_CONFLICT) while another one is IN_PROGRESS."""
+        return self.request("PUT", f"{SERVING_ENDPOINTS}/{_quote(name)}/config", json=config)
+
+    def patch_serving_endpoint_tags(self, name: str, add: list[dict[str, str]], delete: list[str]) -> list[dict]:
+        body = {"add_tags": add, "delete_tags": delete}
+        return list(self.request("PATCH", f"{SERVING_ENDPOINTS}/{_quote(name)}/tags", json=body).get("tags") or [])
+
+    def delete_serving_endpoint(self, name: str) -> None:
+        self.request("DELETE", f"{SERVING_ENDPOINTS}/{_quote(name)}")
+
     # -- registry --------------------------------------------------------------------------------
     def get_registered_model(self, name: str) -> dict:
         body = self.request("GET", f"{REGISTRY}/registered-models/get", params={"name": name})
@@ -189,3 +214,6 @@ class RtserveClient:
 
     def version_url(self, model: str, version: str) -> str:
         return f"{self.host}/model/{_quote(model)}/{_quote(version)}/invocations"
+
+    def serving_endpoint_url(self, name: str) -> str:
+        return f"{self.host}/serving-endpoints/{_quote(name)}/invocations"

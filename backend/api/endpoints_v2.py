@@ -69,7 +69,7 @@ async def get_version_status(request: Request, params: Params, _: Viewer) -> dic
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
     configs = services.endpoints.require_enabled(model)
-    view = services.controller.view(model, version)
+    view = status.staged_view(services.controller, model, version)
     if view is None:
         raise not_found(f"Version '{version}' of '{model}' is not served (it is in no serving stage).")
     return {"endpoint_status": status.version_status(view, configs)}

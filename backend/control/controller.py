@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.control import events
+from backend.control import events, serving_endpoints
 from backend.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
@@ -33,6 +33,7 @@ from backend.control.reconciler import (
     backoff_seconds,
     reconcile,
 )
+from backend.control.serving_endpoints import ServingEndpointState
 from backend.control.stages import RegisteredVersion
 from backend.control.traffic import Traffic
 from backend.engines.base import Engine, ReplicaSpec, ReplicaState
@@ -62,6 +63,7 @@ class Controller:
         self.routes: dict[str, dict[str, str]] = {}
         self.views: dict[VersionKey, VersionView] = {}
         self.enabled: set[str] = set()
+        self.serving: dict[str, ServingEndpointState] = {}  # named endpoints (GA API), by name
         self._memory: dict[VersionKey, VersionMemory] = {}
         self._versions: dict[str, tuple[RegisteredVersion, ...]] = {}
         self._fetched_at: dict[str, float] = {}
@@ -118,16 +120,42 @@ class Controller:
     # -- one tick --------------------------------------------------------------------------------
     async def tick(self) -> None:
         desired = await self._desired()
+        self.refresh_serving()
+        pinned = serving_endpoints.pinned_versions(self.serving.values())
         observed = Observed(self.engine.replicas(), self.traffic.snapshot(), dict(self._replica_batching))
-        plan = reconcile(desired, observed, self._memory, self.routes, self.clock(), self.tuning)
+        plan = reconcile(desired, observed, self._memory, self.routes, self.clock(), self.tuning, pinned)
         self._record_changes(plan)
         self.routes, self.views, self._memory = plan.routes, plan.views, plan.memory
+        self._promote_ready_configs()
         if len(desired) == len(self.enabled):
             self.synced.set()
         for action in plan.actions:
             await self._apply(action)
         async with self._ticked:
             self._ticked.notify_all()
+
+    def refresh_serving(self) -> None:
+        """Re-read the named serving endpoints from the store (after every change through the API)."""
+        self.serving = serving_endpoints.load_all(self.sessions)
+
+    def _promote_ready_configs(self) -> None:
+        promoted = False
+        for endpoint in self.serving.values():
+            if serving_endpoints.pending_ready(endpoint, self.views):
+                if serving_endpoints.promote(self.sessions, endpoint, int(self.clock() * 1000)):
+                    promoted = True
+                    assert endpoint.pending is not None
+                    for entity in endpoint.pending.served_entities:
+                        self._event(
+                            entity.entity_name,
+                            events.MODEL_SERVING_EVENT,
+                            f"Serving endpoint '{endpoint.name}' now serves config version "
+                            f"{endpoint.pending.config_version} (served entity '{entity.name}')",
+                            entity.entity_version,
+                        )
+        if promoted:
+            self.refresh_serving()
+            self._wake.set()  # versions only the old config served can stop now
 
     async def _desired(self) -> list[EndpointDesired]:
         with self.sessions() as session:
@@ -248,7 +276,7 @@ class Controller:
             self._event(
                 key[0],
                 events.MODEL_VERSION_SERVING_EVENT,
-                f"Version {key[1]} stopped: it no longer serves any stage or alias",
+                f"Version {key[1]} stopped: no stage, alias or serving endpoint serves it any more",
                 key[1],
             )
         for model, routes in plan.routes.items():

@@ -102,6 +102,9 @@ class VersionView:
     config_pending: bool
     target_replicas: int
     ready_replicas: int
+    # Served through the preview API (a stage, an alias, or a route still pointing at it); False for a
+    # version only named serving endpoints serve, which the preview API's status leaves out.
+    staged: bool = True
 
 
 @dataclass
@@ -132,6 +135,16 @@ class Observed:
     replica_batching: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
 
+def combine_configs(a: StageConfig, b: StageConfig) -> StageConfig:
+    """One config for a version that several endpoints serve: the larger size, scale to zero only if all agree."""
+
+    def most_replicas(config: StageConfig) -> int:
+        return replica_range(config.workload_size_id, False, 1)[1]
+
+    chosen = b if most_replicas(b) > most_replicas(a) else a
+    return replace(chosen, scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled)
+
+
 def reconcile(
     desired: list[EndpointDesired],
     observed: Observed,
@@ -139,13 +152,17 @@ def reconcile(
     previous_routes: dict[str, dict[str, str]],
     now: float,
     tuning: Tuning = Tuning(),
+    pinned: Mapping[tuple[str, str], StageConfig] | None = None,
 ) -> Plan:
+    """`desired` are the registered models served by stage (seed 000); `pinned` are versions that
+    named serving endpoints (seed 002) serve whatever their stage, with their compute config."""
     plan = Plan()
     by_version: dict[tuple[str, str], list[ReplicaObservation]] = {}
     for replica in observed.replicas:
         by_version.setdefault((replica.model_name, replica.version), []).append(replica)
 
-    wanted: set[tuple[str, str]] = set()
+    wanted: dict[tuple[str, str], tuple[str | None, StageConfig]] = {}
+    staged: set[tuple[str, str]] = set()
     for endpoint in desired:
         model = endpoint.model_name
         ready = {
@@ -156,20 +173,18 @@ def reconcile(
         routes = stages.choose_routes(stages.route_candidates(endpoint.versions), previous_routes.get(model, {}), ready)
         plan.routes[model] = routes
         for version, stage in stages.served_versions(endpoint.versions, routes).items():
-            key = (model, version)
-            wanted.add(key)
-            config = endpoint.configs.get(stage or "", StageConfig())
-            _plan_version(
-                plan,
-                key,
-                stage,
-                config,
-                by_version.get(key, []),
-                memory.get(key, VersionMemory()),
-                now,
-                observed,
-                tuning,
-            )
+            wanted[(model, version)] = (stage, endpoint.configs.get(stage or "", StageConfig()))
+            staged.add((model, version))
+    for key, config in (pinned or {}).items():
+        stage, current = wanted.get(key, (None, None))
+        wanted[key] = (stage, config if current is None else combine_configs(current, config))
+
+    for key, (stage, config) in wanted.items():
+        _plan_version(
+            plan, key, stage, config, by_version.get(key, []), memory.get(key, VersionMemory()), now, observed, tuning
+        )
+        if key not in staged:
+            plan.views[key] = replace(plan.views[key], staged=False)
 
     for key, group in by_version.items():
         if key not in wanted:

@@ -47,9 +47,7 @@ def _config_for_view(view: VersionView, configs: dict[str, ComputeConfig]) -> di
 
 
 def endpoint_state(controller: Controller, model: str) -> tuple[str, str]:
-    views = sorted(
-        (v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version), reverse=True
-    )
+    views = sorted(version_views(controller, model), key=lambda v: int(v.version), reverse=True)
     routes = controller.routes.get(model)
     if routes is None or controller.is_stale(model):
         return VersionState.PENDING, "Reading the model's versions from the registry"
@@ -102,4 +100,11 @@ def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
 
 
 def version_views(controller: Controller, model: str) -> list[VersionView]:
-    return sorted((v for (name, _), v in controller.views.items() if name == model), key=lambda v: int(v.version))
+    """The versions the preview API serves for `model` (not those only named serving endpoints serve)."""
+    views = (v for (name, _), v in controller.views.items() if name == model and v.staged)
+    return sorted(views, key=lambda v: int(v.version))
+
+
+def staged_view(controller: Controller, model: str, version: str) -> VersionView | None:
+    view = controller.view(model, version)
+    return view if view is not None and view.staged else None

@@ -60,3 +60,23 @@ class Event(Base):
     endpoint_version_name: Mapped[str | None] = mapped_column(String(32), nullable=True)
     stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
     message: Mapped[str] = mapped_column(Text)
+
+
+class ServingEndpoint(Base):
+    """A named serving endpoint of the GA API (seed 002): served entities and a traffic split.
+
+    `config` is what serves traffic; `pending_config` is an update being rolled out, which replaces
+    `config` once every served entity in it is ready. Both are JSON (see control/serving_config.py).
+    """
+
+    __tablename__ = "serving_endpoints"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    creator: Mapped[str] = mapped_column(String(200))
+    creation_timestamp: Mapped[int] = mapped_column(BigInteger)
+    last_updated_timestamp: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pending_config: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pending_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tags: Mapped[str] = mapped_column(Text, default="[]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.store.models import ApiToken, ComputeConfig, Endpoint, Event
+from backend.store.models import ApiToken, ComputeConfig, Endpoint, Event, ServingEndpoint
 
 
 def find_token_by_hash(*, session: Session, token_hash: str) -> ApiToken | None:
@@ -65,3 +65,19 @@ def add_event(*, session: Session, event: Event) -> None:
 def list_events(*, session: Session, model_name: str, limit: int = 500) -> list[Event]:
     query = select(Event).where(Event.registered_model_name == model_name)
     return list(session.scalars(query.order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit)))
+
+
+def list_serving_endpoints(*, session: Session) -> list[ServingEndpoint]:
+    return list(session.scalars(select(ServingEndpoint).order_by(ServingEndpoint.name)))
+
+
+def get_serving_endpoint(*, session: Session, name: str) -> ServingEndpoint | None:
+    return session.get(ServingEndpoint, name)
+
+
+def add_serving_endpoint(*, session: Session, endpoint: ServingEndpoint) -> None:
+    session.add(endpoint)
+
+
+def delete_serving_endpoint(*, session: Session, name: str) -> None:
+    session.execute(delete(ServingEndpoint).where(ServingEndpoint.name == name))

@@ -6,12 +6,13 @@ so that /ui/ paths authenticate with the session cookie instead of a token heade
 
 from fastapi import APIRouter
 
-from backend.ui import actions, pages
+from backend.ui import actions, endpoint_pages, pages
 from backend.ui.session import BrowserAuth, SessionStore
 
 router = APIRouter(include_in_schema=False)
 router.include_router(actions.public_router)
 router.include_router(pages.router)
+router.include_router(endpoint_pages.router)
 router.include_router(actions.router)  # last: it ends with the catch-all "page not found"
 
 __all__ = ["BrowserAuth", "SessionStore", "router"]

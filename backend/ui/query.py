@@ -1,4 +1,5 @@
-"""The Serving tab's query panel: score through the same gateway as the invocation URLs, shown readably."""
+"""The query panels (a model's Serving tab, a serving endpoint's page): score through the same gateway
+as the invocation URLs, shown readably."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class QueryResult:
     raw: str = ""
     sent: bool = True  # False when the UI refused the body before it reached the model
     queue_ms: int = 0  # of the latency, the time spent waiting for a replica (a cold start)
+    served_model_name: str | None = None  # a serving endpoint's answer: its `served-model-name` header
 
 
 def _cell(value: Any) -> str:
@@ -102,9 +104,40 @@ async def send(services: Services, model: str, target: str, body: str) -> QueryR
     try:
         scored = await gateway.score_and_record(services, model, target, body.encode(), "application/json")
     except ApiError as exc:
-        latency = (time.perf_counter() - started) * 1000
-        error, hint = _error(exc.status, exc.error_code, exc.message)
-        return QueryResult(exc.status, round(latency), None, label, error, hint, raw=_raw_envelope(exc))
+        return _refused(exc, started, label)
+    return _answered(scored, started, label, served_version=scored.version)
+
+
+async def send_to_serving_endpoint(services: Services, endpoint: str, served_model: str, body: str) -> QueryResult:
+    """Score `body` on a named endpoint (its traffic split) or, if `served_model` is set, on that served model.
+
+    The same gateway call as POST /serving-endpoints/{name}[/served-models/{served}]/invocations.
+    """
+    path = f"/serving-endpoints/{endpoint}" + (f"/served-models/{served_model}" if served_model else "")
+    label = f"POST {path}/invocations"
+    refused = invalid_body(body)
+    if refused is not None:
+        return refused
+    started = time.perf_counter()
+    try:
+        entity, scored = await gateway.score_served(
+            services, endpoint, served_model or None, body.encode(), "application/json"
+        )
+    except ApiError as exc:
+        return _refused(exc, started, label)
+    answered_by = f"{entity.entity_name} version {entity.entity_version}"
+    return _answered(scored, started, label, served_version=answered_by, served_model_name=entity.name)
+
+
+def _refused(exc: ApiError, started: float, label: str) -> QueryResult:
+    """The gateway refused the request (unknown target, not ready, timeout...): its envelope, readably."""
+    latency = (time.perf_counter() - started) * 1000
+    error, hint = _error(exc.status, exc.error_code, exc.message)
+    return QueryResult(exc.status, round(latency), None, label, error, hint, raw=_raw_envelope(exc))
+
+
+def _answered(scored: gateway.Scored, started: float, label: str, **answered_by: Any) -> QueryResult:
+    """A replica answered: its predictions as a table, or the error envelope the model's server sent."""
     latency = (time.perf_counter() - started) * 1000
     result = scored.result
     text = result.body.decode("utf-8", errors="replace")
@@ -113,17 +146,15 @@ async def send(services: Services, model: str, target: str, body: str) -> QueryR
     except json.JSONDecodeError:
         payload = None
     raw = json.dumps(payload, indent=2) if payload is not None else text
-    common = {"latency_ms": round(latency), "queue_ms": round(scored.queue_ms), "raw": raw}
+    common = {"latency_ms": round(latency), "queue_ms": round(scored.queue_ms), "raw": raw, **answered_by}
     if result.status >= 400:
         if isinstance(payload, dict) and "error_code" in payload:
             error, hint = _error(result.status, str(payload["error_code"]), str(payload.get("message", "")))
         else:
             error, hint = _error(result.status, "BAD_REQUEST", text[:2000])
-        return QueryResult(
-            result.status, served_version=scored.version, target_label=label, error=error, hint=hint, **common
-        )
+        return QueryResult(result.status, target_label=label, error=error, hint=hint, **common)
     table = prediction_table(payload.get("predictions")) if isinstance(payload, dict) else None
-    return QueryResult(result.status, served_version=scored.version, target_label=label, table=table, **common)
+    return QueryResult(result.status, target_label=label, table=table, **common)
 
 
 def _raw_envelope(exc: ApiError) -> str:

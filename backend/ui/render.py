@@ -63,6 +63,13 @@ STATE_LABELS = {
     "CRASHED": ("Crashed", "failed"),
     "STOPPING": ("Stopping", "unknown"),
     "STOPPED": ("Stopped", "unknown"),
+    # Named serving endpoints (GA API): the endpoint's config update and each served entity's deployment.
+    "NOT_UPDATING": ("Not updating", "unknown"),
+    "IN_PROGRESS": ("Updating", "pending"),
+    "UPDATE_FAILED": ("Update failed", "failed"),
+    "DEPLOYMENT_READY": ("Ready", "ready"),
+    "DEPLOYMENT_CREATING": ("Creating", "pending"),
+    "DEPLOYMENT_FAILED": ("Failed", "failed"),
 }
 
 
@@ -101,6 +108,14 @@ def model_path(name: str, tab: str = "") -> str:
     return f"/ui/models/{quote(name, safe='')}" + (f"/{tab}" if tab else "")
 
 
+SERVING_ENDPOINTS_PATH = "/ui/serving-endpoints"
+
+
+def endpoint_path(name: str, action: str = "") -> str:
+    """A named serving endpoint's page (seed 002), or one of its actions."""
+    return f"{SERVING_ENDPOINTS_PATH}/{quote(name, safe='')}" + (f"/{action}" if action else "")
+
+
 def _asset_version() -> str:
     """A short hash of the static files, so browsers fetch them again after an upgrade."""
     digest = hashlib.sha256()
@@ -109,7 +124,7 @@ def _asset_version() -> str:
     return digest.hexdigest()[:10]
 
 
-templates.env.globals.update(model_path=model_path, asset_version=_asset_version())
+templates.env.globals.update(model_path=model_path, endpoint_path=endpoint_path, asset_version=_asset_version())
 
 
 def principal_of(request: Request) -> Principal | None:
@@ -161,11 +176,31 @@ def redirect(url: str, session: UiSession | None = None, level: str = "", messag
     return response
 
 
-def error_response(request: Request, status: int, error_code: str, message: str) -> HTMLResponse:
-    hint = ERROR_HINTS.get(status, "")
+class PageError(ApiError):
+    """An ApiError with its own next step and way back, for pages outside the Models section.
+
+    Other errors get the Models pages' hint (by status) and link back to the models.
+    """
+
+    def __init__(self, error_code: str, message: str, hint: str, back: tuple[str, str]) -> None:
+        super().__init__(error_code, message)
+        self.hint = hint
+        self.back = back  # (URL, link text)
+
+
+def error_response(
+    request: Request,
+    status: int,
+    error_code: str,
+    message: str,
+    hint: str | None = None,
+    back: tuple[str, str] = ("/ui/", "Back to the models"),
+) -> HTMLResponse:
+    hint = ERROR_HINTS.get(status, "") if hint is None else hint
+    error = {"error_code": error_code, "message": message, "hint": hint}
     if is_htmx(request):
-        return fragment(request, "_error.html", status=status, error_code=error_code, message=message, hint=hint)
-    return page(request, "error.html", status=status, error_code=error_code, message=message, hint=hint)
+        return fragment(request, "_error.html", status=status, **error)
+    return page(request, "error.html", status=status, back_url=back[0], back_label=back[1], **error)
 
 
 def permission_error(principal: Principal, needed: Permission, action: str) -> ApiError:
@@ -195,6 +230,8 @@ class UiRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
+            except PageError as exc:
+                return error_response(request, exc.status, exc.error_code, exc.message, exc.hint, exc.back)
             except ApiError as exc:
                 return error_response(request, exc.status, exc.error_code, exc.message)
             except RequestValidationError as exc:

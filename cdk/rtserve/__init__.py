@@ -12,6 +12,13 @@ from cdk.rtserve.data_rtserve_version_aliases import DataRtserveVersionAliases
 from cdk.rtserve.model_serving import ModelServing, ModelServingComputeConfig, ModelServingTimeouts
 from cdk.rtserve.model_version_stage import ModelVersionStage, ModelVersionStageTimeouts
 from cdk.rtserve.provider import RtserveProvider
+from cdk.rtserve.serving_endpoint import (
+    ServingEndpoint,
+    ServingEndpointServedEntities,
+    ServingEndpointTimeouts,
+    ServingEndpointTrafficConfig,
+    ServingEndpointTrafficConfigRoutes,
+)
 
 __all__ = [
     "DataRtserveEndpointStatus",
@@ -23,4 +30,9 @@ __all__ = [
     "ModelVersionStage",
     "ModelVersionStageTimeouts",
     "RtserveProvider",
+    "ServingEndpoint",
+    "ServingEndpointServedEntities",
+    "ServingEndpointTimeouts",
+    "ServingEndpointTrafficConfig",
+    "ServingEndpointTrafficConfigRoutes",
 ]

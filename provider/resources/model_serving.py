@@ -15,28 +15,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from tf.iface import (
-    Config,
-    CreateContext,
-    DeleteContext,
-    ImportContext,
-    PlanContext,
-    ReadContext,
-    Resource,
-    State,
-    UpdateContext,
-)
+from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Block, Schema
 from tf.types import Bool, Map, String, Unknown
 from tf.utils import Diagnostics
 
-from provider.base import ProviderBound, guarded, report_api_error
-from provider.blocks import DEFAULT_TIMEOUT, ListNestedBlock, timeouts_block
+from provider.base import report_api_error
+from provider.blocks import ListNestedBlock, timeout_seconds, timeouts_block, validate_timeouts
 from provider.client import SERVING_STAGES, ApiError, RtserveClient
-from provider.waiter import Progress, WaitFailed, WaitTimeout, parse_duration
+from provider.resources.compute import (
+    DEFAULT_SCALE_TO_ZERO,
+    DEFAULT_WORKLOAD_SIZE,
+    compute_attributes,
+    fill_blocks,
+    with_compute_defaults,
+)
+from provider.resources.crud import RtserveResource, WaitReport
+from provider.waiter import Progress
 
-DEFAULT_WORKLOAD_SIZE = "Small"
-DEFAULT_SCALE_TO_ZERO = False
 READY = "ENDPOINT_STATE_READY"
 FAILED = "ENDPOINT_STATE_FAILED"
 
@@ -51,22 +47,7 @@ COMPUTE_CONFIG = ListNestedBlock(
                 description="`Staging` or `Production`.",
                 required=True,
             ),
-            Attribute(
-                "workload_size",
-                String(),
-                description=f"`Small` (4 concurrent requests), `Medium` (8-16) or `Large` (16-64). "
-                f'Default: `"{DEFAULT_WORKLOAD_SIZE}"`, as the backend.',
-                optional=True,
-                computed=True,
-            ),
-            Attribute(
-                "scale_to_zero_enabled",
-                Bool(),
-                description="Release every replica after an idle period; the next request waits for a cold start. "
-                "Default: `false`, as the backend.",
-                optional=True,
-                computed=True,
-            ),
+            *compute_attributes(),
         ],
     ),
     max_items=len(SERVING_STAGES),
@@ -104,7 +85,9 @@ def serving_progress(status: dict, versions: list[dict]) -> Progress:
     return Progress(done=done, message="; ".join([f"{state} {message}".strip(), *pending]))
 
 
-class ModelServingResource(ProviderBound, Resource):
+class ModelServingResource(RtserveResource):
+    OUTPUTS = ("state", "state_message", "version_invocation_urls")
+
     @classmethod
     def get_name(cls) -> str:
         return "model_serving"
@@ -180,21 +163,13 @@ class ModelServingResource(ProviderBound, Resource):
                         ["compute_config", (index,), "stage"],
                     )
                 seen.add(key)
-        timeouts = config.get("timeouts")
-        if isinstance(timeouts, dict):
-            for op in ("create", "update"):
-                value = timeouts.get(op)
-                if isinstance(value, str):
-                    try:
-                        parse_duration(value)
-                    except ValueError as error:
-                        diags.add_error("Invalid timeout", str(error), ["timeouts", op])
+        validate_timeouts(diags, config)
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         # Without the configuration (a bare PlanContext) unset values look like null planned values.
         config = getattr(ctx, "config", None)
-        planned["compute_config"] = _with_defaults(
-            planned.get("compute_config"), (config or planned).get("compute_config")
+        planned["compute_config"] = fill_blocks(
+            planned.get("compute_config"), (config or planned).get("compute_config"), with_compute_defaults
         )
         for flag in ("wait_for_ready", "disable_on_destroy"):
             if (config or planned).get(flag) is None:
@@ -206,49 +181,42 @@ class ModelServingResource(ProviderBound, Resource):
             if client is not None:
                 planned["invocation_urls"] = _stage_urls(client, name)
         if current is None or _compute_changed(current.get("compute_config"), planned["compute_config"]):
-            for key in ("state", "state_message", "version_invocation_urls"):
+            for key in self.OUTPUTS:
                 planned[key] = Unknown
         return planned
 
     # -- CRUD ------------------------------------------------------------------------------------
-    @guarded("Could not create rtserve_model_serving")
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
+    def create_with(self, diags: Diagnostics, client: RtserveClient, planned: State) -> State | None:
         name = planned["registered_model_name"]
         try:
             client.enable(name)
         except ApiError as error:
-            report_api_error(
-                ctx.diagnostics, f"Could not enable serving for {name!r}", error, ["registered_model_name"]
-            )
+            report_api_error(diags, f"Could not enable serving for {name!r}", error, ["registered_model_name"])
             return None
         # From here on serving is enabled: on error, return what exists so Terraform records it (tainted).
         try:
             for block in planned.get("compute_config") or []:
                 client.update_compute_config(name, block["stage"], *_spec(block))
         except ApiError as error:
-            report_api_error(
-                ctx.diagnostics, f"Could not set the compute config of {name!r}", error, ["compute_config"]
-            )
-            return self._observe(ctx.diagnostics, client, planned)
+            report_api_error(diags, f"Could not set the compute config of {name!r}", error, ["compute_config"])
+            return self.observe(diags, client, planned)
         if planned.get("wait_for_ready"):
-            self._wait(ctx.diagnostics, client, name, _timeout(planned, "create"))
-        return self._observe(ctx.diagnostics, client, planned)
+            self._wait(diags, client, name, timeout_seconds(planned, "create"))
+        return self.observe(diags, client, planned)
 
-    @guarded("Could not read rtserve_model_serving", fallback=lambda args: args[0])
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
+    def read_with(self, diags: Diagnostics, client: RtserveClient, current: State) -> State | None:
+        name = current["registered_model_name"]
+        try:
+            status = client.get_status(name)
+            versions = client.list_versions(name)
+        except ApiError as error:
+            if error.not_found:
+                return None  # serving was disabled out of band: Terraform plans a re-create
+            report_api_error(diags, f"Could not read serving of {name!r}", error)
             return current
-        return self._read(ctx.diagnostics, client, current, current["registered_model_name"])
+        return _state(client, current, status, versions)
 
-    @guarded("Could not update rtserve_model_serving", fallback=lambda args: args[0])
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return current
+    def update_with(self, diags: Diagnostics, client: RtserveClient, current: State, planned: State) -> State | None:
         name = planned["registered_model_name"]
         before = {_block_key(b): b for b in current.get("compute_config") or []}
         after = {_block_key(b): b for b in planned.get("compute_config") or []}
@@ -260,19 +228,13 @@ class ModelServingResource(ProviderBound, Resource):
             for stage, size, scale_to_zero in changes:
                 client.update_compute_config(name, stage, size, scale_to_zero)
         except ApiError as error:
-            report_api_error(
-                ctx.diagnostics, f"Could not change the compute config of {name!r}", error, ["compute_config"]
-            )
-            return self._observe(ctx.diagnostics, client, planned)
+            report_api_error(diags, f"Could not change the compute config of {name!r}", error, ["compute_config"])
+            return self.observe(diags, client, planned)
         if changes and planned.get("wait_for_ready"):
-            self._wait(ctx.diagnostics, client, name, _timeout(planned, "update"))
-        return self._observe(ctx.diagnostics, client, planned)
+            self._wait(diags, client, name, timeout_seconds(planned, "update"))
+        return self.observe(diags, client, planned)
 
-    @guarded("Could not delete rtserve_model_serving")
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
+    def delete_with(self, diags: Diagnostics, client: RtserveClient, current: State) -> None:
         name = current["registered_model_name"]
         try:
             if current.get("disable_on_destroy") is False:
@@ -284,14 +246,9 @@ class ModelServingResource(ProviderBound, Resource):
                 client.disable(name)
         except ApiError as error:
             if not error.not_found:  # serving already disabled: the goal is reached
-                report_api_error(ctx.diagnostics, f"Could not release serving of {name!r}", error)
-        return None
+                report_api_error(diags, f"Could not release serving of {name!r}", error)
 
-    @guarded("Could not import rtserve_model_serving")
-    def import_(self, ctx: ImportContext, id: str) -> State | None:  # noqa: A002 - the framework's name
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
+    def import_with(self, diags: Diagnostics, client: RtserveClient, id: str) -> State | None:  # noqa: A002
         name = id.strip()
         base: State = {
             "registered_model_name": name,
@@ -304,77 +261,34 @@ class ModelServingResource(ProviderBound, Resource):
             status = client.get_status(name)
             versions = client.list_versions(name)
         except ApiError as error:
-            report_api_error(ctx.diagnostics, f"Cannot import serving of {name!r}", error)
+            report_api_error(diags, f"Cannot import serving of {name!r}", error)
             return None
         return _state(client, base, status, versions)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _read(self, diags: Diagnostics, client: RtserveClient, base: State, name: str) -> State | None:
-        try:
-            status = client.get_status(name)
-            versions = client.list_versions(name)
-        except ApiError as error:
-            if error.not_found:
-                return None  # serving was disabled out of band: Terraform plans a re-create
-            report_api_error(diags, f"Could not read serving of {name!r}", error)
-            return base
-        return _state(client, base, status, versions)
-
-    def _observe(self, diags: Diagnostics, client: RtserveClient, planned: State) -> State:
-        """The state after a create or update: planned inputs, observed outputs."""
-        observed = self._read(diags, client, planned, planned["registered_model_name"])
-        if observed is None:
-            diags.add_error(
-                "Serving disappeared while being applied",
-                f"Serving of {planned['registered_model_name']!r} was disabled by someone else during this apply.",
-            )
-            return {**planned, **{k: None for k in ("state", "state_message", "version_invocation_urls")}}
-        return observed
+    def vanished(self, planned: State) -> tuple[str, str]:
+        return (
+            "Serving disappeared while being applied",
+            f"Serving of {planned['registered_model_name']!r} was disabled by someone else during this apply.",
+        )
 
     def _wait(self, diags: Diagnostics, client: RtserveClient, name: str, timeout: float) -> None:
         def check() -> Progress:
             return serving_progress(client.get_status(name), client.list_versions(name))
 
-        try:
-            self.waiter.wait(check, timeout)
-        except WaitFailed as failure:
-            diags.add_error(f"Serving of {name!r} failed: ENDPOINT_STATE_FAILED", failure.message)
-        except WaitTimeout as timeout_error:
-            diags.add_error(
-                f"Serving of {name!r} not ready after {timeout_error.timeout:g} s",
-                f"Last status: {timeout_error.last}\nRaise `timeouts` or set `wait_for_ready = false` "
-                "to return before the endpoint is ready.",
-            )
-        except ApiError as error:
-            report_api_error(diags, f"Could not follow serving of {name!r}", error)
-
-
-def _with_defaults(blocks: Any, configured: Any) -> Any:
-    """Fill each block's unset workload_size / scale_to_zero_enabled with the backend's default."""
-    if not isinstance(blocks, list):
-        return blocks
-    configured = configured if isinstance(configured, list) else []
-    result = []
-    for index, block in enumerate(blocks):
-        source = configured[index] if index < len(configured) and isinstance(configured[index], dict) else block
-        filled = dict(block)
-        if source.get("workload_size") is None:
-            filled["workload_size"] = DEFAULT_WORKLOAD_SIZE
-        if source.get("scale_to_zero_enabled") is None:
-            filled["scale_to_zero_enabled"] = DEFAULT_SCALE_TO_ZERO
-        result.append(filled)
-    return result
+        report = WaitReport(
+            subject=f"serving of {name!r}",
+            failed=f"Serving of {name!r} failed: ENDPOINT_STATE_FAILED",
+            late=f"Serving of {name!r} not ready",
+            late_hint="Raise `timeouts` or set `wait_for_ready = false` to return before the endpoint is ready.",
+        )
+        self.wait_for(diags, check, timeout, report)
 
 
 def _compute_changed(before: Any, after: Any) -> bool:
     if not isinstance(before, list) or not isinstance(after, list):
         return before != after
     return {_block_key(b): _spec(b) for b in before} != {_block_key(b): _spec(b) for b in after}
-
-
-def _timeout(planned: State, op: str) -> float:
-    timeouts = planned.get("timeouts") or {}
-    return parse_duration(timeouts.get(op) or DEFAULT_TIMEOUT)
 
 
 def _stage_urls(client: RtserveClient, name: str) -> dict[str, str]:

@@ -11,25 +11,16 @@ moves the version to Archived, but only if it is still in the stage this resourc
 
 from __future__ import annotations
 
-from tf.iface import (
-    Config,
-    CreateContext,
-    DeleteContext,
-    ImportContext,
-    PlanContext,
-    ReadContext,
-    Resource,
-    State,
-    UpdateContext,
-)
+from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Bool, String
 from tf.utils import Diagnostics
 
-from provider.base import ProviderBound, guarded, report_api_error
-from provider.blocks import DEFAULT_TIMEOUT, timeouts_block
+from provider.base import report_api_error
+from provider.blocks import timeout_seconds, timeouts_block, validate_timeouts
 from provider.client import SERVING_STAGES, ApiError, RtserveClient
-from provider.waiter import Progress, WaitFailed, WaitTimeout, parse_duration
+from provider.resources.crud import RtserveResource, WaitReport
+from provider.waiter import Progress
 
 STAGES = ("None", "Staging", "Production", "Archived")
 DESTROY_STAGE = "Archived"
@@ -62,7 +53,7 @@ def promotion_progress(stage: str, version: str, aliases: dict[str, str], versio
     return Progress(done=done, message=f"{stage} serves version {target or '(none)'}; {shown}")
 
 
-class ModelVersionStageResource(ProviderBound, Resource):
+class ModelVersionStageResource(RtserveResource):
     @classmethod
     def get_name(cls) -> str:
         return "model_version_stage"
@@ -131,15 +122,7 @@ class ModelVersionStageResource(ProviderBound, Resource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: Config) -> None:
         super().validate(diags, type_name, config)
-        timeouts = config.get("timeouts")
-        if isinstance(timeouts, dict):
-            for op in ("create", "update"):
-                value = timeouts.get(op)
-                if isinstance(value, str):
-                    try:
-                        parse_duration(value)
-                    except ValueError as error:
-                        diags.add_error("Invalid timeout", str(error), ["timeouts", op])
+        validate_timeouts(diags, config)
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         config = getattr(ctx, "config", None) or planned
@@ -156,77 +139,55 @@ class ModelVersionStageResource(ProviderBound, Resource):
         return planned
 
     # -- CRUD ------------------------------------------------------------------------------------
-    @guarded("Could not create rtserve_model_version_stage")
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
-        if not self._transition(ctx.diagnostics, client, planned):
+    def create_with(self, diags: Diagnostics, client: RtserveClient, planned: State) -> State | None:
+        if not self._transition(diags, client, planned):
             return None
         state = _complete(client, planned)
         if planned.get("wait_for_ready"):
-            self._wait(ctx.diagnostics, client, planned, _timeout(planned, "create"))
+            self._wait(diags, client, planned, timeout_seconds(planned, "create"))
         return state
 
-    @guarded("Could not read rtserve_model_version_stage", fallback=lambda args: args[0])
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return current
+    def read_with(self, diags: Diagnostics, client: RtserveClient, current: State) -> State | None:
         name, version = current["name"], current["version"]
         try:
             found = client.get_model_version(name, version)
         except ApiError as error:
             if error.not_found:
                 return None
-            report_api_error(ctx.diagnostics, f"Could not read version {version} of {name!r}", error)
+            report_api_error(diags, f"Could not read version {version} of {name!r}", error)
             return current
         if str(found.get("current_stage", "")).lower() != str(current["stage"]).lower():
             return None  # the version left the stage out of band: Terraform plans to put it back
         return _complete(client, current)
 
-    @guarded("Could not update rtserve_model_version_stage", fallback=lambda args: args[0])
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return current
+    def update_with(self, diags: Diagnostics, client: RtserveClient, current: State, planned: State) -> State | None:
         moved = any(
             current.get(k) != planned.get(k) for k in ("version", "stage", "comment", "archive_existing_versions")
         )
         if not moved:
             return _complete(client, planned)  # only wait_for_ready or timeouts changed
-        if not self._transition(ctx.diagnostics, client, planned):
+        if not self._transition(diags, client, planned):
             return current
         state = _complete(client, planned)
-        if planned.get("wait_for_ready") and not self._wait(
-            ctx.diagnostics, client, planned, _timeout(planned, "update")
-        ):
+        if planned.get("wait_for_ready") and not self._wait(diags, client, planned, timeout_seconds(planned, "update")):
             return state
         if current["version"] != planned["version"]:
             # The previous version is no longer declared in its stage: treat it as destroyed.
-            self._retire(ctx.diagnostics, client, current)
+            self._retire(diags, client, current)
         return state
 
-    @guarded("Could not delete rtserve_model_version_stage")
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        client = self.client(ctx.diagnostics)
-        if client is not None:
-            self._retire(ctx.diagnostics, client, current)
-        return None
+    def delete_with(self, diags: Diagnostics, client: RtserveClient, current: State) -> None:
+        self._retire(diags, client, current)
 
-    @guarded("Could not import rtserve_model_version_stage")
-    def import_(self, ctx: ImportContext, id: str) -> State | None:  # noqa: A002 - the framework's name
-        client = self.client(ctx.diagnostics)
-        if client is None:
-            return None
+    def import_with(self, diags: Diagnostics, client: RtserveClient, id: str) -> State | None:  # noqa: A002
         name, _, version = id.strip().rpartition("/")
         if not name or not version:
-            ctx.diagnostics.add_error("Invalid import ID", f'Expected "<model name>/<version>", got {id!r}.')
+            diags.add_error("Invalid import ID", f'Expected "<model name>/<version>", got {id!r}.')
             return None
         try:
             found = client.get_model_version(name, version)
         except ApiError as error:
-            report_api_error(ctx.diagnostics, f"Cannot import version {version} of {name!r}", error)
+            report_api_error(diags, f"Cannot import version {version} of {name!r}", error)
             return None
         state: State = {
             "name": name,
@@ -285,21 +246,13 @@ class ModelVersionStageResource(ProviderBound, Resource):
         def check() -> Progress:
             return promotion_progress(stage, version, client.list_version_aliases(name), client.list_versions(name))
 
-        try:
-            self.waiter.wait(check, timeout)
-            return True
-        except WaitFailed as failure:
-            diags.add_error(
-                f"Version {version} of {name!r} cannot serve {stage}: SERVICE_STATE_FAILED", failure.message
-            )
-        except WaitTimeout as timeout_error:
-            diags.add_error(
-                f"Version {version} of {name!r} does not serve {stage} after {timeout_error.timeout:g} s",
-                f"Last status: {timeout_error.last}\nRaise `timeouts` or set `wait_for_ready = false`.",
-            )
-        except ApiError as error:
-            report_api_error(diags, f"Could not follow the promotion of {name!r}", error)
-        return False
+        report = WaitReport(
+            subject=f"the promotion of {name!r}",
+            failed=f"Version {version} of {name!r} cannot serve {stage}: SERVICE_STATE_FAILED",
+            late=f"Version {version} of {name!r} does not serve {stage}",
+            late_hint="Raise `timeouts` or set `wait_for_ready = false`.",
+        )
+        return self.wait_for(diags, check, timeout, report)
 
 
 def _urls(client: RtserveClient, name: str, version: str, stage: str) -> dict[str, str | None]:
@@ -316,8 +269,3 @@ def _complete(client: RtserveClient, state: State) -> State:
         "id": f"{state['name']}/{state['version']}",
         **_urls(client, state["name"], state["version"], state["stage"]),
     }
-
-
-def _timeout(planned: State, op: str) -> float:
-    timeouts = planned.get("timeouts") or {}
-    return parse_duration(timeouts.get(op) or DEFAULT_TIMEOUT)

@@ -84,6 +84,11 @@ def serve_and_score(backend: BackendProcess, registry_url: str) -> None:
     client.wait_ready("iris-stores", ["1"], timeout=120)
     response = client.score("iris-stores", "Production", request_bodies()["dataframe_split"][1])
     assert response.status_code == 200, response.text
+    client.create_serving_endpoint(
+        "stores-ga", {"served_entities": [{"entity_name": "iris-stores", "entity_version": 1}]}
+    )
+    client.wait_serving_settled("stores-ga")
+    assert client.score_serving("stores-ga", request_bodies()["dataframe_split"][1]).status_code == 200
     client.close()
 
 
@@ -96,8 +101,10 @@ def test_state_lives_in_postgresql_and_survives_a_restart(tmp_path: Path, postgr
     engine = sqlalchemy.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as connection:
         names = [row[0] for row in connection.execute(sqlalchemy.text("select registered_model_name from endpoints"))]
+        serving = [row[0] for row in connection.execute(sqlalchemy.text("select name from serving_endpoints"))]
     engine.dispose()
     assert names == ["iris-stores"]
+    assert serving == ["stores-ga"]
     with backend:  # back from the store: the endpoint serves again without being re-enabled
         client = BackendClient(backend.url, TOKEN)
         client.wait_ready("iris-stores", ["1"], timeout=120)

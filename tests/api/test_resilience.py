@@ -200,7 +200,20 @@ def test_a_restarted_backend_brings_every_endpoint_back_with_nothing_lost(own_ba
     client.transition(model, "2", "Staging")
     client.update_compute(model, "Production", "Medium")
     client.update_compute(model, "Staging", "Small", max_batch_size=4, max_batch_wait_ms=2.0)
+    split = {"blue": 50, "green": 50}
+    client.create_serving_endpoint(
+        "restart-split",
+        {
+            "served_entities": [
+                {"name": "blue", "entity_name": model, "entity_version": "1"},
+                {"name": "green", "entity_name": model, "entity_version": "2"},
+            ],
+            "traffic_config": {"routes": [{"served_model_name": n, "traffic_percentage": p} for n, p in split.items()]},
+        },
+        tags=[{"key": "team", "value": "ml"}],
+    )
     client.wait_ready(model, ["1", "2"], timeout=120)
+    serving_before = client.wait_serving_settled("restart-split")
     configs_before = sorted(client.status(model)["compute_config"], key=lambda c: c["stage"])
     events_before = client.events(model)
     old_pids = [
@@ -227,5 +240,10 @@ def test_a_restarted_backend_brings_every_endpoint_back_with_nothing_lost(own_ba
         events_after = client.events(model)
         assert all(event in events_after for event in events_before)
         assert len(events_after) > len(events_before)  # the restart's own changes are recorded too
+        serving_after = client.wait_serving_settled("restart-split", timeout=60)
+        for field in ("id", "config", "tags", "creation_timestamp"):
+            assert serving_after[field] == serving_before[field], field
+        answered = {client.score_serving("restart-split", IRIS).headers["served-model-name"] for _ in range(40)}
+        assert answered == set(split)
     finally:
         client.close()

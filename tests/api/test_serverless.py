@@ -85,6 +85,27 @@ def test_an_idle_version_scales_to_zero_and_the_next_request_cold_starts(fast_ba
     assert any("cold start" in m for m in messages)
 
 
+def test_a_serving_endpoint_scales_to_zero_and_its_next_request_cold_starts(fast_backend: BackendClient):
+    with mlflow_pointing_at(fast_backend.host, TOKEN):
+        register_demo_model(fast_backend.host, name="iris-s2z-ga", versions=1)
+    served = {"entity_name": "iris-s2z-ga", "entity_version": "1", "scale_to_zero_enabled": True}
+    fast_backend.create_serving_endpoint("s2z-ga", {"served_entities": [served]})
+    fast_backend.wait_serving_settled("s2z-ga")
+
+    def ready_replicas() -> str:
+        return fast_backend.http.get("/api/2.0/serving-endpoints/s2z-ga/metrics").text
+
+    wait_until(lambda: 'state="READY"' not in ready_replicas(), 20, "the endpoint never scaled to zero")
+    detail = fast_backend.serving_endpoint("s2z-ga")
+    assert detail["state"]["ready"] == "READY"
+    assert "zero" in detail["config"]["served_entities"][0]["state"]["deployment_state_message"]
+
+    response = fast_backend.score_serving("s2z-ga", IRIS)  # queued while a replica starts, then answered
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [0, 2]}
+
+
 def test_a_slow_request_gets_504_after_the_request_timeout(fast_backend: BackendClient):
     serve(fast_backend, "slow")
     started = time.monotonic()

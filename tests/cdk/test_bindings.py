@@ -12,8 +12,13 @@ from cdk.rtserve import (
     ModelServing,
     ModelServingComputeConfig,
     ModelVersionStage,
+    ServingEndpoint,
+    ServingEndpointServedEntities,
+    ServingEndpointTrafficConfig,
+    ServingEndpointTrafficConfigRoutes,
 )
 from provider.plugin import RtserveProvider
+from provider.resources.serving_endpoint import SERVED_ENTITIES
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit
@@ -61,6 +66,40 @@ def test_model_version_stage_inputs_are_the_provider_schema(stack: RtserveStack)
         timeouts={"update": "5m"},
     )
     assert set(only(synth(stack), "rtserve_model_version_stage")) == schema_names("rtserve_model_version_stage")
+
+
+def test_serving_endpoint_renders_only_what_is_set(stack: RtserveStack) -> None:
+    ServingEndpoint(stack, "e", name="e", served_entities=[ServingEndpointServedEntities("m", "1")])
+    assert only(synth(stack), "rtserve_serving_endpoint") == {
+        "name": "e",
+        "served_entities": [{"entity_name": "m", "entity_version": "1"}],
+    }
+
+
+def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) -> None:
+    ServingEndpoint(
+        stack,
+        "e",
+        name="e",
+        served_entities=[
+            ServingEndpointServedEntities("m", "1", name="a", workload_size="Large", scale_to_zero_enabled=True),
+            {"entity_name": "m", "entity_version": "2", "name": "b"},
+        ],
+        traffic_config=ServingEndpointTrafficConfig(
+            routes=[ServingEndpointTrafficConfigRoutes("a", 60), {"served_model_name": "b", "traffic_percentage": 40}]
+        ),
+        tags={"team": "ml"},
+        timeouts={"create": "1m"},
+    )
+    resource = only(synth(stack), "rtserve_serving_endpoint")
+    assert set(resource) == schema_names("rtserve_serving_endpoint")
+    assert resource["traffic_config"] == {
+        "routes": [
+            {"served_model_name": "a", "traffic_percentage": 60},
+            {"served_model_name": "b", "traffic_percentage": 40},
+        ]
+    }
+    assert set(resource["served_entities"][0]) == {a.name for a in SERVED_ENTITIES.block.attributes}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import cdktf
 import pytest
 
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack
+from cdk import ComputeConfig, ModelEndpoint, RtserveStack, ServedEntity, ServingEndpoint
 from cdk.rtserve import DataRtserveEndpointStatus, DataRtserveModelVersions, DataRtserveVersionAliases
 from provider.install import install
 from provider.terraform import Terraform
@@ -70,3 +70,44 @@ def test_a_model_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> 
         assert backend.endpoints == {}
         assert set(backend.models["iris-classifier"].values()) == {"Archived"}
     assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" in os.environ
+
+
+def test_a_serving_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    backend.add_model("iris-classifier", versions=2)
+    with backend.serve() as url:
+        app = cdktf.App(outdir=str(tmp_path / "out"))
+        stack = RtserveStack(app, "ab", host=url, state_path=str(tmp_path / "ab.tfstate"))
+        single = ServingEndpoint(stack, "single", name="single", served_entities=[ServedEntity("iris-classifier", 1)])
+        split = ServingEndpoint(
+            stack,
+            "split",
+            name="split",
+            served_entities=[
+                ServedEntity("iris-classifier", "1", name="blue"),
+                ServedEntity("iris-classifier", "2", name="green", scale_to_zero=True),
+            ],
+            traffic={"blue": 90, "green": 10},
+            tags={"team": "ml"},
+        )
+        cdktf.TerraformOutput(stack, "single_url", value=single.endpoint_url)
+        cdktf.TerraformOutput(stack, "split_ready", value=split.state_ready)
+        app.synth()
+
+        tf = Terraform(
+            tmp_path / "out" / "stacks" / "ab",
+            install(tmp_path / "mirror"),
+            env={"RTSERVE_TOKEN": backend.token},
+            check=True,
+        )
+        tf.init()
+        assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
+        assert backend.serving["split"]["config"]["routes"] == [
+            {"served_model_name": "blue", "traffic_percentage": 90},
+            {"served_model_name": "green", "traffic_percentage": 10},
+        ]
+        assert backend.serving["single"]["config"]["served_entities"][0]["name"] == "iris-classifier-1"
+        assert tf.output() == {"single_url": f"{url}/serving-endpoints/single/invocations", "split_ready": "READY"}
+        assert not tf.plan().summary.has_changes
+        tf.destroy()
+        assert backend.serving == {}

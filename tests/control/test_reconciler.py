@@ -187,3 +187,39 @@ def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
     observed = Observed([old, new], {}, {"new": (16, 5)})
     plan = reconcile([endpoint(*versions, configs=configs)], observed, plan.memory, {}, now=1)
     assert plan.actions == [StopReplica("old")]
+
+
+def test_a_version_pinned_by_a_serving_endpoint_runs_whatever_its_stage():
+    pinned = {(MODEL, "3"): StageConfig("Medium", False)}
+    plan = reconcile([], obs([]), prepared("3"), {}, now=0, pinned=pinned)
+    assert plan.actions == [started("3")] * 2
+    assert plan.views[(MODEL, "3")].stage is None
+    # Unpinned (its endpoint deleted), its replicas stop.
+    running = [replica("r1", "3", ReplicaState.READY), replica("r2", "3", ReplicaState.READY)]
+    assert reconcile([], obs(running), prepared("3"), {}, now=1, pinned={}).actions == [
+        StopReplica("r1"),
+        StopReplica("r2"),
+    ]
+
+
+def test_a_version_served_by_a_stage_and_an_endpoint_runs_once_sized_for_the_larger():
+    configs = {"Production": StageConfig("Small", True)}
+    pinned = {(MODEL, "1"): StageConfig("Medium", False)}
+    plan = reconcile(
+        [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs([]), prepared("1"), {}, 0, pinned=pinned
+    )
+    view = plan.views[(MODEL, "1")]
+    assert (view.stage, view.config.workload_size_id, view.config.scale_to_zero_enabled) == (
+        "Production",
+        "Medium",
+        False,
+    )
+    assert plan.actions == [started("1")] * 2
+
+
+def test_a_version_only_an_endpoint_serves_is_not_counted_as_staged():
+    pinned = {(MODEL, "2"): StageConfig()}
+    plan = reconcile(
+        [endpoint(RegisteredVersion("1", "Production"))], obs([]), prepared("1", "2"), {}, 0, pinned=pinned
+    )
+    assert plan.views[(MODEL, "1")].staged and not plan.views[(MODEL, "2")].staged

@@ -1,11 +1,30 @@
-"""End-to-end fixtures: show the backend's log when a test fails (the Terraform error alone rarely says why
-a version never became ready)."""
+"""End-to-end fixtures: Terraform working directories against the live backend, and the backend's log
+shown when a test fails (the Terraform error alone rarely says why a version never became ready)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from backend.process import BackendProcess
+from provider.install import Installation
+from provider.terraform import Terraform
+from tests.conftest import ADMIN_TOKEN
+from tests.provider.terraform_helpers import installation, terraform_in
+
+__all__ = ["installation", "terraform"]
+
+
+@pytest.fixture
+def terraform(tmp_path: Path, backend: BackendProcess, installation: Installation) -> Iterator[Terraform]:
+    """Terraform in a fresh directory, applying as the admin; whatever a test leaves applied is destroyed."""
+    tf = terraform_in(tmp_path, installation, ADMIN_TOKEN, check=True)
+    yield tf
+    if (tmp_path / "terraform.tfstate").exists():
+        tf.check = False
+        tf.destroy()
 
 
 @pytest.hookimpl(hookwrapper=True)

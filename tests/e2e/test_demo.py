@@ -25,3 +25,5 @@ def test_the_demo_deploys_the_example_stacks_and_scores_every_format(tmp_path: P
     assert "every request scored" in output
     for target in ("Production", "Staging"):
         assert f"/model-endpoint/iris-classifier/{target}/invocations" in output
+    assert "/serving-endpoints/iris-classifier-canary/invocations" in output
+    assert "answered by current" in output  # the serving endpoint's traffic split, 90% to version 1

@@ -82,4 +82,6 @@ def test_cdktf_deploy_applies_the_worked_example(tmp_path: Path):
                 headers={"Authorization": f"Bearer {TOKEN}"},
             )
             assert response.status_code == 200, response.text
+        canary = client.serving_endpoint(f"{DEMO_MODEL}-canary")  # applied until ready, not merely created
+        assert canary["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}
         client.close()

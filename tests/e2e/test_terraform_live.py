@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,23 +19,16 @@ from backend.client import BackendClient, BackendError
 from backend.demo import request_bodies
 from backend.demo_model import register_demo_model
 from backend.process import BackendProcess
-from provider.install import Installation, install
 from provider.terraform import Terraform
 from tests.conftest import ADMIN_TOKEN
+from tests.provider.terraform_helpers import failed_apply, import_into_empty_state, write_main_tf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 MODEL = "iris-terraform-e2e"
 
 
-def render(host: str, *, model: str = MODEL, production_size: str = "Small", production_version: str = "1") -> str:
+def render(*, model: str = MODEL, production_size: str = "Small", production_version: str = "1") -> str:
     return f"""
-terraform {{
-  required_providers {{
-    rtserve = {{ source = "rtserve/rtserve", version = "0.1.0" }}
-  }}
-}}
-provider "rtserve" {{ host = "{host}" }}
-
 resource "rtserve_model_serving" "iris" {{
   registered_model_name = "{model}"
   compute_config {{
@@ -62,27 +53,9 @@ output "state" {{ value = rtserve_model_serving.iris.state }}
 
 
 @pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
-    return install(tmp_path_factory.mktemp("tf") / "mirror")
-
-
-@pytest.fixture(scope="module")
 def model(mlflow_client_env: str) -> str:
     register_demo_model(mlflow_client_env, name=MODEL)
     return MODEL
-
-
-@pytest.fixture
-def terraform(tmp_path: Path, backend: BackendProcess, installation: Installation) -> Iterator[Terraform]:
-    tf = Terraform(tmp_path, installation, env={"RTSERVE_TOKEN": ADMIN_TOKEN}, check=True)
-    yield tf
-    if (tmp_path / "terraform.tfstate").exists():
-        tf.check = False
-        tf.destroy()
-
-
-def write(tf: Terraform, text: str) -> None:
-    (tf.workdir / "main.tf").write_text(text)
 
 
 def score(url: str) -> httpx.Response:
@@ -116,7 +89,7 @@ def test_create_plan_update_promote_drift_import_destroy(
     terraform: Terraform, backend: BackendProcess, admin: BackendClient, model: str
 ) -> None:
     tf = terraform
-    write(tf, render(backend.url))
+    write_main_tf(tf, backend.url, render())
     tf.init()
 
     # create: READY on return, and the stage URL scores
@@ -132,7 +105,7 @@ def test_create_plan_update_promote_drift_import_destroy(
     assert not tf.plan().summary.has_changes
 
     # a compute change
-    write(tf, render(backend.url, production_size="Medium"))
+    write_main_tf(tf, backend.url, render(production_size="Medium"))
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
     production = [c for c in admin.status(model)["compute_config"] if c["stage"] == "Production"]
     assert production[0]["workload_spec"]["workload_size_id"] == "Medium"
@@ -142,7 +115,7 @@ def test_create_plan_update_promote_drift_import_destroy(
     scorer = Scorer(outputs["production_url"])
     scorer.start()
     try:
-        write(tf, render(backend.url, production_size="Medium", production_version="2"))
+        write_main_tf(tf, backend.url, render(production_size="Medium", production_version="2"))
         assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
         time.sleep(1)
     finally:
@@ -166,11 +139,9 @@ def test_create_plan_update_promote_drift_import_destroy(
     assert not tf.plan().summary.has_changes
 
     # import both resources into an empty state: nothing left to change
-    (tf.workdir / "terraform.tfstate").unlink()
-    tf.import_("rtserve_model_serving.iris", model)
-    tf.import_("rtserve_model_version_stage.production", f"{model}/2")
-    after_import = tf.plan()
-    assert not after_import.summary.has_changes, after_import.changes
+    import_into_empty_state(
+        tf, {"rtserve_model_serving.iris": model, "rtserve_model_version_stage.production": f"{model}/2"}
+    )
 
     # destroy: the version leaves Production and serving is disabled
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 2 to destroy"
@@ -181,12 +152,8 @@ def test_create_plan_update_promote_drift_import_destroy(
 
 
 def test_an_unknown_model_fails_with_the_backends_message(terraform: Terraform, backend: BackendProcess) -> None:
-    tf = terraform
-    tf.check = False
-    write(tf, render(backend.url, model="no-such-model"))
-    assert tf.init().ok
-    result = tf.apply()
-    assert not result.ok
+    write_main_tf(terraform, backend.url, render(model="no-such-model"))
+    result = failed_apply(terraform)
     assert "Could not enable serving for 'no-such-model': RESOURCE_DOES_NOT_EXIST" in result.error_text()
     assert "no-such-model" in result.errors[0].detail
 

@@ -9,38 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from provider.install import Installation, install
+from provider.install import Installation
 from provider.terraform import Terraform
 from tests.provider.fake_backend import FakeBackend
+from tests.provider.terraform_helpers import failed_plan, served_fake, terraform_in, write_main_tf
 
 pytestmark = pytest.mark.e2e
 MODULE = Path(__file__).resolve().parents[2] / "modules" / "model-serving-endpoint"
 
 
-@pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
-    return install(tmp_path_factory.mktemp("tf") / "mirror")
-
-
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeBackend, str]]:
-    backend = FakeBackend()
-    backend.add_model("iris-classifier", versions=2)
-    with backend.serve() as url:
-        yield backend, url
+    with served_fake("iris-classifier", versions=2) as served:
+        yield served
 
 
-def root(tmp_path: Path, host: str, module_args: str) -> Path:
-    source = os.path.relpath(MODULE, tmp_path)
-    (tmp_path / "main.tf").write_text(
-        f"""
-terraform {{
-  required_providers {{
-    rtserve = {{ source = "rtserve/rtserve", version = "0.1.0" }}
-  }}
-}}
-provider "rtserve" {{ host = "{host}" }}
-module "iris" {{
+def write_root(tf: Terraform, host: str, module_args: str) -> None:
+    """A root module calling the module with `module_args`."""
+    source = os.path.relpath(MODULE, tf.workdir)
+    body = f"""module "iris" {{
   source     = "{source}"
   model_name = "iris-classifier"
 {module_args}
@@ -48,8 +35,7 @@ module "iris" {{
 output "production_url" {{ value = module.iris.production_url }}
 output "promoted_versions" {{ value = module.iris.promoted_versions }}
 """
-    )
-    return tmp_path
+    write_main_tf(tf, host, body)
 
 
 def test_the_module_is_valid_on_its_own(tmp_path: Path, installation: Installation) -> None:
@@ -61,12 +47,10 @@ def test_the_module_is_valid_on_its_own(tmp_path: Path, installation: Installati
     assert result.ok and result.errors == [], result.error_text()
 
 
-def test_the_module_applies_with_an_empty_second_plan(
-    tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
-) -> None:
+def test_the_module_applies_with_an_empty_second_plan(terraform: Terraform, fake: tuple[FakeBackend, str]) -> None:
+    tf = terraform
     backend, url = fake
-    args = '  production = { workload_size = "Medium" }\n  promotions = { Production = "1" }'
-    tf = Terraform(root(tmp_path, url, args), installation, env={"RTSERVE_TOKEN": backend.token}, check=True)
+    write_root(tf, url, '  production = { workload_size = "Medium" }\n  promotions = { Production = "1" }')
     tf.init()
     assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
     assert backend.endpoints["iris-classifier"]["Production"]["workload_size_id"] == "Medium"
@@ -78,14 +62,11 @@ def test_the_module_applies_with_an_empty_second_plan(
 
 
 def test_an_invalid_promotion_fails_at_plan_with_the_modules_message(
-    tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
+    terraform: Terraform, fake: tuple[FakeBackend, str]
 ) -> None:
     _, url = fake
-    tf = Terraform(root(tmp_path, url, '  promotions = { prod = "1" }'), installation)
-    assert tf.init().ok
-    result = tf.plan()
-    assert not result.ok
-    assert 'promotions keys must be "Staging" or "Production".' in result.error_text()
+    write_root(terraform, url, '  promotions = { prod = "1" }')
+    assert 'promotions keys must be "Staging" or "Production".' in failed_plan(terraform).error_text()
 
 
 def test_the_module_is_usable_from_cdktf(
@@ -113,7 +94,7 @@ def test_the_module_is_usable_from_cdktf(
     app.synth()
 
     workdir = tmp_path / "out" / "stacks" / "modules"
-    tf = Terraform(workdir, installation, env={"RTSERVE_TOKEN": backend.token}, check=True)
+    tf = terraform_in(workdir, installation, backend.token, check=True)
     tf.init()
     tf.apply()
     assert backend.models["iris-classifier"]["2"] == "Staging"

@@ -1,13 +1,17 @@
-"""An in-memory stand-in for the rtserve backend's REST contract (endpoints-v2 and the registry routes the
-provider uses). Unit tests mount it as an httpx.MockTransport; Terraform tests serve it over HTTP.
+"""An in-memory stand-in for the rtserve backend's REST contract (endpoints-v2, the GA serving-endpoints
+API and the registry routes the provider uses). Unit tests mount it as an httpx.MockTransport;
+Terraform tests serve it over HTTP.
 
 It is deliberately small: status is READY after `pending_polls` get-status calls, FAILED when
-`fail_message` is set, and the alias of a stage is the newest version in it.
+`fail_message` is set, and the alias of a stage is the newest version in it. A serving endpoint's
+pending config stays IN_PROGRESS for `rollout_polls` GETs of it, then replaces its config; a served
+entity whose (model, version) is in `failing_versions` is DEPLOYMENT_FAILED with that message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +25,8 @@ PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 STAGES = ("None", "Staging", "Production", "Archived")
 SERVING = ("Staging", "Production")
 SIZES = ("Small", "Medium", "Large")
+SERVING_ENDPOINTS = "/api/2.0/serving-endpoints"
+ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 
 
 class Error(Exception):
@@ -37,6 +43,10 @@ class FakeBackend:
     fail_message: str | None = None
     calls: list[tuple[str, str, dict]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # GA serving endpoints: name -> {"id", "config", "pending", "tags"}; configs as the wire form without state
+    serving: dict[str, dict] = field(default_factory=dict)
+    rollout_polls: int = 0
+    failing_versions: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def add_model(self, name: str, versions: int = 2) -> None:
         self.models[name] = {str(v): "None" for v in range(1, versions + 1)}
@@ -66,6 +76,8 @@ class FakeBackend:
             ("POST", "/api/2.0/mlflow/databricks/model-versions/transition-stage"): self._transition,
         }
         handler = routes.get((method, path))
+        if handler is None and path.startswith(SERVING_ENDPOINTS):
+            return self._serving_route(method, path.removeprefix(SERVING_ENDPOINTS), p)
         if handler is None:
             raise Error(404, "ENDPOINT_NOT_FOUND", f"No route {method} {path}")
         return handler(p)
@@ -209,6 +221,150 @@ class FakeBackend:
         versions[p["version"]] = stage
         return {"model_version_databricks": self._mv(p["name"], p["version"])}
 
+    # -- GA serving endpoints --------------------------------------------------------------------
+    def _serving_route(self, method: str, rest: str, p: dict) -> dict:
+        parts = rest.strip("/").split("/") if rest.strip("/") else []
+        if method == "POST" and not parts:
+            return self._create_serving(p)
+        if len(parts) == 1 and method == "GET":
+            return self._serving_detail(parts[0])
+        if len(parts) == 1 and method == "DELETE":
+            self._serving_endpoint(parts[0])
+            del self.serving[parts[0]]
+            return {}
+        if parts[1:] == ["config"] and method == "PUT":
+            return self._update_serving_config(parts[0], p)
+        if parts[1:] == ["tags"] and method == "PATCH":
+            return self._patch_serving_tags(parts[0], p)
+        raise Error(404, "ENDPOINT_NOT_FOUND", f"No route {method} {SERVING_ENDPOINTS}{rest}")
+
+    def _serving_endpoint(self, name: str) -> dict:
+        if name not in self.serving:
+            raise Error(404, "RESOURCE_DOES_NOT_EXIST", f"Serving endpoint '{name}' does not exist.")
+        return self.serving[name]
+
+    def _serving_config(self, config: dict, version: int) -> dict:
+        entities = config.get("served_entities")
+        if not isinstance(entities, list) or not entities:
+            raise Error(400, "INVALID_PARAMETER_VALUE", "'config.served_entities' must be a non-empty list.")
+        parsed = []
+        for entity in entities:
+            model, number = entity["entity_name"], str(entity["entity_version"])
+            name = entity.get("name", f"{model}-{number}")
+            if number not in self.models.get(model, {}):
+                raise Error(
+                    404,
+                    "RESOURCE_DOES_NOT_EXIST",
+                    f"Served entity '{name}': version {number} of registered model '{model}' does not exist. "
+                    "Register it first, or fix entity_name/entity_version.",
+                )
+            size = entity.get("workload_size", "Small")
+            if size not in SIZES:
+                raise Error(
+                    400, "INVALID_PARAMETER_VALUE", f"workload_size must be one of Small, Medium, Large; got {size!r}."
+                )
+            parsed.append(
+                {
+                    "name": name,
+                    "entity_name": model,
+                    "entity_version": str(int(number)),
+                    "workload_size": size,
+                    "scale_to_zero_enabled": bool(entity.get("scale_to_zero_enabled", False)),
+                }
+            )
+        traffic = config.get("traffic_config")
+        if traffic is None and len(parsed) > 1:
+            raise Error(400, "INVALID_PARAMETER_VALUE", "'config.traffic_config' is required with several entities.")
+        routes = (traffic or {}).get("routes") or [{"served_model_name": parsed[0]["name"], "traffic_percentage": 100}]
+        if sum(r["traffic_percentage"] for r in routes) != 100:
+            raise Error(400, "INVALID_PARAMETER_VALUE", "Traffic percentages must sum to 100.")
+        return {"config_version": version, "served_entities": parsed, "routes": routes}
+
+    def _create_serving(self, p: dict) -> dict:
+        name = p.get("name")
+        if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
+            raise Error(
+                400, "INVALID_PARAMETER_VALUE", f"'name' must be 1 to 63 letters, digits, '-' or '_'; got {name!r}."
+            )
+        if name in self.serving:
+            raise Error(409, "RESOURCE_ALREADY_EXISTS", f"Serving endpoint '{name}' already exists.")
+        pending = self._serving_config(p.get("config") or {}, 1)
+        tags = sorted(p.get("tags") or [], key=lambda t: t["key"])
+        self.serving[name] = {"id": f"id-{name}", "config": None, "pending": pending, "tags": tags}
+        return self._detail(name)
+
+    def _update_serving_config(self, name: str, p: dict) -> dict:
+        endpoint = self._serving_endpoint(name)
+        if endpoint["pending"] is not None and not self._failed(endpoint["pending"]):
+            raise Error(
+                409, "RESOURCE_CONFLICT", f"Serving endpoint '{name}' is being updated; wait until NOT_UPDATING."
+            )
+        latest = max(c["config_version"] for c in (endpoint["config"], endpoint["pending"]) if c is not None)
+        endpoint["pending"] = self._serving_config(p, latest + 1)
+        return self._detail(name)
+
+    def _patch_serving_tags(self, name: str, p: dict) -> dict:
+        endpoint = self._serving_endpoint(name)
+        tags = {t["key"]: t for t in endpoint["tags"]}
+        tags.update({t["key"]: t for t in p.get("add_tags") or []})
+        for key in p.get("delete_tags") or []:
+            tags.pop(key, None)
+        endpoint["tags"] = sorted(tags.values(), key=lambda t: t["key"])
+        return {"tags": endpoint["tags"]}
+
+    def _failed(self, config: dict) -> bool:
+        return any((e["entity_name"], e["entity_version"]) in self.failing_versions for e in config["served_entities"])
+
+    def _serving_detail(self, name: str) -> dict:
+        endpoint = self._serving_endpoint(name)
+        pending = endpoint["pending"]
+        if pending is not None and not self._failed(pending):
+            if self.rollout_polls > 0:
+                self.rollout_polls -= 1
+            else:
+                endpoint["config"], endpoint["pending"] = pending, None
+        return self._detail(name)
+
+    def _detail(self, name: str) -> dict:
+        endpoint = self.serving[name]
+        config, pending = endpoint["config"], endpoint["pending"]
+        if pending is None:
+            update = "NOT_UPDATING"
+        else:
+            update = "UPDATE_FAILED" if self._failed(pending) else "IN_PROGRESS"
+        ready = config is not None and not self._failed(config)
+        detail = {
+            "name": name,
+            "id": endpoint["id"],
+            "creator": "admin",
+            "tags": endpoint["tags"],
+            "state": {"ready": "READY" if ready else "NOT_READY", "config_update": update},
+            "endpoint_url": f"http://fake/serving-endpoints/{name}/invocations",
+        }
+        if config is not None:
+            detail["config"] = self._wire_config(config, deployed=True)
+        if pending is not None:
+            detail["pending_config"] = {**self._wire_config(pending, deployed=False), "start_time": 1}
+        return detail
+
+    def _wire_config(self, config: dict, deployed: bool) -> dict:
+        entities = []
+        for entity in config["served_entities"]:
+            failure = self.failing_versions.get((entity["entity_name"], entity["entity_version"]))
+            if failure is not None:
+                state = {"deployment": "DEPLOYMENT_FAILED", "deployment_state_message": failure}
+            elif deployed:
+                state = {"deployment": "DEPLOYMENT_READY", "deployment_state_message": "Ready"}
+            else:
+                state = {"deployment": "DEPLOYMENT_CREATING", "deployment_state_message": "Starting replicas"}
+            entities.append({**entity, "workload_type": "CPU", "state": state})
+        routes = [{**r, "served_entity_name": r["served_model_name"]} for r in config["routes"]]
+        return {
+            "config_version": config["config_version"],
+            "served_entities": entities,
+            "traffic_config": {"routes": routes},
+        }
+
     # -- transports ------------------------------------------------------------------------------
     def transport(self) -> httpx.MockTransport:
         def handler(request: httpx.Request) -> httpx.Response:
@@ -242,6 +398,7 @@ class FakeBackend:
                 self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = _answer  # noqa: N815
+            do_DELETE = do_PATCH = _answer  # noqa: N815
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 import httpx
 
+from backend.client import BackendClient
 from backend.process import BackendProcess
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -40,3 +43,19 @@ class UiClient:
         if csrf:
             fields["csrf_token"] = self.csrf
         return self.http.post(path, data=fields, **kwargs)
+
+
+SERVING_ENDPOINTS_API = "/api/2.0/serving-endpoints"
+
+
+def wait_serving_endpoint(admin: BackendClient, name: str, until: Callable[[dict], bool], timeout: float = 120) -> dict:
+    """GET the named endpoint (GA API) until `until(detail)` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not until(detail := admin.call("GET", f"{SERVING_ENDPOINTS_API}/{name}")):
+        assert time.monotonic() < deadline, f"serving endpoint {name} never got there: {detail['state']}"
+        time.sleep(0.1)
+    return detail
+
+
+def settled(detail: dict) -> bool:
+    return detail["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, ReadDataContext, UpdateContext
+from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, ReadDataContext, Resource, UpdateContext
 from tf.utils import Diagnostics
+
+from tests.provider.fake_backend import FakeBackend
 
 HOST = "http://rtserve.test"
 
@@ -50,3 +52,12 @@ class Contexts:
 
 def errors(ctx) -> list:  # type: ignore[no-untyped-def]
     return [d for d in ctx.diagnostics.diagnostics if d.severity == "error"]
+
+
+def rejected_read(resource: Resource, contexts: Contexts, fake: FakeBackend, state: dict) -> str:
+    """Read `state` once the backend rejects the token: the state must come back unchanged (Terraform keeps
+    it); the summary of the error, for the test to compare."""
+    fake.token = "rotated"
+    c = contexts.read()
+    assert resource.read(c, state) == state
+    return errors(c)[0].summary

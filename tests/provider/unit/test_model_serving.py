@@ -11,7 +11,7 @@ from provider.plugin import RtserveProvider
 from provider.resources.model_serving import ModelServingResource, serving_progress
 from provider.servicer import ConfiguredPlanContext
 from tests.provider.fake_backend import FakeBackend
-from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors
+from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 
 pytestmark = pytest.mark.unit
 ctx = Contexts("rtserve_model_serving")
@@ -200,10 +200,7 @@ def test_read_returns_none_when_serving_was_disabled_out_of_band(
 def test_read_reports_other_errors_and_keeps_the_state(
     resource: ModelServingResource, fake: FakeBackend, created: dict
 ) -> None:
-    fake.token = "rotated"
-    c = ctx.read()
-    assert resource.read(c, created) == created
-    assert errors(c)[0].summary == "Could not read serving of 'iris': UNAUTHENTICATED"
+    assert rejected_read(resource, ctx, fake, created) == "Could not read serving of 'iris': UNAUTHENTICATED"
 
 
 # -- update ----------------------------------------------------------------------------------------

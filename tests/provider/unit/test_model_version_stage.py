@@ -10,7 +10,7 @@ from provider.plugin import RtserveProvider
 from provider.resources.model_version_stage import ModelVersionStageResource, promotion_progress
 from provider.servicer import ConfiguredPlanContext
 from tests.provider.fake_backend import SERVING, FakeBackend
-from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors
+from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 
 pytestmark = pytest.mark.unit
 ctx = Contexts("rtserve_model_version_stage")
@@ -134,10 +134,7 @@ def test_read_returns_none_when_the_version_no_longer_exists(
 
 def test_read_reports_other_errors_and_keeps_the_state(resource: ModelVersionStageResource, fake: FakeBackend) -> None:
     state = resource.create(ctx.create(), planned())
-    fake.token = "rotated"
-    c = ctx.read()
-    assert resource.read(c, state) == state
-    assert errors(c)[0].summary == "Could not read version 1 of 'iris': UNAUTHENTICATED"
+    assert rejected_read(resource, ctx, fake, state) == "Could not read version 1 of 'iris': UNAUTHENTICATED"
 
 
 # -- update ----------------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""The GA API of seed 002: named serving endpoints at /api/2.0/serving-endpoints.
+
+Scoring (/serving-endpoints/{name}/invocations and .../served-models/{name}/invocations) is answered
+by the plain ASGI handler in backend/invocations_asgi.py, like the other scoring URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from backend.api.deps import Manager, Params, Viewer
+from backend.control import logs, serving_status
+from backend.control.serving_endpoints import ServingEndpointState
+from backend.errors import not_found
+from backend.services import Services
+
+router = APIRouter(prefix="/api/2.0/serving-endpoints", tags=["serving-endpoints"])
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _detail(request: Request, endpoint: ServingEndpointState) -> dict:
+    return serving_status.endpoint_detail(endpoint, _services(request).controller.views, str(request.base_url))
+
+
+@router.post("")
+async def create(request: Request, params: Params, principal: Manager) -> dict:
+    endpoint = await _services(request).serving.create(params, principal.name)
+    return _detail(request, endpoint)
+
+
+@router.get("")
+async def list_endpoints(request: Request, _: Viewer) -> dict:
+    services = _services(request)
+    views = services.controller.views
+    return {"endpoints": [serving_status.endpoint_summary(e, views) for e in services.serving.list()]}
+
+
+@router.get("/{name}")
+async def get(request: Request, name: str, _: Viewer) -> dict:
+    return _detail(request, _services(request).serving.require(name))
+
+
+@router.delete("/{name}")
+async def delete(request: Request, name: str, _: Manager) -> dict:
+    _services(request).serving.delete(name)
+    return {}
+
+
+@router.put("/{name}/config")
+async def update_config(request: Request, name: str, params: Params, _: Manager) -> dict:
+    endpoint = await _services(request).serving.update_config(name, params)
+    return _detail(request, endpoint)
+
+
+@router.patch("/{name}/tags")
+async def patch_tags(request: Request, name: str, params: Params, _: Manager) -> dict:
+    return {"tags": _services(request).serving.patch_tags(name, params)}
+
+
+@router.get("/{name}/served-models/{served_model}/logs")
+async def served_model_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
+    services = _services(request)
+    model, version = _served_version(services, name, served_model)
+    text = await asyncio.to_thread(logs.version_logs, services.settings.data_dir, model, version, None)
+    return {"logs": text}
+
+
+@router.get("/{name}/served-models/{served_model}/build-logs")
+async def served_model_build_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
+    """rtserve builds no image: a version's "build" is fetching its artifacts and loading it, told by its events."""
+    services = _services(request)
+    model, version = _served_version(services, name, served_model)
+    events = logs.event_history(services.sessions, model, version)
+    lines = [
+        f"{_iso(event['timestamp'])} {event['message']}"
+        for event in reversed(events)
+        if event["endpoint_version_name"] == version
+    ]
+    return {"logs": "\n".join(lines) + ("\n" if lines else "")}
+
+
+@router.get("/{name}/metrics")
+async def endpoint_metrics(request: Request, name: str, _: Viewer) -> Response:
+    services = _services(request)
+    endpoint = services.serving.require(name)
+    versions = {entity.key for entity in endpoint.entities()}
+    return Response(services.metrics.exposition_for(versions), media_type=CONTENT_TYPE_LATEST)
+
+
+def _iso(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _served_version(services: Services, name: str, served_model: str) -> tuple[str, str]:
+    entity = services.serving.require(name).served_entity(served_model)
+    if entity is None:
+        raise not_found(f"Serving endpoint '{name}' has no served model '{served_model}'.")
+    return entity.key

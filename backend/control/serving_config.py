@@ -1,0 +1,179 @@
+"""A serving endpoint's config (seed 002's GA API): validation, its stored form and its wire form.
+
+Pure: no I/O. `parse_config` turns a request's `config` into an `EndpointConfig` or raises an
+`ApiError` that says which field is wrong and what it accepts.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
+from backend.errors import invalid
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
+
+
+@dataclass(frozen=True)
+class ServedEntity:
+    name: str
+    entity_name: str  # the registered model
+    entity_version: str
+    workload_size: str = DEFAULT_WORKLOAD_SIZE
+    scale_to_zero_enabled: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.entity_name, self.entity_version)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    served_entities: tuple[ServedEntity, ...]
+    routes: tuple[tuple[str, int], ...]  # (served entity name, traffic percentage)
+    config_version: int = 1
+
+    def entity(self, name: str) -> ServedEntity | None:
+        return next((entity for entity in self.served_entities if entity.name == name), None)
+
+    def pick(self, chooser: random.Random | None = None) -> ServedEntity:
+        """The served entity for one request, drawn by the traffic percentages."""
+        weighted = [(name, share) for name, share in self.routes if share > 0]
+        draw = (chooser or random).uniform(0, sum(share for _, share in weighted))
+        chosen = weighted[-1][0]
+        for name, share in weighted:
+            if draw < share:
+                chosen = name
+                break
+            draw -= share
+        entity = self.entity(chosen)
+        assert entity is not None  # parse_config checked every route's name
+        return entity
+
+    def to_stored(self) -> dict[str, Any]:
+        return {
+            "config_version": self.config_version,
+            "served_entities": [
+                {
+                    "name": e.name,
+                    "entity_name": e.entity_name,
+                    "entity_version": e.entity_version,
+                    "workload_size": e.workload_size,
+                    "scale_to_zero_enabled": e.scale_to_zero_enabled,
+                }
+                for e in self.served_entities
+            ],
+            "routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in self.routes],
+        }
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> EndpointConfig:
+        return cls(
+            served_entities=tuple(ServedEntity(**entity) for entity in stored["served_entities"]),
+            routes=tuple((route["served_model_name"], route["traffic_percentage"]) for route in stored["routes"]),
+            config_version=stored["config_version"],
+        )
+
+
+def parse_config(config: Any, config_version: int) -> EndpointConfig:
+    """A request's `config` ({served_entities | served_models, traffic_config}) as an EndpointConfig."""
+    if not isinstance(config, dict):
+        raise invalid("'config' must be an object with 'served_entities' (or 'served_models') and 'traffic_config'.")
+    has_entities, has_models = "served_entities" in config, "served_models" in config
+    if has_entities == has_models:
+        raise invalid("'config' needs exactly one of 'served_entities' and 'served_models' (the legacy form).")
+    field = "served_entities" if has_entities else "served_models"
+    items = config[field]
+    if not isinstance(items, list) or not items:
+        raise invalid(f"'config.{field}' must be a non-empty list.")
+    if len(items) > 15:
+        raise invalid(f"'config.{field}' may hold at most 15 served entities; got {len(items)}.")
+    entities = tuple(_parse_entity(item, f"config.{field}[{i}]", legacy=has_models) for i, item in enumerate(items))
+    names = [entity.name for entity in entities]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise invalid(f"Served entity names must be unique within a config; repeated: {', '.join(duplicates)}.")
+    routes = _parse_traffic(config.get("traffic_config"), names)
+    return EndpointConfig(entities, routes, config_version)
+
+
+def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
+    if not isinstance(item, dict):
+        raise invalid(f"'{where}' must be an object.")
+    name_field, version_field = ("model_name", "model_version") if legacy else ("entity_name", "entity_version")
+    model = item.get(name_field)
+    if not isinstance(model, str) or not model:
+        raise invalid(f"'{where}.{name_field}' is required: the registered model to serve.")
+    version = item.get(version_field)
+    if isinstance(version, int) and not isinstance(version, bool):
+        version = str(version)
+    if not isinstance(version, str) or not version.isdigit():
+        raise invalid(f"'{where}.{version_field}' must be a model version number, like \"1\"; got {version!r}.")
+    size = item.get("workload_size", DEFAULT_WORKLOAD_SIZE)
+    if size not in WORKLOAD_SIZES:
+        raise invalid(f"'{where}.workload_size' must be one of {', '.join(WORKLOAD_SIZES)}; got {size!r}.")
+    scale_to_zero = item.get("scale_to_zero_enabled", False)
+    if not isinstance(scale_to_zero, bool):
+        raise invalid(f"'{where}.scale_to_zero_enabled' must be true or false; got {scale_to_zero!r}.")
+    if item.get("environment_vars"):
+        raise invalid(
+            f"'{where}.environment_vars' is not supported: replicas share one pre-loaded parent process. "
+            "Remove it, or set variables in the backend's environment."
+        )
+    if item.get("workload_type") not in (None, "CPU"):
+        raise invalid(f"'{where}.workload_type' must be CPU (rtserve serves on CPU); got {item['workload_type']!r}.")
+    name = item.get("name", f"{model}-{version}")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise invalid(f"'{where}.name' must be {NAME_RULE}; got {name!r}.")
+    return ServedEntity(name, model, str(int(version)), size, scale_to_zero)
+
+
+def _parse_traffic(traffic: Any, names: list[str]) -> tuple[tuple[str, int], ...]:
+    if traffic is None:
+        if len(names) == 1:
+            return ((names[0], 100),)
+        raise invalid(
+            "'config.traffic_config' is required when a config serves several entities: "
+            "give 'routes' with each served entity's traffic_percentage, summing to 100."
+        )
+    if not isinstance(traffic, dict) or not isinstance(traffic.get("routes"), list) or not traffic["routes"]:
+        raise invalid('\'config.traffic_config\' must be {"routes": [{"served_model_name", "traffic_percentage"}]}.')
+    routes: list[tuple[str, int]] = []
+    for i, route in enumerate(traffic["routes"]):
+        where = f"config.traffic_config.routes[{i}]"
+        if not isinstance(route, dict):
+            raise invalid(f"'{where}' must be an object.")
+        name = route.get("served_model_name", route.get("served_entity_name"))
+        if name not in names:
+            raise invalid(f"'{where}.served_model_name' must name a served entity of this config ({', '.join(names)}).")
+        share = route.get("traffic_percentage")
+        if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
+            raise invalid(f"'{where}.traffic_percentage' must be a whole number from 0 to 100; got {share!r}.")
+        if any(existing == name for existing, _ in routes):
+            raise invalid(f"'{where}': served entity '{name}' has more than one route.")
+        routes.append((name, share))
+    total = sum(share for _, share in routes)
+    if total != 100:
+        raise invalid(f"Traffic percentages must sum to 100; they sum to {total}.")
+    return tuple(routes)
+
+
+def parse_tags(tags: Any, where: str = "tags") -> list[dict[str, str]]:
+    """[{key, value?}] checked: keys non-empty strings, values strings."""
+    if tags is None:
+        return []
+    if not isinstance(tags, list):
+        raise invalid(f'\'{where}\' must be a list of {{"key", "value"}} objects.')
+    parsed = []
+    for i, tag in enumerate(tags):
+        if not isinstance(tag, dict) or not isinstance(tag.get("key"), str) or not tag["key"]:
+            raise invalid(f"'{where}[{i}]' must be an object with a non-empty string 'key'.")
+        value = tag.get("value")
+        if value is not None and not isinstance(value, str):
+            raise invalid(f"'{where}[{i}].value' must be a string.")
+        parsed.append({"key": tag["key"], **({"value": value} if value is not None else {})})
+    return parsed

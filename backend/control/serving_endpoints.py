@@ -1,0 +1,118 @@
+"""Named serving endpoints as the controller sees them: stored desired state, and what follows from it.
+
+An endpoint serves traffic with its `config`. An update is stored as `pending_config` and rolled
+out next to it: the versions of both run, traffic stays on `config`, and once every served entity
+of the pending config is ready, the pending config becomes the config (zero downtime). Before an
+endpoint's first config is ready, requests go to the pending one and wait for its replicas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.control.reconciler import StageConfig, VersionState, VersionView, combine_configs
+from backend.control.serving_config import EndpointConfig, ServedEntity
+from backend.store import repo
+from backend.store.models import ServingEndpoint
+
+VersionKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ServingEndpointState:
+    name: str
+    id: str
+    creator: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    config: EndpointConfig | None
+    pending: EndpointConfig | None
+    pending_since: int | None
+    tags: list[dict[str, str]] = field(default_factory=list)
+    stored_pending: str | None = None  # the pending config's stored text, to promote exactly what was read
+
+    @property
+    def serving(self) -> EndpointConfig | None:
+        """The config requests go to."""
+        return self.config or self.pending
+
+    def served_entity(self, name: str) -> ServedEntity | None:
+        """A served entity of the config or of the pending config, by name."""
+        for config in (self.config, self.pending):
+            entity = config.entity(name) if config else None
+            if entity is not None:
+                return entity
+        return None
+
+    def entities(self) -> list[ServedEntity]:
+        return [entity for config in (self.config, self.pending) if config for entity in config.served_entities]
+
+
+def from_row(row: ServingEndpoint) -> ServingEndpointState:
+    return ServingEndpointState(
+        name=row.name,
+        id=row.id,
+        creator=row.creator,
+        creation_timestamp=row.creation_timestamp,
+        last_updated_timestamp=row.last_updated_timestamp,
+        config=EndpointConfig.from_stored(json.loads(row.config)) if row.config else None,
+        pending=EndpointConfig.from_stored(json.loads(row.pending_config)) if row.pending_config else None,
+        pending_since=row.pending_since,
+        tags=json.loads(row.tags or "[]"),
+        stored_pending=row.pending_config,
+    )
+
+
+def load_all(sessions: sessionmaker[Session]) -> dict[str, ServingEndpointState]:
+    with sessions() as session:
+        return {row.name: from_row(row) for row in repo.list_serving_endpoints(session=session)}
+
+
+def stage_config(entity: ServedEntity) -> StageConfig:
+    return StageConfig(entity.workload_size, entity.scale_to_zero_enabled)
+
+
+def pinned_versions(endpoints: Iterable[ServingEndpointState]) -> dict[VersionKey, StageConfig]:
+    """Every version some endpoint's config or pending config serves, with the compute it needs."""
+    pinned: dict[VersionKey, StageConfig] = {}
+    for endpoint in endpoints:
+        for entity in endpoint.entities():
+            config = stage_config(entity)
+            pinned[entity.key] = combine_configs(pinned[entity.key], config) if entity.key in pinned else config
+    return pinned
+
+
+def entity_state(view: VersionView | None) -> str:
+    if view is None:
+        return VersionState.PENDING
+    return view.state
+
+
+def pending_ready(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionView]) -> bool:
+    """True when every served entity of the pending config is ready to take traffic."""
+    if endpoint.pending is None:
+        return False
+    return all(entity_state(views.get(e.key)) == VersionState.READY for e in endpoint.pending.served_entities)
+
+
+def pending_failed(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionView]) -> bool:
+    if endpoint.pending is None:
+        return False
+    return any(entity_state(views.get(e.key)) == VersionState.FAILED for e in endpoint.pending.served_entities)
+
+
+def promote(sessions: sessionmaker[Session], endpoint: ServingEndpointState, now_ms: int) -> bool:
+    """Make the pending config the config, unless it changed since it was read. True if promoted."""
+    with sessions.begin() as session:
+        row = repo.get_serving_endpoint(session=session, name=endpoint.name)
+        if row is None or row.pending_config is None or row.pending_config != endpoint.stored_pending:
+            return False
+        row.config = row.pending_config
+        row.pending_config = None
+        row.pending_since = None
+        row.last_updated_timestamp = now_ms
+    return True

@@ -1,0 +1,134 @@
+"""The Serving endpoints pages (seed 002's named endpoints): the list, one endpoint, and its query panel.
+
+Read-only over the endpoints themselves: creating and changing them is done through the API,
+Terraform or CDKTF. Querying scores through the gateway exactly as
+POST /serving-endpoints/{name}[/served-models/{served}]/invocations does, after the same CAN_QUERY check.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from backend.auth import Permission
+from backend.errors import ApiError
+from backend.services import Services
+from backend.ui import query, views
+from backend.ui.actions import csrf_protect
+from backend.ui.endpoint_views import EndpointView, endpoint_view, endpoint_views
+from backend.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
+
+router = APIRouter(
+    prefix=SERVING_ENDPOINTS_PATH, route_class=UiRoute, include_in_schema=False, dependencies=[Depends(csrf_protect)]
+)
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url)
+
+
+def _live_context(endpoint: EndpointView) -> dict:
+    """What the page's self-refreshing parts need, including the poller's own URL."""
+    live_url = f"{endpoint_path(endpoint.name, 'live')}?{urlencode({'targets': endpoint.targets_key})}"
+    return {"endpoint": endpoint, "live_url": live_url}
+
+
+@router.get("")
+@router.get("/")
+async def endpoints_page(request: Request) -> Response:
+    require(request, Permission.CAN_VIEW, "viewing serving endpoints")
+    endpoints = endpoint_views(_services(request), _base_url(request))
+    return page(
+        request,
+        "serving_endpoints.html",
+        nav="serving-endpoints",
+        endpoints=endpoints,
+        base_url=_base_url(request).rstrip("/"),
+    )
+
+
+@router.get("/{name}")
+async def endpoint_page(request: Request, name: str) -> Response:
+    require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
+    endpoint = endpoint_view(_services(request), name, _base_url(request))
+    return page(
+        request,
+        "serving_endpoint.html",
+        nav="serving-endpoints",
+        served="",
+        body="{}",
+        **_live_context(endpoint),
+    )
+
+
+@router.get("/{name}/live")
+async def endpoint_live(request: Request, name: str, targets: str = "", served: str = "") -> Response:
+    """The parts of the endpoint page that change by themselves, swapped out-of-band by the poller.
+
+    The query panel's dropdown is redrawn only when the served models changed (keeping the choice
+    if it is still there): redrawing it on every poll would close it under the user's pointer.
+    """
+    require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
+    try:
+        endpoint = endpoint_view(_services(request), name, _base_url(request))
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        # Deleted while the page was open: reload it, which shows the readable 404 page.
+        return Response(status_code=200, headers={"HX-Refresh": "true", "Cache-Control": "no-store"})
+    redraw_targets = endpoint.targets_key != targets
+    kept = served if endpoint.entity(served) is not None else ""
+    return fragment(
+        request, "_serving_endpoint_live.html", redraw_targets=redraw_targets, served=kept, **_live_context(endpoint)
+    )
+
+
+@router.get("/{name}/example")
+async def example_fragment(request: Request, name: str, served: str = "", body: str = "") -> Response:
+    """The logged input example of the chosen served model, or of the one that gets the most traffic.
+
+    Always answers with the request body editor, so a problem is a note under it, never a lost body.
+    """
+    require(request, Permission.CAN_VIEW, "reading the input example")
+    services = _services(request)
+    kept = body or "{}"
+    try:
+        endpoint = endpoint_view(services, name, _base_url(request))
+    except ApiError as exc:
+        return fragment(request, "_query_body.html", body=kept, example_note=exc.message, example_level="warn")
+    entity = endpoint.entity(served) if served else (endpoint.serving.heaviest if endpoint.serving else None)
+    if entity is None:
+        note = f"Serving endpoint '{name}' has no served model '{served}' any more; pick another one."
+        return fragment(request, "_query_body.html", body=kept, example_note=note, example_level="warn")
+    where = f"{entity.model} version {entity.version}, served model '{entity.name}'"
+    if not served:
+        where += f", {entity.traffic}% of the traffic"
+    try:
+        found = await views.input_example(services, entity.model, entity.version)
+    except ApiError as exc:
+        note = f"Could not read the input example of {where}: {exc.message}"
+        return fragment(request, "_query_body.html", body=kept, example_note=note, example_level="warn")
+    if found is None:
+        note = (
+            f"The model of {where} was logged without an input example. Write a request body, e.g. "
+            '{"dataframe_split": {"columns": [...], "data": [[...]]}}, or log the model with input_example=...'
+        )
+        return fragment(request, "_query_body.html", body=kept, example_note=note, example_level="warn")
+    filename, text = found
+    note = f"Loaded the input example logged with {where} ({filename})."
+    return fragment(request, "_query_body.html", body=text, example_note=note)
+
+
+@router.post("/{name}/query")
+async def send_query(request: Request, name: str, served: str = Form(""), body: str = Form("")) -> Response:
+    require(request, Permission.CAN_QUERY, "sending a request to the serving endpoint")
+    services = _services(request)
+    if len(body.encode()) > services.settings.max_request_bytes:
+        raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
+    result = await query.send_to_serving_endpoint(services, name, served, body)
+    return fragment(request, "_query_result.html", **vars(result))

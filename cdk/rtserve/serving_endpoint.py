@@ -1,0 +1,123 @@
+"""`rtserve_serving_endpoint`: a named serving endpoint, serving model versions with a traffic split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, Unpack
+
+import cdktf
+from constructs import Construct
+
+from cdk.rtserve._base import MetaArguments, block, blocks, generator_metadata, without_none
+
+
+@dataclass(frozen=True)
+class ServingEndpointServedEntities:
+    """One `served_entities` block. None leaves the provider's default (name `<entity_name>-<entity_version>`,
+    Small, no scale to zero)."""
+
+    entity_name: str
+    entity_version: str
+    name: str | None = None
+    workload_size: str | None = None
+    scale_to_zero_enabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class ServingEndpointTrafficConfigRoutes:
+    """One route of `traffic_config`: the share of requests a served entity gets."""
+
+    served_model_name: str
+    traffic_percentage: int | float
+
+
+@dataclass(frozen=True)
+class ServingEndpointTrafficConfig:
+    """The `traffic_config` attribute: routes summing to 100."""
+
+    routes: Sequence[ServingEndpointTrafficConfigRoutes | Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class ServingEndpointTimeouts:
+    """The `timeouts` block: Go durations such as "20m"."""
+
+    create: str | None = None
+    update: str | None = None
+
+
+def _traffic_config(value: ServingEndpointTrafficConfig | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The attribute as Terraform JSON: `{"routes": [{"served_model_name", "traffic_percentage"}]}`."""
+    if value is None:
+        return None
+    routes = value.routes if isinstance(value, ServingEndpointTrafficConfig) else value["routes"]
+    return {"routes": [asdict(r) if is_dataclass(r) and not isinstance(r, type) else dict(r) for r in routes]}
+
+
+class ServingEndpoint(cdktf.TerraformResource):
+    """`rtserve_serving_endpoint` (see docs/provider.md for every attribute)."""
+
+    TF_RESOURCE_TYPE = "rtserve_serving_endpoint"
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        served_entities: Sequence[ServingEndpointServedEntities | Mapping[str, Any]],
+        traffic_config: ServingEndpointTrafficConfig | Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        timeouts: ServingEndpointTimeouts | Mapping[str, Any] | None = None,
+        **meta: Unpack[MetaArguments],
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            terraform_resource_type=self.TF_RESOURCE_TYPE,
+            terraform_generator_metadata=generator_metadata(),
+            **meta,
+        )
+        self.endpoint_name = name
+        self.served_entities = list(served_entities)
+        self.traffic_config = traffic_config
+        self.tags = dict(tags) if tags is not None else None
+        self.timeouts = timeouts
+
+    def _synthesize_attributes(self) -> Mapping[str, Any]:
+        return without_none(
+            {
+                "name": self.endpoint_name,
+                "served_entities": blocks(self.served_entities),
+                "traffic_config": _traffic_config(self.traffic_config),
+                "tags": self.tags,
+                "timeouts": block(self.timeouts),
+            }
+        )
+
+    # -- attributes ------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.get_string_attribute("id")
+
+    @property
+    def endpoint_id(self) -> str:
+        return self.get_string_attribute("endpoint_id")
+
+    @property
+    def endpoint_url(self) -> str:
+        """`<host>/serving-endpoints/<name>/invocations`."""
+        return self.get_string_attribute("endpoint_url")
+
+    @property
+    def config_version(self) -> float:
+        return self.get_number_attribute("config_version")
+
+    @property
+    def state_ready(self) -> str:
+        return self.get_string_attribute("state_ready")
+
+    @property
+    def state_config_update(self) -> str:
+        return self.get_string_attribute("state_config_update")

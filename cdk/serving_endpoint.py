@@ -1,0 +1,246 @@
+"""`ServingEndpoint`: a named serving endpoint, with typed served entities and a traffic split.
+
+    ServingEndpoint(stack, "iris", name="iris",
+                    served_entities=[ServedEntity(model="iris-classifier", version="1", name="blue"),
+                                     ServedEntity(model="iris-classifier", version="2", name="green")],
+                    traffic={"blue": 80, "green": 20})
+
+Everything that can be checked before Terraform runs is checked when the construct is built, with a
+message that says what to write instead. Terraform references (tokens) are left to Terraform and
+the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from cdk._props import is_duration, unresolved
+from cdk.model_endpoint import WorkloadSize
+from cdk.rtserve import (
+    RtserveProvider,
+    ServingEndpointServedEntities,
+    ServingEndpointTimeouts,
+    ServingEndpointTrafficConfig,
+    ServingEndpointTrafficConfigRoutes,
+)
+from cdk.rtserve import ServingEndpoint as ServingEndpointResource
+
+MAX_SERVED_ENTITIES = 15  # the backend's limit
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
+
+ENDPOINT_NAME = f"ServingEndpoint: name must be {NAME_RULE}; got {{value!r}}"
+NO_ENTITIES = (
+    "ServingEndpoint: served_entities needs at least one ServedEntity, "
+    "e.g. [ServedEntity(model='iris-classifier', version='1')]; got {value!r}"
+)
+TOO_MANY_ENTITIES = f"ServingEndpoint: served_entities holds at most {MAX_SERVED_ENTITIES} entities; got {{count}}"
+ENTITY_TYPE = "ServingEndpoint: served_entities[{index}] must be a ServedEntity; got {value!r}"
+DUPLICATE_ENTITY = (
+    "ServingEndpoint: served entity names must be unique; {name!r} is used twice "
+    "(an entity without a name is named '<model>-<version>': give each one its own name)"
+)
+TRAFFIC_REQUIRED = (
+    "ServingEndpoint: traffic is required with several served entities: map each name to its share, "
+    "e.g. traffic={example}"
+)
+TRAFFIC_UNKNOWN = "ServingEndpoint: traffic names {name!r}, which is not a served entity of this endpoint ({names})"
+TRAFFIC_SHARE = "ServingEndpoint: traffic[{name!r}] must be a whole number from 0 to 100; got {value!r}"
+TRAFFIC_SUM = "ServingEndpoint: traffic must sum to 100; {traffic} sums to {total}"
+TAG = "ServingEndpoint: tags must map non-empty strings to strings; got {key!r}: {value!r}"
+TIMEOUT_FORMAT = "ServingEndpoint: timeout must be a duration such as '90s', '20m' or '1h30m'; got {value!r}"
+ENTITY_MODEL = "ServedEntity: model must be a non-empty string (the registered model); got {value!r}"
+ENTITY_VERSION = "ServedEntity: version must be a model version number such as '2'; got {value!r}"
+ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
+ENTITY_SIZE = "ServedEntity: workload_size must be one of Small, Medium, Large; got {value!r}"
+
+
+@dataclass(frozen=True)
+class ServedEntity:
+    """One model version served by the endpoint.
+
+    :param model: the registered model (required).
+    :param version: its version number, ``"2"`` or ``2`` (required).
+    :param workload_size: requests served in parallel: Small 4, Medium 8-16, Large 16-64. @default WorkloadSize.SMALL
+    :param scale_to_zero: release every replica when idle; the next request waits for a cold start. @default False
+    :param name: the name traffic routes and ``/served-models/<name>/invocations`` use.
+        @default ``"<model>-<version>"``, as the backend
+    """
+
+    model: str
+    version: str | int
+    workload_size: WorkloadSize | str = WorkloadSize.SMALL
+    scale_to_zero: bool = False
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
+            raise ValueError(ENTITY_MODEL.format(value=self.model))
+        version = self.version
+        text = str(version) if isinstance(version, int) and not isinstance(version, bool) else version
+        if not isinstance(text, str) or not (text.isdigit() and int(text) > 0 or unresolved(text)):
+            raise ValueError(ENTITY_VERSION.format(value=version))
+        object.__setattr__(self, "version", text)
+        try:
+            object.__setattr__(self, "workload_size", WorkloadSize(self.workload_size))
+        except ValueError:
+            raise ValueError(ENTITY_SIZE.format(value=self.workload_size)) from None
+        if self.name is not None and not (
+            isinstance(self.name, str) and (_NAME.match(self.name) or unresolved(self.name))
+        ):
+            raise ValueError(ENTITY_NAME.format(value=self.name))
+
+    @property
+    def served_name(self) -> str | None:
+        """The name the endpoint knows this entity by; None while it depends on a Terraform reference."""
+        if self.name is not None:
+            return None if unresolved(self.name) else self.name
+        if unresolved(self.model) or unresolved(self.version):
+            return None
+        return f"{self.model}-{self.version}"
+
+    def _binding(self) -> ServingEndpointServedEntities:
+        return ServingEndpointServedEntities(
+            entity_name=self.model,
+            entity_version=str(self.version),
+            name=self.name,
+            workload_size=WorkloadSize(self.workload_size).value,
+            scale_to_zero_enabled=self.scale_to_zero,
+        )
+
+
+class ServingEndpoint(Construct):
+    """A named serving endpoint: one or more model versions behind one URL, with a traffic split.
+
+    Changing a version or the split is a config update the backend rolls out with zero downtime; a
+    deploy returns once the new config serves every request.
+
+    :param name: the endpoint's name, in its URL ``<host>/serving-endpoints/<name>/invocations`` (required).
+    :param served_entities: the model versions served, each a ServedEntity (at least one, required).
+    :param traffic: served entity name -> percentage of requests, summing to 100, e.g.
+        ``{"blue": 80, "green": 20}``. @default None: all traffic to the only served entity
+        (required with several).
+    :param tags: tags of the endpoint. @default None
+    :param timeout: how long a deploy waits for the endpoint to be ready. @default "20m"
+    :param provider: the rtserve provider to use. @default the stack's default provider
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,  # noqa: A002 - the constructs convention
+        *,
+        name: str,
+        served_entities: Sequence[ServedEntity],
+        traffic: Mapping[str, int] | None = None,
+        tags: Mapping[str, str] | None = None,
+        timeout: str = "20m",
+        provider: RtserveProvider | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        _validate(name, served_entities, traffic, tags, timeout)
+        self.name = name
+        self.served_entities = list(served_entities)
+        self.resource = ServingEndpointResource(
+            self,
+            "resource",
+            name=name,
+            served_entities=[entity._binding() for entity in served_entities],
+            traffic_config=_traffic_config(traffic),
+            tags=tags,
+            timeouts=ServingEndpointTimeouts(create=timeout, update=timeout),
+            provider=provider,
+        )
+
+    # -- read-only attributes (Terraform references, resolved at apply) -----------------------
+    @property
+    def endpoint_url(self) -> str:
+        """`<host>/serving-endpoints/<name>/invocations`."""
+        return self.resource.endpoint_url
+
+    @property
+    def endpoint_id(self) -> str:
+        return self.resource.endpoint_id
+
+    @property
+    def config_version(self) -> float:
+        return self.resource.config_version
+
+    @property
+    def state_ready(self) -> str:
+        """READY once deployed."""
+        return self.resource.state_ready
+
+
+def _traffic_config(traffic: Mapping[str, int] | None) -> ServingEndpointTrafficConfig | None:
+    if traffic is None:
+        return None
+    return ServingEndpointTrafficConfig(
+        routes=[
+            ServingEndpointTrafficConfigRoutes(served_model_name=n, traffic_percentage=p) for n, p in traffic.items()
+        ]
+    )
+
+
+def _validate(
+    name: str,
+    entities: Sequence[ServedEntity],
+    traffic: Mapping[str, int] | None,
+    tags: Mapping[str, str] | None,
+    timeout: str,
+) -> None:
+    """Check every prop before any child exists."""
+    if not (isinstance(name, str) and (_NAME.match(name) or unresolved(name))):
+        raise ValueError(ENDPOINT_NAME.format(value=name))
+    if isinstance(entities, str | bytes) or not isinstance(entities, Sequence) or not entities:
+        raise ValueError(NO_ENTITIES.format(value=entities))
+    if len(entities) > MAX_SERVED_ENTITIES:
+        raise ValueError(TOO_MANY_ENTITIES.format(count=len(entities)))
+    names: list[str] = []
+    for index, entity in enumerate(entities):
+        if not isinstance(entity, ServedEntity):
+            raise TypeError(ENTITY_TYPE.format(index=index, value=entity))
+        served = entity.served_name
+        if served is not None and served in names:
+            raise ValueError(DUPLICATE_ENTITY.format(name=served))
+        if served is not None:
+            names.append(served)
+    all_named = len(names) == len(entities)
+    if traffic is None:
+        if len(entities) > 1:
+            raise ValueError(
+                TRAFFIC_REQUIRED.format(example=_even_split(names) if all_named else "{'<name>': 50, ...}")
+            )
+    else:
+        _validate_traffic(traffic, names if all_named else None)
+    for key, value in (tags or {}).items():
+        if not (isinstance(key, str) and key) or not isinstance(value, str):
+            raise ValueError(TAG.format(key=key, value=value))
+    if not is_duration(timeout):
+        raise ValueError(TIMEOUT_FORMAT.format(value=timeout))
+
+
+def _even_split(names: list[str]) -> dict[str, int]:
+    """An example traffic mapping for an error message: 100 shared out, the remainder to the first."""
+    share, remainder = divmod(100, len(names))
+    return {name: share + (remainder if index == 0 else 0) for index, name in enumerate(names)}
+
+
+def _validate_traffic(traffic: Mapping[str, int], names: list[str] | None) -> None:
+    """Routes name served entities and take whole percentages summing to 100; references are skipped."""
+    total, all_known = 0, True
+    for served, share in traffic.items():
+        if names is not None and not unresolved(served) and served not in names:
+            raise ValueError(TRAFFIC_UNKNOWN.format(name=served, names=", ".join(names)))
+        if unresolved(share):
+            all_known = False
+            continue
+        if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
+            raise ValueError(TRAFFIC_SHARE.format(name=served, value=share))
+        total += share
+    if all_known and total != 100:
+        raise ValueError(TRAFFIC_SUM.format(traffic=dict(traffic), total=total))

@@ -1,0 +1,206 @@
+"""ServingEndpoint: what it synthesizes (props and defaults), and one test per validation message."""
+
+from __future__ import annotations
+
+import re
+
+import cdktf
+import pytest
+
+from cdk import RtserveStack, ServedEntity, ServingEndpoint, WorkloadSize
+from tests.cdk.conftest import only, synth
+
+pytestmark = pytest.mark.unit
+TYPE = "rtserve_serving_endpoint"
+
+
+def blue_green(**overrides: object) -> dict:
+    props: dict = {
+        "name": "iris",
+        "served_entities": [
+            ServedEntity(model="iris-classifier", version="1", name="blue"),
+            ServedEntity(model="iris-classifier", version="2", name="green", workload_size="Medium"),
+        ],
+        "traffic": {"blue": 80, "green": 20},
+    }
+    return props | overrides
+
+
+# -- synthesis -------------------------------------------------------------------------------------
+def test_one_entity_synthesizes_its_defaults_and_leaves_the_traffic_to_the_provider(stack: RtserveStack) -> None:
+    ServingEndpoint(stack, "iris", name="iris", served_entities=[ServedEntity(model="iris-classifier", version=1)])
+    assert only(synth(stack), TYPE) == {
+        "name": "iris",
+        "served_entities": [
+            {
+                "entity_name": "iris-classifier",
+                "entity_version": "1",
+                "workload_size": "Small",
+                "scale_to_zero_enabled": False,
+            }
+        ],
+        "timeouts": {"create": "20m", "update": "20m"},
+    }
+
+
+def test_a_traffic_split_synthesizes_named_entities_and_routes_in_order(stack: RtserveStack) -> None:
+    ServingEndpoint(stack, "iris", **blue_green(tags={"team": "ml", "costCenter": "42"}, timeout="5m"))
+    resource = only(synth(stack), TYPE)
+    assert [(e["name"], e["entity_version"], e["workload_size"]) for e in resource["served_entities"]] == [
+        ("blue", "1", "Small"),
+        ("green", "2", "Medium"),
+    ]
+    assert resource["traffic_config"] == {
+        "routes": [
+            {"served_model_name": "blue", "traffic_percentage": 80},
+            {"served_model_name": "green", "traffic_percentage": 20},
+        ]
+    }
+    assert resource["tags"] == {"team": "ml", "costCenter": "42"}  # keys as written, not snake_cased
+    assert resource["timeouts"] == {"create": "5m", "update": "5m"}
+
+
+def test_scale_to_zero_and_the_size_enum(stack: RtserveStack) -> None:
+    entity = ServedEntity("iris-classifier", "3", WorkloadSize.LARGE, scale_to_zero=True)
+    ServingEndpoint(stack, "iris", name="iris", served_entities=[entity])
+    [synthesized] = only(synth(stack), TYPE)["served_entities"]
+    assert (synthesized["workload_size"], synthesized["scale_to_zero_enabled"]) == ("Large", True)
+    assert entity.served_name == "iris-classifier-3"
+
+
+def test_traffic_may_name_an_unnamed_entity_by_its_default_name(stack: RtserveStack) -> None:
+    entities = [ServedEntity("iris-classifier", "1"), ServedEntity("iris-classifier", "2")]
+    ServingEndpoint(
+        stack, "iris", name="iris", served_entities=entities, traffic={"iris-classifier-1": 90, "iris-classifier-2": 10}
+    )
+    routes = only(synth(stack), TYPE)["traffic_config"]["routes"]
+    assert [r["served_model_name"] for r in routes] == ["iris-classifier-1", "iris-classifier-2"]
+
+
+def test_attributes_are_references(stack: RtserveStack) -> None:
+    endpoint = ServingEndpoint(stack, "iris", **blue_green())
+    cdktf.TerraformOutput(stack, "url", value=endpoint.endpoint_url)
+    cdktf.TerraformOutput(stack, "ready", value=endpoint.state_ready)
+    address = f"{TYPE}.{endpoint.resource.friendly_unique_id}"
+    outputs = synth(stack)["output"]
+    assert outputs["url"]["value"] == f"${{{address}.endpoint_url}}"
+    assert outputs["ready"]["value"] == f"${{{address}.state_ready}}"
+
+
+def test_references_are_left_to_terraform(stack: RtserveStack) -> None:
+    version = cdktf.TerraformVariable(stack, "version", type="string").string_value
+    share = cdktf.TerraformVariable(stack, "share", type="number").number_value
+    entities = [ServedEntity("iris-classifier", "1", name="blue"), ServedEntity("iris-classifier", version)]
+    ServingEndpoint(
+        stack, "iris", name="iris", served_entities=entities, traffic={"blue": share, "iris-classifier-2": 10}
+    )
+    [_, second] = only(synth(stack), TYPE)["served_entities"]
+    assert second["entity_version"] == "${var.version}"
+
+
+# -- validation ------------------------------------------------------------------------------------
+def fails(stack: RtserveStack, message: str, error: type[Exception] = ValueError, **props: object) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        ServingEndpoint(stack, "iris", **blue_green(**props))
+
+
+def test_traffic_must_sum_to_100(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: traffic must sum to 100; {'blue': 80, 'green': 30} sums to 110",
+        traffic={"blue": 80, "green": 30},
+    )
+
+
+def test_traffic_must_name_served_entities(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: traffic names 'red', which is not a served entity of this endpoint (blue, green)",
+        traffic={"blue": 80, "red": 20},
+    )
+
+
+def test_traffic_shares_are_whole_percentages(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: traffic['green'] must be a whole number from 0 to 100; got 20.5",
+        traffic={"blue": 80, "green": 20.5},
+    )
+
+
+def test_traffic_is_required_with_several_entities(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: traffic is required with several served entities: map each name to its share, "
+        "e.g. traffic={'blue': 50, 'green': 50}",
+        traffic=None,
+    )
+
+
+def test_served_entity_names_are_unique(stack: RtserveStack) -> None:
+    twice = [ServedEntity("iris-classifier", "1"), ServedEntity("other", "1", name="iris-classifier-1")]
+    fails(
+        stack,
+        "ServingEndpoint: served entity names must be unique; 'iris-classifier-1' is used twice",
+        served_entities=twice,
+        traffic={"iris-classifier-1": 100},
+    )
+
+
+def test_at_least_one_served_entity(stack: RtserveStack) -> None:
+    fails(stack, "ServingEndpoint: served_entities needs at least one ServedEntity", served_entities=[], traffic=None)
+
+
+def test_served_entities_must_be_served_entity_objects(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: served_entities[0] must be a ServedEntity; got {'model': 'm'}",
+        TypeError,
+        served_entities=[{"model": "m"}],
+        traffic=None,
+    )
+
+
+def test_the_endpoint_name_follows_the_backends_rule(stack: RtserveStack) -> None:
+    fails(stack, "ServingEndpoint: name must be 1 to 63 letters, digits, '-' or '_'; got 'iris ab'", name="iris ab")
+
+
+def test_tags_are_strings(stack: RtserveStack) -> None:
+    fails(stack, "ServingEndpoint: tags must map non-empty strings to strings; got 'tier': 1", tags={"tier": 1})
+
+
+def test_the_timeout_is_a_duration(stack: RtserveStack) -> None:
+    fails(stack, "ServingEndpoint: timeout must be a duration such as '90s', '20m' or '1h30m'; got '20'", timeout="20")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"model": "", "version": "1"},
+            "ServedEntity: model must be a non-empty string (the registered model); got ''",
+        ),
+        (
+            {"model": "m", "version": "latest"},
+            "ServedEntity: version must be a model version number such as '2'; got 'latest'",
+        ),
+        ({"model": "m", "version": 0}, "ServedEntity: version must be a model version number such as '2'; got 0"),
+        (
+            {"model": "m", "version": "1", "workload_size": "XL"},
+            "ServedEntity: workload_size must be one of Small, Medium, Large; got 'XL'",
+        ),
+        (
+            {"model": "m", "version": "1", "name": "a/b"},
+            "ServedEntity: name must be 1 to 63 letters, digits, '-' or '_'; got 'a/b'",
+        ),
+    ],
+)
+def test_a_served_entity_checks_itself(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ServedEntity(**kwargs)
+
+
+def test_nothing_is_created_when_validation_fails(stack: RtserveStack) -> None:
+    with pytest.raises(ValueError):
+        ServingEndpoint(stack, "iris", **blue_green(traffic={"blue": 1}))
+    assert TYPE not in synth(stack).get("resource", {})

