@@ -1,5 +1,6 @@
 """The worked example: the demo model served by two stacks, each owning one stage of its endpoint;
-the production stack also owns a serving endpoint that sends 10% of its traffic to version 2.
+the production stack also owns a serving endpoint that sends 10% of its traffic to version 2, with
+a rate limit per token, and lets every token query it.
 
 `rtserve deploy` (or `cdktf deploy`) synthesizes this app and applies it. RTSERVE_HOST names the
 backend and RTSERVE_TOKEN authenticates at apply time; the token is never written into cdktf.out.
@@ -10,7 +11,17 @@ import os
 
 import cdktf
 
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack, ServedEntity, ServingEndpoint
+from cdk import (
+    AccessControl,
+    ComputeConfig,
+    ModelEndpoint,
+    PermissionLevel,
+    RateLimit,
+    RtserveStack,
+    ServedEntity,
+    ServingEndpoint,
+    ServingEndpointPermissions,
+)
 
 HOST = os.environ.get("RTSERVE_HOST", "http://127.0.0.1:8080")
 MODEL = os.environ.get("RTSERVE_MODEL", "iris-classifier")
@@ -53,6 +64,13 @@ canary = ServingEndpoint(
         ServedEntity(model=MODEL, version="2", name="candidate"),
     ],
     traffic={"current": 90, "candidate": 10},
+    rate_limits=[RateLimit(calls=600, key="user")],  # per token, per minute
+)
+ServingEndpointPermissions(
+    production,
+    "canary-access",
+    endpoint=canary,
+    access_control=[AccessControl.group("users", PermissionLevel.CAN_QUERY)],  # CAN_VIEW tokens may query it too
 )
 cdktf.TerraformOutput(production, "canary_url", value=canary.endpoint_url)
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from backend import __doc__ as description
 from backend import auth, mlflow_server, ui
-from backend.api import endpoints_v2, metrics, registry, serving_endpoints
+from backend.api import endpoints_v2, metrics, permissions, registry, serving_endpoints
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
 from backend.control.serving_service import ServingEndpointService
@@ -26,7 +26,7 @@ from backend.engines.base import Engine
 from backend.errors import ApiError, envelope, error_response
 from backend.invocations_asgi import InvocationsEndpoint
 from backend.metrics import Metrics
-from backend.middleware import AuthMiddleware, MlflowDispatch
+from backend.middleware import HOST_METADATA_PATH, AuthMiddleware, MlflowDispatch
 from backend.registry import Registry
 from backend.services import Services
 from backend.settings import Settings
@@ -45,7 +45,7 @@ def _default_engine(run_dir: str) -> Engine:
 def _install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.error_code, exc.message, exc.status)
+        return error_response(exc.error_code, exc.message, exc.status, exc.headers or None)
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -117,7 +117,13 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
     _install_error_handlers(api)
-    routers = (endpoints_v2.router, endpoints_v2.legacy_router, serving_endpoints.router, registry.router)
+    routers = (
+        endpoints_v2.router,
+        endpoints_v2.legacy_router,
+        serving_endpoints.router,
+        permissions.router,
+        registry.router,
+    )
     for router in (*routers, metrics.router, ui.router):
         api.include_router(router)
 
@@ -129,6 +135,11 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
     @api.get("/version", include_in_schema=False)
     async def version() -> PlainTextResponse:
         return PlainTextResponse(VERSION)
+
+    @api.get(HOST_METADATA_PATH, include_in_schema=False)
+    async def host_metadata() -> dict:
+        # databricks-sdk probes this before every client; rtserve has no OIDC, account or workspace id.
+        return {}
 
     def on_registry_change() -> None:
         services = getattr(api.state, "services", None)

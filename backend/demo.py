@@ -21,8 +21,15 @@ CANARY = f"{DEMO_MODEL}-canary"  # main.py's serving endpoint: version 1 takes 9
 CANARY_REQUESTS = 200
 
 
+CANARY_RATE_LIMITS = [{"calls": 600, "key": "user", "renewal_period": "minute"}]
+CANARY_ACCESS = [{"group_name": "users", "permission_level": "CAN_QUERY"}]
+
+
 def canary_config(versions: list[str]) -> dict:
-    """The serving endpoint main.py declares, for installs without the repository."""
+    """The serving endpoint main.py declares, for installs without the repository.
+
+    Its rate limits and access control list are CANARY_RATE_LIMITS and CANARY_ACCESS.
+    """
     return {
         "served_entities": [
             {"name": "current", "entity_name": DEMO_MODEL, "entity_version": versions[0]},
@@ -35,6 +42,21 @@ def canary_config(versions: list[str]) -> dict:
             ]
         },
     }
+
+
+def describe_access(client: BackendClient) -> str:
+    """The canary's rate limits and grants, as the API reports them."""
+    detail = client.serving_endpoint(CANARY)
+    limits = detail.get("ai_gateway", {}).get("rate_limits", [])
+    acl = client.call("GET", f"/api/2.0/permissions/serving-endpoints/{detail['id']}")["access_control_list"]
+    grants = [
+        f"{entry['display_name']} {grant['permission_level']}"
+        for entry in acl
+        for grant in entry["all_permissions"]
+        if not grant["inherited"]
+    ]
+    per = "; ".join(f"{limit['calls']} calls per {limit['renewal_period']} per {limit['key']}" for limit in limits)
+    return f"  rate limits: {per or 'none'}; grants: {', '.join(grants) or 'none'}"
 
 
 def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
@@ -86,7 +108,15 @@ def run_demo(data_dir: Path, console: Console) -> int:
             client.enable(DEMO_MODEL)
             client.transition(DEMO_MODEL, versions[0], "Production", comment="demo: version 1 serves production")
             client.transition(DEMO_MODEL, versions[1], "Staging", comment="demo: version 2 on staging")
-            client.create_serving_endpoint(CANARY, canary_config(versions))
+            canary = client.create_serving_endpoint(CANARY, canary_config(versions))
+            client.call(
+                "PUT", f"/api/2.0/serving-endpoints/{CANARY}/ai-gateway", json={"rate_limits": CANARY_RATE_LIMITS}
+            )
+            client.call(
+                "PUT",
+                f"/api/2.0/permissions/serving-endpoints/{canary['id']}",
+                json={"access_control_list": CANARY_ACCESS},
+            )
         with console.status("Waiting until both versions and the serving endpoint are READY..."):
             status = client.wait_ready(DEMO_MODEL, versions)
             client.wait_serving_settled(CANARY)
@@ -112,6 +142,7 @@ def run_demo(data_dir: Path, console: Console) -> int:
         console.print(
             f"Serving endpoint {CANARY} (current 90%, candidate 10%): {CANARY_REQUESTS} requests, answered by {shares}"
         )
+        console.print(describe_access(client))
         console.print("Model URLs:")
         for target in targets:
             console.print(f"  {backend.url}/model-endpoint/{DEMO_MODEL}/{target}/invocations")

@@ -34,6 +34,7 @@ class ApiError(Exception):
         self.error_code = error_code
         self.message = message
         self.status = status or STATUS_OF.get(error_code, 400)
+        self.headers: dict[str, str] = {}  # e.g. Retry-After
 
 
 def not_found(message: str) -> ApiError:

@@ -15,7 +15,8 @@ from backend.errors import envelope
 if TYPE_CHECKING:
     from backend.ui.session import BrowserAuth
 
-PUBLIC_PATHS = frozenset({"/health", "/ping", "/version"})
+HOST_METADATA_PATH = "/.well-known/databricks-config"
+PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", HOST_METADATA_PATH})
 
 
 async def send_error(send: Send, status: int, error_code: str, message: str, headers: list | None = None) -> None:

@@ -3,7 +3,8 @@
     ServingEndpoint(stack, "iris", name="iris",
                     served_entities=[ServedEntity(model="iris-classifier", version="1", name="blue"),
                                      ServedEntity(model="iris-classifier", version="2", name="green")],
-                    traffic={"blue": 80, "green": 20})
+                    traffic={"blue": 80, "green": 20},
+                    rate_limits=[RateLimit(calls=100), RateLimit(calls=10, key="user")])
 
 Everything that can be checked before Terraform runs is checked when the construct is built, with a
 message that says what to write instead. Terraform references (tokens) are left to Terraform and
@@ -22,6 +23,7 @@ from cdk._props import is_duration, unresolved
 from cdk.model_endpoint import WorkloadSize
 from cdk.rtserve import (
     RtserveProvider,
+    ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTimeouts,
     ServingEndpointTrafficConfig,
@@ -57,6 +59,23 @@ ENTITY_MODEL = "ServedEntity: model must be a non-empty string (the registered m
 ENTITY_VERSION = "ServedEntity: version must be a model version number such as '2'; got {value!r}"
 ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
 ENTITY_SIZE = "ServedEntity: workload_size must be one of Small, Medium, Large; got {value!r}"
+LIMITS_LIST = "ServingEndpoint: rate_limits must be a list of RateLimit, e.g. [RateLimit(calls=100)]; got {value!r}"
+LIMIT_TYPE = "ServingEndpoint: rate_limits[{index}] must be a RateLimit; got {value!r}"
+LIMITS_TWICE = (
+    "ServingEndpoint: rate_limits has two limits for the same callers ({first} and {second}); "
+    "the endpoint keeps one limit for the endpoint, one per token and one per named token: keep one"
+)
+LIMIT_CALLS = "RateLimit: calls must be a whole number of calls per minute, 0 or more; got {value!r}"
+LIMIT_KEY = (
+    "RateLimit: key must be 'endpoint' (every caller together), 'user' or 'service_principal' (each token); "
+    "got {value!r}"
+)
+LIMIT_PRINCIPAL = (
+    "RateLimit: principal {value!r} names a token, so key must be 'user' or 'service_principal'; got key {key!r}"
+)
+LIMIT_PRINCIPAL_NAME = "RateLimit: principal must be a token's name; got {value!r}"
+LIMIT_PERIOD = "RateLimit: renewal_period must be 'minute' (the only period counted); got {value!r}"
+RATE_LIMIT_KEYS = ("endpoint", "user", "service_principal")
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,52 @@ class ServedEntity:
         )
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """A limit on scoring requests: ``calls`` per minute, for the whole endpoint or for each token.
+
+    Changing, adding or removing limits is applied in place (no config update, no rollout).
+
+    :param calls: requests allowed per minute, 0 or more (0 refuses every request) (required).
+    :param key: who shares the limit: ``"endpoint"`` (every caller together), ``"user"`` or
+        ``"service_principal"`` (each token on its own). @default "endpoint"
+    :param principal: with a per-token key, the one token (by name) this limit is for, in place of the
+        per-token limit without a principal. @default None
+    :param renewal_period: the period ``calls`` are counted over; only ``"minute"``. @default "minute"
+    """
+
+    calls: int
+    key: str = "endpoint"
+    principal: str | None = None
+    renewal_period: str = "minute"
+
+    def __post_init__(self) -> None:
+        calls = self.calls
+        if not unresolved(calls) and (not isinstance(calls, int) or isinstance(calls, bool) or calls < 0):
+            raise ValueError(LIMIT_CALLS.format(value=calls))
+        if not unresolved(self.key) and self.key not in RATE_LIMIT_KEYS:
+            raise ValueError(LIMIT_KEY.format(value=self.key))
+        if self.principal is not None:
+            if not (isinstance(self.principal, str) and self.principal):
+                raise ValueError(LIMIT_PRINCIPAL_NAME.format(value=self.principal))
+            if self.key == "endpoint":
+                raise ValueError(LIMIT_PRINCIPAL.format(value=self.principal, key=self.key))
+        if not unresolved(self.renewal_period) and self.renewal_period != "minute":
+            raise ValueError(LIMIT_PERIOD.format(value=self.renewal_period))
+
+    @property
+    def callers(self) -> tuple[str, str | None] | None:
+        """Whom the limit counts (the endpoint, or tokens: all or one); None while it depends on a reference."""
+        if unresolved(self.key) or (self.principal is not None and unresolved(self.principal)):
+            return None
+        return ("endpoint" if self.key == "endpoint" else "tokens", self.principal)
+
+    def _binding(self) -> ServingEndpointRateLimits:
+        return ServingEndpointRateLimits(
+            calls=self.calls, key=self.key, principal=self.principal, renewal_period=self.renewal_period
+        )
+
+
 class ServingEndpoint(Construct):
     """A named serving endpoint: one or more model versions behind one URL, with a traffic split.
 
@@ -125,6 +190,7 @@ class ServingEndpoint(Construct):
         ``{"blue": 80, "green": 20}``. @default None: all traffic to the only served entity
         (required with several).
     :param tags: tags of the endpoint. @default None
+    :param rate_limits: limits on scoring requests, each a RateLimit; changed in place. @default None: no limits
     :param timeout: how long a deploy waits for the endpoint to be ready. @default "20m"
     :param provider: the rtserve provider to use. @default the stack's default provider
     """
@@ -138,11 +204,13 @@ class ServingEndpoint(Construct):
         served_entities: Sequence[ServedEntity],
         traffic: Mapping[str, int] | None = None,
         tags: Mapping[str, str] | None = None,
+        rate_limits: Sequence[RateLimit] | None = None,
         timeout: str = "20m",
         provider: RtserveProvider | None = None,
     ) -> None:
         super().__init__(scope, id)
         _validate(name, served_entities, traffic, tags, timeout)
+        self.rate_limits = _validate_rate_limits(rate_limits)
         self.name = name
         self.served_entities = list(served_entities)
         self.resource = ServingEndpointResource(
@@ -152,6 +220,7 @@ class ServingEndpoint(Construct):
             served_entities=[entity._binding() for entity in served_entities],
             traffic_config=_traffic_config(traffic),
             tags=tags,
+            rate_limits=[limit._binding() for limit in self.rate_limits] or None,
             timeouts=ServingEndpointTimeouts(create=timeout, update=timeout),
             provider=provider,
         )
@@ -244,3 +313,21 @@ def _validate_traffic(traffic: Mapping[str, int], names: list[str] | None) -> No
         total += share
     if all_known and total != 100:
         raise ValueError(TRAFFIC_SUM.format(traffic=dict(traffic), total=total))
+
+
+def _validate_rate_limits(limits: Sequence[RateLimit] | None) -> list[RateLimit]:
+    """RateLimit objects, at most one for the same callers (the endpoint, each token, one named token)."""
+    if limits is None:
+        return []
+    if isinstance(limits, str | bytes) or not isinstance(limits, Sequence):
+        raise TypeError(LIMITS_LIST.format(value=limits))
+    seen: dict[tuple[str, str | None], RateLimit] = {}
+    for index, limit in enumerate(limits):
+        if not isinstance(limit, RateLimit):
+            raise TypeError(LIMIT_TYPE.format(index=index, value=limit))
+        callers = limit.callers
+        if callers is not None and callers in seen:
+            raise ValueError(LIMITS_TWICE.format(first=seen[callers], second=limit))
+        if callers is not None:
+            seen[callers] = limit
+    return list(limits)

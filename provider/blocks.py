@@ -1,9 +1,12 @@
-"""Schema pieces the `tf` framework lacks: list and single nested blocks, and an object type.
+"""Schema pieces the `tf` framework lacks: list, set and single nested blocks, and an object type.
 
-`tf` 1.2 only ships a set-nested block. A list block correlates each configured block with its
-prior value by position, so a change shows as `compute_config[0].workload_size: "Small" -> "Medium"`
-instead of a removed and an added set element. Data sources return lists of objects, for which
-`Object` provides the cty type.
+`tf` 1.2 only ships a set-nested block, which cannot encode a null or unknown value nor fill the
+attributes an element leaves out. A list block correlates each configured block with its prior value
+by position, so a change shows as `compute_config[0].workload_size: "Small" -> "Medium"` instead of a
+removed and an added set element. A set block is for blocks whose order means nothing (the grants of
+`rtserve_permissions`): Terraform compares them as a set, and so does `semantically_equal`, so a
+state read back in another order keeps the planned encoding. Data sources return lists of objects,
+for which `Object` provides the cty type.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def _decode_element(block: NestedBlock, value: dict) -> dict:
 class ListNestedBlock(NestedBlock):
     """Repeated `name { ... }` blocks, in configuration order. State: a list of dicts."""
 
+    NESTING = pb.Schema.NestedBlock.NestingMode.LIST
+
     def __init__(self, type_name: str, block: Block, min_items: int | None = None, max_items: int | None = None):
         super().__init__(type_name, NestMode.Set, block, min_items=min_items, max_items=max_items)
 
@@ -45,7 +50,7 @@ class ListNestedBlock(NestedBlock):
             block=self.block.to_pb(),
             min_items=self.min_items,
             max_items=self.max_items,
-            nesting=pb.Schema.NestedBlock.NestingMode.LIST,
+            nesting=self.NESTING,
         )
 
     def encode(self, value: Any) -> Any:
@@ -60,6 +65,21 @@ class ListNestedBlock(NestedBlock):
 
     def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
         return a_decoded == b_decoded
+
+
+class SetNestedBlock(ListNestedBlock):
+    """Repeated `name { ... }` blocks whose order does not matter. State: a list of dicts, in any order."""
+
+    NESTING = pb.Schema.NestedBlock.NestingMode.SET
+
+    def semantically_equal(self, a_decoded: Any, b_decoded: Any) -> bool:
+        return self._canonical(a_decoded) == self._canonical(b_decoded)
+
+    def _canonical(self, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        names = [a.name for a in self.block.attributes]
+        return sorted(repr([e.get(name) for name in names] if isinstance(e, dict) else e) for e in value)
 
 
 class SingleNestedBlock(NestedBlock):

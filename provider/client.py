@@ -1,5 +1,5 @@
 """A thread-safe client of the rtserve REST API (the endpoints-v2 preview API, the GA serving-endpoints
-API and the registry).
+API, the permissions of serving endpoints and the registry).
 
 Terraform calls the provider from a pool of threads: one `httpx.Client` (whose connection pool is
 thread-safe) is shared by every call, and the client keeps no other mutable state.
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 REGISTRY = "/api/2.0/mlflow"
 SERVING_ENDPOINTS = "/api/2.0/serving-endpoints"
+PERMISSIONS = "/api/2.0/permissions/serving-endpoints"
 SERVING_STAGES = ("Staging", "Production")
 # Statuses the server uses for "try again later"; the request had no effect, so retrying is safe.
 RETRY_STATUSES = {429, 502, 503}
@@ -148,11 +149,16 @@ class RtserveClient:
         return {str(a["alias"]): str(a["endpoint_version_name"]) for a in body.get("aliases") or []}
 
     # -- serving endpoints (GA) ------------------------------------------------------------------
-    def create_serving_endpoint(self, name: str, config: dict, tags: list[dict[str, str]]) -> dict:
-        """The endpoint's detail; its config starts as `pending_config` (config_update IN_PROGRESS)."""
+    def create_serving_endpoint(
+        self, name: str, config: dict, tags: list[dict[str, str]], rate_limits: list[dict] | None = None
+    ) -> dict:
+        """The endpoint's detail; its config starts as `pending_config` (config_update IN_PROGRESS). Rate limits
+        go in the same request, so the endpoint never serves without them."""
         body: dict[str, Any] = {"name": name, "config": config}
         if tags:
             body["tags"] = tags
+        if rate_limits:
+            body["ai_gateway"] = {"rate_limits": rate_limits}
         return self.request("POST", SERVING_ENDPOINTS, json=body)
 
     def get_serving_endpoint(self, name: str) -> dict:
@@ -167,8 +173,25 @@ class RtserveClient:
         body = {"add_tags": add, "delete_tags": delete}
         return list(self.request("PATCH", f"{SERVING_ENDPOINTS}/{_quote(name)}/tags", json=body).get("tags") or [])
 
+    def set_serving_endpoint_rate_limits(self, name: str, rate_limits: list[dict]) -> list[dict]:
+        """Replace the endpoint's rate limits (an empty list removes them); they apply at once, no config update."""
+        body = {"rate_limits": rate_limits}
+        answer = self.request("PUT", f"{SERVING_ENDPOINTS}/{_quote(name)}/ai-gateway", json=body)
+        return list(answer.get("rate_limits") or [])
+
     def delete_serving_endpoint(self, name: str) -> None:
         self.request("DELETE", f"{SERVING_ENDPOINTS}/{_quote(name)}")
+
+    # -- permissions of serving endpoints -------------------------------------------------------
+    def get_serving_endpoint_permissions(self, endpoint_id: str) -> dict:
+        """`{object_id, object_type, access_control_list}`, inherited entries included; ApiError(404) for an
+        unknown id (the API takes the endpoint's id, not its name)."""
+        return self.request("GET", f"{PERMISSIONS}/{_quote(endpoint_id)}")
+
+    def set_serving_endpoint_permissions(self, endpoint_id: str, access_control_list: list[dict]) -> dict:
+        """Replace the endpoint's own grants with `access_control_list`; answers like the GET."""
+        body = {"access_control_list": access_control_list}
+        return self.request("PUT", f"{PERMISSIONS}/{_quote(endpoint_id)}", json=body)
 
     # -- registry --------------------------------------------------------------------------------
     def get_registered_model(self, name: str) -> dict:

@@ -18,6 +18,7 @@ from provider.data_sources.model_versions import ModelVersionsDataSource
 from provider.data_sources.version_aliases import VersionAliasesDataSource
 from provider.resources.model_serving import ModelServingResource
 from provider.resources.model_version_stage import ModelVersionStageResource
+from provider.resources.permissions import PermissionsResource
 from provider.resources.serving_endpoint import ServingEndpointResource
 from provider.waiter import Waiter
 
@@ -106,4 +107,4 @@ class RtserveProvider(Provider):
         return [EndpointStatusDataSource, ModelVersionsDataSource, VersionAliasesDataSource]
 
     def get_resources(self) -> list[type[Resource]]:
-        return [ModelServingResource, ModelVersionStageResource, ServingEndpointResource]
+        return [ModelServingResource, ModelVersionStageResource, ServingEndpointResource, PermissionsResource]

@@ -10,9 +10,9 @@ import uuid
 from backend.process import BackendProcess
 
 
-def create_token(backend: BackendProcess, permission: str) -> tuple[str, str]:
+def create_token(backend: BackendProcess, permission: str, name: str | None = None) -> tuple[str, str]:
     """(token, token id) of a new token made with `rtserve tokens create`, as an operator would."""
-    name = f"ui-{permission.lower()}-{uuid.uuid4().hex[:6]}"
+    name = name or f"ui-{permission.lower()}-{uuid.uuid4().hex[:6]}"
     result = subprocess.run(
         [
             sys.executable,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from backend.api.deps import Manager, Params, Viewer
-from backend.control import logs, serving_status
+from backend.control import logs, rate_limits, serving_status
 from backend.control.serving_endpoints import ServingEndpointState
 from backend.errors import not_found
 from backend.services import Services
@@ -48,20 +48,41 @@ async def get(request: Request, name: str, _: Viewer) -> dict:
 
 
 @router.delete("/{name}")
-async def delete(request: Request, name: str, _: Manager) -> dict:
-    _services(request).serving.delete(name)
+async def delete(request: Request, name: str, principal: Viewer) -> dict:
+    _services(request).serving.delete(name, principal)
     return {}
 
 
 @router.put("/{name}/config")
-async def update_config(request: Request, name: str, params: Params, _: Manager) -> dict:
-    endpoint = await _services(request).serving.update_config(name, params)
+async def update_config(request: Request, name: str, params: Params, principal: Viewer) -> dict:
+    endpoint = await _services(request).serving.update_config(name, params, principal)
     return _detail(request, endpoint)
 
 
 @router.patch("/{name}/tags")
-async def patch_tags(request: Request, name: str, params: Params, _: Manager) -> dict:
-    return {"tags": _services(request).serving.patch_tags(name, params)}
+async def patch_tags(request: Request, name: str, params: Params, principal: Viewer) -> dict:
+    return {"tags": _services(request).serving.patch_tags(name, params, principal)}
+
+
+@router.put("/{name}/rate-limits")
+async def put_rate_limits(request: Request, name: str, params: Params, principal: Viewer) -> dict:
+    """The legacy rate-limits API (Databricks now steers to the AI gateway); both set the same limits."""
+    limits = rate_limits.parse_rate_limits(params.get("rate_limits", []))
+    return {
+        "rate_limits": [
+            limit.to_stored() for limit in _services(request).serving.set_rate_limits(name, limits, principal)
+        ]
+    }
+
+
+@router.put("/{name}/ai-gateway")
+async def put_ai_gateway(request: Request, name: str, params: Params, principal: Viewer) -> dict:
+    limits = rate_limits.parse_ai_gateway(params)
+    return {
+        "rate_limits": [
+            limit.to_stored() for limit in _services(request).serving.set_rate_limits(name, limits, principal)
+        ]
+    }
 
 
 @router.get("/{name}/served-models/{served_model}/logs")

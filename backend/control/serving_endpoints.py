@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.auth import Permission, Principal
+from backend.control.endpoint_permissions import Grant, effective_permission
+from backend.control.rate_limits import RateLimit
 from backend.control.reconciler import StageConfig, VersionState, VersionView, combine_configs
 from backend.control.serving_config import EndpointConfig, ServedEntity
 from backend.store import repo
@@ -34,6 +37,11 @@ class ServingEndpointState:
     pending_since: int | None
     tags: list[dict[str, str]] = field(default_factory=list)
     stored_pending: str | None = None  # the pending config's stored text, to promote exactly what was read
+    grants: tuple[Grant, ...] = ()  # its access control list (see endpoint_permissions.py)
+    rate_limits: tuple[RateLimit, ...] = ()
+
+    def permission_of(self, principal: Principal) -> Permission:
+        return effective_permission(principal, self.grants)
 
     @property
     def serving(self) -> EndpointConfig | None:
@@ -64,6 +72,8 @@ def from_row(row: ServingEndpoint) -> ServingEndpointState:
         pending_since=row.pending_since,
         tags=json.loads(row.tags or "[]"),
         stored_pending=row.pending_config,
+        grants=tuple(Grant.from_stored(stored) for stored in json.loads(row.access_control or "[]")),
+        rate_limits=tuple(RateLimit.from_stored(stored) for stored in json.loads(row.rate_limits or "[]")),
     )
 
 

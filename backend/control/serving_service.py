@@ -15,7 +15,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.auth import Permission, Principal
+from backend.control import endpoint_permissions
 from backend.control.controller import Controller
+from backend.control.endpoint_permissions import Grant
+from backend.control.rate_limits import RateLimit, RateLimiter, parse_ai_gateway, parse_rate_limits
 from backend.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
 from backend.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
 from backend.errors import ApiError, invalid, not_found
@@ -33,6 +37,7 @@ class ServingEndpointService:
         self.sessions = sessions
         self.registry = registry
         self.controller = controller
+        self.limiter = RateLimiter(time.monotonic)
 
     def require(self, name: str) -> ServingEndpointState:
         with self.sessions() as session:
@@ -45,12 +50,21 @@ class ServingEndpointService:
         with self.sessions() as session:
             return [from_row(row) for row in repo.list_serving_endpoints(session=session)]
 
+    def require_permission(
+        self, name: str, principal: Principal, needed: Permission, action: str
+    ) -> ServingEndpointState:
+        """The endpoint, if `principal` holds `needed` on it (its token's own permission or a grant)."""
+        endpoint = self.require(name)
+        endpoint_permissions.check(endpoint.name, endpoint.id, endpoint.permission_of(principal), needed, action)
+        return endpoint
+
     async def create(self, params: dict[str, Any], user: str) -> ServingEndpointState:
         name = params.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise invalid(f"'name' must be {NAME_RULE}; got {name!r}.")
         config = parse_config(params.get("config"), config_version=1)
         tags = parse_tags(params.get("tags"))
+        rate_limits = _limits_of_create(params)
         if self._exists(name):
             raise _already_exists(name)
         await self._check_registered(config)
@@ -65,6 +79,9 @@ class ServingEndpointService:
             pending_config=json.dumps(config.to_stored()),
             pending_since=now,
             tags=json.dumps(_merge_tags([], tags, [])),
+            # Like Databricks, the creator can manage what it created.
+            access_control=json.dumps([Grant("user_name", user, Permission.CAN_MANAGE).to_stored()]),
+            rate_limits=_stored_limits(rate_limits),
         )
         try:
             with self.sessions.begin() as session:
@@ -73,8 +90,8 @@ class ServingEndpointService:
             raise _already_exists(name) from None
         return self._changed(name)
 
-    async def update_config(self, name: str, params: dict[str, Any]) -> ServingEndpointState:
-        current = self.require(name)
+    async def update_config(self, name: str, params: dict[str, Any], principal: Principal) -> ServingEndpointState:
+        current = self.require_permission(name, principal, Permission.CAN_MANAGE, "updating its config")
         if current.pending is not None and not pending_failed(current, self.controller.views):
             raise ApiError(
                 "RESOURCE_CONFLICT",
@@ -95,15 +112,18 @@ class ServingEndpointService:
             row.pending_since = row.last_updated_timestamp = _now_ms()
         return self._changed(name)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, principal: Principal) -> None:
+        self.require_permission(name, principal, Permission.CAN_MANAGE, "deleting it")
         with self.sessions.begin() as session:
             if repo.get_serving_endpoint(session=session, name=name) is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             repo.delete_serving_endpoint(session=session, name=name)
+        self.limiter.forget(name)
         self.controller.refresh_serving()
         self.controller.nudge()
 
-    def patch_tags(self, name: str, params: dict[str, Any]) -> list[dict[str, str]]:
+    def patch_tags(self, name: str, params: dict[str, Any], principal: Principal) -> list[dict[str, str]]:
+        self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its tags")
         add = parse_tags(params.get("add_tags"), "add_tags")
         remove = params.get("delete_tags", [])
         if not isinstance(remove, list) or not all(isinstance(key, str) for key in remove):
@@ -116,6 +136,63 @@ class ServingEndpointService:
             row.tags = json.dumps(tags)
         self.controller.refresh_serving()
         return tags
+
+    def set_rate_limits(self, name: str, limits: tuple[RateLimit, ...], principal: Principal) -> tuple[RateLimit, ...]:
+        """Replace the endpoint's rate limits (PUT .../rate-limits or .../ai-gateway); they apply at once."""
+        self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its rate limits")
+        with self.sessions.begin() as session:
+            row = repo.get_serving_endpoint(session=session, name=name)
+            if row is None:
+                raise not_found(f"Serving endpoint '{name}' does not exist.")
+            row.rate_limits = _stored_limits(limits)
+            row.last_updated_timestamp = _now_ms()
+        self.limiter.forget(name)
+        self.controller.refresh_serving()
+        return self.controller.serving[name].rate_limits
+
+    def permissions(self, endpoint_id: str, principal: Principal) -> dict:
+        endpoint = self._require_id(endpoint_id)
+        self.require_permission(endpoint.name, principal, Permission.CAN_VIEW, "reading its permissions")
+        return self._permissions_response(endpoint_id)
+
+    def change_permissions(
+        self, endpoint_id: str, params: dict[str, Any], principal: Principal, *, replace: bool
+    ) -> dict:
+        """PUT (`replace`: the list becomes exactly the given grants) or PATCH (the given grants are set)."""
+        endpoint = self._require_id(endpoint_id)
+        self.require_permission(endpoint.name, principal, Permission.CAN_MANAGE, "changing its permissions")
+        grants = endpoint_permissions.parse_access_control_list(
+            params.get("access_control_list", []), set(self._token_levels())
+        )
+        with self.sessions.begin() as session:
+            row = repo.get_serving_endpoint_by_id(session=session, endpoint_id=endpoint_id)
+            if row is None:
+                raise _id_not_found(endpoint_id)
+            current = [Grant.from_stored(stored) for stored in json.loads(row.access_control or "[]")]
+            changed = endpoint_permissions.merge([] if replace else current, grants)
+            row.access_control = json.dumps([grant.to_stored() for grant in changed])
+        self.controller.refresh_serving()
+        return self._permissions_response(endpoint_id)
+
+    def _permissions_response(self, endpoint_id: str) -> dict:
+        endpoint = self._require_id(endpoint_id)
+        return endpoint_permissions.permissions_response(endpoint_id, endpoint.grants, self._token_levels())
+
+    def _require_id(self, endpoint_id: str) -> ServingEndpointState:
+        with self.sessions() as session:
+            row = repo.get_serving_endpoint_by_id(session=session, endpoint_id=endpoint_id)
+            if row is None:
+                raise _id_not_found(endpoint_id)
+            return from_row(row)
+
+    def _token_levels(self) -> dict[str, Permission]:
+        """Each active token's name with the highest permission a token of that name holds."""
+        levels: dict[str, Permission] = {}
+        with self.sessions() as session:
+            for token in repo.list_active_tokens(session=session):
+                level = Permission[token.permission]
+                levels[token.name] = max(level, levels.get(token.name, level))
+        return levels
 
     def _exists(self, name: str) -> bool:
         with self.sessions() as session:
@@ -144,6 +221,25 @@ def _already_exists(name: str) -> ApiError:
     return ApiError(
         "RESOURCE_ALREADY_EXISTS",
         f"Serving endpoint '{name}' already exists. Update it with PUT /api/2.0/serving-endpoints/{name}/config.",
+    )
+
+
+def _limits_of_create(params: dict[str, Any]) -> tuple[RateLimit, ...]:
+    """Rate limits given at creation, as `rate_limits` (legacy) or `ai_gateway.rate_limits`, not both."""
+    legacy, gateway = params.get("rate_limits"), params.get("ai_gateway")
+    if legacy is not None and gateway is not None:
+        raise invalid("Give rate limits as 'rate_limits' or as 'ai_gateway.rate_limits', not both.")
+    return parse_rate_limits(legacy) if legacy is not None else parse_ai_gateway(gateway)
+
+
+def _stored_limits(limits: tuple[RateLimit, ...]) -> str:
+    return json.dumps([limit.to_stored() for limit in limits])
+
+
+def _id_not_found(endpoint_id: str) -> ApiError:
+    return not_found(
+        f"No serving endpoint has the id '{endpoint_id}'. The permissions API takes an endpoint's id "
+        "(the `id` of GET /api/2.0/serving-endpoints/{name}), not its name."
     )
 
 

@@ -42,6 +42,8 @@ def endpoint_detail(
         pending = _config(endpoint.pending, endpoint, views)
         pending["start_time"] = endpoint.pending_since
         detail["pending_config"] = pending
+    if endpoint.rate_limits:
+        detail["ai_gateway"] = {"rate_limits": [limit.to_stored() for limit in endpoint.rate_limits]}
     return detail
 
 

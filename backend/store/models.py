@@ -80,3 +80,7 @@ class ServingEndpoint(Base):
     pending_config: Mapped[str | None] = mapped_column(Text, nullable=True)
     pending_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     tags: Mapped[str] = mapped_column(Text, default="[]")
+    # Grants of the permissions API (control/endpoint_permissions.py), JSON.
+    access_control: Mapped[str] = mapped_column(Text, default="[]")
+    # Its rate limits (control/rate_limits.py), JSON.
+    rate_limits: Mapped[str] = mapped_column(Text, default="[]")

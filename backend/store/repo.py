@@ -16,6 +16,10 @@ def list_tokens(*, session: Session) -> list[ApiToken]:
     return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at)))
 
 
+def list_active_tokens(*, session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.created_at)))
+
+
 def add_token(*, session: Session, token: ApiToken) -> None:
     session.add(token)
 
@@ -73,6 +77,10 @@ def list_serving_endpoints(*, session: Session) -> list[ServingEndpoint]:
 
 def get_serving_endpoint(*, session: Session, name: str) -> ServingEndpoint | None:
     return session.get(ServingEndpoint, name)
+
+
+def get_serving_endpoint_by_id(*, session: Session, endpoint_id: str) -> ServingEndpoint | None:
+    return session.scalar(select(ServingEndpoint).where(ServingEndpoint.id == endpoint_id))
 
 
 def add_serving_endpoint(*, session: Session, endpoint: ServingEndpoint) -> None:

@@ -17,7 +17,15 @@ from backend.services import Services
 from backend.ui import query, views
 from backend.ui.actions import csrf_protect
 from backend.ui.endpoint_views import EndpointView, endpoint_view, endpoint_views
-from backend.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
+from backend.ui.render import (
+    SERVING_ENDPOINTS_PATH,
+    UiRoute,
+    endpoint_path,
+    fragment,
+    page,
+    principal_of,
+    require,
+)
 
 router = APIRouter(
     prefix=SERVING_ENDPOINTS_PATH, route_class=UiRoute, include_in_schema=False, dependencies=[Depends(csrf_protect)]
@@ -32,10 +40,18 @@ def _base_url(request: Request) -> str:
     return str(request.base_url)
 
 
-def _live_context(endpoint: EndpointView) -> dict:
-    """What the page's self-refreshing parts need, including the poller's own URL."""
+def _live_context(request: Request, endpoint: EndpointView) -> dict:
+    """What the page's self-refreshing parts need, including the poller's own URL and what the viewer may do."""
     live_url = f"{endpoint_path(endpoint.name, 'live')}?{urlencode({'targets': endpoint.targets_key})}"
-    return {"endpoint": endpoint, "live_url": live_url}
+    held = _held(request, endpoint.name)
+    return {"endpoint": endpoint, "live_url": live_url, "held": held.name, "can_query": held >= Permission.CAN_QUERY}
+
+
+def _held(request: Request, name: str) -> Permission:
+    """The signed-in token's permission on this endpoint: its own, or more from the endpoint's grants."""
+    principal = require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
+    endpoint = _services(request).controller.serving.get(name)
+    return endpoint.permission_of(principal) if endpoint else principal.permission
 
 
 @router.get("")
@@ -62,7 +78,8 @@ async def endpoint_page(request: Request, name: str) -> Response:
         nav="serving-endpoints",
         served="",
         body="{}",
-        **_live_context(endpoint),
+        access=_services(request).serving.require(name),  # its grants and rate limits
+        **_live_context(request, endpoint),
     )
 
 
@@ -84,7 +101,11 @@ async def endpoint_live(request: Request, name: str, targets: str = "", served: 
     redraw_targets = endpoint.targets_key != targets
     kept = served if endpoint.entity(served) is not None else ""
     return fragment(
-        request, "_serving_endpoint_live.html", redraw_targets=redraw_targets, served=kept, **_live_context(endpoint)
+        request,
+        "_serving_endpoint_live.html",
+        redraw_targets=redraw_targets,
+        served=kept,
+        **_live_context(request, endpoint),
     )
 
 
@@ -126,8 +147,17 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
 
 @router.post("/{name}/query")
 async def send_query(request: Request, name: str, served: str = Form(""), body: str = Form("")) -> Response:
-    require(request, Permission.CAN_QUERY, "sending a request to the serving endpoint")
+    held = _held(request, name)
+    if held < Permission.CAN_QUERY:
+        raise ApiError(
+            "PERMISSION_DENIED",
+            f"Your token has {held.name} on serving endpoint '{name}'; sending a request to it needs CAN_QUERY.",
+        )
     services = _services(request)
+    endpoint = services.controller.serving.get(name)
+    if endpoint is not None:  # the same rate limits as the scoring URL
+        caller = principal_of(request)
+        services.serving.limiter.admit(name, endpoint.rate_limits, caller.name if caller else "")
     if len(body.encode()) > services.settings.max_request_bytes:
         raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
     result = await query.send_to_serving_endpoint(services, name, served, body)

@@ -11,9 +11,11 @@ from cdk.rtserve.data_rtserve_model_versions import DataRtserveModelVersions
 from cdk.rtserve.data_rtserve_version_aliases import DataRtserveVersionAliases
 from cdk.rtserve.model_serving import ModelServing, ModelServingComputeConfig, ModelServingTimeouts
 from cdk.rtserve.model_version_stage import ModelVersionStage, ModelVersionStageTimeouts
+from cdk.rtserve.permissions import Permissions, PermissionsAccessControl
 from cdk.rtserve.provider import RtserveProvider
 from cdk.rtserve.serving_endpoint import (
     ServingEndpoint,
+    ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTimeouts,
     ServingEndpointTrafficConfig,
@@ -29,8 +31,11 @@ __all__ = [
     "ModelServingTimeouts",
     "ModelVersionStage",
     "ModelVersionStageTimeouts",
+    "Permissions",
+    "PermissionsAccessControl",
     "RtserveProvider",
     "ServingEndpoint",
+    "ServingEndpointRateLimits",
     "ServingEndpointServedEntities",
     "ServingEndpointTimeouts",
     "ServingEndpointTrafficConfig",

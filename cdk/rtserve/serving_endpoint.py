@@ -40,6 +40,18 @@ class ServingEndpointTrafficConfig:
 
 
 @dataclass(frozen=True)
+class ServingEndpointRateLimits:
+    """One `rate_limits` block: `calls` per minute for the endpoint (key `endpoint`) or per token (key `user` or
+    `service_principal`, optionally for one `principal`). None leaves the provider's default (key `endpoint`,
+    renewal_period `minute`)."""
+
+    calls: int
+    key: str | None = None
+    principal: str | None = None
+    renewal_period: str | None = None
+
+
+@dataclass(frozen=True)
 class ServingEndpointTimeouts:
     """The `timeouts` block: Go durations such as "20m"."""
 
@@ -69,6 +81,7 @@ class ServingEndpoint(cdktf.TerraformResource):
         served_entities: Sequence[ServingEndpointServedEntities | Mapping[str, Any]],
         traffic_config: ServingEndpointTrafficConfig | Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        rate_limits: Sequence[ServingEndpointRateLimits | Mapping[str, Any]] | None = None,
         timeouts: ServingEndpointTimeouts | Mapping[str, Any] | None = None,
         **meta: Unpack[MetaArguments],
     ) -> None:
@@ -83,6 +96,7 @@ class ServingEndpoint(cdktf.TerraformResource):
         self.served_entities = list(served_entities)
         self.traffic_config = traffic_config
         self.tags = dict(tags) if tags is not None else None
+        self.rate_limits = list(rate_limits) if rate_limits is not None else None
         self.timeouts = timeouts
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
@@ -92,6 +106,7 @@ class ServingEndpoint(cdktf.TerraformResource):
                 "served_entities": blocks(self.served_entities),
                 "traffic_config": _traffic_config(self.traffic_config),
                 "tags": self.tags,
+                "rate_limits": blocks(self.rate_limits),
                 "timeouts": block(self.timeouts),
             }
         )

@@ -5,14 +5,17 @@ Create POSTs the endpoint and waits until it is READY with no config update in p
 deployment_state_message. A change of served entities or traffic PUTs a new config, which the
 backend rolls out next to the current one and switches to once every served entity is ready, so
 scoring never stops; the apply waits for that switch the same way. A change of tags alone is one
-PATCH (no rollout).
+PATCH (no rollout). Rate limits are sent with the create, so the endpoint never serves without them;
+changing, adding or removing them is one PUT .../ai-gateway, in place (no config update, no wait).
 
 Drift: an endpoint deleted out of band makes read return None (Terraform plans a re-create); a
-config changed out of band shows as a diff. The pure parts (defaults, request, state, progress)
+config, tags or rate limits changed out of band show as a diff. The pure parts (defaults, request, state, progress)
 are in serving_endpoint_config.py.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Block, Schema
@@ -24,6 +27,13 @@ from provider.blocks import ListNestedBlock, Object, timeout_seconds, timeouts_b
 from provider.client import ApiError, RtserveClient
 from provider.resources.compute import compute_attributes
 from provider.resources.crud import RtserveResource, WaitReport
+from provider.resources.rate_limits import (
+    RATE_LIMITS,
+    limits_changed,
+    limits_with_defaults,
+    request_limits,
+    validate_rate_limits,
+)
 from provider.resources.serving_endpoint_config import (
     config_of,
     default_traffic,
@@ -128,13 +138,14 @@ class ServingEndpointResource(RtserveResource):
                     computed=True,
                 ),
             ],
-            block_types=[SERVED_ENTITIES, TIMEOUTS],
+            block_types=[SERVED_ENTITIES, RATE_LIMITS, TIMEOUTS],
         )
 
     # -- validation and plan ---------------------------------------------------------------------
     def validate(self, diags: Diagnostics, type_name: str, config: Config) -> None:
         super().validate(diags, type_name, config)
         validate_config(diags, config)
+        validate_rate_limits(diags, config.get("rate_limits"))
         validate_timeouts(diags, config)
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
@@ -145,6 +156,7 @@ class ServingEndpointResource(RtserveResource):
         )
         if source.get("traffic_config") is None:
             planned["traffic_config"] = default_traffic(planned["served_entities"])
+        planned["rate_limits"] = limits_with_defaults(source.get("rate_limits"))
         name = planned.get("name")
         client = self.provider.client
         if isinstance(name, str):
@@ -156,7 +168,7 @@ class ServingEndpointResource(RtserveResource):
             unknown = ("config_version", *STATUS_ATTRIBUTES)
         elif config_of(current) != config_of(planned):
             unknown = ("config_version", *STATUS_ATTRIBUTES)
-        elif any(current.get(key) != planned.get(key) for key in ("tags", "timeouts")):
+        elif limits_changed(current, planned) or any(current.get(k) != planned.get(k) for k in ("tags", "timeouts")):
             # Nothing rolls out, but the status is read again after the apply.
             unknown = STATUS_ATTRIBUTES
         else:
@@ -169,7 +181,9 @@ class ServingEndpointResource(RtserveResource):
     def create_with(self, diags: Diagnostics, client: RtserveClient, planned: State) -> State | None:
         name = planned["name"]
         try:
-            detail = client.create_serving_endpoint(name, request_config(planned), tag_list(tags_of(planned)))
+            detail = client.create_serving_endpoint(
+                name, request_config(planned), tag_list(tags_of(planned)), request_limits(planned.get("rate_limits"))
+            )
         except ApiError as error:
             self._report_create_error(diags, name, error)
             return None
@@ -192,12 +206,20 @@ class ServingEndpointResource(RtserveResource):
 
     def update_with(self, diags: Diagnostics, client: RtserveClient, current: State, planned: State) -> State | None:
         name = planned["name"]
+        # Tags and rate limits change in place, before any rollout; a refusal stops the update, and the
+        # state read back keeps what the backend has, so the next plan shows the change again.
         add, delete = tag_changes(tags_of(current), tags_of(planned))
+        changes: list[tuple[str, Callable[[], object]]] = []
         if add or delete:
+            changes.append(("tags", lambda: client.patch_serving_endpoint_tags(name, add, delete)))
+        if limits_changed(current, planned):
+            limits = request_limits(planned.get("rate_limits"))
+            changes.append(("rate limits", lambda: client.set_serving_endpoint_rate_limits(name, limits)))
+        for what, change in changes:
             try:
-                client.patch_serving_endpoint_tags(name, add, delete)
+                change()
             except ApiError as error:
-                report_api_error(diags, f"Could not change the tags of serving endpoint {name!r}", error)
+                report_api_error(diags, f"Could not change the {what} of serving endpoint {name!r}", error)
                 return self.observe(diags, client, planned)
         if config_of(current) != config_of(planned):
             self._update_config(diags, client, planned, timeout_seconds(planned, "update"))
@@ -218,7 +240,8 @@ class ServingEndpointResource(RtserveResource):
         except ApiError as error:
             report_api_error(diags, f"Cannot import serving endpoint {name!r}", error)
             return None
-        base: State = {"name": name, "served_entities": None, "traffic_config": None, "tags": None, "timeouts": None}
+        base: State = dict.fromkeys(("served_entities", "traffic_config", "rate_limits", "tags", "timeouts"))
+        base["name"] = name
         return state_from_detail(base, detail, client.serving_endpoint_url(name))
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider.resources.compute import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, fill_blocks, with_compute_defaults
+from provider.resources.rate_limits import limits_from_detail
 from provider.waiter import Progress
 
 READY = "READY"
@@ -249,6 +250,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
         },
         # An endpoint without tags reads as the configuration wrote it: null or {}.
         "tags": tags if tags or isinstance(base.get("tags"), dict) else None,
+        "rate_limits": limits_from_detail(detail),
         "endpoint_id": detail.get("id"),
         "endpoint_url": endpoint_url,
         "config_version": config.get("config_version"),

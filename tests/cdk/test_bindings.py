@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cdktf
 import pytest
 
 from cdk import RtserveStack
@@ -12,12 +13,17 @@ from cdk.rtserve import (
     ModelServing,
     ModelServingComputeConfig,
     ModelVersionStage,
+    Permissions,
+    PermissionsAccessControl,
     ServingEndpoint,
+    ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
 )
 from provider.plugin import RtserveProvider
+from provider.resources.permissions import ACCESS_CONTROL
+from provider.resources.rate_limits import RATE_LIMITS
 from provider.resources.serving_endpoint import SERVED_ENTITIES
 from tests.cdk.conftest import only, synth
 
@@ -89,10 +95,13 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
             routes=[ServingEndpointTrafficConfigRoutes("a", 60), {"served_model_name": "b", "traffic_percentage": 40}]
         ),
         tags={"team": "ml"},
+        rate_limits=[ServingEndpointRateLimits(100), {"calls": 5, "key": "user", "principal": "ci"}],
         timeouts={"create": "1m"},
     )
     resource = only(synth(stack), "rtserve_serving_endpoint")
     assert set(resource) == schema_names("rtserve_serving_endpoint")
+    assert resource["rate_limits"] == [{"calls": 100}, {"calls": 5, "key": "user", "principal": "ci"}]
+    assert set(ServingEndpointRateLimits.__dataclass_fields__) == {a.name for a in RATE_LIMITS.block.attributes}
     assert resource["traffic_config"] == {
         "routes": [
             {"served_model_name": "a", "traffic_percentage": 60},
@@ -100,6 +109,39 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
         ]
     }
     assert set(resource["served_entities"][0]) == {a.name for a in SERVED_ENTITIES.block.attributes}
+
+
+def test_permissions_renders_only_what_is_set(stack: RtserveStack) -> None:
+    Permissions(stack, "p", serving_endpoint_id="id-1", access_control=[PermissionsAccessControl("CAN_QUERY", "a")])
+    assert only(synth(stack), "rtserve_permissions") == {
+        "serving_endpoint_id": "id-1",
+        "access_control": [{"permission_level": "CAN_QUERY", "user_name": "a"}],
+    }
+
+
+def test_permissions_inputs_are_the_provider_schema(stack: RtserveStack) -> None:
+    endpoint = ServingEndpoint(stack, "e", name="e", served_entities=[ServingEndpointServedEntities("m", "1")])
+    permissions = Permissions(
+        stack,
+        "p",
+        serving_endpoint_id=endpoint.endpoint_id,
+        access_control=[
+            PermissionsAccessControl("CAN_MANAGE", service_principal_name="ci"),
+            {"group_name": "users", "permission_level": "CAN_VIEW"},
+        ],
+    )
+    cdktf.TerraformOutput(stack, "object", value=permissions.object_type)
+    document = synth(stack)
+    resource = only(document, "rtserve_permissions")
+    assert set(resource) == schema_names("rtserve_permissions")
+    assert resource["serving_endpoint_id"] == "${rtserve_serving_endpoint.e.endpoint_id}"
+    assert resource["access_control"] == [
+        {"permission_level": "CAN_MANAGE", "service_principal_name": "ci"},
+        {"group_name": "users", "permission_level": "CAN_VIEW"},
+    ]
+    block_fields = {a.name for a in ACCESS_CONTROL.block.attributes}
+    assert {f for f in PermissionsAccessControl.__dataclass_fields__} == block_fields
+    assert document["output"]["object"]["value"] == "${rtserve_permissions.p.object_type}"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,17 @@ from pathlib import Path
 import cdktf
 import pytest
 
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack, ServedEntity, ServingEndpoint
+from cdk import (
+    AccessControl,
+    ComputeConfig,
+    ModelEndpoint,
+    PermissionLevel,
+    RateLimit,
+    RtserveStack,
+    ServedEntity,
+    ServingEndpoint,
+    ServingEndpointPermissions,
+)
 from cdk.rtserve import DataRtserveEndpointStatus, DataRtserveModelVersions, DataRtserveVersionAliases
 from provider.install import install
 from provider.terraform import Terraform
@@ -72,7 +82,7 @@ def test_a_model_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> 
     assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" in os.environ
 
 
-def test_a_serving_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> None:
+def test_a_limited_serving_endpoint_and_its_permissions_apply_and_plan_empty_afterwards(tmp_path: Path) -> None:
     backend = FakeBackend()
     backend.add_model("iris-classifier", versions=2)
     with backend.serve() as url:
@@ -89,6 +99,16 @@ def test_a_serving_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -
             ],
             traffic={"blue": 90, "green": 10},
             tags={"team": "ml"},
+            rate_limits=[RateLimit(calls=100), RateLimit(calls=10, key="user")],
+        )
+        ServingEndpointPermissions(
+            stack,
+            "split-acl",
+            endpoint=split,
+            access_control=[
+                AccessControl.user("alice", PermissionLevel.CAN_QUERY),
+                AccessControl.group("users", PermissionLevel.CAN_VIEW),
+            ],
         )
         cdktf.TerraformOutput(stack, "single_url", value=single.endpoint_url)
         cdktf.TerraformOutput(stack, "split_ready", value=split.state_ready)
@@ -101,12 +121,17 @@ def test_a_serving_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -
             check=True,
         )
         tf.init()
-        assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
+        assert str(tf.apply().summary) == "3 to add, 0 to change, 0 to destroy"
+        assert backend.serving["split"]["acl"] == [
+            {"group_name": "users", "permission_level": "CAN_VIEW"},
+            {"user_name": "alice", "permission_level": "CAN_QUERY"},
+        ]
         assert backend.serving["split"]["config"]["routes"] == [
             {"served_model_name": "blue", "traffic_percentage": 90},
             {"served_model_name": "green", "traffic_percentage": 10},
         ]
         assert backend.serving["single"]["config"]["served_entities"][0]["name"] == "iris-classifier-1"
+        assert sorted(limit["calls"] for limit in backend.serving["split"]["rate_limits"]) == [10, 100]
         assert tf.output() == {"single_url": f"{url}/serving-endpoints/single/invocations", "split_ready": "READY"}
         assert not tf.plan().summary.has_changes
         tf.destroy()

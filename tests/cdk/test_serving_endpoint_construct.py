@@ -7,7 +7,7 @@ import re
 import cdktf
 import pytest
 
-from cdk import RtserveStack, ServedEntity, ServingEndpoint, WorkloadSize
+from cdk import RateLimit, RtserveStack, ServedEntity, ServingEndpoint, WorkloadSize
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit
@@ -75,6 +75,22 @@ def test_traffic_may_name_an_unnamed_entity_by_its_default_name(stack: RtserveSt
     )
     routes = only(synth(stack), TYPE)["traffic_config"]["routes"]
     assert [r["served_model_name"] for r in routes] == ["iris-classifier-1", "iris-classifier-2"]
+
+
+def test_rate_limits_synthesize_with_their_defaults(stack: RtserveStack) -> None:
+    limits = [RateLimit(calls=100), RateLimit(calls=10, key="user"), RateLimit(5, "service_principal", "ci")]
+    ServingEndpoint(stack, "iris", **blue_green(rate_limits=limits))
+    assert only(synth(stack), TYPE)["rate_limits"] == [
+        {"calls": 100, "key": "endpoint", "renewal_period": "minute"},
+        {"calls": 10, "key": "user", "renewal_period": "minute"},
+        {"calls": 5, "key": "service_principal", "principal": "ci", "renewal_period": "minute"},
+    ]
+
+
+def test_no_rate_limits_by_default(stack: RtserveStack) -> None:
+    endpoint = ServingEndpoint(stack, "iris", **blue_green())
+    assert "rate_limits" not in only(synth(stack), TYPE)
+    assert endpoint.rate_limits == []
 
 
 def test_attributes_are_references(stack: RtserveStack) -> None:
@@ -171,6 +187,69 @@ def test_tags_are_strings(stack: RtserveStack) -> None:
 
 def test_the_timeout_is_a_duration(stack: RtserveStack) -> None:
     fails(stack, "ServingEndpoint: timeout must be a duration such as '90s', '20m' or '1h30m'; got '20'", timeout="20")
+
+
+def test_rate_limits_must_be_rate_limit_objects(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: rate_limits[0] must be a RateLimit; got {'calls': 1}",
+        TypeError,
+        rate_limits=[{"calls": 1}],
+    )
+
+
+def test_rate_limits_are_a_list(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: rate_limits must be a list of RateLimit, e.g. [RateLimit(calls=100)]; got RateLimit(",
+        TypeError,
+        rate_limits=RateLimit(1),
+    )
+
+
+def test_rate_limits_for_the_same_callers_are_refused(stack: RtserveStack) -> None:
+    fails(
+        stack,
+        "ServingEndpoint: rate_limits has two limits for the same callers (RateLimit(calls=10, key='user', "
+        "principal=None, renewal_period='minute') and RateLimit(calls=20, key='service_principal', principal=None, "
+        "renewal_period='minute'))",
+        rate_limits=[RateLimit(10, "user"), RateLimit(20, "service_principal"), RateLimit(30, "user", "ci")],
+    )
+
+
+def test_rate_limits_depending_on_a_reference_are_left_to_terraform(stack: RtserveStack) -> None:
+    calls = cdktf.TerraformVariable(stack, "calls", type="number").number_value
+    key = cdktf.TerraformVariable(stack, "key", type="string").string_value
+    ServingEndpoint(stack, "iris", **blue_green(rate_limits=[RateLimit(calls), RateLimit(5, key)]))
+    [first, second] = only(synth(stack), TYPE)["rate_limits"]
+    assert (first["calls"], second["key"]) == ("${var.calls}", "${var.key}")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"calls": -1}, "RateLimit: calls must be a whole number of calls per minute, 0 or more; got -1"),
+        ({"calls": 1.5}, "RateLimit: calls must be a whole number of calls per minute, 0 or more; got 1.5"),
+        ({"calls": True}, "RateLimit: calls must be a whole number of calls per minute, 0 or more; got True"),
+        (
+            {"calls": 1, "key": "user_group"},
+            "RateLimit: key must be 'endpoint' (every caller together), 'user' or 'service_principal' (each token); "
+            "got 'user_group'",
+        ),
+        (
+            {"calls": 1, "principal": "ci"},
+            "RateLimit: principal 'ci' names a token, so key must be 'user' or 'service_principal'; got key 'endpoint'",
+        ),
+        ({"calls": 1, "key": "user", "principal": ""}, "RateLimit: principal must be a token's name; got ''"),
+        (
+            {"calls": 1, "renewal_period": "hour"},
+            "RateLimit: renewal_period must be 'minute' (the only period counted); got 'hour'",
+        ),
+    ],
+)
+def test_a_rate_limit_checks_itself(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RateLimit(**kwargs)
 
 
 @pytest.mark.parametrize(

@@ -124,4 +124,4 @@ def test_the_repositorys_main_py_deploys(
     stacks = synthesize(main, tmp_path, backend.url, model)
     assert {p.name for p in stacks.iterdir()} == {"staging", "production"}
     # production also owns the serving endpoint `<model>-canary`, checked (and scored) by the demo test
-    deploy_both_then_destroy(stacks, installation, admin, model, {"staging": 2, "production": 3})
+    deploy_both_then_destroy(stacks, installation, admin, model, {"staging": 2, "production": 4})

@@ -27,3 +27,4 @@ def test_the_demo_deploys_the_example_stacks_and_scores_every_format(tmp_path: P
         assert f"/model-endpoint/iris-classifier/{target}/invocations" in output
     assert "/serving-endpoints/iris-classifier-canary/invocations" in output
     assert "answered by current" in output  # the serving endpoint's traffic split, 90% to version 1
+    assert "rate limits: 600 calls per minute per user; grants: users CAN_QUERY" in output  # declared in main.py

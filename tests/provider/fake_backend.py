@@ -1,11 +1,17 @@
 """An in-memory stand-in for the rtserve backend's REST contract (endpoints-v2, the GA serving-endpoints
-API and the registry routes the provider uses). Unit tests mount it as an httpx.MockTransport;
+API, its permissions API and the registry routes the provider uses). Unit tests mount it as an httpx.MockTransport;
 Terraform tests serve it over HTTP.
 
 It is deliberately small: status is READY after `pending_polls` get-status calls, FAILED when
 `fail_message` is set, and the alias of a stage is the newest version in it. A serving endpoint's
 pending config stays IN_PROGRESS for `rollout_polls` GETs of it, then replaces its config; a served
 entity whose (model, version) is in `failing_versions` is DEPLOYMENT_FAILED with that message.
+A serving endpoint's grants start as CAN_MANAGE for its creator, `admin`; the principals are the
+names in `tokens` (each with its own permission, which GET lists as inherited, like the admins group).
+The permissions routes apply the backend's own rules (backend/control/endpoint_permissions.py, pure
+functions) to the grants stored here, and the rate limits of a create, PUT .../ai-gateway and PUT
+.../rate-limits are parsed by backend/control/rate_limits.py, so the fake answers and refuses exactly
+as the backend does. Rate limits are stored, not enforced.
 """
 
 from __future__ import annotations
@@ -13,25 +19,42 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+
+from backend.auth import Permission
+from backend.control import endpoint_permissions as acl_rules
+from backend.control import rate_limits as limit_rules
+from backend.control.endpoint_permissions import Grant
+from backend.errors import ApiError as BackendApiError
 
 PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 STAGES = ("None", "Staging", "Production", "Archived")
 SERVING = ("Staging", "Production")
 SIZES = ("Small", "Medium", "Large")
 SERVING_ENDPOINTS = "/api/2.0/serving-endpoints"
+PERMISSIONS = "/api/2.0/permissions/serving-endpoints/"
 ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+T = TypeVar("T")
 
 
 class Error(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status, self.code, self.message = status, code, message
+
+
+def backend_rule(rule: Callable[..., T], *args: Any) -> T:
+    """`rule(*args)`, one of the backend's pure functions; its ApiError answered as the backend would."""
+    try:
+        return rule(*args)
+    except BackendApiError as error:
+        raise Error(error.status, error.error_code, error.message) from None
 
 
 @dataclass
@@ -47,6 +70,10 @@ class FakeBackend:
     serving: dict[str, dict] = field(default_factory=dict)
     rollout_polls: int = 0
     failing_versions: dict[tuple[str, str], str] = field(default_factory=dict)
+    # token name -> its own permission: the principals a grant may name
+    tokens: dict[str, str] = field(
+        default_factory=lambda: {"admin": "ADMIN", "alice": "CAN_VIEW", "bob": "CAN_QUERY", "ci": "CAN_MANAGE"}
+    )
 
     def add_model(self, name: str, versions: int = 2) -> None:
         self.models[name] = {str(v): "None" for v in range(1, versions + 1)}
@@ -76,6 +103,8 @@ class FakeBackend:
             ("POST", "/api/2.0/mlflow/databricks/model-versions/transition-stage"): self._transition,
         }
         handler = routes.get((method, path))
+        if handler is None and path.startswith(PERMISSIONS):
+            return self._permissions(method, path.removeprefix(PERMISSIONS), p)
         if handler is None and path.startswith(SERVING_ENDPOINTS):
             return self._serving_route(method, path.removeprefix(SERVING_ENDPOINTS), p)
         if handler is None:
@@ -236,6 +265,11 @@ class FakeBackend:
             return self._update_serving_config(parts[0], p)
         if parts[1:] == ["tags"] and method == "PATCH":
             return self._patch_serving_tags(parts[0], p)
+        if parts[1:] == ["ai-gateway"] and method == "PUT":
+            return self._set_rate_limits(parts[0], backend_rule(limit_rules.parse_ai_gateway, p))
+        if parts[1:] == ["rate-limits"] and method == "PUT":
+            legacy = p.get("rate_limits", [])
+            return self._set_rate_limits(parts[0], backend_rule(limit_rules.parse_rate_limits, legacy))
         raise Error(404, "ENDPOINT_NOT_FOUND", f"No route {method} {SERVING_ENDPOINTS}{rest}")
 
     def _serving_endpoint(self, name: str) -> dict:
@@ -290,8 +324,28 @@ class FakeBackend:
             raise Error(409, "RESOURCE_ALREADY_EXISTS", f"Serving endpoint '{name}' already exists.")
         pending = self._serving_config(p.get("config") or {}, 1)
         tags = sorted(p.get("tags") or [], key=lambda t: t["key"])
-        self.serving[name] = {"id": f"id-{name}", "config": None, "pending": pending, "tags": tags}
+        legacy, gateway = p.get("rate_limits"), p.get("ai_gateway")
+        if legacy is not None and gateway is not None:
+            message = "Give rate limits as 'rate_limits' or as 'ai_gateway.rate_limits', not both."
+            raise Error(400, "INVALID_PARAMETER_VALUE", message)
+        if legacy is not None:
+            limits = backend_rule(limit_rules.parse_rate_limits, legacy)
+        else:
+            limits = backend_rule(limit_rules.parse_ai_gateway, gateway)
+        self.serving[name] = {
+            "id": f"id-{name}",
+            "config": None,
+            "pending": pending,
+            "tags": tags,
+            "acl": [{"user_name": "admin", "permission_level": "CAN_MANAGE"}],
+            "rate_limits": [limit.to_stored() for limit in limits],
+        }
         return self._detail(name)
+
+    def _set_rate_limits(self, name: str, limits: tuple[limit_rules.RateLimit, ...]) -> dict:
+        endpoint = self._serving_endpoint(name)
+        endpoint["rate_limits"] = [limit.to_stored() for limit in limits]
+        return {"rate_limits": endpoint["rate_limits"]}
 
     def _update_serving_config(self, name: str, p: dict) -> dict:
         endpoint = self._serving_endpoint(name)
@@ -341,6 +395,8 @@ class FakeBackend:
             "state": {"ready": "READY" if ready else "NOT_READY", "config_update": update},
             "endpoint_url": f"http://fake/serving-endpoints/{name}/invocations",
         }
+        if endpoint["rate_limits"]:
+            detail["ai_gateway"] = {"rate_limits": endpoint["rate_limits"]}
         if config is not None:
             detail["config"] = self._wire_config(config, deployed=True)
         if pending is not None:
@@ -364,6 +420,27 @@ class FakeBackend:
             "served_entities": entities,
             "traffic_config": {"routes": routes},
         }
+
+    # -- permissions of serving endpoints ---------------------------------------------------------
+    def _permissions(self, method: str, endpoint_id: str, p: dict) -> dict:
+        """The backend's own rules (parsing, PUT/PATCH, the answer with inherited entries) over stored grants."""
+        endpoint = next((e for e in self.serving.values() if e["id"] == endpoint_id), None)
+        if endpoint is None:
+            raise Error(
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+                f"Serving endpoint with id '{endpoint_id}' does not exist. "
+                "The permissions API takes the endpoint's id, not its name.",
+            )
+        tokens = {name: Permission[level] for name, level in self.tokens.items()}
+        grants = [Grant.from_stored(stored) for stored in endpoint["acl"]]
+        if method in ("PUT", "PATCH"):
+            changes = backend_rule(acl_rules.parse_access_control_list, p.get("access_control_list", []), set(tokens))
+            grants = acl_rules.merge([] if method == "PUT" else grants, changes)
+            endpoint["acl"] = [grant.to_stored() for grant in grants]
+        elif method != "GET":
+            raise Error(404, "ENDPOINT_NOT_FOUND", f"No route {method} {PERMISSIONS}{endpoint_id}")
+        return acl_rules.permissions_response(endpoint_id, grants, tokens)
 
     # -- transports ------------------------------------------------------------------------------
     def transport(self) -> httpx.MockTransport:

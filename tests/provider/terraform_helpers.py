@@ -63,6 +63,43 @@ provider "rtserve" {{ host = "{host}" }}
     )
 
 
+def serving_endpoint_hcl(label: str, name: str, model: str, body: str = "") -> str:
+    """An rtserve_serving_endpoint serving version 1 of `model`, with `body` (more arguments and blocks) added."""
+    return f"""
+resource "rtserve_serving_endpoint" "{label}" {{
+  name = "{name}"
+  served_entities {{
+    entity_name    = "{model}"
+    entity_version = "1"
+  }}
+{body}}}
+"""
+
+
+def hcl_blocks(type_name: str, *bodies: dict[str, Any]) -> str:
+    """Nested `type_name { ... }` blocks, one per body (attribute -> value; strings quoted, numbers as they are)."""
+
+    def literal(value: Any) -> str:
+        return f'"{value}"' if isinstance(value, str) else str(value)
+
+    return "".join(
+        f"  {type_name} {{\n" + "".join(f"    {k} = {literal(v)}\n" for k, v in body.items()) + "  }\n"
+        for body in bodies
+    )
+
+
+def access_control_blocks(*grants: tuple[str, str, str]) -> str:
+    """`access_control` blocks of an rtserve_permissions resource, one per (principal kind, name, level)."""
+    return hcl_blocks(
+        "access_control", *({kind: principal, "permission_level": level} for kind, principal, level in grants)
+    )
+
+
+def rate_limit_blocks(*limits: dict[str, Any]) -> str:
+    """`rate_limits` blocks of an rtserve_serving_endpoint, e.g. `{"calls": 10, "key": "user"}`."""
+    return hcl_blocks("rate_limits", *limits)
+
+
 def import_into_empty_state(tf: Terraform, ids: dict[str, str]) -> None:
     """Forget the state and import each address from its id: the configuration must then plan no change."""
     (tf.workdir / "terraform.tfstate").unlink()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -214,21 +215,49 @@ def test_an_unknown_endpoint_is_a_readable_404_page_and_a_404_envelope_when_quer
     assert live.headers["hx-refresh"] == "true"  # deleted while open: reload into the 404 page
 
 
-def test_a_view_token_sees_the_endpoint_but_gets_no_query_button(backend: BackendProcess, split_endpoint: str):
-    token, _ = create_token(backend, "CAN_VIEW")
+def test_a_view_token_gets_no_query_button_until_the_endpoint_grants_it_query(
+    backend: BackendProcess, admin: BackendClient, split_endpoint: str
+):
+    name = f"ui-consumer-{uuid.uuid4().hex[:6]}"
+    token, _ = create_token(backend, "CAN_VIEW", name=name)
     ui = UiClient(backend)
     try:
         ui.sign_in(token)
         page = text(ui.http.get(f"/ui/serving-endpoints/{split_endpoint}"))
-        assert "Read-only: your token has CAN_VIEW. Querying this endpoint needs CAN_QUERY." in page
+        assert "Read-only: your token has CAN_VIEW on this endpoint. Querying it needs CAN_QUERY." in page
         assert "Send Request" not in page and 'href="#query-panel"' not in page
-        assert "Sending requests needs CAN_QUERY; your token has CAN_VIEW." in page
+        assert "Sending requests needs CAN_QUERY; your token has CAN_VIEW on this endpoint." in page
         assert "Show Example" in page
         refused = query(ui, split_endpoint, IRIS)
         assert refused.status_code == 403
-        assert "sending a request to the serving endpoint needs CAN_QUERY" in text(refused)
+        assert "sending a request to it needs CAN_QUERY" in text(refused)
+
+        endpoint_id = admin.serving_endpoint(split_endpoint)["id"]
+        acl = [{"user_name": name, "permission_level": "CAN_QUERY"}]
+        admin.call("PATCH", f"/api/2.0/permissions/serving-endpoints/{endpoint_id}", json={"access_control_list": acl})
+
+        page = text(ui.http.get(f"/ui/serving-endpoints/{split_endpoint}"))
+        assert "Send Request" in page and "Read-only" not in page
+        assert f"<td><code>{name}</code></td><td>user</td><td>CAN_QUERY</td>" in page  # the Permissions table
+        assert query(ui, split_endpoint, IRIS).status_code == 200
+        assert "None: requests are limited only by the replicas' queues." in page
     finally:
         ui.close()
+
+
+def test_the_endpoint_page_shows_its_rate_limits_and_send_request_obeys_them(
+    admin: BackendClient, admin_ui: UiClient, split_endpoint: str
+):
+    limits = {"rate_limits": [{"calls": 1, "key": "user", "renewal_period": "minute"}]}
+    admin.call("PUT", f"/api/2.0/serving-endpoints/{split_endpoint}/ai-gateway", json=limits)
+    try:
+        page = text(admin_ui.http.get(f"/ui/serving-endpoints/{split_endpoint}"))
+        assert "<li>1 call per minute for each token</li>" in page
+        assert query(admin_ui, split_endpoint, IRIS).status_code == 200
+        refused = query(admin_ui, split_endpoint, IRIS)
+        assert refused.status_code == 429 and "REQUEST_LIMIT_EXCEEDED" in text(refused)
+    finally:
+        admin.call("PUT", f"/api/2.0/serving-endpoints/{split_endpoint}/ai-gateway", json={"rate_limits": []})
 
 
 def test_a_query_token_can_query_and_the_csrf_token_is_required(backend: BackendProcess, split_endpoint: str):

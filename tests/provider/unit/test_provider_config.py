@@ -52,6 +52,6 @@ def test_every_schema_has_version_zero() -> None:
     provider = RtserveProvider(environ={})
     schemas = [provider.get_provider_schema(Diagnostics())]
     schemas += [cls.get_schema() for cls in [*provider.get_resources(), *provider.get_data_sources()]]
-    assert [s.version for s in schemas] == [0] * 7
+    assert [s.version for s in schemas] == [0] * 8
     for schema in schemas[1:]:
         assert all(a.description for a in schema.attributes), schema.description

@@ -65,12 +65,17 @@ def resource(provider: RtserveProvider) -> ServingEndpointResource:
     return ServingEndpointResource(provider)
 
 
+def create(resource: ServingEndpointResource, state: dict) -> dict:
+    """The state of a create that must succeed."""
+    c = ctx.create()
+    created = resource.create(c, state)
+    assert errors(c) == [] and created is not None
+    return created
+
+
 @pytest.fixture
 def created(resource: ServingEndpointResource) -> dict:
-    c = ctx.create()
-    state = resource.create(c, planned(tags={"team": "ml"}))
-    assert errors(c) == [] and state is not None
-    return state
+    return create(resource, planned(tags={"team": "ml"}))
 
 
 def calls(fake: FakeBackend, method: str) -> list[tuple[str, dict]]:

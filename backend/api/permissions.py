@@ -1,0 +1,39 @@
+"""Databricks' permissions API for serving endpoints, at /api/2.0/permissions/serving-endpoints/{id}.
+
+The rules (what a grant gives, who may change it) are in backend/control/endpoint_permissions.py.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from backend.api.deps import Params, Viewer
+from backend.control import endpoint_permissions
+from backend.services import Services
+
+router = APIRouter(prefix="/api/2.0/permissions/serving-endpoints", tags=["permissions"])
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+@router.get("/{endpoint_id}")
+async def get_permissions(request: Request, endpoint_id: str, principal: Viewer) -> dict:
+    return _services(request).serving.permissions(endpoint_id, principal)
+
+
+@router.get("/{endpoint_id}/permissionLevels")
+async def get_permission_levels(request: Request, endpoint_id: str, principal: Viewer) -> dict:
+    _services(request).serving.permissions(endpoint_id, principal)  # 404 for an unknown endpoint
+    return endpoint_permissions.permission_levels_response()
+
+
+@router.put("/{endpoint_id}")
+async def set_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
+    return _services(request).serving.change_permissions(endpoint_id, params, principal, replace=True)
+
+
+@router.patch("/{endpoint_id}")
+async def update_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
+    return _services(request).serving.change_permissions(endpoint_id, params, principal, replace=False)

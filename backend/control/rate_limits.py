@@ -1,0 +1,177 @@
+"""Rate limits of named serving endpoints: Databricks' `rate_limits` (legacy) and `ai_gateway.rate_limits`.
+
+A limit allows `calls` requests per minute, to the whole endpoint (`key: endpoint`) or to each token
+(`key: user` or `service_principal`; rtserve's principals are its tokens, by name). A per-token limit
+may name one `principal`; for that token it replaces the limit of the same kind without a principal.
+The endpoint's limit and the caller's limit both apply.
+
+Each limit is a token bucket holding up to `calls` requests and refilled at `calls` per minute: a
+burst of `calls` passes, then requests pass at the steady rate. The buckets live in the gateway's
+memory (one backend process answers every request), so a backend restart refills them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import ApiError, invalid
+
+ENDPOINT_KEY = "endpoint"
+CALLER_KEYS = ("user", "service_principal")
+RENEWAL_PERIODS = {"minute": 60.0}
+# Fields of Databricks' AI gateway that belong to LLM serving or Databricks' own tables.
+UNSUPPORTED_GATEWAY_FIELDS = ("usage_tracking_config", "inference_table_config", "guardrails", "fallback_config")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    calls: int
+    key: str = ENDPOINT_KEY
+    renewal_period: str = "minute"
+    principal: str | None = None
+
+    @property
+    def period_seconds(self) -> float:
+        return RENEWAL_PERIODS[self.renewal_period]
+
+    def to_stored(self) -> dict[str, Any]:
+        stored: dict[str, Any] = {"calls": self.calls, "key": self.key, "renewal_period": self.renewal_period}
+        return stored | ({"principal": self.principal} if self.principal else {})
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> RateLimit:
+        return cls(stored["calls"], stored["key"], stored["renewal_period"], stored.get("principal"))
+
+    def describe(self) -> str:
+        who = {ENDPOINT_KEY: "the endpoint"}.get(
+            self.key, f"token '{self.principal}'" if self.principal else "each token"
+        )
+        calls = "1 call" if self.calls == 1 else f"{self.calls} calls"
+        return f"{calls} per {self.renewal_period} for {who}"
+
+
+def parse_rate_limits(value: Any, where: str = "rate_limits") -> tuple[RateLimit, ...]:
+    """A list of rate limits from a request, checked in full; at most one per key and principal."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise invalid(f"'{where}' must be a list of {{calls, key, renewal_period}}; got {type(value).__name__}.")
+    limits = tuple(_parse_limit(item, f"{where}[{index}]") for index, item in enumerate(value))
+    seen: set[tuple[str, str | None]] = set()
+    for limit in limits:
+        identity = (ENDPOINT_KEY if limit.key == ENDPOINT_KEY else "caller", limit.principal)
+        if identity in seen:
+            raise invalid(f"'{where}' has two limits for the same callers ({limit.describe()}); keep one.")
+        seen.add(identity)
+    return limits
+
+
+def _parse_limit(item: Any, where: str) -> RateLimit:
+    if not isinstance(item, dict):
+        raise invalid(f"'{where}' must be an object {{calls, key, renewal_period}}; got {type(item).__name__}.")
+    if item.get("tokens") is not None:
+        raise invalid(f"'{where}.tokens': token-based limits are for LLM endpoints; limit 'calls' instead.")
+    calls = item.get("calls")
+    if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
+        raise invalid(f"'{where}.calls' must be a whole number of calls, 0 or more; got {calls!r}.")
+    key = item.get("key") or ENDPOINT_KEY
+    if key == "user_group":
+        raise invalid(
+            f"'{where}.key': rtserve has no user groups to limit; use 'endpoint' for a limit shared by every "
+            "caller, or 'user' for a limit per token."
+        )
+    if key not in (ENDPOINT_KEY, *CALLER_KEYS):
+        raise invalid(f"'{where}.key' must be one of endpoint, user, service_principal; got {key!r}.")
+    period = item.get("renewal_period")
+    if period not in RENEWAL_PERIODS:
+        raise invalid(f"'{where}.renewal_period' must be 'minute'; got {period!r}.")
+    principal = item.get("principal")
+    if principal is not None and (not isinstance(principal, str) or not principal):
+        raise invalid(f"'{where}.principal' must be a token's name; got {principal!r}.")
+    if principal is not None and key == ENDPOINT_KEY:
+        raise invalid(f"'{where}.principal' names a token, so its key must be 'user' or 'service_principal'.")
+    return RateLimit(calls, key, period, principal)
+
+
+def parse_ai_gateway(value: Any) -> tuple[RateLimit, ...]:
+    """The rate limits of an `ai_gateway` object; its other (LLM and table) settings are refused."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise invalid(f"'ai_gateway' must be an object with 'rate_limits'; got {type(value).__name__}.")
+    unsupported = [name for name in UNSUPPORTED_GATEWAY_FIELDS if _enabled(value.get(name))]
+    if unsupported:
+        raise invalid(
+            f"rtserve's AI gateway supports rate_limits only; remove {', '.join(unsupported)} "
+            "(usage tracking, inference tables, guardrails and fallbacks are not available)."
+        )
+    return parse_rate_limits(value.get("rate_limits"), "ai_gateway.rate_limits")
+
+
+def _enabled(setting: Any) -> bool:
+    """Whether a gateway setting asks for something (`{"enabled": false}` and empty objects do not)."""
+    if isinstance(setting, dict):
+        return bool(setting) and setting.get("enabled", True) is not False
+    return bool(setting)
+
+
+def limits_for(limits: Iterable[RateLimit], caller: str) -> list[RateLimit]:
+    """The limits a caller's request is counted against: the endpoint's, and its own or the generic per-token one."""
+    limits = list(limits)
+    applying = [limit for limit in limits if limit.key == ENDPOINT_KEY]
+    own = [limit for limit in limits if limit.key in CALLER_KEYS and limit.principal == caller]
+    generic = [limit for limit in limits if limit.key in CALLER_KEYS and limit.principal is None]
+    return applying + (own or generic)
+
+
+class RateLimiter:
+    """Token buckets per endpoint, limit and caller. Thread-safe; time comes from `clock` (seconds)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple, tuple[float, float]] = {}  # -> (requests left, when last refilled)
+
+    def admit(self, endpoint: str, limits: Sequence[RateLimit], caller: str) -> None:
+        """Count one request, or refuse it (429) if any of its limits has no request left."""
+        applying = limits_for(limits, caller)
+        if not applying:
+            return
+        now = self._clock()
+        with self._lock:
+            keys = [(endpoint, limit, None if limit.key == ENDPOINT_KEY else caller) for limit in applying]
+            levels = [self._refilled(key, limit, now) for key, limit in zip(keys, applying, strict=True)]
+            for limit, level in zip(applying, levels, strict=True):
+                if level < 1:
+                    wait = (1 - level) * limit.period_seconds / limit.calls if limit.calls else limit.period_seconds
+                    raise rate_limited(endpoint, limit, wait)
+            for key, level in zip(keys, levels, strict=True):
+                self._buckets[key] = (level - 1, now)
+
+    def _refilled(self, key: tuple, limit: RateLimit, now: float) -> float:
+        left, since = self._buckets.get(key, (float(limit.calls), now))
+        return min(float(limit.calls), left + (now - since) * limit.calls / limit.period_seconds)
+
+    def forget(self, endpoint: str) -> None:
+        """Drop an endpoint's buckets (it was deleted or its limits changed)."""
+        with self._lock:
+            self._buckets = {key: value for key, value in self._buckets.items() if key[0] != endpoint}
+
+
+class RateLimited(ApiError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__("REQUEST_LIMIT_EXCEEDED", message, 429)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
+def rate_limited(endpoint: str, limit: RateLimit, wait: float) -> RateLimited:
+    return RateLimited(
+        f"Serving endpoint '{endpoint}' allows {limit.describe()}; this request is over it. "
+        f"Retry in {wait:.1f} s, or ask its manager to raise the limit (PUT /api/2.0/serving-endpoints/"
+        f"{endpoint}/ai-gateway).",
+        wait,
+    )

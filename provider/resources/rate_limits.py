@@ -1,0 +1,185 @@
+"""The `rate_limits` blocks of `rtserve_serving_endpoint`: schema, declared defaults, plan-time checks, the
+request body and the blocks read back from an endpoint's detail. No I/O.
+
+A limit allows `calls` requests per minute to the whole endpoint (`key = "endpoint"`) or to each token
+(`key = "user"` or `"service_principal"`; rtserve's principals are its tokens), and a per-token limit may
+name one token (`principal`). Wire form (PUT .../ai-gateway, GET .../<name> under `ai_gateway`):
+`{"calls", "key", "renewal_period"}`, plus `"principal"` when set; no `ai_gateway` means no limits.
+
+The blocks form a set: the backend keeps them in the order sent, but their order means nothing, so
+reordering them plans no change. The backend's defaults (key `endpoint`, renewal_period `minute`) are
+filled in at plan time, so a configuration that leaves them out never differs from what is read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tf.schema import Attribute, Block
+from tf.types import Number, String, Unknown
+from tf.utils import Diagnostics
+
+from provider.blocks import SetNestedBlock
+
+ENDPOINT_KEY = "endpoint"
+CALLER_KEYS = ("user", "service_principal")
+KEYS = (ENDPOINT_KEY, *CALLER_KEYS)
+DEFAULT_RENEWAL_PERIOD = "minute"
+RENEWAL_PERIODS = (DEFAULT_RENEWAL_PERIOD,)
+DEFAULTS = {"key": ENDPOINT_KEY, "renewal_period": DEFAULT_RENEWAL_PERIOD}
+PATH = ["rate_limits"]
+
+RATE_LIMITS = SetNestedBlock(
+    "rate_limits",
+    Block(
+        description="One limit on scoring requests. Changing, adding or removing limits is an in-place update "
+        "(no config update, nothing waits); their order does not matter.",
+        attributes=[
+            Attribute(
+                "calls",
+                Number(),
+                description="Requests allowed per `renewal_period`: a whole number, 0 or more (0 refuses every "
+                "request). A burst of `calls` passes, then requests pass at the steady rate.",
+                required=True,
+            ),
+            Attribute(
+                "key",
+                String(),
+                description="Who shares the limit: `endpoint` (every caller together), `user` or "
+                f'`service_principal` (each token on its own). Default: `"{ENDPOINT_KEY}"`, as the backend.',
+                optional=True,
+                computed=True,
+            ),
+            Attribute(
+                "principal",
+                String(),
+                description="With key `user` or `service_principal`: the one token (by name) this limit is for, "
+                "in place of the per-token limit without a principal.",
+                optional=True,
+            ),
+            Attribute(
+                "renewal_period",
+                String(),
+                description="The period `calls` are counted over: `minute` only. "
+                f'Default: `"{DEFAULT_RENEWAL_PERIOD}"`.',
+                optional=True,
+                computed=True,
+            ),
+        ],
+    ),
+)
+
+
+# -- plan: declared defaults -----------------------------------------------------------------------
+def limits_with_defaults(configured: Any) -> Any:
+    """The configured blocks with the backend's defaults for an unset key and renewal_period (no blocks: [])."""
+    if not isinstance(configured, list):
+        return [] if configured is None else configured
+    return [_with_defaults(block) if isinstance(block, dict) else block for block in configured]
+
+
+def _with_defaults(block: Mapping[str, Any]) -> dict[str, Any]:
+    return {**block, **{name: value for name, value in DEFAULTS.items() if block.get(name) is None}}
+
+
+def limits_changed(current: Mapping[str, Any], planned: Mapping[str, Any]) -> bool:
+    """Whether the limits differ, in any order (a prior state without the blocks has none)."""
+    return not RATE_LIMITS.semantically_equal(current.get("rate_limits") or [], planned.get("rate_limits") or [])
+
+
+# -- validation ------------------------------------------------------------------------------------
+def validate_rate_limits(diags: Diagnostics, blocks: Any) -> None:
+    """What the backend would refuse, said at plan time: calls that are not a whole number 0 or more, an
+    unknown key or renewal_period, a principal with key endpoint, two limits for the same callers.
+    Unknown values are skipped: Terraform validates again once they are known."""
+    if not isinstance(blocks, list):
+        return
+    seen: dict[tuple[str, str | None], str] = {}
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        problems = _problems(block)
+        for problem in problems:
+            diags.add_error("Invalid rate_limits block", problem, PATH)
+        callers = None if problems else _callers(block)
+        if callers is None:
+            continue
+        if callers in seen:
+            diags.add_error(
+                "Two rate limits for the same callers",
+                f"rate_limits has {seen[callers]} and {describe(block)}; the endpoint keeps one limit per "
+                "callers (the endpoint, each token, or one named token). Keep one block.",
+                PATH,
+            )
+        seen.setdefault(callers, describe(block))
+
+
+def _problems(block: Mapping[str, Any]) -> list[str]:
+    problems = []
+    calls, key = block.get("calls"), block.get("key")
+    period, principal = block.get("renewal_period"), block.get("principal")
+    if isinstance(calls, int | float) and (isinstance(calls, bool) or calls < 0 or calls != int(calls)):
+        problems.append(f"calls must be a whole number of calls, 0 or more; got {calls!r}.")
+    if key == "user_group":
+        problems.append(
+            'key: rtserve has no user groups to limit; use "endpoint" for a limit shared by every caller, '
+            'or "user" for a limit per token.'
+        )
+    elif isinstance(key, str) and key not in KEYS:
+        problems.append(f"key must be one of {', '.join(KEYS)}; got {key!r}.")
+    if isinstance(period, str) and period not in RENEWAL_PERIODS:
+        problems.append(f"renewal_period must be {DEFAULT_RENEWAL_PERIOD!r} (the only period counted); got {period!r}.")
+    if principal == "":
+        problems.append("principal must be a token's name; got ''.")
+    elif isinstance(principal, str) and (key or ENDPOINT_KEY) == ENDPOINT_KEY:
+        problems.append(
+            f'principal {principal!r} names a token, so key must be "user" or "service_principal" (a limit with '
+            'key "endpoint" counts every caller together).'
+        )
+    return problems
+
+
+def _callers(block: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """Whom a limit counts: the endpoint, or tokens (all, or the one named); None when not known yet."""
+    key, principal = block.get("key") or ENDPOINT_KEY, block.get("principal")
+    if key is Unknown or principal is Unknown:
+        return None
+    return ("endpoint" if key == ENDPOINT_KEY else "tokens", principal)
+
+
+def describe(block: Mapping[str, Any]) -> str:
+    """A limit in words, as the backend says it: "100 calls per minute for the endpoint"."""
+    key, principal = block.get("key") or ENDPOINT_KEY, block.get("principal")
+    who = "the endpoint" if key == ENDPOINT_KEY else f"token {principal!r}" if principal else "each token"
+    return f"{block.get('calls')} calls per {block.get('renewal_period') or DEFAULT_RENEWAL_PERIOD} for {who}"
+
+
+# -- the request and the state read back -----------------------------------------------------------
+def request_limits(blocks: Any) -> list[dict[str, Any]]:
+    """The `rate_limits` of a create's `ai_gateway` or of PUT .../ai-gateway, from planned blocks."""
+    limits = []
+    for block in blocks or []:
+        limit: dict[str, Any] = {
+            "calls": int(block["calls"]),
+            "key": block.get("key") or ENDPOINT_KEY,
+            "renewal_period": block.get("renewal_period") or DEFAULT_RENEWAL_PERIOD,
+        }
+        if block.get("principal"):
+            limit["principal"] = block["principal"]
+        limits.append(limit)
+    return limits
+
+
+def limits_from_detail(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The endpoint's limits as `rate_limits` blocks; none when its detail has no `ai_gateway`."""
+    limits = (detail.get("ai_gateway") or {}).get("rate_limits") or []
+    return [
+        {
+            "calls": limit.get("calls"),
+            "key": limit.get("key") or ENDPOINT_KEY,
+            "principal": limit.get("principal"),
+            "renewal_period": limit.get("renewal_period") or DEFAULT_RENEWAL_PERIOD,
+        }
+        for limit in limits
+    ]
