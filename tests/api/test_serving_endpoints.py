@@ -374,3 +374,44 @@ def test_versions_only_an_endpoint_serves_stay_out_of_the_preview_apis_status(ad
     assert "no version is in Staging or Production" in status["state_message"]
     assert admin.versions(model) == []
     assert admin.score_serving("ga-apart", IRIS).status_code == 200
+
+
+def test_databricks_sdk_creates_waits_for_queries_and_deletes_an_endpoint(
+    backend: BackendProcess, admin: BackendClient, ga_model: str
+):
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import (
+        DataframeSplitInput,
+        EndpointCoreConfigInput,
+        EndpointStateConfigUpdate,
+        EndpointStateReady,
+        ServedEntityInput,
+    )
+
+    client = WorkspaceClient(host=backend.url, token=backend.admin_token, auth_type="pat")
+    served = ServedEntityInput(
+        entity_name=MODEL, entity_version="1", workload_size="Small", scale_to_zero_enabled=False
+    )
+
+    ready = client.serving_endpoints.create_and_wait(
+        "ga-sdk", config=EndpointCoreConfigInput(name="ga-sdk", served_entities=[served])
+    )
+
+    assert ready.state.ready == EndpointStateReady.READY
+    assert ready.state.config_update == EndpointStateConfigUpdate.NOT_UPDATING
+    split = IRIS["dataframe_split"]
+    answer = client.serving_endpoints.query(
+        "ga-sdk",
+        dataframe_split=DataframeSplitInput(columns=split["columns"], data=split["data"]),
+        client_request_id="req-42",  # Databricks' inference-table fields are accepted and ignored
+        usage_context={"team": "risk"},
+    )
+    assert answer.predictions == [0, 2] and answer.served_model_name == f"{MODEL}-1"
+    assert "ga-sdk" in [endpoint.name for endpoint in client.serving_endpoints.list()]
+    newer = ServedEntityInput(entity_name=MODEL, entity_version="2", workload_size="Small", scale_to_zero_enabled=False)
+    updated = client.serving_endpoints.update_config_and_wait("ga-sdk", served_entities=[newer])
+    assert updated.config.config_version == 2 and updated.pending_config is None
+    again = client.serving_endpoints.query("ga-sdk", dataframe_split=DataframeSplitInput(**split))
+    assert again.served_model_name == f"{MODEL}-2"
+    client.serving_endpoints.delete("ga-sdk")
+    assert admin.http.get(f"{API}/ga-sdk").status_code == 404
