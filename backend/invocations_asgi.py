@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import gateway
 from backend.auth import Permission, Principal
-from backend.control import endpoint_permissions
 from backend.engines.base import InvocationResult
 from backend.errors import ApiError, envelope
 from backend.services import Services
@@ -78,15 +77,7 @@ class InvocationsEndpoint:
         self, scope: Scope, receive: Receive, name: str, served_model: str | None
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         services = self.services()
-        principal: Principal = scope["state"]["principal"]
-        endpoint = services.controller.serving.get(name)
-        if endpoint is None:  # unknown (a 404 follows) or not loaded yet: the token's own permission decides
-            self._services_for_query(scope)
-        else:  # the token's own permission, or a grant on this endpoint
-            endpoint_permissions.check(
-                name, endpoint.id, endpoint.permission_of(principal), Permission.CAN_QUERY, "querying it"
-            )
-            services.serving.limiter.admit(name, endpoint.rate_limits, principal.name)
+        services.serving.admit_query(name, scope["state"]["principal"], "querying it")
         if services.controller.synced.is_set():
             gateway.resolve_served(services.controller, name, served_model)  # 404 before reading the body
         body, content_type = await self._request(scope, receive, services)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from backend.api.deps import Params, Viewer
-from backend.control import endpoint_permissions
 from backend.services import Services
 
 router = APIRouter(prefix="/api/2.0/permissions/serving-endpoints", tags=["permissions"])
@@ -25,8 +24,7 @@ async def get_permissions(request: Request, endpoint_id: str, principal: Viewer)
 
 @router.get("/{endpoint_id}/permissionLevels")
 async def get_permission_levels(request: Request, endpoint_id: str, principal: Viewer) -> dict:
-    _services(request).serving.permissions(endpoint_id, principal)  # 404 for an unknown endpoint
-    return endpoint_permissions.permission_levels_response()
+    return _services(request).serving.permission_levels(endpoint_id, principal)
 
 
 @router.put("/{endpoint_id}")

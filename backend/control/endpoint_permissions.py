@@ -58,14 +58,15 @@ def effective_permission(principal: Principal, grants: Iterable[Grant]) -> Permi
     return max([principal.permission, *granted])
 
 
-def check(endpoint_name: str, endpoint_id: str, held: Permission, needed: Permission, action: str) -> None:
+def check(endpoint_name: str, endpoint_id: str | None, held: Permission, needed: Permission, action: str) -> None:
     """Refuse (403) an action on an endpoint that needs more than the caller holds on it."""
     if held < needed:
+        # Without an id (an endpoint not loaded yet), there is no permissions URL to point to.
+        url = f"/api/2.0/permissions/serving-endpoints/{endpoint_id}"
+        grant = f" Someone who manages the endpoint can grant it: PATCH {url}." if endpoint_id else ""
         raise ApiError(
             "PERMISSION_DENIED",
-            f"This token has {held.name} on serving endpoint '{endpoint_name}'; {action} needs {needed.name}. "
-            "Someone who manages the endpoint can grant it: "
-            f"PATCH /api/2.0/permissions/serving-endpoints/{endpoint_id}.",
+            f"This token has {held.name} on serving endpoint '{endpoint_name}'; {action} needs {needed.name}.{grant}",
         )
 
 

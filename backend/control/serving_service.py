@@ -54,9 +54,24 @@ class ServingEndpointService:
         self, name: str, principal: Principal, needed: Permission, action: str
     ) -> ServingEndpointState:
         """The endpoint, if `principal` holds `needed` on it (its token's own permission or a grant)."""
-        endpoint = self.require(name)
-        endpoint_permissions.check(endpoint.name, endpoint.id, endpoint.permission_of(principal), needed, action)
-        return endpoint
+        return _permitted(self.require(name), principal, needed, action)
+
+    def permission_on(self, name: str, principal: Principal) -> Permission:
+        """What `principal` may do on the endpoint, from the controller's copy: no store read."""
+        endpoint = self.controller.serving.get(name)
+        return endpoint.permission_of(principal) if endpoint else principal.permission
+
+    def admit_query(self, name: str, principal: Principal, action: str) -> None:
+        """Let a scoring request through, or refuse it: CAN_QUERY on the endpoint (403), then its rate limits (429).
+
+        The scoring path: everything comes from memory. An endpoint the controller has not loaded (unknown,
+        so a 404 follows, or just created) is judged by the token's own permission and has no limits yet.
+        """
+        endpoint = self.controller.serving.get(name)
+        held = endpoint.permission_of(principal) if endpoint else principal.permission
+        endpoint_permissions.check(name, endpoint.id if endpoint else None, held, Permission.CAN_QUERY, action)
+        if endpoint is not None:
+            self.limiter.admit(name, endpoint.rate_limits, principal.name)
 
     async def create(self, params: dict[str, Any], user: str) -> ServingEndpointState:
         name = params.get("name")
@@ -151,18 +166,22 @@ class ServingEndpointService:
         return self.controller.serving[name].rate_limits
 
     def permissions(self, endpoint_id: str, principal: Principal) -> dict:
-        endpoint = self._require_id(endpoint_id)
-        self.require_permission(endpoint.name, principal, Permission.CAN_VIEW, "reading its permissions")
-        return self._permissions_response(endpoint_id)
+        endpoint = _permitted(self._require_id(endpoint_id), principal, Permission.CAN_VIEW, "reading its permissions")
+        return endpoint_permissions.permissions_response(endpoint_id, endpoint.grants, self._token_levels())
+
+    def permission_levels(self, endpoint_id: str, principal: Principal) -> dict:
+        _permitted(self._require_id(endpoint_id), principal, Permission.CAN_VIEW, "reading its permission levels")
+        return endpoint_permissions.permission_levels_response()
 
     def change_permissions(
         self, endpoint_id: str, params: dict[str, Any], principal: Principal, *, replace: bool
     ) -> dict:
         """PUT (`replace`: the list becomes exactly the given grants) or PATCH (the given grants are set)."""
         endpoint = self._require_id(endpoint_id)
-        self.require_permission(endpoint.name, principal, Permission.CAN_MANAGE, "changing its permissions")
+        _permitted(endpoint, principal, Permission.CAN_MANAGE, "changing its permissions")
+        token_levels = self._token_levels()
         grants = endpoint_permissions.parse_access_control_list(
-            params.get("access_control_list", []), set(self._token_levels())
+            params.get("access_control_list", []), set(token_levels)
         )
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint_by_id(session=session, endpoint_id=endpoint_id)
@@ -172,11 +191,7 @@ class ServingEndpointService:
             changed = endpoint_permissions.merge([] if replace else current, grants)
             row.access_control = json.dumps([grant.to_stored() for grant in changed])
         self.controller.refresh_serving()
-        return self._permissions_response(endpoint_id)
-
-    def _permissions_response(self, endpoint_id: str) -> dict:
-        endpoint = self._require_id(endpoint_id)
-        return endpoint_permissions.permissions_response(endpoint_id, endpoint.grants, self._token_levels())
+        return endpoint_permissions.permissions_response(endpoint_id, changed, token_levels)
 
     def _require_id(self, endpoint_id: str) -> ServingEndpointState:
         with self.sessions() as session:
@@ -222,6 +237,13 @@ def _already_exists(name: str) -> ApiError:
         "RESOURCE_ALREADY_EXISTS",
         f"Serving endpoint '{name}' already exists. Update it with PUT /api/2.0/serving-endpoints/{name}/config.",
     )
+
+
+def _permitted(
+    endpoint: ServingEndpointState, principal: Principal, needed: Permission, action: str
+) -> ServingEndpointState:
+    endpoint_permissions.check(endpoint.name, endpoint.id, endpoint.permission_of(principal), needed, action)
+    return endpoint
 
 
 def _limits_of_create(params: dict[str, Any]) -> tuple[RateLimit, ...]:

@@ -17,15 +17,7 @@ from backend.services import Services
 from backend.ui import query, views
 from backend.ui.actions import csrf_protect
 from backend.ui.endpoint_views import EndpointView, endpoint_view, endpoint_views
-from backend.ui.render import (
-    SERVING_ENDPOINTS_PATH,
-    UiRoute,
-    endpoint_path,
-    fragment,
-    page,
-    principal_of,
-    require,
-)
+from backend.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
 
 router = APIRouter(
     prefix=SERVING_ENDPOINTS_PATH, route_class=UiRoute, include_in_schema=False, dependencies=[Depends(csrf_protect)]
@@ -50,8 +42,7 @@ def _live_context(request: Request, endpoint: EndpointView) -> dict:
 def _held(request: Request, name: str) -> Permission:
     """The signed-in token's permission on this endpoint: its own, or more from the endpoint's grants."""
     principal = require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
-    endpoint = _services(request).controller.serving.get(name)
-    return endpoint.permission_of(principal) if endpoint else principal.permission
+    return _services(request).serving.permission_on(name, principal)
 
 
 @router.get("")
@@ -147,17 +138,9 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
 
 @router.post("/{name}/query")
 async def send_query(request: Request, name: str, served: str = Form(""), body: str = Form("")) -> Response:
-    held = _held(request, name)
-    if held < Permission.CAN_QUERY:
-        raise ApiError(
-            "PERMISSION_DENIED",
-            f"Your token has {held.name} on serving endpoint '{name}'; sending a request to it needs CAN_QUERY.",
-        )
+    principal = require(request, Permission.CAN_VIEW, "sending a request to the serving endpoint")
     services = _services(request)
-    endpoint = services.controller.serving.get(name)
-    if endpoint is not None:  # the same rate limits as the scoring URL
-        caller = principal_of(request)
-        services.serving.limiter.admit(name, endpoint.rate_limits, caller.name if caller else "")
+    services.serving.admit_query(name, principal, "sending a request to it")  # as the scoring URL does
     if len(body.encode()) > services.settings.max_request_bytes:
         raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
     result = await query.send_to_serving_endpoint(services, name, served, body)
