@@ -18,15 +18,16 @@ from starlette.types import ASGIApp
 
 from backend import __doc__ as description
 from backend import auth, mlflow_server, ui
-from backend.api import endpoints_v2, metrics, permissions, registry, serving_endpoints
+from backend.allow import allowed_methods
+from backend.api import endpoints_v2, metrics, openapi, permissions, registry, serving_endpoints
 from backend.control.controller import Controller
 from backend.control.endpoints import EndpointService
 from backend.control.serving_service import ServingEndpointService
 from backend.engines.base import Engine
-from backend.errors import ApiError, envelope, error_response
+from backend.errors import ApiError, error_response, request_id_of
 from backend.invocations_asgi import InvocationsEndpoint
 from backend.metrics import Metrics
-from backend.middleware import HOST_METADATA_PATH, AuthMiddleware, MlflowDispatch
+from backend.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorLayer, MlflowDispatch, mark_logged
 from backend.registry import Registry
 from backend.services import Services
 from backend.settings import Settings
@@ -43,28 +44,38 @@ def _default_engine(run_dir: str) -> Engine:
 
 
 def _install_error_handlers(api: FastAPI) -> None:
+    """Errors of the FastAPI routes as envelopes; anything else reaches the outermost `ErrorLayer`."""
+
     @api.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.error_code, exc.message, exc.status, exc.headers or None)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(request, exc.error_code, exc.message, exc.status, exc.headers or None)
 
     @api.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response("INVALID_PARAMETER_VALUE", f"Invalid request at {where}: {first.get('msg', exc)}")
+        message = f"Invalid request at {where}: {first.get('msg', exc)}"
+        return error_response(request, "INVALID_PARAMETER_VALUE", message)
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        method, path = request.method, request.url.path
         if exc.status_code == 404:
-            return error_response("ENDPOINT_NOT_FOUND", f"No API route {request.method} {request.url.path}.", 404)
+            return error_response(request, "ENDPOINT_NOT_FOUND", f"No API route {method} {path}.", 404)
         if exc.status_code == 405:
-            return error_response("METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}.", 405)
-        return error_response("BAD_REQUEST", str(exc.detail), exc.status_code)
+            message = f"{method} is not allowed on {path}."
+            return error_response(request, "METHOD_NOT_ALLOWED", message, 405, {"Allow": allowed_methods(request)})
+        return error_response(request, "BAD_REQUEST", str(exc.detail), exc.status_code)
 
     @api.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse(envelope("INTERNAL_ERROR", f"Unexpected error: {type(exc).__name__}"), status_code=500)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette answers with this, then re-raises to the server; the error layer sees it as logged.
+        request_id = request_id_of(request.scope)
+        method, path = request.method, request.url.path
+        log.error("Unexpected error in %s %s (request id %s)", method, path, request_id, exc_info=exc)
+        mark_logged(request.scope)
+        message = f"rtserve hit an unexpected error (request id {request_id}); the backend's log has the details."
+        return error_response(request, "INTERNAL_ERROR", message, 500)
 
 
 def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _default_engine) -> ASGIApp:
@@ -85,12 +96,9 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
         verifier = auth.TokenVerifier(sessions)
         if settings.embedded_mlflow:
             await asyncio.to_thread(mlflow_server.warm_up)
-            # The backend reaches its own embedded registry over HTTP with a token only it knows.
-            os.environ["MLFLOW_TRACKING_TOKEN"] = verifier.internal_token
-            tracking_uri = f"http://{_loopback(settings.host)}:{settings.port}"
+            registry_client = Registry(mlflow_server.store_uri(settings), mlflow_server.artifacts_root(settings))
         else:
-            tracking_uri = settings.mlflow_tracking_uri or ""
-        registry_client = Registry(tracking_uri)
+            registry_client = Registry(settings.mlflow_tracking_uri or "")
         run_dir = tempfile.mkdtemp(prefix="rtserve-")  # short: Unix socket paths must stay under 108 bytes
         engine = engine_factory(run_dir)
         await engine.start()
@@ -116,6 +124,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
             shutil.rmtree(run_dir, ignore_errors=True)
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
+    openapi.install(api)  # the parameters, bodies, errors and scoring URLs FastAPI cannot see
     _install_error_handlers(api)
     routers = (
         endpoints_v2.router,
@@ -127,16 +136,19 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
     for router in (*routers, metrics.router, ui.router):
         api.include_router(router)
 
-    @api.get("/health", include_in_schema=False)
-    @api.get("/ping", include_in_schema=False)
+    @api.get("/health", **openapi.PUBLIC_TEXT_ROUTE)
+    @api.head("/health", **openapi.PUBLIC_TEXT_ROUTE)
+    @api.get("/ping", **openapi.PUBLIC_TEXT_ROUTE)
+    @api.head("/ping", **openapi.PUBLIC_TEXT_ROUTE)
     async def health() -> PlainTextResponse:
         return PlainTextResponse("OK")
 
-    @api.get("/version", include_in_schema=False)
+    @api.get("/version", **openapi.PUBLIC_TEXT_ROUTE)
+    @api.head("/version", **openapi.PUBLIC_TEXT_ROUTE)
     async def version() -> PlainTextResponse:
         return PlainTextResponse(VERSION)
 
-    @api.get(HOST_METADATA_PATH, include_in_schema=False)
+    @api.get(HOST_METADATA_PATH, openapi_extra=openapi.HOST_METADATA)
     async def host_metadata() -> dict:
         # databricks-sdk probes this before every client; rtserve has no OIDC, account or workspace id.
         return {}
@@ -155,8 +167,4 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
 
     # The browser UI (/ui/) signs in with a session cookie; every other path needs a token header.
     app = AuthMiddleware(app, verifier, browser=ui.BrowserAuth(verifier))
-    return app
-
-
-def _loopback(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return ErrorLayer(app)

@@ -70,10 +70,30 @@ def token_from_header(authorization: str | None) -> str | None:
     return None
 
 
+class TokenNameInUse(ValueError):
+    """An active token already has the name: a new one would share every grant given to that name."""
+
+    def __init__(self, name: str, holders: list[ApiToken]) -> None:
+        self.name = name
+        # (id, permission) of each active token with the name, read while the rows are still attached.
+        self.holders = [(row.id, row.permission) for row in holders]
+        held = ", ".join(f"{token_id} ({permission})" for token_id, permission in self.holders)
+        super().__init__(f"An active token is already named '{name}': {held}.")
+
+
 def create_token(
-    sessions: sessionmaker[Session], *, name: str, permission: Permission, token: str | None = None
+    sessions: sessionmaker[Session],
+    *,
+    name: str,
+    permission: Permission,
+    token: str | None = None,
+    allow_existing_name: bool = False,
 ) -> tuple[ApiToken, str]:
-    """Store a new token (hashed) and return it with its clear text, which is shown only once."""
+    """Store a new token (hashed) and return it with its clear text, which is shown only once.
+
+    Serving endpoints grant permissions to token names, so a token named like an active one gets
+    every grant given to that name: that raises `TokenNameInUse` unless `allow_existing_name`.
+    """
     clear = token or generate_token()
     row = ApiToken(
         id=uuid.uuid4().hex[:12],
@@ -84,6 +104,10 @@ def create_token(
         revoked_at=None,
     )
     with sessions.begin() as session:
+        if not allow_existing_name:
+            holders = repo.list_active_tokens_named(session=session, name=name)
+            if holders:
+                raise TokenNameInUse(name, holders)
         repo.add_token(session=session, token=row)
     return row, clear
 
@@ -123,12 +147,8 @@ class TokenVerifier:
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
-        self.internal_token = generate_token()
-        self._internal = Principal("internal", "rtserve", Permission.ADMIN)
 
     def verify(self, token: str) -> Principal | None:
-        if secrets.compare_digest(token, self.internal_token):
-            return self._internal
         digest = hash_token(token)
         now = self._clock()
         with self._lock:

@@ -42,25 +42,69 @@ def server(
         typer.Option("--mlflow-tracking-uri", help="Use this MLflow server's registry instead of the embedded one."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Open HTTP connections at once; past it, 503 (default 1000, or RTSERVE_MAX_CONNECTIONS).",
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--header-timeout",
+            min=0.001,
+            help="Seconds a connection has to send a request head (default 5, or RTSERVE_HEADER_TIMEOUT_SECONDS).",
+        ),
+    ] = None,
 ) -> None:
     """Start the backend: the serving API, the scoring gateway, the embedded MLflow registry and the reconciler."""
+    import os
+
     import uvicorn
 
     from backend.app import create_app
+    from backend.http_server import effective_max_connections, protocol_class
 
+    os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits: dict = {}
+    if max_connections is not None:
+        limits["max_connections"] = max_connections
+    if header_timeout is not None:
+        limits["header_timeout_seconds"] = header_timeout
     settings = Settings(
-        host=host, port=port, data_dir=data_dir, database_url=database_url, mlflow_tracking_uri=mlflow_tracking_uri
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        **limits,
     )
+    # Held in `settings` from here on: out of the environment, it reaches no child process (replicas run model code).
+    os.environ.pop("RTSERVE_ADMIN_TOKEN", None)
+    explicit_cap = max_connections is not None or bool(os.environ.get("RTSERVE_MAX_CONNECTIONS"))
+    try:
+        http = protocol_class(
+            settings.header_timeout_seconds, effective_max_connections(settings.max_connections, explicit=explicit_cap)
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     console.print(f"[bold]rtserve[/] listening on {settings.base_url} (data dir: {data_dir})")
     if settings.admin_token is None and not (data_dir / "admin-token").exists():
         console.print(f"An admin token will be written to {data_dir / 'admin-token'} at first start.")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    # http: connection limits and JSON errors (backend/http_server.py). ws="none": no route is a WebSocket,
+    # so an Upgrade request is answered as plain HTTP (with the envelope) instead of by uvicorn's 403.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False, http=http, ws="none")
 
 
 def _sessions(data_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
+    import os
+
     from backend.store import db
 
+    os.umask(0o077)  # a database this command creates is private to this user, as the server's are
     settings = Settings(data_dir=data_dir, database_url=database_url)
     settings.ensure_dirs()
     db.migrate(settings.resolved_database_url)
@@ -75,15 +119,34 @@ def tokens_create(
     ] = "CAN_QUERY",
     data_dir: DataDir = Path(".rtserve"),
     database_url: DatabaseUrl = None,
+    allow_existing_name: Annotated[
+        bool,
+        typer.Option(
+            "--allow-existing-name",
+            help="Create it even if an active token has this name; it then shares every grant given to the name.",
+        ),
+    ] = False,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
-    from backend.auth import create_token
+    from backend.auth import TokenNameInUse, create_token
 
     try:
         level = Permission[permission.upper()]
     except KeyError:
         raise typer.BadParameter(f"permission must be one of {', '.join(p.name for p in Permission)}") from None
-    row, clear = create_token(_sessions(data_dir, database_url), name=name, permission=level)
+    sessions = _sessions(data_dir, database_url)
+    try:
+        row, clear = create_token(sessions, name=name, permission=level, allow_existing_name=allow_existing_name)
+    except TokenNameInUse as exc:
+        held = ", ".join(f"{token_id} ({level})" for token_id, level in exc.holders)
+        err_console.print(
+            f"[red]An active token is already named '{name}'[/]: {held}. Serving endpoints grant permissions to "
+            f"token names, so a new token named '{name}' would get every grant given to that name, whatever its "
+            "--permission. Choose another name; or revoke the existing token first (`rtserve tokens revoke ID`); "
+            "or, if the new token should share those grants (to rotate it), pass --allow-existing-name.",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     err_console.print(f"Created token [bold]{row.id}[/] ({level.name}) for {name}. It is shown only once:")
     print(clear)
 

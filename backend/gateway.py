@@ -1,8 +1,9 @@
 """The scoring path: resolve a URL to a served version and forward the request to a replica.
 
 Requests that find no READY replica wait (they are queued, not failed) while the version starts,
-up to the request timeout. A replica that dies mid-request is retried once on another replica:
-scoring is a pure function of the input, so a retry cannot apply anything twice.
+up to the request timeout. A request that never reached its replica (the connection was already
+lost) is sent once to another replica; one the replica had when it died is answered 503 and not
+retried, since it may be what killed the replica and would kill the next one too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from backend.control.controller import Controller
 from backend.control.reconciler import VersionState
 from backend.control.serving_config import ServedEntity
-from backend.engines.base import Engine, InvocationResult, NoReadyReplica
+from backend.engines.base import Engine, InvocationResult, NoReadyReplica, ReplicaUnreachable
 from backend.errors import ApiError, not_found
 
 if TYPE_CHECKING:
@@ -150,6 +151,8 @@ async def _score_on(
                 f"Version {version} of '{model}' has {stats.in_flight - 1} requests queued or in flight, "
                 f"its limit; retry with backoff or raise the workload size.",
                 429,
+                # A full queue drains within about a second at the rates one replica answers.
+                headers={"Retry-After": "1"},
             )
         return await _forward(controller, engine, model, version, body, content_type, deadline, timeout)
 
@@ -197,8 +200,10 @@ async def _forward(
                 "DEADLINE_EXCEEDED", f"The model did not answer within the request timeout of {timeout:g} s."
             ) from None
         except ConnectionError as exc:
+            # Only a request that never reached its replica goes to another one: a request that was
+            # sent may be what killed the replica, and would kill the next one too.
             connection_failures += 1
-            if connection_failures > 1:
+            if not isinstance(exc, ReplicaUnreachable) or connection_failures > 1:
                 raise ApiError(
                     "TEMPORARILY_UNAVAILABLE", f"The replica serving the request stopped unexpectedly ({exc}); retry."
                 ) from None

@@ -1,8 +1,10 @@
 """The MLflow Model Registry, reached through MLflow's own client.
 
-Embedded or external, the registry is an MLflow tracking server reached over HTTP, so one code
-path serves both: the embedded server is this backend's own base URL. Calls block; callers run
-them in a thread.
+External, it is an MLflow tracking server reached over HTTP. Embedded, the client reads the same
+SQL store the embedded server writes, in this process: no HTTP to itself, so no credential for the
+backend's own API exists, and none can leak to replicas. Artifacts the embedded server keeps
+(`mlflow-artifacts:/` URIs) are copied from its artifact directory. Calls block; callers run them
+in a thread.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import unquote, urlparse
 
 import mlflow.artifacts
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from backend import paths
 from backend.control.stages import RegisteredVersion
 from backend.errors import ApiError
 
@@ -43,8 +46,12 @@ def _quote_filter(value: str) -> str:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str) -> None:
+    """`tracking_uri` is the external server's URL, or the embedded server's store URI together with
+    `artifacts_root`, the directory where the embedded server keeps `mlflow-artifacts:/` URIs."""
+
+    def __init__(self, tracking_uri: str, artifacts_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
+        self.artifacts_root = artifacts_root
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def model_exists(self, name: str) -> bool:
@@ -88,7 +95,7 @@ class Registry:
 
     def download(self, name: str, version: str, models_dir: Path) -> str:
         """Copy the version's artifacts under models_dir once; later calls reuse the copy."""
-        target = models_dir / quote(name, safe="") / version
+        target = paths.version_dir(models_dir, name, version)
         if (target / "MLmodel").exists():
             return str(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,9 +105,7 @@ class Registry:
                 # Resolve the storage location with this client: a `models:/` URI would be resolved
                 # against MLflow's process-wide default registry, not this one.
                 location = self.client.get_model_version_download_uri(name, version)
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=location, dst_path=str(staging), tracking_uri=self.tracking_uri
-                )
+                self._fetch(location, staging)
             root = _model_root(staging)
             if target.exists():
                 shutil.rmtree(target)
@@ -108,6 +113,39 @@ class Registry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return str(target)
+
+    def download_file(self, name: str, version: str, filename: str, scratch: Path) -> Path | None:
+        """One file of the version's artifacts (e.g. its input example) copied under `scratch`, or None."""
+        with registry_errors():
+            location = self.client.get_model_version_download_uri(name, version)
+            try:
+                return self._fetch(f"{location.rstrip('/')}/{filename}", scratch)
+            except (MlflowException, OSError):
+                return None
+
+    def _fetch(self, location: str, destination: Path) -> Path:
+        """Copy the artifact (file or directory) at `location` under `destination`; returns the copy."""
+        local = self._embedded_artifact(location)
+        if local is None:
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=location, dst_path=str(destination), tracking_uri=self.tracking_uri
+                )
+            )
+        copy = destination / local.name
+        if local.is_dir():
+            shutil.copytree(local, copy, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(local, copy)  # FileNotFoundError when the file is absent
+        return copy
+
+    def _embedded_artifact(self, location: str) -> Path | None:
+        """Where the embedded server keeps an `mlflow-artifacts:` location; None for any other location."""
+        parsed = urlparse(location)
+        if self.artifacts_root is None or parsed.scheme != "mlflow-artifacts":
+            return None
+        relative = unquote(parsed.path).lstrip("/")
+        return paths.under(self.artifacts_root, relative) if relative else self.artifacts_root
 
 
 def _model_root(directory: Path) -> Path:

@@ -44,6 +44,10 @@ class Settings:
     downscale_delay_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_DOWNSCALE_DELAY_SECONDS", 30.0))
     # Requests a version may hold beyond what its replicas serve at once; past it, 429.
     max_queued_requests: int = field(default_factory=lambda: int(_env_float("RTSERVE_MAX_QUEUED_REQUESTS", 256)))
+    # A connection must deliver each request head (request line and headers) within this; then it is closed.
+    header_timeout_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_HEADER_TIMEOUT_SECONDS", 5.0))
+    # Open HTTP connections at once; past it, 503 and close (lowered to stay well under RLIMIT_NOFILE).
+    max_connections: int = field(default_factory=lambda: int(_env_float("RTSERVE_MAX_CONNECTIONS", 1000)))
 
     @property
     def base_url(self) -> str:
@@ -58,5 +62,28 @@ class Settings:
         return self.mlflow_tracking_uri is None
 
     def ensure_dirs(self) -> None:
+        """Create the data dir and its subdirectories private to this user, and tighten existing ones.
+
+        The data dir holds token hashes, the registry, model artifacts, logs and the replicas' sockets:
+        directories are 0700 and the database files 0600 (an existing data dir created under a looser
+        umask is tightened at every start). `rtserve server` also sets its umask to 0o077, so the files
+        it creates later are 0600 too.
+        """
+        import logging
+
+        def make_private(path: Path, mode: int) -> None:
+            try:
+                if path.stat().st_mode & 0o777 & ~mode:
+                    os.chmod(path, mode)
+            except OSError as exc:  # not its owner: say so rather than refuse to start
+                logging.getLogger(__name__).warning("Could not make %s private (mode %o): %s", path, mode, exc)
+
         for sub in ("", "models", "logs", "run", "mlartifacts"):
-            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+            path = self.data_dir / sub
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private(path, 0o700)
+        for name in ("rtserve.db", "mlflow.db", "admin-token"):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                path = self.data_dir / f"{name}{suffix}"
+                if path.is_file():
+                    make_private(path, 0o600)

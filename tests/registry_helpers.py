@@ -16,6 +16,8 @@ def register_code_model(name: str, code_file: str, signature: ModelSignature | N
     if signature is None:
         frame = pd.DataFrame({"x": [1.0, 2.0]})
         signature = infer_signature(frame, [2.0, 4.0])
+    # By name, on whichever backend the client points at: an experiment id set earlier may belong to another.
+    mlflow.set_experiment("rtserve-tests")
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model",

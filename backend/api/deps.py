@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -12,6 +13,8 @@ from backend.auth import Permission, Principal
 from backend.errors import ApiError, invalid
 
 CONTROL_BODY_LIMIT = 1024 * 1024
+# A control body is at most 1 MB: a client that takes longer than this to send one is stalling.
+CONTROL_BODY_SECONDS = 30.0
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a hop per request.
@@ -48,13 +51,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(
-                    "REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413
-                )
-            chunks.append(chunk)
+        async with asyncio.timeout(CONTROL_BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        "REQUEST_LIMIT_EXCEEDED", f"Request body is larger than the limit of {limit} bytes.", 413
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        message = f"The request body did not arrive within {CONTROL_BODY_SECONDS:g} s; send it at once."
+        raise ApiError("DEADLINE_EXCEEDED", message, 408) from None
     except ClientDisconnect:
         # The client went away (load generators do at the end of a run): nothing to answer, nothing to log.
         raise ApiError("BAD_REQUEST", "The client disconnected before sending the whole body.") from None
@@ -66,14 +73,21 @@ async def request_params(request: Request) -> dict[str, Any]:
     params: dict[str, Any] = dict(request.query_params)
     body = await read_body(request, CONTROL_BODY_LIMIT)
     if body.strip():
-        try:
-            parsed = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError("MALFORMED_REQUEST", f"Request body is not valid JSON: {exc}") from exc
+        parsed = parse_json(body)
         if not isinstance(parsed, dict):
             raise ApiError("MALFORMED_REQUEST", "Request body must be a JSON object.")
         params.update(parsed)
     return params
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, or 400 MALFORMED_REQUEST: bad syntax or encoding, numbers too long, nesting too deep."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ApiError("MALFORMED_REQUEST", "Request body is nested too deeply to parse.") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and integers past Python's digit limit
+        raise ApiError("MALFORMED_REQUEST", f"Request body is not valid JSON: {exc}") from None
 
 
 Params = Annotated[dict[str, Any], Depends(request_params)]

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 
+from backend.api import openapi
 from backend.api.deps import Manager, Params, Viewer, optional_str, required_str
 from backend.control import logs, status
 from backend.control.workloads import WORKLOAD_SIZES
@@ -22,20 +23,20 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-@router.post("/enable")
+@router.post("/enable", openapi_extra=openapi.ENABLE)
 async def enable(request: Request, params: Params, principal: Manager) -> dict:
     await _services(request).endpoints.enable(required_str(params, MODEL), principal.name)
     return {}
 
 
-@router.post("/disable")
+@router.post("/disable", openapi_extra=openapi.DISABLE)
 async def disable(request: Request, params: Params, principal: Manager) -> dict:
     _services(request).endpoints.disable(required_str(params, MODEL), principal.name)
     return {}
 
 
-@router.put("/update-compute-config")
-@legacy_router.put("/update-compute-config")
+@router.put("/update-compute-config", openapi_extra=openapi.UPDATE_COMPUTE_CONFIG)
+@legacy_router.put("/update-compute-config", openapi_extra=openapi.UPDATE_COMPUTE_CONFIG)
 async def update_compute_config(request: Request, params: Params, principal: Manager) -> dict:
     spec = params.get("desired_workload_config_spec")
     if not isinstance(spec, dict):
@@ -46,7 +47,7 @@ async def update_compute_config(request: Request, params: Params, principal: Man
     return {}
 
 
-@router.get("/get-status")
+@router.get("/get-status", openapi_extra=openapi.GET_STATUS)
 async def get_status(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
@@ -54,7 +55,7 @@ async def get_status(request: Request, params: Params, _: Viewer) -> dict:
     return {"endpoint_status": status.endpoint_status(services.controller, model, configs)}
 
 
-@router.get("/list-versions")
+@router.get("/list-versions", openapi_extra=openapi.LIST_VERSIONS)
 async def list_versions(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
@@ -63,7 +64,7 @@ async def list_versions(request: Request, params: Params, _: Viewer) -> dict:
     return {"endpoint_statuses": [status.version_status(v, configs) for v in views]}
 
 
-@router.get("/get-version-status")
+@router.get("/get-version-status", openapi_extra=openapi.GET_VERSION_STATUS)
 async def get_version_status(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
@@ -75,7 +76,7 @@ async def get_version_status(request: Request, params: Params, _: Viewer) -> dic
     return {"endpoint_status": status.version_status(view, configs)}
 
 
-@router.get("/list-version-aliases")
+@router.get("/list-version-aliases", openapi_extra=openapi.LIST_VERSION_ALIASES)
 async def list_version_aliases(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
@@ -85,7 +86,7 @@ async def list_version_aliases(request: Request, params: Params, _: Viewer) -> d
     return {"aliases": [{"alias": alias, "endpoint_version_name": version} for alias, version in ordered]}
 
 
-@router.get("/get-supported-workload-sizes")
+@router.get("/get-supported-workload-sizes", openapi_extra=openapi.GET_SUPPORTED_WORKLOAD_SIZES)
 async def get_supported_workload_sizes(_: Viewer) -> dict:
     return {
         "workload_sizes": [
@@ -95,7 +96,7 @@ async def get_supported_workload_sizes(_: Viewer) -> dict:
     }
 
 
-@router.get("/get-version-replicas")
+@router.get("/get-version-replicas", openapi_extra=openapi.GET_VERSION_REPLICAS)
 async def get_version_replicas(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
@@ -116,8 +117,8 @@ async def get_version_replicas(request: Request, params: Params, _: Viewer) -> d
     }
 
 
-@router.get("/get-version-logs")
-@router.post("/get-version-logs")
+@router.get("/get-version-logs", openapi_extra=openapi.GET_VERSION_LOGS)
+@router.post("/get-version-logs", openapi_extra=openapi.POST_VERSION_LOGS)
 async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
@@ -128,7 +129,7 @@ async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
     return {"logs": text}
 
 
-@router.get("/get-event-history")
+@router.get("/get-event-history", openapi_extra=openapi.GET_EVENT_HISTORY)
 async def get_event_history(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)

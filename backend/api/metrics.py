@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from backend.api import openapi
 from backend.api.deps import Viewer
 from backend.services import Services
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=openapi.PrometheusText, openapi_extra=openapi.PROMETHEUS)
 async def metrics(request: Request, _: Viewer) -> Response:
     services: Services = request.app.state.services
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

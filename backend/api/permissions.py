@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from backend.api import openapi
 from backend.api.deps import Params, Viewer
 from backend.services import Services
 
@@ -17,21 +18,21 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-@router.get("/{endpoint_id}")
+@router.get("/{endpoint_id}", openapi_extra=openapi.GET_PERMISSIONS)
 async def get_permissions(request: Request, endpoint_id: str, principal: Viewer) -> dict:
     return _services(request).serving.permissions(endpoint_id, principal)
 
 
-@router.get("/{endpoint_id}/permissionLevels")
+@router.get("/{endpoint_id}/permissionLevels", openapi_extra=openapi.GET_PERMISSION_LEVELS)
 async def get_permission_levels(request: Request, endpoint_id: str, principal: Viewer) -> dict:
     return _services(request).serving.permission_levels(endpoint_id, principal)
 
 
-@router.put("/{endpoint_id}")
+@router.put("/{endpoint_id}", openapi_extra=openapi.CHANGE_PERMISSIONS)
 async def set_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
     return _services(request).serving.change_permissions(endpoint_id, params, principal, replace=True)
 
 
-@router.patch("/{endpoint_id}")
+@router.patch("/{endpoint_id}", openapi_extra=openapi.CHANGE_PERMISSIONS)
 async def update_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
     return _services(request).serving.change_permissions(endpoint_id, params, principal, replace=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from backend.api import openapi
 from backend.api.deps import Manager, Params, optional_bool, optional_str, required_str
 from backend.control.stages import canonical_stage
 from backend.errors import invalid
@@ -12,7 +13,7 @@ from backend.services import Services
 router = APIRouter(prefix="/api/2.0/mlflow/databricks", tags=["registry"])
 
 
-@router.post("/model-versions/transition-stage")
+@router.post("/model-versions/transition-stage", openapi_extra=openapi.TRANSITION_STAGE)
 async def transition_stage(request: Request, params: Params, principal: Manager) -> dict:
     services: Services = request.app.state.services
     name = required_str(params, "name")

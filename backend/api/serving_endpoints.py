@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from backend.api import openapi
 from backend.api.deps import Manager, Params, Viewer
 from backend.control import logs, rate_limits, serving_status
 from backend.control.serving_endpoints import ServingEndpointState
@@ -29,42 +30,42 @@ def _detail(request: Request, endpoint: ServingEndpointState) -> dict:
     return serving_status.endpoint_detail(endpoint, _services(request).controller.views, str(request.base_url))
 
 
-@router.post("")
+@router.post("", openapi_extra=openapi.CREATE_SERVING_ENDPOINT)
 async def create(request: Request, params: Params, principal: Manager) -> dict:
     endpoint = await _services(request).serving.create(params, principal.name)
     return _detail(request, endpoint)
 
 
-@router.get("")
+@router.get("", openapi_extra=openapi.LIST_SERVING_ENDPOINTS)
 async def list_endpoints(request: Request, _: Viewer) -> dict:
     services = _services(request)
     views = services.controller.views
     return {"endpoints": [serving_status.endpoint_summary(e, views) for e in services.serving.list()]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", openapi_extra=openapi.GET_SERVING_ENDPOINT)
 async def get(request: Request, name: str, _: Viewer) -> dict:
     return _detail(request, _services(request).serving.require(name))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", openapi_extra=openapi.DELETE_SERVING_ENDPOINT)
 async def delete(request: Request, name: str, principal: Viewer) -> dict:
     _services(request).serving.delete(name, principal)
     return {}
 
 
-@router.put("/{name}/config")
+@router.put("/{name}/config", openapi_extra=openapi.UPDATE_CONFIG)
 async def update_config(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     endpoint = await _services(request).serving.update_config(name, params, principal)
     return _detail(request, endpoint)
 
 
-@router.patch("/{name}/tags")
+@router.patch("/{name}/tags", openapi_extra=openapi.PATCH_TAGS)
 async def patch_tags(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     return {"tags": _services(request).serving.patch_tags(name, params, principal)}
 
 
-@router.put("/{name}/rate-limits")
+@router.put("/{name}/rate-limits", openapi_extra=openapi.PUT_RATE_LIMITS)
 async def put_rate_limits(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     """The legacy rate-limits API (Databricks now steers to the AI gateway); both set the same limits."""
     limits = rate_limits.parse_rate_limits(params.get("rate_limits", []))
@@ -75,7 +76,7 @@ async def put_rate_limits(request: Request, name: str, params: Params, principal
     }
 
 
-@router.put("/{name}/ai-gateway")
+@router.put("/{name}/ai-gateway", openapi_extra=openapi.PUT_AI_GATEWAY)
 async def put_ai_gateway(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     limits = rate_limits.parse_ai_gateway(params)
     return {
@@ -85,7 +86,7 @@ async def put_ai_gateway(request: Request, name: str, params: Params, principal:
     }
 
 
-@router.get("/{name}/served-models/{served_model}/logs")
+@router.get("/{name}/served-models/{served_model}/logs", openapi_extra=openapi.SERVED_MODEL_LOGS)
 async def served_model_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
     services = _services(request)
     model, version = _served_version(services, name, served_model)
@@ -93,7 +94,7 @@ async def served_model_logs(request: Request, name: str, served_model: str, _: V
     return {"logs": text}
 
 
-@router.get("/{name}/served-models/{served_model}/build-logs")
+@router.get("/{name}/served-models/{served_model}/build-logs", openapi_extra=openapi.SERVED_MODEL_LOGS)
 async def served_model_build_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
     """rtserve builds no image: a version's "build" is fetching its artifacts and loading it, told by its events."""
     services = _services(request)
@@ -107,7 +108,7 @@ async def served_model_build_logs(request: Request, name: str, served_model: str
     return {"logs": "\n".join(lines) + ("\n" if lines else "")}
 
 
-@router.get("/{name}/metrics")
+@router.get("/{name}/metrics", response_class=openapi.PrometheusText, openapi_extra=openapi.PROMETHEUS)
 async def endpoint_metrics(request: Request, name: str, _: Viewer) -> Response:
     services = _services(request)
     endpoint = services.serving.require(name)

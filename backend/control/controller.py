@@ -13,10 +13,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend import paths
 from backend.control import events, serving_endpoints
 from backend.control.reconciler import (
     EndpointDesired,
@@ -228,7 +228,7 @@ class Controller:
     async def _start_replica(self, action: StartReplica) -> None:
         model, version = action.model_name, action.version
         replica_id = f"{_short(model)}-{version}-{uuid.uuid4().hex[:6]}"
-        log_dir = self.settings.data_dir / "logs" / quote(model, safe="") / version
+        log_dir = paths.log_dir(self.settings.data_dir, model, version)
         log_dir.mkdir(parents=True, exist_ok=True)
         batch_size, batch_wait = action.batching
         spec = ReplicaSpec(

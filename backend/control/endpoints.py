@@ -17,6 +17,7 @@ from backend.errors import ApiError, invalid, not_found
 from backend.registry import Registry
 from backend.store import repo
 from backend.store.models import ComputeConfig, Endpoint
+from backend.validate import one_of, version_number
 
 
 def _now_ms() -> int:
@@ -70,12 +71,8 @@ class EndpointService:
         self.controller.wake(model)
 
     def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
-        stage = canonical_stage(stage) or stage
-        if stage not in SERVING_STAGES:
-            raise invalid(f"stage must be one of {', '.join(SERVING_STAGES)}; got {stage!r}.")
-        size = spec.get("workload_size_id")
-        if size not in WORKLOAD_SIZES:
-            raise invalid(f"workload_size_id must be one of {', '.join(WORKLOAD_SIZES)}; got {size!r}.")
+        stage = one_of(canonical_stage(stage) or stage, SERVING_STAGES, "stage")
+        size = one_of(spec.get("workload_size_id"), WORKLOAD_SIZES, "workload_size_id")
         scale_to_zero = spec.get("scale_to_zero_enabled", False)
         if not isinstance(scale_to_zero, bool):
             raise invalid(f"scale_to_zero_enabled must be true or false; got {scale_to_zero!r}.")
@@ -109,6 +106,7 @@ class EndpointService:
         self, name: str, version: str, stage: str, archive_existing_versions: bool, comment: str | None, user: str
     ) -> ModelVersion:
         """Move a version to a stage in the registry; serving follows (stage URLs move once it is READY)."""
+        version = version_number(version)  # the registry itself fails (and is retried) on a 20-digit number
         model_version = await asyncio.to_thread(
             self.registry.transition, name, version, stage, archive_existing_versions
         )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend import paths
 from backend.errors import not_found
 from backend.store import repo
 
@@ -24,8 +24,11 @@ def _tail(path: Path, max_bytes: int) -> str:
 
 
 def replica_log_files(data_dir: Path, model: str, version: str) -> list[Path]:
-    """The current log of each replica of the version, oldest replica first (rotated backups sit beside them)."""
-    directory = data_dir / "logs" / quote(model, safe="") / version
+    """The current log of each replica of the version, oldest replica first (rotated backups sit beside them).
+
+    `version` must be a version number (400 otherwise): it and `model` reach the file system.
+    """
+    directory = paths.log_dir(data_dir, model, version)
     if not directory.is_dir():
         return []
     return sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
@@ -44,6 +47,7 @@ def _replica_text(path: Path, max_bytes: int) -> str:
 def version_logs(data_dir: Path, model: str, version: str, replica_id: str | None) -> str:
     files = replica_log_files(data_dir, model, version)
     if replica_id is not None:
+        # Only a replica whose log is in the version's directory: the id never becomes a path itself.
         chosen = [f for f in files if f.stem == replica_id]
         if not chosen:
             raise not_found(f"No logs for replica '{replica_id}' of version {version} of '{model}'.")

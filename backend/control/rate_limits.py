@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import ApiError, invalid
+from backend.validate import one_of, shown
 
 ENDPOINT_KEY = "endpoint"
 CALLER_KEYS = ("user", "service_principal")
 RENEWAL_PERIODS = {"minute": 60.0}
+# Far above what one backend can answer in a minute, and small enough for a float bucket to count exactly.
+MAX_CALLS = 1_000_000_000
 # Fields of Databricks' AI gateway that belong to LLM serving or Databricks' own tables.
 UNSUPPORTED_GATEWAY_FIELDS = ("usage_tracking_config", "inference_table_config", "guardrails", "fallback_config")
 
@@ -44,7 +47,9 @@ class RateLimit:
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> RateLimit:
-        return cls(stored["calls"], stored["key"], stored["renewal_period"], stored.get("principal"))
+        # Clamped: a row written before limits were checked must not break scoring on that endpoint.
+        calls = min(max(int(stored["calls"]), 0), MAX_CALLS)
+        return cls(calls, stored["key"], stored["renewal_period"], stored.get("principal"))
 
     def describe(self) -> str:
         who = {ENDPOINT_KEY: "the endpoint"}.get(
@@ -76,19 +81,17 @@ def _parse_limit(item: Any, where: str) -> RateLimit:
     if item.get("tokens") is not None:
         raise invalid(f"'{where}.tokens': token-based limits are for LLM endpoints; limit 'calls' instead.")
     calls = item.get("calls")
-    if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
-        raise invalid(f"'{where}.calls' must be a whole number of calls, 0 or more; got {calls!r}.")
+    if isinstance(calls, bool) or not isinstance(calls, int) or not 0 <= calls <= MAX_CALLS:
+        rule = f"a whole number of calls, 0 or more (at most {MAX_CALLS:,})"
+        raise invalid(f"'{where}.calls' must be {rule}; got {shown(calls)}.")
     key = item.get("key") or ENDPOINT_KEY
     if key == "user_group":
         raise invalid(
             f"'{where}.key': rtserve has no user groups to limit; use 'endpoint' for a limit shared by every "
             "caller, or 'user' for a limit per token."
         )
-    if key not in (ENDPOINT_KEY, *CALLER_KEYS):
-        raise invalid(f"'{where}.key' must be one of endpoint, user, service_principal; got {key!r}.")
-    period = item.get("renewal_period")
-    if period not in RENEWAL_PERIODS:
-        raise invalid(f"'{where}.renewal_period' must be 'minute'; got {period!r}.")
+    key = one_of(key, (ENDPOINT_KEY, *CALLER_KEYS), f"{where}.key")
+    period = one_of(item.get("renewal_period"), RENEWAL_PERIODS, f"{where}.renewal_period")
     principal = item.get("principal")
     if principal is not None and (not isinstance(principal, str) or not principal):
         raise invalid(f"'{where}.principal' must be a token's name; got {principal!r}.")

@@ -13,6 +13,7 @@ from typing import Any
 
 from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
 from backend.errors import invalid
+from backend.validate import one_of, version_number
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
@@ -108,14 +109,8 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     model = item.get(name_field)
     if not isinstance(model, str) or not model:
         raise invalid(f"'{where}.{name_field}' is required: the registered model to serve.")
-    version = item.get(version_field)
-    if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
-    if not isinstance(version, str) or not version.isdigit():
-        raise invalid(f"'{where}.{version_field}' must be a model version number, like \"1\"; got {version!r}.")
-    size = item.get("workload_size", DEFAULT_WORKLOAD_SIZE)
-    if size not in WORKLOAD_SIZES:
-        raise invalid(f"'{where}.workload_size' must be one of {', '.join(WORKLOAD_SIZES)}; got {size!r}.")
+    version = version_number(item.get(version_field), f"{where}.{version_field}")
+    size = one_of(item.get("workload_size", DEFAULT_WORKLOAD_SIZE), WORKLOAD_SIZES, f"{where}.workload_size")
     scale_to_zero = item.get("scale_to_zero_enabled", False)
     if not isinstance(scale_to_zero, bool):
         raise invalid(f"'{where}.scale_to_zero_enabled' must be true or false; got {scale_to_zero!r}.")
@@ -129,7 +124,7 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     name = item.get("name", f"{model}-{version}")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise invalid(f"'{where}.name' must be {NAME_RULE}; got {name!r}.")
-    return ServedEntity(name, model, str(int(version)), size, scale_to_zero)
+    return ServedEntity(name, model, version, size, scale_to_zero)
 
 
 def _parse_traffic(traffic: Any, names: list[str]) -> tuple[tuple[str, int], ...]:

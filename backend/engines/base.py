@@ -62,6 +62,17 @@ class NoReadyReplica(Exception):
     """No replica of this version can take the request right now."""
 
 
+class ReplicaUnreachable(ConnectionError):
+    """The request never reached the replica (its connection was already gone): safe to send elsewhere."""
+
+
+class ReplicaLost(ConnectionError):
+    """The replica went away after the request was sent: it may have run, and may be what killed it.
+
+    Not safe to retry blindly: a request that crashes its replica would crash the next one too.
+    """
+
+
 class Engine(Protocol):
     async def start(self) -> None:
         """Prepare the engine (e.g. start a pre-loaded fork server). Called once."""
@@ -86,8 +97,10 @@ class Engine(Protocol):
     ) -> InvocationResult:
         """Score on a READY replica of the version (least in-flight first).
 
-        Raises NoReadyReplica if none is READY, TimeoutError past `timeout` seconds, and
-        ConnectionError if the replica died during the request.
+        Raises NoReadyReplica if none is READY, TimeoutError past `timeout` seconds,
+        ReplicaUnreachable (a ConnectionError) if the request could not be sent to the replica, and
+        ReplicaLost (a ConnectionError) if the replica died after it was sent. A cancelled or timed
+        out invocation is dropped by the replica if it was still queued there.
         """
 
     def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:

@@ -8,7 +8,19 @@ READY replica of its version with the fewest requests in flight.
 
 One monitor task per replica owns the process's whole life: it waits for the child's report on
 its status pipe, confirms readiness with a ping, pings periodically, notices the process exit
-through its sentinel (loop.add_reader, nothing blocks the event loop), and cleans up.
+through a pidfd of its own (loop.add_reader, nothing blocks the event loop), and cleans up.
+
+The fork server is not a single point of failure: a replica's liveness is watched through its own
+pidfd, not through multiprocessing's sentinel (the fork server's status pipe, which would report
+every replica dead when the fork server dies); its exit code comes from the fork server when that
+one can still tell. The engine watches the fork server too and starts a new one at once when it
+dies, while the running replicas keep serving.
+
+Nothing outlives the backend: the fork server is killed by the kernel when the backend's process
+dies (a parent-death signal armed in `backend.worker.preload`; Linux), and a replica exits when its
+status pipe reaches end of file (`backend.worker.replica`). A graceful stop drains for at most
+`stop_timeout` seconds (RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS, 10 by default): the replica itself
+exits then, and the engine kills it if it did not.
 
 Logs: a replica's stdout and stderr go through a pipe to a thread of the engine (`LogPump`), which
 timestamps every line and writes `ReplicaSpec.log_path`, rotating it to `<log_path>.1` at
@@ -46,6 +58,7 @@ from backend.engines.base import (
 )
 from backend.worker.logs import BACKUP_SUFFIX, LogPump, RotatingLog, max_bytes_from_env
 from backend.worker.protocol import WorkerClient
+from backend.worker.replica import FORKSERVER_ENGINE_PID_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +71,16 @@ MAX_REMEMBERED_LOGS = 10_000
 # sun_path holds 108 bytes on Linux; stay well below it.
 MAX_SOCKET_PATH = 100
 _LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.STOPPING)
+DRAIN_TIMEOUT_ENV = "RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS"
+DEFAULT_DRAIN_TIMEOUT = 10.0
+# Once a replica exited, how long the fork server may take to report its exit code.
+EXIT_STATUS_WAIT = 1.0
+# The fork server dies with the thread that started it (prctl's parent-death signal is per thread),
+# so it is started from this one, which lives as long as the process, never from an engine's own
+# threads; engines of one process share the fork server.
+_forkserver_parent = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forkserver-parent")
+# Fork servers seen dying: a replica they started has no exit code any more (multiprocessing says 255).
+_dead_forkservers: set[int] = set()
 
 
 @dataclass(eq=False)
@@ -80,6 +103,9 @@ class _Replica:
     stop_grace: float = 10.0
     monitor: asyncio.Task[None] | None = None
     log_pump: LogPump | None = None
+    pidfd: int | None = None  # the replica's own liveness (Linux); None: the fork server's sentinel
+    forkserver_pid: int | None = None  # the fork server that started it, and reports its exit code
+    exit_code: int | None = None  # set with `exited`; None if nobody could tell
 
     def observe(self) -> ReplicaObservation:
         return ReplicaObservation(
@@ -99,8 +125,9 @@ class LocalEngine:
 
     `run_dir` holds the replicas' sockets. `health_interval` is the time between health pings of a
     READY replica; one that misses `MAX_FAILED_PINGS` pings in a row (each waiting `ping_timeout`)
-    is killed and reported CRASHED. `stop_timeout` bounds a graceful stop before SIGKILL.
-    `log_max_bytes` is where a replica log rotates (default: RTSERVE_REPLICA_LOG_MAX_BYTES, or 5 MiB).
+    is killed and reported CRASHED. `stop_timeout` bounds a graceful stop: the replica stops waiting
+    for its requests then, and is killed if it did not exit (default: RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS,
+    or 10 s). `log_max_bytes` is where a replica log rotates (default: RTSERVE_REPLICA_LOG_MAX_BYTES, or 5 MiB).
     """
 
     def __init__(
@@ -109,7 +136,7 @@ class LocalEngine:
         health_interval: float = 0.5,
         *,
         ping_timeout: float = 2.0,
-        stop_timeout: float = 10.0,
+        stop_timeout: float | None = None,
         close_timeout: float = 3.0,
         wall_clock: Callable[[], float] = time.time,
         log_max_bytes: int | None = None,
@@ -118,7 +145,7 @@ class LocalEngine:
         self.log_max_bytes = log_max_bytes if log_max_bytes is not None else max_bytes_from_env()
         self.health_interval = health_interval
         self.ping_timeout = ping_timeout
-        self.stop_timeout = stop_timeout
+        self.stop_timeout = stop_timeout if stop_timeout is not None else drain_timeout_from_env()
         self.close_timeout = close_timeout
         self._wall_clock = wall_clock
         self._context: ForkServerContext | None = None
@@ -131,6 +158,10 @@ class LocalEngine:
         self._socket_names = itertools.count(1)
         self._socket_dir: str | None = None
         self._own_socket_dir = False
+        self._forkserver_pid: int | None = None
+        self._forkserver_pidfd: int | None = None
+        self._forkserver_restart: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def start(self) -> None:
         """Start the pre-loaded fork server (its imports finish in the background)."""
@@ -140,13 +171,54 @@ class LocalEngine:
         self._socket_dir = self._choose_socket_dir()
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(FORKSERVER_PRELOAD)
-        from multiprocessing import forkserver
-
-        await asyncio.get_running_loop().run_in_executor(self._spawner, forkserver.ensure_running)
+        await self._ensure_forkserver()
         self._context = context
+
+    async def _ensure_forkserver(self) -> int | None:
+        """Start the fork server unless it runs (a dead one is replaced), and watch it; its pid."""
+        pid = await asyncio.get_running_loop().run_in_executor(_forkserver_parent, _ensure_forkserver)
+        if pid is not None and pid != self._forkserver_pid and not self._closing:
+            self._watch_forkserver(pid)
+        return pid
+
+    def _watch_forkserver(self, pid: int) -> None:
+        """Notice the fork server's death at once, rather than when the next replica needs it."""
+        self._unwatch_forkserver()
+        self._forkserver_pid = pid
+        pidfd = _open_pidfd(pid)
+        if pidfd is None:  # no pidfd (not Linux): the next replica's start replaces a dead fork server
+            return
+        self._forkserver_pidfd = pidfd
+        asyncio.get_running_loop().add_reader(pidfd, self._on_forkserver_exit, pid)
+
+    def _unwatch_forkserver(self) -> None:
+        if self._forkserver_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._forkserver_pidfd)
+            os.close(self._forkserver_pidfd)
+            self._forkserver_pidfd = None
+
+    def _on_forkserver_exit(self, pid: int) -> None:
+        self._unwatch_forkserver()
+        _dead_forkservers.add(pid)
+        if self._closing:
+            return
+        logger.warning("The fork server (pid %d) died; running replicas keep serving; starting a new one", pid)
+        self._forkserver_restart = asyncio.create_task(self._restart_forkserver(), name="forkserver-restart")
+
+    async def _restart_forkserver(self) -> None:
+        try:
+            pid = await self._ensure_forkserver()
+        except Exception:  # the next replica's start tries again
+            logger.exception("Could not restart the fork server")
+            return
+        logger.info("Started a new fork server (pid %s)", pid)
 
     async def close(self) -> None:
         """Stop every replica (SIGTERM, SIGKILL after `close_timeout`) and release resources."""
+        self._closing = True
+        self._unwatch_forkserver()
+        if self._forkserver_restart is not None:
+            self._forkserver_restart.cancel()
         for replica in list(self._replicas.values()):
             self._request_stop(replica, self.close_timeout)
         if self._monitors:
@@ -155,7 +227,7 @@ class LocalEngine:
             for monitor in stuck:
                 monitor.cancel()
         for replica in self._replicas.values():
-            _kill(replica.process)
+            _kill(replica)
         self._replicas.clear()
         _live_engines.discard(self)
         self._spawner.shutdown(wait=False)
@@ -178,7 +250,7 @@ class LocalEngine:
 
         process = self._context.Process(
             target=run_replica,
-            args=(spec, socket_path, child_conn, log_conn),
+            args=(spec, socket_path, child_conn, log_conn, self.stop_timeout),
             name=f"replica-{spec.replica_id}",
             daemon=False,  # a daemonic process may not start processes, and models' libraries do
         )
@@ -251,7 +323,7 @@ class LocalEngine:
         replica.dispatched += 1
         try:
             return await replica.client.invoke(body, content_type, timeout)
-        except ConnectionError:
+        except ConnectionError:  # ReplicaUnreachable (not sent) or ReplicaLost (sent), for the caller
             # Stop routing to it now; the monitor records why the process died.
             self._set_state(replica, ReplicaState.CRASHED, "lost its connection during a request")
             raise
@@ -274,14 +346,7 @@ class LocalEngine:
         if not await self._spawn(replica, child_conn):
             await self._release(replica)
             return
-        loop = asyncio.get_running_loop()
-        sentinel = replica.process.sentinel
-
-        def on_exit() -> None:
-            loop.remove_reader(sentinel)  # stays readable (end of file) once the exit status is written
-            replica.exited.set()
-
-        loop.add_reader(sentinel, on_exit)
+        exit_watch = asyncio.create_task(self._await_exit(replica), name=f"replica-exit:{replica.spec.replica_id}")
         try:
             if await self._wait_until_ready(replica):
                 await self._watch(replica)
@@ -289,10 +354,32 @@ class LocalEngine:
         except Exception:
             logger.exception("Supervising replica %s failed", replica.spec.replica_id)
             self._set_state(replica, ReplicaState.CRASHED, "the engine lost track of the process; killed")
-            _kill(replica.process)
+            _kill(replica)
         finally:
-            loop.remove_reader(sentinel)
+            exit_watch.cancel()
+            await asyncio.gather(exit_watch, return_exceptions=True)
             await self._release(replica)
+
+    async def _await_exit(self, replica: _Replica) -> None:
+        """Set `exited` (and `exit_code`) once the process ended.
+
+        The replica's own pidfd says when; the fork server's status pipe says with which code, a
+        moment later, unless the fork server is gone (then the code is unknown). Without a pidfd the
+        status pipe says both, and the fork server's death looks like the replica's.
+        """
+        sentinel = replica.process.sentinel
+        if replica.pidfd is None:
+            await _readable(sentinel)
+        else:
+            await _readable(replica.pidfd)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EXIT_STATUS_WAIT):
+                    await _readable(sentinel)
+        code = replica.process.exitcode
+        if code == 255 and replica.forkserver_pid in _dead_forkservers:  # multiprocessing's "no report"
+            code = None
+        replica.exit_code = code
+        replica.exited.set()
 
     async def _spawn(self, replica: _Replica, child_conn: Connection) -> bool:
         """Fork the replica from the fork server (in a thread: the first fork waits for its imports)."""
@@ -307,6 +394,8 @@ class LocalEngine:
             return False
         replica.log_pump = LogPump(replica.log_read_fd, log, name=f"replica-log:{spec.replica_id}")
         try:
+            # Started here if it died, so that the fork server is never a child of the spawner thread.
+            replica.forkserver_pid = await self._ensure_forkserver()
             await asyncio.get_running_loop().run_in_executor(self._spawner, replica.process.start)
         except Exception as exc:
             logger.exception("Could not start replica %s", spec.replica_id)
@@ -317,9 +406,10 @@ class LocalEngine:
             child_conn.close()
             replica.log_conn.close()
         replica.pid = replica.process.pid
+        replica.pidfd = _open_pidfd(replica.pid) if replica.pid is not None else None
         logger.info("Started replica %s (pid %s) of %s/%s", spec.replica_id, replica.pid, spec.model_name, spec.version)
         if replica.stop_requested.is_set():  # stop_replica came while it was being forked
-            _signal(replica.process, signal.SIGTERM)
+            _signal(replica, signal.SIGTERM)
         return True
 
     async def _wait_until_ready(self, replica: _Replica) -> bool:
@@ -329,7 +419,7 @@ class LocalEngine:
             await _first(replica.exited.wait(), replica.stop_requested.wait())
             if replica.exited.is_set() and not replica.stop_requested.is_set():
                 await self._flush_log(replica)
-                reason = _exit_reason(replica.process)
+                reason = _exit_reason(replica)
                 self._set_state(replica, ReplicaState.FAILED, f"{reason} before it was ready; see the replica log")
             return False
         if status[0] == "failed":
@@ -352,7 +442,7 @@ class LocalEngine:
         replica.client = client
         if not healthy:
             self._set_state(replica, ReplicaState.FAILED, "reported ready but did not answer a health check")
-            _kill(replica.process)
+            _kill(replica)
             return False
         if replica.stop_requested.is_set():
             return False
@@ -400,7 +490,7 @@ class LocalEngine:
             failed_pings += 1
             if failed_pings >= MAX_FAILED_PINGS:
                 logger.error("Replica %s missed %d health checks; killing it", replica.spec.replica_id, failed_pings)
-                _kill(replica.process)
+                _kill(replica)
                 self._set_state(replica, ReplicaState.CRASHED, f"did not answer {failed_pings} health checks; killed")
                 return
 
@@ -410,10 +500,10 @@ class LocalEngine:
             async with asyncio.timeout(2.0):
                 await replica.exited.wait()
         if replica.exited.is_set():
-            message = f"{_exit_reason(replica.process)} while it was serving; see the replica log"
+            message = f"{_exit_reason(replica)} while it was serving; see the replica log"
             await self._flush_log(replica)
         else:
-            _kill(replica.process)
+            _kill(replica)
             message = "closed its connection unexpectedly; killed"
         if not replica.stop_requested.is_set():
             self._set_state(replica, ReplicaState.CRASHED, message, force=True)
@@ -434,10 +524,11 @@ class LocalEngine:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0 if replica.state is ReplicaState.FAILED else 0):
                     await replica.exited.wait()
-            _kill(replica.process)
+            _kill(replica)
             await replica.exited.wait()
         if replica.stop_requested.is_set():
-            self._set_state(replica, ReplicaState.STOPPED, f"stopped ({_exit_reason(replica.process)})", force=True)
+            await self._flush_log(replica)  # its last lines ("Stopped") are in the log once it is STOPPED
+            self._set_state(replica, ReplicaState.STOPPED, f"stopped ({_exit_reason(replica)})", force=True)
 
     async def _flush_log(self, replica: _Replica, timeout: float = 1.0) -> None:
         """Wait (briefly) until the log pump wrote what the exited replica left in its pipe."""
@@ -449,6 +540,9 @@ class LocalEngine:
         if replica.client is not None:
             await replica.client.close()
         replica.status_conn.close()
+        if replica.pidfd is not None:  # later signals (close(), exit) fall back to the pid
+            os.close(replica.pidfd)
+            replica.pidfd = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(replica.socket_path)
         with contextlib.suppress(ValueError):
@@ -462,7 +556,7 @@ class LocalEngine:
         if replica.state in _LIVE_STATES:
             self._set_state(replica, ReplicaState.STOPPING, "stopping")
         if not replica.exited.is_set():
-            _signal(replica.process, signal.SIGTERM)
+            _signal(replica, signal.SIGTERM)
 
     def _set_state(self, replica: _Replica, state: ReplicaState, message: str, force: bool = False) -> None:
         """Change the state; once stopping or dead, only `force` (the final word) changes it."""
@@ -508,15 +602,64 @@ async def _first(*waits: object, timeout: float | None = None) -> None:
             task.cancel()
 
 
-def _kill(process: BaseProcess) -> None:
-    _signal(process, signal.SIGKILL)
+async def _readable(fd: int) -> None:
+    """Return once `fd` is readable (for a pidfd: once its process exited)."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
-def _signal(process: BaseProcess, signum: int) -> None:
-    """Signal the process unless it is known to have exited (its pid may belong to another by then)."""
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` (Linux 5.3+): readable once the process exits, and safe to signal; else None."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return pidfd_open(pid)
+    except OSError:  # already gone and reaped (the sentinel tells), or pidfds unsupported
+        return None
+
+
+def _ensure_forkserver() -> int | None:
+    """On `_forkserver_parent`: start the fork server unless it runs (or replace a dead one); its pid."""
+    from multiprocessing import forkserver
+
+    os.environ[FORKSERVER_ENGINE_PID_ENV] = str(os.getpid())  # lets the new fork server arm its death signal
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(FORKSERVER_ENGINE_PID_ENV, None)
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)
+
+
+def drain_timeout_from_env(environ: dict[str, str] | None = None) -> float:
+    """RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS, or 10 s."""
+    raw = (environ if environ is not None else os.environ).get(DRAIN_TIMEOUT_ENV, "")
+    if not raw.strip():
+        return DEFAULT_DRAIN_TIMEOUT
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ValueError(f"{DRAIN_TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+
+
+def _kill(replica: _Replica) -> None:
+    _signal(replica, signal.SIGKILL)
+
+
+def _signal(replica: _Replica, signum: int) -> None:
+    """Signal the replica unless it is known to have exited (its pid may belong to another by then)."""
+    if replica.exited.is_set():
+        return
     with contextlib.suppress(ValueError, ProcessLookupError):
-        if process.pid is not None and process.exitcode is None:
-            os.kill(process.pid, signum)
+        if replica.pidfd is not None:
+            signal.pidfd_send_signal(replica.pidfd, signum)  # never reaches a process that reused the pid
+        elif replica.pid is not None and replica.process.exitcode is None:
+            os.kill(replica.pid, signum)
 
 
 # Engines with live replicas. At interpreter exit multiprocessing joins every non-daemonic child,
@@ -528,13 +671,15 @@ _live_engines: weakref.WeakSet[LocalEngine] = weakref.WeakSet()
 def _terminate_replicas_at_exit() -> None:
     for engine in list(_live_engines):
         for replica in list(engine._replicas.values()):
-            _signal(replica.process, signal.SIGTERM)
+            _signal(replica, signal.SIGTERM)
 
 
-def _exit_reason(process: BaseProcess) -> str:
-    code = process.exitcode
-    if code is None:
+def _exit_reason(replica: _Replica) -> str:
+    if not replica.exited.is_set():
         return "is still running"
+    code = replica.exit_code
+    if code is None:
+        return "exited (exit status unknown: the fork server that started it is gone)"
     if code < 0:
         try:
             return f"was killed by signal {signal.Signals(-code).name}"

@@ -20,6 +20,11 @@ def list_active_tokens(*, session: Session) -> list[ApiToken]:
     return list(session.scalars(select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.created_at)))
 
 
+def list_active_tokens_named(*, session: Session, name: str) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+    return list(session.scalars(query.order_by(ApiToken.created_at)))
+
+
 def add_token(*, session: Session, token: ApiToken) -> None:
     session.add(token)
 

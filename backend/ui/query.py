@@ -85,6 +85,10 @@ def invalid_body(body: str) -> QueryResult | None:
         parsed = json.loads(body)
     except json.JSONDecodeError as exc:
         message = f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+    except RecursionError:
+        message = "The request body is nested too deeply to parse."
+    except ValueError as exc:  # integers past Python's digit limit
+        message = f"The request body is not valid JSON: {exc}"
     else:
         if isinstance(parsed, dict):
             return None
@@ -143,7 +147,7 @@ def _answered(scored: gateway.Scored, started: float, label: str, **answered_by:
     text = result.body.decode("utf-8", errors="replace")
     try:
         payload = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         payload = None
     raw = json.dumps(payload, indent=2) if payload is not None else text
     common = {"latency_ms": round(latency), "queue_ms": round(scored.queue_ms), "raw": raw, **answered_by}

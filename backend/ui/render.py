@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.auth import Permission, Principal
-from backend.errors import ApiError
+from backend.errors import ApiError, request_id_of
 from backend.ui.session import CSRF_FIELD, UiSession
 
 log = logging.getLogger("rtserve.ui")
@@ -242,10 +242,11 @@ class UiRoute(APIRoute):
             except StarletteHTTPException as exc:
                 return error_response(request, exc.status_code, "BAD_REQUEST", str(exc.detail))
             except Exception as exc:  # noqa: BLE001 - a bug must still give the user a page that says what to do
-                log.exception("UI request %s %s failed", request.method, request.url.path)
+                request_id = request_id_of(request.scope)
+                log.exception("UI request %s %s failed (request id %s)", request.method, request.url.path, request_id)
                 message = (
-                    f"rtserve hit an unexpected error ({type(exc).__name__}). The backend's log has the details; "
-                    "retry, and report it if it happens again."
+                    f"rtserve hit an unexpected error ({type(exc).__name__}, request id {request_id}). The backend's "
+                    "log has the details; retry, and report it with the request id if it happens again."
                 )
                 return error_response(request, 500, "INTERNAL_ERROR", message)
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
+from backend import paths
 from backend.control import logs, stages, status
 from backend.control.workloads import SERVING_STAGES, WORKLOAD_SIZES, replica_range
 from backend.errors import ApiError
@@ -224,20 +225,14 @@ def _example_from_files(directory: Path) -> tuple[str, str] | None:
 def _download_example(services: Services, model: str, version: str) -> tuple[str, str] | None:
     import tempfile
 
-    import mlflow.artifacts
-
     for filename in EXAMPLE_FILES:
         with tempfile.TemporaryDirectory(prefix="rtserve-example-") as scratch:
             try:
-                with registry_errors():
-                    local = mlflow.artifacts.download_artifacts(
-                        artifact_uri=f"models:/{model}/{version}/{filename}",
-                        dst_path=scratch,
-                        tracking_uri=services.registry.tracking_uri,
-                    )
+                local = services.registry.download_file(model, version, filename, Path(scratch))
             except (ApiError, OSError):
                 continue
-            return filename, Path(local).read_text(encoding="utf-8")
+            if local is not None:
+                return filename, local.read_text(encoding="utf-8")
     return None
 
 
@@ -273,7 +268,7 @@ async def input_example(services: Services, model: str, version: str) -> tuple[s
     Served versions are read from the copy the backend downloaded for its replicas; others from
     the registry (just the example file).
     """
-    local = services.settings.data_dir / "models" / quote(model, safe="") / version
+    local = paths.model_dir(services.settings.data_dir, model, version)
     found = await asyncio.to_thread(_example_from_files, local)
     if found is None:
         found = await asyncio.to_thread(_download_example, services, model, version)

@@ -3,14 +3,37 @@
 Importing MLflow, pandas and scikit-learn takes seconds; a fork of a process that already did it
 takes milliseconds. Everything here is optional: a missing library only makes replicas of models
 that need it start slower.
+
+Importing this module in the fork server also ties the fork server's life to the engine's process
+(`die_with_engine`): multiprocessing's own check (its "alive" pipe) never fires while a replica
+lives, since every replica inherits that pipe, so a killed backend would leave the fork server
+behind. The replicas watch the engine themselves (`backend.worker.replica`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
+import os
+import signal
+import sys
+
+from backend.worker.replica import FORKSERVER_ENGINE_PID_ENV
 
 logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# The backend's own credentials and those of the registries it reads; model code gets none of them.
+CREDENTIAL_VARIABLES = (
+    "RTSERVE_ADMIN_TOKEN",
+    "RTSERVE_TOKEN",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_USERNAME",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_SECRET",
+)
 
 MODULES = (
     "numpy",
@@ -58,5 +81,42 @@ def warm_caches() -> None:
         logger.info("Could not pre-compute MLflow's package map", exc_info=True)
 
 
+def die_with_engine(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """In the fork server: be killed (SIGKILL) when the engine's process dies; True if arranged.
+
+    Linux only (prctl's parent-death signal, through ctypes); elsewhere a no-op. It applies only
+    when the engine named itself in FORKSERVER_ENGINE_PID_ENV, so that importing this module
+    elsewhere changes nothing. The signal is cleared in forked children: replicas are not tied to
+    the fork server. If the engine died before the signal was armed, this process exits at once.
+    """
+    engine_pid = environ.pop(FORKSERVER_ENGINE_PID_ENV, None)
+    if engine_pid is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            logger.warning("Could not tie the fork server to its engine: errno %d", ctypes.get_errno())
+            return False
+    except (OSError, AttributeError):  # no usable C library: the fork server may outlive a killed engine
+        logger.warning("Could not tie the fork server to its engine", exc_info=True)
+        return False
+    if str(os.getppid()) != engine_pid:  # orphaned before the signal was armed: it will never come
+        os._exit(0)
+    return True
+
+
+def drop_credentials(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+    """Remove the backend's credentials from the environment replicas inherit; returns the names removed.
+
+    Replicas load a local copy of their model and call nothing, so they need none of them. (The
+    `rtserve server` command removes RTSERVE_ADMIN_TOKEN from its own environment before the fork
+    server starts, so it is not in the fork server's initial environment block either.)
+    """
+    removed = [name for name in CREDENTIAL_VARIABLES if environ.pop(name, None) is not None]
+    return removed
+
+
+die_with_engine()
+drop_credentials()
 preload()
 warm_caches()

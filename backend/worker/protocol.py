@@ -11,6 +11,10 @@ come back in any order and are matched to their request by id.
 Requests:  {"op": "ping"}  and  {"op": "invoke", "content_type": ..., "timeout": seconds} + body
 Answers:   {"op": "pong"}  and  {"op": "result", "status": ..., "content_type": ...} + body
 A request the replica cannot handle at all is answered with {"op": "error", "message": ...}.
+
+{"op": "cancel", "id": N} (no answer) withdraws invoke N when its caller stopped waiting (cancelled
+or timed out): still queued, it is dropped unscored; already being predicted, it finishes and its
+answer is ignored. Only abandoned requests cost this extra frame.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import logging
 import struct
 from typing import Any
 
-from backend.engines.base import InvocationResult
+from backend.engines.base import InvocationResult, ReplicaLost, ReplicaUnreachable
 from backend.worker.errors import error_result
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ OP_PONG = "pong"
 OP_INVOKE = "invoke"
 OP_RESULT = "result"
 OP_ERROR = "error"
+OP_CANCEL = "cancel"
 
 
 class ProtocolError(Exception):
@@ -70,7 +75,8 @@ class WorkerClient:
     """An asyncio client for one replica: one connection, many concurrent requests.
 
     Safe for concurrent use by many tasks of one event loop. When the connection drops, every
-    pending request fails with ConnectionError, and so does every later one.
+    pending request fails with ReplicaLost (it was sent and may have run), and every later one with
+    ReplicaUnreachable (it was not sent); both are ConnectionErrors.
     """
 
     def __init__(self, socket_path: str) -> None:
@@ -100,9 +106,13 @@ class WorkerClient:
         await self._closed.wait()
 
     async def invoke(self, body: bytes, content_type: str, timeout: float) -> InvocationResult:
-        """Score `body` on the replica; raises TimeoutError past `timeout` s, ConnectionError if it died."""
+        """Score `body` on the replica; raises TimeoutError past `timeout` s, ConnectionError if it died.
+
+        Cancelled or timed out, it withdraws the request, so that the replica does not score it for
+        nobody if it is still queued.
+        """
         header, answer = await self._request(
-            {"op": OP_INVOKE, "content_type": content_type, "timeout": timeout}, body, timeout
+            {"op": OP_INVOKE, "content_type": content_type, "timeout": timeout}, body, timeout, withdraw=True
         )
         if header.get("op") == OP_ERROR:
             # Only a replica of an incompatible version would do this; the caller sees a 503.
@@ -121,8 +131,8 @@ class WorkerClient:
         return header.get("op") == OP_PONG
 
     async def close(self) -> None:
-        """Close the connection; pending requests fail with ConnectionError."""
-        self._fail_pending(ConnectionError("the client was closed"))
+        """Close the connection; pending requests fail with ReplicaLost."""
+        self._fail_pending(ReplicaLost("the client was closed"))
         if self._read_task is not None:
             self._read_task.cancel()
             await asyncio.gather(self._read_task, return_exceptions=True)
@@ -133,25 +143,54 @@ class WorkerClient:
             except (ConnectionError, OSError):
                 pass
 
-    async def _request(self, header: dict[str, Any], body: bytes, timeout: float) -> tuple[dict[str, Any], bytes]:
+    async def _request(
+        self, header: dict[str, Any], body: bytes, timeout: float, withdraw: bool = False
+    ) -> tuple[dict[str, Any], bytes]:
+        """Send one request and wait for its answer; with `withdraw`, a caller that gives up cancels it."""
+        writer = self._writer
         if self._lost is not None:
-            raise ConnectionError(str(self._lost))
-        if self._writer is None:
-            raise ConnectionError("not connected; call connect() first")
+            raise ReplicaUnreachable(str(self._lost))
+        if writer is None:
+            raise ReplicaUnreachable("not connected; call connect() first")
+        if writer.is_closing():  # a write now would be dropped silently: the request would never arrive
+            raise ReplicaUnreachable("the connection to the replica is closing")
         request_id = next(self._ids)
         answer = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
         try:
             async with asyncio.timeout(timeout):
-                self._writer.write(encode_frame({**header, "id": request_id}, body))
-                if self._writer.transport.get_write_buffer_size() > DRAIN_ABOVE_BYTES:
-                    await self._writer.drain()  # the replica reads slower than we write: wait for it
+                try:
+                    writer.write(encode_frame({**header, "id": request_id}, body))
+                except (OSError, RuntimeError) as exc:
+                    raise ReplicaUnreachable(f"could not send the request: {exc}") from exc
+                if writer.transport.get_write_buffer_size() > DRAIN_ABOVE_BYTES:
+                    await writer.drain()  # the replica reads slower than we write: wait for it
                 return await answer
         except TimeoutError:
+            if withdraw:
+                self._withdraw(request_id, answer)
             raise TimeoutError(f"the replica did not answer within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            if withdraw:
+                self._withdraw(request_id, answer)
+            raise
+        except ConnectionError as exc:
+            if isinstance(exc, ReplicaUnreachable | ReplicaLost):
+                raise
+            raise ReplicaLost(str(exc)) from exc  # drain() failed: part of it may have been sent
         finally:
             # A late answer to a request nobody waits for any more is dropped by the reader.
             self._pending.pop(request_id, None)
+
+    def _withdraw(self, request_id: int, answer: asyncio.Future[tuple[dict[str, Any], bytes]]) -> None:
+        """Tell the replica nobody waits for `request_id` any more (unless it answered or is gone)."""
+        answered = answer.done() and not answer.cancelled()  # giving up cancelled the future itself
+        if answered or not self.connected or self._writer is None or self._writer.is_closing():
+            return
+        try:
+            self._writer.write(encode_frame({"op": OP_CANCEL, "id": request_id}))
+        except (OSError, RuntimeError):
+            pass  # the connection is going away; the replica's scoring goes with it
 
     async def _read_answers(self) -> None:
         assert self._reader is not None
@@ -164,20 +203,21 @@ class WorkerClient:
         except asyncio.CancelledError:
             raise
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            self._fail_pending(ConnectionError("the replica closed the connection"))
+            self._fail_pending(ReplicaLost("the replica closed the connection"))
         except ProtocolError as exc:
             logger.error("Dropping the connection to %s: %s", self.socket_path, exc)
-            self._fail_pending(ConnectionError(f"protocol error: {exc}"))
+            self._fail_pending(ReplicaLost(f"protocol error: {exc}"))
             if self._writer is not None:
                 self._writer.close()
         finally:
             self._closed.set()
 
     def _fail_pending(self, error: ConnectionError) -> None:
+        """Fail every request sent and not answered: they reached the replica, or may have (ReplicaLost)."""
         if self._lost is None:
             self._lost = error
         self._closed.set()
         pending, self._pending = self._pending, {}
         for answer in pending.values():
             if not answer.done():
-                answer.set_exception(ConnectionError(str(error)))
+                answer.set_exception(ReplicaLost(str(error)))

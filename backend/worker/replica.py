@@ -2,38 +2,63 @@
 
 `run_replica` runs in a child forked from the engine's pre-loaded fork server. It reports back on
 `status_conn` (one end of a multiprocessing Pipe) exactly once: ("ready",) when the socket listens,
-or ("failed", message) when the model could not be loaded. Afterwards the pipe only tells the
-replica that its parent died (end of file), which stops it like SIGTERM does.
+or ("failed", message) when the model could not be loaded.
+
+The pipe also tells the replica that its engine died (end of file): a thread watches for it from the
+replica's first moment, loading included, because nothing else would (a replica is a child of the
+fork server, not of the engine, and a killed engine sends no SIGTERM). With the engine gone nobody
+can receive an answer, so the replica exits at once, abandoning running predictions. A graceful
+stop (SIGTERM) drains for at most `drain_timeout` seconds, then exits even with requests running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from backend.engines.base import ReplicaSpec
 from backend.worker.logs import InProcessCapture, capture_output_in_process, redirect_output
 
+if TYPE_CHECKING:
+    from backend.worker.server import ReplicaServer
+
 logger = logging.getLogger("rtserve.replica")
 
 MAX_FAILURE_MESSAGE_CHARS = 4000
+# How long a graceful stop waits for requests in flight when the engine does not say.
+DEFAULT_DRAIN_TIMEOUT = 10.0
+# The engine names itself here (its pid) while it starts the fork server, which then arranges to die
+# with it (see `backend.worker.preload`).
+FORKSERVER_ENGINE_PID_ENV = "RTSERVE_FORKSERVER_ENGINE_PID"
+# With the engine gone, the stop is asked of the event loop; if it does not end the process in this
+# long (the loop is stuck), the watcher thread exits the process itself.
+ORPHANED_EXIT_GRACE = 2.0
 
 
 def run_replica(
-    spec: ReplicaSpec, socket_path: str, status_conn: Connection, log_conn: Connection | None = None
+    spec: ReplicaSpec,
+    socket_path: str,
+    status_conn: Connection,
+    log_conn: Connection | None = None,
+    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
 ) -> None:
     """Load `spec.model_uri`, serve it on `socket_path`, exit 0 after a graceful stop, 1 if loading failed.
 
     stdout and stderr go to `log_conn`, the write end of a pipe the engine reads into the replica's
-    log; without one, a thread of this process writes `spec.log_path` itself (see `logs`).
+    log; without one, a thread of this process writes `spec.log_path` itself (see `logs`). A stop
+    drains for up to `drain_timeout` seconds (None: until every request is answered).
     """
+    watch = EngineWatch(status_conn)
     capture = None
     try:
         if log_conn is not None:
@@ -52,7 +77,7 @@ def run_replica(
     logger.info("Replica %s (pid %d): loading %s", spec.replica_id, os.getpid(), spec.model_uri)
 
     # Imported here, not at the top: the engine imports this module too, and needs no MLflow for it.
-    from backend.worker.server import ReplicaServer, load_model, serve
+    from backend.worker.server import load_model, serve
 
     try:
         model = load_model(spec.model_uri)
@@ -64,10 +89,10 @@ def run_replica(
     def on_ready(server: ReplicaServer) -> None:
         batching = f"batches of up to {server.max_batch_size}" if server.batching else "no batching"
         logger.info("Replica %s: serving on %s (%s)", spec.replica_id, socket_path, batching)
+        watch.stop_when_gone(asyncio.get_running_loop(), server)
         _send(status_conn, ("ready",))
-        _stop_when_parent_dies(status_conn, server.request_stop)
 
-    asyncio.run(
+    drained = asyncio.run(
         serve(
             model,
             socket_path,
@@ -75,15 +100,66 @@ def run_replica(
             stop_signals=(signal.SIGTERM,),
             max_batch_size=spec.max_batch_size,
             max_batch_wait_ms=spec.max_batch_wait_ms,
+            drain_timeout=drain_timeout,
         )
     )
-    _exit(0, capture)
+    # A prediction abandoned at the drain deadline still runs on the scoring thread, which
+    # interpreter shutdown would wait for: leave without it.
+    _exit(0, capture, hard=not drained)
 
 
-def _exit(code: int, capture: InProcessCapture | None) -> NoReturn:
+class EngineWatch:
+    """Ends the replica when the engine that started it is gone (end of file on the status pipe).
+
+    Runs on a daemon thread from the replica's first moment, so that a replica still loading its
+    model (the main thread busy for minutes, perhaps) exits too. Once serving, it asks the server
+    for an immediate stop (`stop_when_gone`), with a hard exit as the fallback.
+    """
+
+    def __init__(self, status_conn: Connection) -> None:
+        self._status_conn = status_conn
+        self._stop: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="engine-watch", daemon=True).start()
+
+    def stop_when_gone(self, loop: asyncio.AbstractEventLoop, server: ReplicaServer) -> None:
+        """From now on, stop `server` (no drain: nobody is left to answer) rather than exit at once."""
+        with self._lock:
+            self._stop = lambda: loop.call_soon_threadsafe(server.request_stop, 0.0)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._status_conn.recv()  # the engine sends nothing; only end of file matters
+            except (EOFError, OSError):
+                break
+        logger.warning("The engine that started this replica is gone; stopping")
+        with self._lock:
+            stop = self._stop
+        if stop is not None:
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: the process is on its way out
+                stop()
+            time.sleep(ORPHANED_EXIT_GRACE)
+            logger.warning("Did not stop within %g s; exiting", ORPHANED_EXIT_GRACE)
+        _flush_output()
+        os._exit(0)
+
+
+def _exit(code: int, capture: InProcessCapture | None, hard: bool = False) -> NoReturn:
     if capture is not None:
         capture.close()
+    if hard:
+        _flush_output()
+        os._exit(code)
     sys.exit(code)
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the engine's end of the log pipe is gone, or the stream closed
+            pass
 
 
 def _loader_message(exc: BaseException) -> str:
@@ -99,19 +175,3 @@ def _send(status_conn: Connection, message: tuple[str, ...]) -> None:
         status_conn.send(message)
     except OSError:
         logger.warning("The engine is gone; could not report %s", message[0])
-
-
-def _stop_when_parent_dies(status_conn: Connection, stop: Callable[[], None]) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_readable() -> None:
-        try:
-            status_conn.recv()  # the engine sends nothing; anything readable means end of file
-            return
-        except (EOFError, OSError):
-            pass
-        logger.warning("The engine that started this replica is gone; stopping")
-        loop.remove_reader(status_conn.fileno())
-        stop()
-
-    loop.add_reader(status_conn.fileno(), on_readable)

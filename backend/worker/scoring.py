@@ -3,7 +3,9 @@
 `score()` is framework-free: bytes and a content type in, an `InvocationResult` out, never an
 exception. Parsing, signature enforcement, prediction and JSON serialization are MLflow's own
 (`mlflow.pyfunc.scoring_server.invocations`); this module only adapts errors to the Databricks
-envelope `{"error_code", "message"}` and keeps stack traces in the log, not in the body.
+envelope `{"error_code", "message"}` and keeps stack traces in the log, not in the body. Inputs
+with more columns than the replica accepts are refused before MLflow parses them
+(`backend.worker.limits`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 
 from backend.engines.base import InvocationResult
+from backend.worker import limits
 from backend.worker.errors import JSON, error_result
 
 logger = logging.getLogger(__name__)
@@ -50,7 +53,12 @@ def score(body: bytes, content_type: str | None, model: Any, input_schema: Any =
     if input_schema is None:
         input_schema = model.metadata.get_input_schema()
     try:
-        response = scoring_server.invocations(_decode_once(body, mime_type), content_type, model, input_schema)
+        data = _decode_once(body, mime_type)
+        # Before MLflow parses it: a very wide input costs seconds to parse (see backend.worker.limits).
+        too_wide = limits.check(body, content_type, input_schema, decoded=data if isinstance(data, dict) else {})
+        if too_wide is not None:
+            return too_wide
+        response = scoring_server.invocations(data, content_type, model, input_schema)
     except MlflowException as exc:
         return _from_mlflow_exception(exc)
     except RecursionError:

@@ -2,12 +2,14 @@
 
 The event loop only moves frames; predictions run on a dedicated thread, one request (or one
 batch) at a time, so health pings are answered while a long prediction runs, and concurrent
-requests queue in arrival order.
+requests queue in arrival order. A queued request whose caller gave up (the "cancel" op) leaves the
+queue unscored, so abandoned work does not delay the requests behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.engines.base import InvocationResult
+from backend.worker import limits
 from backend.worker.errors import error_result
 from backend.worker.protocol import (
+    OP_CANCEL,
     OP_ERROR,
     OP_INVOKE,
     OP_PING,
@@ -58,6 +62,10 @@ class _Request:
 class ReplicaServer:
     """Serves `model` on a Unix domain socket until `request_stop()`, then drains and returns.
 
+    Draining answers what was received, for up to `drain_timeout` seconds (None: no limit); a
+    prediction that outlasts it is abandoned, and `serve_until_stopped` says so (the caller then
+    exits the process hard, since the scoring thread cannot be interrupted).
+
     Requests queue in arrival order; one scoring thread takes them from the queue. With
     `max_batch_size` > 1 and a row-wise model (see `backend.worker.rowwise`), it takes up to that
     many queued requests at once and predicts compatible ones in one call; when traffic is
@@ -71,8 +79,10 @@ class ReplicaServer:
         *,
         max_batch_size: int = 1,
         max_batch_wait_ms: float = 0.0,
+        drain_timeout: float | None = None,
     ) -> None:
         self._model = model
+        self.drain_timeout = drain_timeout
         self._input_schema = model.metadata.get_input_schema()
         self._clock = clock
         self._rowwise = RowwiseScorer(model, self._input_schema) if is_row_wise(model) else None
@@ -92,6 +102,7 @@ class ReplicaServer:
         # Requests that arrived while the previous batch was scored: a sign of concurrent callers.
         self._arrived_while_busy = 0
         self._stop = asyncio.Event()
+        self._drain_changed = asyncio.Event()
         if max_batch_size > 1 and self._rowwise is None:
             logger.info("Batching is configured but this model is not row-wise; requests are scored one by one")
 
@@ -112,22 +123,37 @@ class ReplicaServer:
         self._scorer = asyncio.create_task(self._score_queued(), name="replica-scorer")
         self._server = await asyncio.start_unix_server(self._serve_connection, path=socket_path)
 
-    def request_stop(self) -> None:
-        """Stop accepting connections, finish what was received, then return from `serve_until_stopped`."""
+    def request_stop(self, drain_timeout: float | None = None) -> None:
+        """Stop accepting connections, finish what was received, then return from `serve_until_stopped`.
+
+        `drain_timeout` shortens the drain (0: answer nothing more), e.g. when nobody is left to answer.
+        """
+        if drain_timeout is not None:
+            self.drain_timeout = drain_timeout if self.drain_timeout is None else min(self.drain_timeout, drain_timeout)
+            self._drain_changed.set()
         self._stop.set()
 
-    async def serve_until_stopped(self) -> None:
+    async def serve_until_stopped(self) -> bool:
+        """Wait for a stop, then drain; False if requests were still running at the drain deadline."""
         await self._stop.wait()
-        await self._drain()
+        return await self._drain()
 
-    async def _drain(self) -> None:
+    async def _drain(self) -> bool:
         if self._server is not None:
             self._server.close()
         logger.info("Stopping: %d request(s) in flight", self.in_flight)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         # Requests may still arrive on open connections while draining; they are answered too.
         while self._in_flight:
             self._all_answered.clear()
-            await self._all_answered.wait()
+            self._drain_changed.clear()
+            remaining = None if self.drain_timeout is None else started + self.drain_timeout - loop.time()
+            if remaining is not None and remaining <= 0:
+                return self._abandon()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await _first_set(self._all_answered, self._drain_changed)
         if self._scorer is not None:
             self._scorer.cancel()
             await asyncio.gather(self._scorer, return_exceptions=True)
@@ -138,9 +164,28 @@ class ReplicaServer:
             # (Python 3.11 logs a spurious error for a cancelled connection handler).
             await asyncio.wait(self._connection_tasks, timeout=1.0)
         self._executor.shutdown(wait=True)
+        self._unlink_socket()
+        logger.info("Stopped")
+        return True
+
+    def _abandon(self) -> bool:
+        """Give up on what is still running at the drain deadline; the process must then exit hard."""
+        logger.warning(
+            "Drain deadline (%g s) passed with %d request(s) unanswered; abandoning them",
+            self.drain_timeout,
+            self._in_flight,
+        )
+        if self._scorer is not None:
+            self._scorer.cancel()
+        for writer in list(self._connections):
+            writer.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._unlink_socket()
+        return False
+
+    def _unlink_socket(self) -> None:
         if self._socket_path and os.path.exists(self._socket_path):
             os.unlink(self._socket_path)
-        logger.info("Stopped")
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
@@ -171,8 +216,22 @@ class ReplicaServer:
             self._queue.append(_Request(writer, header.get("id"), body, header.get("content_type"), deadline))
             self._in_flight += 1
             self._arrived.set()
+        elif op == OP_CANCEL:
+            self._cancel(writer, header.get("id"))
         else:
             writer.write(encode_frame({"op": OP_ERROR, "id": header.get("id"), "message": f"unknown op {op!r}"}))
+
+    def _cancel(self, writer: asyncio.StreamWriter, request_id: Any) -> None:
+        """Drop a request its caller gave up on, if it is still queued (one being scored just finishes).
+
+        Nothing is answered: the caller stopped waiting. Only abandoned requests come here, so a
+        linear search of the queue costs the normal path nothing.
+        """
+        for request in self._queue:
+            if request.request_id == request_id and request.writer is writer:
+                self._queue.remove(request)
+                self._answered()
+                return
 
     async def _score_queued(self) -> None:
         """Take requests from the queue (a batch at a time when batching) and score them on the thread."""
@@ -221,10 +280,13 @@ class ReplicaServer:
                     return
             batch.extend(self._take(self.max_batch_size - len(batch)))
 
-    def _answer(self, request: _Request, result: InvocationResult) -> None:
+    def _answered(self) -> None:
         self._in_flight -= 1
         if not self._in_flight:
             self._all_answered.set()
+
+    def _answer(self, request: _Request, result: InvocationResult) -> None:
+        self._answered()
         if request.writer.is_closing():
             return  # the gateway hung up; nobody is waiting for this answer
         status, content_type = result.status, result.content_type
@@ -251,6 +313,7 @@ class ReplicaServer:
                     )
                 else:
                     live.append(index)
+            live = limits.refuse_too_wide(requests, live, results, self._input_schema)  # before any parsing
             bodies = [(requests[index][0], requests[index][1]) for index in live]
             if self._rowwise is None:
                 scored = [score(body, content_type, self._model, self._input_schema) for body, content_type in bodies]
@@ -274,13 +337,30 @@ async def serve(
     *,
     max_batch_size: int = 1,
     max_batch_wait_ms: float = 0.0,
-) -> None:
-    """Serve `model` on `socket_path` until one of `stop_signals` arrives, then drain and return."""
-    server = ReplicaServer(model, max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms)
+    drain_timeout: float | None = None,
+) -> bool:
+    """Serve `model` on `socket_path` until one of `stop_signals` arrives, then drain and return.
+
+    Returns False if the drain deadline abandoned running predictions: the caller should exit with
+    os._exit, since interpreter shutdown would wait for the scoring thread.
+    """
+    server = ReplicaServer(
+        model, max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms, drain_timeout=drain_timeout
+    )
     await server.start(socket_path)
     loop = asyncio.get_running_loop()
     for stop_signal in stop_signals:
         loop.add_signal_handler(stop_signal, server.request_stop)
     if on_ready is not None:
         on_ready(server)
-    await server.serve_until_stopped()
+    return await server.serve_until_stopped()
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    """Return once any of `events` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -127,6 +127,7 @@ def test_past_the_queue_limit_requests_get_429(fast_backend: BackendClient):
     assert 429 in statuses and 200 in statuses, statuses
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert int(refused.headers["Retry-After"]) >= 1  # as rate-limit 429s have it
     assert set(statuses) <= {200, 429, 504}
 
 

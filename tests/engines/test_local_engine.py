@@ -409,3 +409,29 @@ def test_a_batching_replica_answers_many_concurrent_callers_exactly_like_the_mod
         {"predictions": model.predict(features.iloc[rows]).tolist()} for rows in row_sets
     ]
     assert "batches of up to 16" in log
+
+
+# -- abandoned requests ------------------------------------------------------------------------
+
+
+def test_requests_whose_callers_gave_up_are_not_scored_for_nobody(tmp_path: Path, slow_path: Path):
+    async def scenario(engine: LocalEngine) -> tuple[float, Any, int]:
+        await start_ready(engine, make_spec(tmp_path, slow_path))
+        abandoned = [
+            asyncio.create_task(engine.invoke("iris", "1", slow_request(1.0, float(x)), JSON, 60)) for x in range(8)
+        ]
+        await asyncio.sleep(0.3)  # one is being predicted, seven wait in the replica's queue
+        for task in abandoned:
+            task.cancel()
+        await asyncio.gather(*abandoned, return_exceptions=True)
+        started = time.monotonic()
+        result = await engine.invoke("iris", "1", slow_request(0.0, 42.0), JSON, 30)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(0.2)
+        return elapsed, result, observe(engine, "iris-1-a").in_flight
+
+    elapsed, result, in_flight = run_engine(tmp_path, scenario)
+
+    assert json.loads(result.body) == {"predictions": [42.0]}
+    assert elapsed < 2.0, f"waited {elapsed:.1f} s: the abandoned requests were scored first"
+    assert in_flight == 0
