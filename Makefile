@@ -30,9 +30,9 @@ bench: install
 	$(BIN)/python bench/iac.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check backend provider cdk tests bench main.py
-	$(BIN)/ruff format --check backend provider cdk tests bench main.py
-	TF_CLI_CONFIG_FILE=/dev/null $(BIN)/python -m provider.tfcli fmt -check -recursive modules
+	$(BIN)/ruff check rtserve backend provider cdk tests bench main.py
+	$(BIN)/ruff format --check rtserve backend provider cdk tests bench main.py
+	TF_CLI_CONFIG_FILE=/dev/null $(BIN)/python -m rtserve.provider.tfcli fmt -check -recursive modules
 
 clean:
 	rm -rf .rtserve .rtserve-demo cdktf.out .bench

@@ -1,3 +1,3 @@
-from backend.cli import app
+from rtserve.server.cli import app
 
 app()

@@ -13,32 +13,33 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from rtserve.server import __doc__ as description
+from rtserve.server import auth, mlflow_server, ui
+from rtserve.server.allow import allowed_methods
+from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, registry, serving_endpoints
+from rtserve.server.control.controller import Controller
+from rtserve.server.control.endpoints import EndpointService
+from rtserve.server.control.serving_service import ServingEndpointService
+from rtserve.server.engines.base import Engine
+from rtserve.server.errors import ApiError, error_response, request_id_of
+from rtserve.server.invocations_asgi import InvocationsEndpoint
+from rtserve.server.metrics import Metrics
+from rtserve.server.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorLayer, MlflowDispatch, mark_logged
+from rtserve.server.registry import Registry
+from rtserve.server.services import Services
+from rtserve.server.settings import Settings
+from rtserve.server.store import db
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
-from backend import __doc__ as description
-from backend import auth, mlflow_server, ui
-from backend.allow import allowed_methods
-from backend.api import endpoints_v2, metrics, openapi, permissions, registry, serving_endpoints
-from backend.control.controller import Controller
-from backend.control.endpoints import EndpointService
-from backend.control.serving_service import ServingEndpointService
-from backend.engines.base import Engine
-from backend.errors import ApiError, error_response, request_id_of
-from backend.invocations_asgi import InvocationsEndpoint
-from backend.metrics import Metrics
-from backend.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorLayer, MlflowDispatch, mark_logged
-from backend.registry import Registry
-from backend.services import Services
-from backend.settings import Settings
-from backend.store import db
+from rtserve import __version__
 
 log = logging.getLogger("rtserve")
-VERSION = "0.1.0"
+VERSION = __version__
 
 
 def _default_engine(run_dir: str) -> Engine:
-    from backend.engines.local import LocalEngine
+    from rtserve.server.engines.local import LocalEngine
 
     return LocalEngine(run_dir=run_dir)
 

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtserve.server.store import repo
+from rtserve.server.store.models import ApiToken
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend.store import repo
-from backend.store.models import ApiToken
 
 TOKEN_PREFIX = "rtsv"
 

@@ -9,10 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from backend.auth import Permission
-from backend.settings import Settings
-from provider.cli import provider_app
+from rtserve.provider.cli import provider_app
+from rtserve.server.auth import Permission
+from rtserve.server.settings import Settings
 
 app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as code.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
@@ -63,9 +62,8 @@ def server(
     import os
 
     import uvicorn
-
-    from backend.app import create_app
-    from backend.http_server import effective_max_connections, protocol_class
+    from rtserve.server.app import create_app
+    from rtserve.server.http_server import effective_max_connections, protocol_class
 
     os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -102,7 +100,7 @@ def server(
 def _sessions(data_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
     import os
 
-    from backend.store import db
+    from rtserve.server.store import db
 
     os.umask(0o077)  # a database this command creates is private to this user, as the server's are
     settings = Settings(data_dir=data_dir, database_url=database_url)
@@ -128,7 +126,7 @@ def tokens_create(
     ] = False,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
-    from backend.auth import TokenNameInUse, create_token
+    from rtserve.server.auth import TokenNameInUse, create_token
 
     try:
         level = Permission[permission.upper()]
@@ -154,7 +152,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(data_dir: DataDir = Path(".rtserve"), database_url: DatabaseUrl = None) -> None:
     """List tokens (never their values)."""
-    from backend.store import repo
+    from rtserve.server.store import repo
 
     sessions = _sessions(data_dir, database_url)
     with sessions() as session:
@@ -172,7 +170,7 @@ def tokens_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a token; the backend refuses it within a few seconds."""
-    from backend.auth import revoke_token
+    from rtserve.server.auth import revoke_token
 
     if not revoke_token(_sessions(data_dir, database_url), token_id):
         console.print(f"[red]No active token with id {token_id}.[/] See `rtserve tokens list`.")
@@ -188,7 +186,7 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="Scratch directory; wiped at start.")] = Path(".rtserve-demo"),
 ) -> None:
     """Start a backend, register the demo model, serve and score it, print the results, stop."""
-    from backend.demo import run_demo
+    from rtserve.server.demo import run_demo
 
     raise typer.Exit(run_demo(data_dir, console))
 
@@ -202,7 +200,7 @@ TerraformBin = Annotated[
 
 
 def _run_iac(action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None) -> None:
-    from backend.deploy import DeployError, print_outcomes, run_stacks, select, synthesize
+    from rtserve.server.deploy import DeployError, print_outcomes, run_stacks, select, synthesize
 
     try:
         chosen = select(synthesize(project, console), stacks or [])

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
-from backend.client import BackendClient
-from backend.demo_model import DEMO_MODEL, iris_frame, register_demo_model
-from backend.process import BackendProcess
+from rtserve.server.client import BackendClient
+from rtserve.server.demo_model import DEMO_MODEL, iris_frame, register_demo_model
+from rtserve.server.process import BackendProcess
 
 PROJECT = Path(__file__).resolve().parent.parent  # the repository: cdktf.json and main.py
 CANARY = f"{DEMO_MODEL}-canary"  # main.py's serving endpoint: version 1 takes 90% of the traffic, version 2 10%
@@ -74,7 +73,7 @@ def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
 
 def deploy_example_stacks(host: str, token: str, data_dir: Path, console: Console) -> None:
     """`rtserve deploy` of main.py: the staging and production stacks, applied with the embedded Terraform."""
-    from backend.deploy import print_outcomes, run_stacks, synthesize
+    from rtserve.server.deploy import print_outcomes, run_stacks, synthesize
 
     os.environ.update(RTSERVE_HOST=host, RTSERVE_TOKEN=token, RTSERVE_MODEL=DEMO_MODEL, RTSERVE_STATE_DIR=str(data_dir))
     console.print(

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
-from provider.terraform import RunResult, Terraform, TerraformError
+from rtserve.provider.terraform import RunResult, Terraform, TerraformError
 
 
 class DeployError(Exception):

@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backend.control.controller import Controller
-from backend.control.reconciler import VersionState
-from backend.control.serving_config import ServedEntity
-from backend.engines.base import Engine, InvocationResult, NoReadyReplica, ReplicaUnreachable
-from backend.errors import ApiError, not_found
+from rtserve.server.control.controller import Controller
+from rtserve.server.control.reconciler import VersionState
+from rtserve.server.control.serving_config import ServedEntity
+from rtserve.server.engines.base import Engine, InvocationResult, NoReadyReplica, ReplicaUnreachable
+from rtserve.server.errors import ApiError, not_found
 
 if TYPE_CHECKING:
-    from backend.services import Services
+    from rtserve.server.services import Services
 
 
 def resolve(controller: Controller, model: str, target: str) -> str:

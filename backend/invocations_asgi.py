@@ -21,14 +21,13 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import unquote
 
+from rtserve.server import gateway
+from rtserve.server.allow import SCORING_ALLOW
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.engines.base import InvocationResult
+from rtserve.server.errors import REQUEST_INFO, ApiError, request_id_of, send_error
+from rtserve.server.services import Services
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from backend import gateway
-from backend.allow import SCORING_ALLOW
-from backend.auth import Permission, Principal
-from backend.engines.base import InvocationResult
-from backend.errors import REQUEST_INFO, ApiError, request_id_of, send_error
-from backend.services import Services
 
 INVOCATIONS = re.compile(rb"^/(?:model-endpoint|model)/([^/]+)/([^/]+)/invocations$")
 # Named endpoints (GA API): the traffic split, or one served model.

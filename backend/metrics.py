@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from backend.control.controller import Controller
-from backend.engines.base import Engine, ReplicaState
-from backend.replica_usage import ReplicaUsage
+from rtserve.server.control.controller import Controller
+from rtserve.server.engines.base import Engine, ReplicaState
+from rtserve.server.replica_usage import ReplicaUsage
 
 LABELS = ("model", "version")
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)

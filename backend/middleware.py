@@ -9,14 +9,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rtserve.server import mlflow_server
+from rtserve.server.auth import Permission, Principal, TokenVerifier, token_from_header
+from rtserve.server.errors import STATUS_OF, new_request_id, send_error
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend import mlflow_server
-from backend.auth import Permission, Principal, TokenVerifier, token_from_header
-from backend.errors import STATUS_OF, new_request_id, send_error
-
 if TYPE_CHECKING:
-    from backend.ui.session import BrowserAuth
+    from rtserve.server.ui.session import BrowserAuth
 
 log = logging.getLogger("rtserve")
 

@@ -12,10 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rtserve.server.settings import Settings
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, MapAdapter, Rule
-
-from backend.settings import Settings
 
 # Paths the embedded MLflow server answers; everything else belongs to rtserve.
 MLFLOW_PREFIXES = (

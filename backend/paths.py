@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from backend.errors import invalid
-from backend.validate import version_number
+from rtserve.server.errors import invalid
+from rtserve.server.validate import version_number
 
 
 def segment(name: str) -> str:

@@ -24,7 +24,8 @@ class BackendProcess:
         self,
         data_dir: Path,
         port: int | None = None,
-        admin_token: str = "rtsv-admin-for-tests",
+        *,
+        admin_token: str,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
@@ -43,7 +44,8 @@ class BackendProcess:
 
     def start(self, timeout: float = 60.0) -> BackendProcess:
         env = {**os.environ, "RTSERVE_ADMIN_TOKEN": self.admin_token, **self.env}
-        argv = [sys.executable, "-m", "backend", "server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        argv = [sys.executable, "-m", "rtserve.server", "server", "--port", str(self.port)]
+        argv += ["--data-dir", str(self.data_dir)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(argv + self.extra_args, stdout=log, stderr=subprocess.STDOUT, env=env)

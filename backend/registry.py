@@ -21,10 +21,9 @@ import mlflow.artifacts
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-
-from backend import paths
-from backend.control.stages import RegisteredVersion
-from backend.errors import ApiError
+from rtserve.server import paths
+from rtserve.server.control.stages import RegisteredVersion
+from rtserve.server.errors import ApiError
 
 
 @contextlib.contextmanager

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtserve.server.auth import TokenVerifier
+from rtserve.server.control.controller import Controller
+from rtserve.server.control.endpoints import EndpointService
+from rtserve.server.control.serving_service import ServingEndpointService
+from rtserve.server.engines.base import Engine
+from rtserve.server.metrics import Metrics
+from rtserve.server.registry import Registry
+from rtserve.server.settings import Settings
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend.auth import TokenVerifier
-from backend.control.controller import Controller
-from backend.control.endpoints import EndpointService
-from backend.control.serving_service import ServingEndpointService
-from backend.engines.base import Engine
-from backend.metrics import Metrics
-from backend.registry import Registry
-from backend.settings import Settings
 
 
 @dataclass

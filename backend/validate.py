@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from backend.errors import invalid
+from rtserve.server.errors import invalid
 
 # MLflow's SQL store keeps versions in a 64-bit integer column; anything larger cannot exist.
 MAX_VERSION = 2**63 - 1

@@ -26,16 +26,16 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.demo_model import register_demo_model  # noqa: E402
-from backend.deploy import synthesize  # noqa: E402
-from backend.process import BackendProcess  # noqa: E402
-from provider.terraform import Terraform  # noqa: E402
+from rtserve.provider.terraform import Terraform  # noqa: E402
+from rtserve.server.demo_model import register_demo_model  # noqa: E402
+from rtserve.server.deploy import synthesize  # noqa: E402
+from rtserve.server.process import BackendProcess  # noqa: E402
 
 TOKEN = "rtsv-bench-iac"
 ENDPOINTS = 50
 MANY_APP = """
 import cdktf
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack
+from rtserve.cdk import ComputeConfig, ModelEndpoint, RtserveStack
 
 app = cdktf.App()
 stack = RtserveStack(app, "many", host={host!r}, state_path={state!r})

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-from backend.process import free_port
+from rtserve.server.process import free_port
 
 
 class MlflowServe:

@@ -31,11 +31,11 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rtserve.server.client import BackendClient  # noqa: E402
+from rtserve.server.demo import request_bodies  # noqa: E402
+from rtserve.server.demo_model import register_demo_model  # noqa: E402
+from rtserve.server.process import BackendProcess  # noqa: E402
 
-from backend.client import BackendClient  # noqa: E402
-from backend.demo import request_bodies  # noqa: E402
-from backend.demo_model import register_demo_model  # noqa: E402
-from backend.process import BackendProcess  # noqa: E402
 from bench import procs, report  # noqa: E402
 from bench.peers import MlflowServe  # noqa: E402
 from bench.wrk import Wrk, WrkResult, available  # noqa: E402

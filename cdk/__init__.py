@@ -1,6 +1,6 @@
 """CDK for Terraform bindings of the rtserve provider and the constructs built on them.
 
-    from cdk import (AccessControl, ComputeConfig, ModelEndpoint, PermissionLevel, RateLimit, RtserveStack,
+    from rtserve.cdk import (AccessControl, ComputeConfig, ModelEndpoint, PermissionLevel, RateLimit, RtserveStack,
                      ServedEntity, ServingEndpoint, ServingEndpointPermissions)
 
     stack = RtserveStack(app, "production", host="http://127.0.0.1:8080")
@@ -16,10 +16,10 @@
 `cdk.rtserve` holds the level-1 bindings (one class per resource and data source).
 """
 
-from cdk.model_endpoint import ComputeConfig, ModelEndpoint, WorkloadSize
-from cdk.serving_endpoint import RateLimit, ServedEntity, ServingEndpoint
-from cdk.serving_endpoint_permissions import AccessControl, PermissionLevel, ServingEndpointPermissions
-from cdk.stack import RtserveStack
+from rtserve.cdk.model_endpoint import ComputeConfig, ModelEndpoint, WorkloadSize
+from rtserve.cdk.serving_endpoint import RateLimit, ServedEntity, ServingEndpoint
+from rtserve.cdk.serving_endpoint_permissions import AccessControl, PermissionLevel, ServingEndpointPermissions
+from rtserve.cdk.stack import RtserveStack
 
 __all__ = [
     "AccessControl",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-import cdktf
+from rtserve.cdk._framework import cdktf
 
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ms|h|m|s))+$")
 

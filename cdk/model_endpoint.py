@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-import cdktf
 from constructs import Construct
-
-from cdk._props import is_duration, unresolved
-from cdk.rtserve import (
+from rtserve.cdk._framework import cdktf
+from rtserve.cdk._props import is_duration, unresolved
+from rtserve.cdk.rtserve import (
     ModelServing,
     ModelServingComputeConfig,
     ModelServingTimeouts,

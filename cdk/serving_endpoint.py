@@ -18,10 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from constructs import Construct
-
-from cdk._props import is_duration, unresolved
-from cdk.model_endpoint import WorkloadSize
-from cdk.rtserve import (
+from rtserve.cdk._props import is_duration, unresolved
+from rtserve.cdk.model_endpoint import WorkloadSize
+from rtserve.cdk.rtserve import (
     RtserveProvider,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
@@ -29,7 +28,7 @@ from cdk.rtserve import (
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
 )
-from cdk.rtserve import ServingEndpoint as ServingEndpointResource
+from rtserve.cdk.rtserve import ServingEndpoint as ServingEndpointResource
 
 MAX_SERVED_ENTITIES = 15  # the backend's limit
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from constructs import Construct
-
-from cdk._props import unresolved
-from cdk.rtserve import Permissions, PermissionsAccessControl, RtserveProvider
-from cdk.serving_endpoint import ServingEndpoint
+from rtserve.cdk._props import unresolved
+from rtserve.cdk.rtserve import Permissions, PermissionsAccessControl, RtserveProvider
+from rtserve.cdk.serving_endpoint import ServingEndpoint
 
 PRINCIPAL_KINDS = ("user_name", "group_name", "service_principal_name")
 ADMINS_GROUP = "admins"

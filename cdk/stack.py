@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import cdktf
 from constructs import Construct
-
-from cdk.rtserve import RtserveProvider
+from rtserve.cdk._framework import cdktf
+from rtserve.cdk.rtserve import RtserveProvider
 
 HOST_FORMAT = "RtserveStack: host must be a URL starting with http:// or https://; got {value!r}"
 TOKEN_IN_CONFIG = (

@@ -1,3 +1,3 @@
-from provider.main import main
+from rtserve.provider.main import main
 
 main()

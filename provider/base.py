@@ -11,13 +11,12 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rtserve.provider.client import ApiError, RtserveClient
+from rtserve.provider.waiter import Waiter
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, RtserveClient
-from provider.waiter import Waiter
-
 if TYPE_CHECKING:
-    from provider.plugin import RtserveProvider
+    from rtserve.provider.plugin import RtserveProvider
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-
-from provider import ADDRESS, VERSION
-from provider.install import HOME_ENV, install
+from rtserve.provider import ADDRESS, VERSION
+from rtserve.provider.install import HOME_ENV, install
 
 provider_app = typer.Typer(help="The rtserve Terraform provider.", no_args_is_help=True)
 console = Console()

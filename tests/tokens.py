@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 
-from backend.process import BackendProcess
+from rtserve.server.process import BackendProcess
 
 
 def create_token(backend: BackendProcess, permission: str, name: str | None = None) -> tuple[str, str]:
@@ -17,7 +17,7 @@ def create_token(backend: BackendProcess, permission: str, name: str | None = No
         [
             sys.executable,
             "-m",
-            "backend",
+            "rtserve.server",
             "tokens",
             "create",
             "--name",
@@ -38,7 +38,7 @@ def create_token(backend: BackendProcess, permission: str, name: str | None = No
 
 def revoke_token(backend: BackendProcess, token_id: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "backend", "tokens", "revoke", token_id, "--data-dir", str(backend.data_dir)],
+        [sys.executable, "-m", "rtserve.server", "tokens", "revoke", token_id, "--data-dir", str(backend.data_dir)],
         capture_output=True,
         check=True,
     )

@@ -7,10 +7,9 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.errors import ApiError, invalid
 from starlette.requests import ClientDisconnect
-
-from backend.auth import Permission, Principal
-from backend.errors import ApiError, invalid
 
 CONTROL_BODY_LIMIT = 1024 * 1024
 # A control body is at most 1 MB: a client that takes longer than this to send one is stalling.

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-
-from backend.api import openapi
-from backend.api.deps import Manager, Params, Viewer, optional_str, required_str
-from backend.control import logs, status
-from backend.control.workloads import WORKLOAD_SIZES
-from backend.errors import invalid, not_found
-from backend.services import Services
+from rtserve.server.api import openapi
+from rtserve.server.api.deps import Manager, Params, Viewer, optional_str, required_str
+from rtserve.server.control import logs, status
+from rtserve.server.control.workloads import WORKLOAD_SIZES
+from rtserve.server.errors import invalid, not_found
+from rtserve.server.services import Services
 
 router = APIRouter(prefix="/api/2.0/preview/mlflow/endpoints-v2", tags=["endpoints-v2"])
 # Seed 000 also shows the compute route under /preview/model-serving-api/; both reach the same handler.

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-
-from backend.api import openapi
-from backend.api.deps import Viewer
-from backend.services import Services
+from rtserve.server.api import openapi
+from rtserve.server.api.deps import Viewer
+from rtserve.server.services import Services
 
 router = APIRouter(tags=["metrics"])
 

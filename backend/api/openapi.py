@@ -693,7 +693,7 @@ def install(api: FastAPI) -> None:
 
 def routes_reading_params(api: FastAPI) -> list[tuple[str, set[str]]]:
     """(path, methods) of the documented routes whose parameters come through `Params`: for the tests."""
-    from backend.api.deps import request_params
+    from rtserve.server.api.deps import request_params
 
     def uses(dependant: Any) -> bool:
         return any(dep.call is request_params or uses(dep) for dep in dependant.dependencies)

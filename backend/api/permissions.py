@@ -6,10 +6,9 @@ The rules (what a grant gives, who may change it) are in backend/control/endpoin
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-
-from backend.api import openapi
-from backend.api.deps import Params, Viewer
-from backend.services import Services
+from rtserve.server.api import openapi
+from rtserve.server.api.deps import Params, Viewer
+from rtserve.server.services import Services
 
 router = APIRouter(prefix="/api/2.0/permissions/serving-endpoints", tags=["permissions"])
 

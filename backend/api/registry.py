@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-
-from backend.api import openapi
-from backend.api.deps import Manager, Params, optional_bool, optional_str, required_str
-from backend.control.stages import canonical_stage
-from backend.errors import invalid
-from backend.services import Services
+from rtserve.server.api import openapi
+from rtserve.server.api.deps import Manager, Params, optional_bool, optional_str, required_str
+from rtserve.server.control.stages import canonical_stage
+from rtserve.server.errors import invalid
+from rtserve.server.services import Services
 
 router = APIRouter(prefix="/api/2.0/mlflow/databricks", tags=["registry"])
 

@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-
-from backend.api import openapi
-from backend.api.deps import Manager, Params, Viewer
-from backend.control import logs, rate_limits, serving_status
-from backend.control.serving_endpoints import ServingEndpointState
-from backend.errors import not_found
-from backend.services import Services
+from rtserve.server.api import openapi
+from rtserve.server.api.deps import Manager, Params, Viewer
+from rtserve.server.control import logs, rate_limits, serving_status
+from rtserve.server.control.serving_endpoints import ServingEndpointState
+from rtserve.server.errors import not_found
+from rtserve.server.services import Services
 
 router = APIRouter(prefix="/api/2.0/serving-endpoints", tags=["serving-endpoints"])
 

@@ -14,11 +14,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from backend import paths
-from backend.control import events, serving_endpoints
-from backend.control.reconciler import (
+from rtserve.server import paths
+from rtserve.server.control import events, serving_endpoints
+from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
     Observed,
@@ -33,14 +31,15 @@ from backend.control.reconciler import (
     backoff_seconds,
     reconcile,
 )
-from backend.control.serving_endpoints import ServingEndpointState
-from backend.control.stages import RegisteredVersion
-from backend.control.traffic import Traffic
-from backend.engines.base import Engine, ReplicaSpec, ReplicaState
-from backend.errors import ApiError
-from backend.registry import Registry
-from backend.settings import Settings
-from backend.store import repo
+from rtserve.server.control.serving_endpoints import ServingEndpointState
+from rtserve.server.control.stages import RegisteredVersion
+from rtserve.server.control.traffic import Traffic
+from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
+from rtserve.server.errors import ApiError
+from rtserve.server.registry import Registry
+from rtserve.server.settings import Settings
+from rtserve.server.store import repo
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("rtserve.controller")
 VersionKey = tuple[str, str]

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backend.auth import Permission, Principal
-from backend.errors import ApiError, invalid
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.errors import ApiError, invalid
 
 PRINCIPAL_KINDS = ("user_name", "group_name", "service_principal_name")
 GRANTABLE = (Permission.CAN_VIEW, Permission.CAN_QUERY, Permission.CAN_MANAGE)

@@ -7,17 +7,16 @@ import asyncio
 import time
 
 from mlflow.entities.model_registry import ModelVersion
+from rtserve.server.control import events
+from rtserve.server.control.controller import Controller
+from rtserve.server.control.stages import canonical_stage
+from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES
+from rtserve.server.errors import ApiError, invalid, not_found
+from rtserve.server.registry import Registry
+from rtserve.server.store import repo
+from rtserve.server.store.models import ComputeConfig, Endpoint
+from rtserve.server.validate import one_of, version_number
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend.control import events
-from backend.control.controller import Controller
-from backend.control.stages import canonical_stage
-from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES
-from backend.errors import ApiError, invalid, not_found
-from backend.registry import Registry
-from backend.store import repo
-from backend.store.models import ComputeConfig, Endpoint
-from backend.validate import one_of, version_number
 
 
 def _now_ms() -> int:

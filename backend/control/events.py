@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from rtserve.server.control.reconciler import VersionState, VersionView
+from rtserve.server.engines.base import ReplicaObservation, ReplicaState
+from rtserve.server.store import repo
+from rtserve.server.store.models import Event
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend.control.reconciler import VersionState, VersionView
-from backend.engines.base import ReplicaObservation, ReplicaState
-from backend.store import repo
-from backend.store.models import Event
 
 MODEL_SERVING_EVENT = "MODEL_SERVING_EVENT"  # routes: which version a stage URL answers from
 MODEL_SERVICE_EVENT = "MODEL_SERVICE_EVENT"  # the endpoint: enabled, disabled, compute config changed

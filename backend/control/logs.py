@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rtserve.server import paths
+from rtserve.server.errors import not_found
+from rtserve.server.store import repo
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend import paths
-from backend.errors import not_found
-from backend.store import repo
 
 TAIL_BYTES = 256 * 1024
 

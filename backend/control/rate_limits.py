@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backend.errors import ApiError, invalid
-from backend.validate import one_of, shown
+from rtserve.server.errors import ApiError, invalid
+from rtserve.server.validate import one_of, shown
 
 ENDPOINT_KEY = "endpoint"
 CALLER_KEYS = ("user", "service_principal")

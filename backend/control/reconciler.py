@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from backend.control import stages
-from backend.control.autoscaler import ScalingContext, ScalingState, decide
-from backend.control.stages import RegisteredVersion
-from backend.control.traffic import VersionTraffic
-from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, replica_range
-from backend.engines.base import ReplicaObservation, ReplicaState
+from rtserve.server.control import stages
+from rtserve.server.control.autoscaler import ScalingContext, ScalingState, decide
+from rtserve.server.control.stages import RegisteredVersion
+from rtserve.server.control.traffic import VersionTraffic
+from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, replica_range
+from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 
 LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY)
 GONE_STATES = (ReplicaState.FAILED, ReplicaState.CRASHED, ReplicaState.STOPPED)

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from backend.control.workloads import DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
-from backend.errors import invalid
-from backend.validate import one_of, version_number
+from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
+from rtserve.server.errors import invalid
+from rtserve.server.validate import one_of, version_number
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 NAME_RULE = "1 to 63 letters, digits, '-' or '_'"

@@ -12,15 +12,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.control.endpoint_permissions import Grant, effective_permission
+from rtserve.server.control.rate_limits import RateLimit
+from rtserve.server.control.reconciler import StageConfig, VersionState, VersionView, combine_configs
+from rtserve.server.control.serving_config import EndpointConfig, ServedEntity
+from rtserve.server.store import repo
+from rtserve.server.store.models import ServingEndpoint
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend.auth import Permission, Principal
-from backend.control.endpoint_permissions import Grant, effective_permission
-from backend.control.rate_limits import RateLimit
-from backend.control.reconciler import StageConfig, VersionState, VersionView, combine_configs
-from backend.control.serving_config import EndpointConfig, ServedEntity
-from backend.store import repo
-from backend.store.models import ServingEndpoint
 
 VersionKey = tuple[str, str]
 

@@ -12,20 +12,19 @@ import time
 import uuid
 from typing import Any
 
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.control import endpoint_permissions
+from rtserve.server.control.controller import Controller
+from rtserve.server.control.endpoint_permissions import Grant
+from rtserve.server.control.rate_limits import RateLimit, RateLimiter, parse_ai_gateway, parse_rate_limits
+from rtserve.server.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
+from rtserve.server.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
+from rtserve.server.errors import ApiError, invalid, not_found
+from rtserve.server.registry import Registry
+from rtserve.server.store import repo
+from rtserve.server.store.models import ServingEndpoint
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-
-from backend.auth import Permission, Principal
-from backend.control import endpoint_permissions
-from backend.control.controller import Controller
-from backend.control.endpoint_permissions import Grant
-from backend.control.rate_limits import RateLimit, RateLimiter, parse_ai_gateway, parse_rate_limits
-from backend.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
-from backend.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
-from backend.errors import ApiError, invalid, not_found
-from backend.registry import Registry
-from backend.store import repo
-from backend.store.models import ServingEndpoint
 
 
 def _now_ms() -> int:

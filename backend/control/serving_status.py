@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from backend.control.reconciler import VersionState, VersionView
-from backend.control.serving_config import EndpointConfig, ServedEntity
-from backend.control.serving_endpoints import ServingEndpointState, VersionKey, pending_failed
+from rtserve.server.control.reconciler import VersionState, VersionView
+from rtserve.server.control.serving_config import EndpointConfig, ServedEntity
+from rtserve.server.control.serving_endpoints import ServingEndpointState, VersionKey, pending_failed
 
 _DEPLOYMENT = {
     VersionState.READY: "DEPLOYMENT_READY",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from backend.control.workloads import SERVING_STAGES
+from rtserve.server.control.workloads import SERVING_STAGES
 
 ALL_STAGES = ("None", "Staging", "Production", "Archived")
 

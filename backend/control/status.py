@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from backend.control.controller import Controller
-from backend.control.reconciler import VersionState, VersionView
-from backend.control.workloads import SERVING_STAGES
-from backend.store.models import ComputeConfig
+from rtserve.server.control.controller import Controller
+from rtserve.server.control.reconciler import VersionState, VersionView
+from rtserve.server.control.workloads import SERVING_STAGES
+from rtserve.server.store.models import ComputeConfig
 
 ENDPOINT_STATE = {
     VersionState.PENDING: "ENDPOINT_STATE_PENDING",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from backend.engines.base import (
+from rtserve.server.engines.base import (
     Engine,
     InvocationResult,
     NoReadyReplica,
@@ -20,7 +20,7 @@ from backend.engines.base import (
 )
 
 if TYPE_CHECKING:
-    from backend.engines.local import LocalEngine
+    from rtserve.server.engines.local import LocalEngine
 
 __all__ = [
     "Engine",
@@ -35,7 +35,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "LocalEngine":
-        from backend.engines.local import LocalEngine
+        from rtserve.server.engines.local import LocalEngine
 
         return LocalEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

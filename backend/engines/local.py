@@ -49,22 +49,22 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 
-from backend.engines.base import (
+from rtserve.server.engines.base import (
     InvocationResult,
     NoReadyReplica,
     ReplicaObservation,
     ReplicaSpec,
     ReplicaState,
 )
-from backend.worker.logs import BACKUP_SUFFIX, LogPump, RotatingLog, max_bytes_from_env
-from backend.worker.protocol import WorkerClient
-from backend.worker.replica import FORKSERVER_ENGINE_PID_ENV
+from rtserve.server.worker.logs import BACKUP_SUFFIX, LogPump, RotatingLog, max_bytes_from_env
+from rtserve.server.worker.protocol import WorkerClient
+from rtserve.server.worker.replica import FORKSERVER_ENGINE_PID_ENV
 
 logger = logging.getLogger(__name__)
 
 # "__main__" first: the fork server imports the parent's main script once, instead of every
 # replica re-running it (multiprocessing does that to unpickle functions defined in it).
-FORKSERVER_PRELOAD = ["__main__", "backend.worker.preload"]
+FORKSERVER_PRELOAD = ["__main__", "rtserve.server.worker.preload"]
 MAX_FAILED_PINGS = 3
 # read_logs() answers for replicas long gone; this bounds how many the engine remembers.
 MAX_REMEMBERED_LOGS = 10_000
@@ -246,7 +246,7 @@ class LocalEngine:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         log_read_fd, log_write_fd = os.pipe()
         log_conn = Connection(log_write_fd, readable=False)
-        from backend.worker.replica import run_replica
+        from rtserve.server.worker.replica import run_replica
 
         process = self._context.Process(
             target=run_replica,

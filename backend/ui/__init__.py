@@ -5,9 +5,8 @@ so that /ui/ paths authenticate with the session cookie instead of a token heade
 """
 
 from fastapi import APIRouter
-
-from backend.ui import actions, endpoint_pages, pages
-from backend.ui.session import BrowserAuth, SessionStore
+from rtserve.server.ui import actions, endpoint_pages, pages
+from rtserve.server.ui.session import BrowserAuth, SessionStore
 
 router = APIRouter(include_in_schema=False)
 router.include_router(actions.public_router)

@@ -14,14 +14,13 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
-
-from backend.auth import Permission
-from backend.control import stages, status
-from backend.control.workloads import SERVING_STAGES
-from backend.errors import ApiError, invalid
-from backend.services import Services
-from backend.ui import query
-from backend.ui.render import (
+from rtserve.server.auth import Permission
+from rtserve.server.control import stages, status
+from rtserve.server.control.workloads import SERVING_STAGES
+from rtserve.server.errors import ApiError, invalid
+from rtserve.server.services import Services
+from rtserve.server.ui import query
+from rtserve.server.ui.render import (
     UiRoute,
     error_response,
     fragment,
@@ -32,7 +31,7 @@ from backend.ui.render import (
     require,
     session_of,
 )
-from backend.ui.session import (
+from rtserve.server.ui.session import (
     CSRF_FIELD,
     CSRF_HEADER,
     LOGIN_COOKIE,

@@ -10,14 +10,13 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-
-from backend.auth import Permission
-from backend.errors import ApiError
-from backend.services import Services
-from backend.ui import query, views
-from backend.ui.actions import csrf_protect
-from backend.ui.endpoint_views import EndpointView, endpoint_view, endpoint_views
-from backend.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
+from rtserve.server.auth import Permission
+from rtserve.server.errors import ApiError
+from rtserve.server.services import Services
+from rtserve.server.ui import query, views
+from rtserve.server.ui.actions import csrf_protect
+from rtserve.server.ui.endpoint_views import EndpointView, endpoint_view, endpoint_views
+from rtserve.server.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
 
 router = APIRouter(
     prefix=SERVING_ENDPOINTS_PATH, route_class=UiRoute, include_in_schema=False, dependencies=[Depends(csrf_protect)]

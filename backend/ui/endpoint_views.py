@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from backend.control import serving_status
-from backend.errors import ApiError
-from backend.services import Services
-from backend.ui.render import SERVING_ENDPOINTS_PATH, PageError
+from rtserve.server.control import serving_status
+from rtserve.server.errors import ApiError
+from rtserve.server.services import Services
+from rtserve.server.ui.render import SERVING_ENDPOINTS_PATH, PageError
 
 BACK_TO_LIST = (SERVING_ENDPOINTS_PATH, "Back to the serving endpoints")
 

@@ -6,14 +6,13 @@ import asyncio
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
-
-from backend.auth import Permission
-from backend.control import logs, stages
-from backend.control.workloads import SERVING_STAGES
-from backend.errors import ApiError
-from backend.services import Services
-from backend.ui import views
-from backend.ui.render import UiRoute, fragment, model_path, page, require
+from rtserve.server.auth import Permission
+from rtserve.server.control import logs, stages
+from rtserve.server.control.workloads import SERVING_STAGES
+from rtserve.server.errors import ApiError
+from rtserve.server.services import Services
+from rtserve.server.ui import views
+from rtserve.server.ui.render import UiRoute, fragment, model_path, page, require
 
 router = APIRouter(prefix="/ui", route_class=UiRoute, include_in_schema=False)
 

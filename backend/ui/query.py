@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend import gateway
-from backend.errors import ApiError
-from backend.services import Services
-from backend.ui.render import ERROR_HINTS
+from rtserve.server import gateway
+from rtserve.server.errors import ApiError
+from rtserve.server.services import Services
+from rtserve.server.ui.render import ERROR_HINTS
 
 MAX_TABLE_ROWS = 100
 MAX_TABLE_COLUMNS = 20

@@ -21,11 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.errors import ApiError, request_id_of
+from rtserve.server.ui.session import CSRF_FIELD, UiSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from backend.auth import Permission, Principal
-from backend.errors import ApiError, request_id_of
-from backend.ui.session import CSRF_FIELD, UiSession
 
 log = logging.getLogger("rtserve.ui")
 TEMPLATES_DIR = Path(__file__).parent / "templates"

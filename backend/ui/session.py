@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from rtserve.server.auth import Principal, TokenVerifier
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from backend.auth import Principal, TokenVerifier
 
 UI_PREFIX = "/ui/"
 SESSION_COOKIE = "rtserve_session"

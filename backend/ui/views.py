@@ -14,15 +14,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
-
-from backend import paths
-from backend.control import logs, stages, status
-from backend.control.workloads import SERVING_STAGES, WORKLOAD_SIZES, replica_range
-from backend.errors import ApiError
-from backend.registry import registry_errors
-from backend.services import Services
-from backend.store import repo
-from backend.store.models import ComputeConfig
+from rtserve.server import paths
+from rtserve.server.control import logs, stages, status
+from rtserve.server.control.workloads import SERVING_STAGES, WORKLOAD_SIZES, replica_range
+from rtserve.server.errors import ApiError
+from rtserve.server.registry import registry_errors
+from rtserve.server.services import Services
+from rtserve.server.store import repo
+from rtserve.server.store.models import ComputeConfig
 
 MAX_MODELS = 1000
 EXAMPLE_FILES = ("serving_input_example.json", "input_example.json")

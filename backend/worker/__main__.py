@@ -1,4 +1,4 @@
-"""Run one replica in the foreground, for debugging: `python -m backend.worker --model-uri URI --socket PATH`.
+"""Run one replica in the foreground, for debugging: `python -m rtserve.server.worker --model-uri URI --socket PATH`.
 
 Logs go to stderr; SIGTERM or Ctrl-C stops it gracefully. Exit code 1 if the model fails to load.
 """
@@ -11,11 +11,11 @@ import logging
 import sys
 import traceback
 
-from backend.worker.server import ReplicaServer, load_model, serve
+from rtserve.server.worker.server import ReplicaServer, load_model, serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rtserve.server.worker", description=__doc__)
     parser.add_argument("--model-uri", required=True, help="a local directory holding an MLflow model")
     parser.add_argument("--socket", required=True, help="the Unix domain socket to listen on")
     parser.add_argument("--log-level", default="INFO")

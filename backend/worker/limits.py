@@ -29,8 +29,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from backend.engines.base import InvocationResult
-from backend.worker.errors import error_result
+from rtserve.server.engines.base import InvocationResult
+from rtserve.server.worker.errors import error_result
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 
-from backend.worker.replica import FORKSERVER_ENGINE_PID_ENV
+from rtserve.server.worker.replica import FORKSERVER_ENGINE_PID_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ MODULES = (
     "cloudpickle",
     "sklearn",
     "skops.io",  # how mlflow.sklearn saves models by default; it imports most of scikit-learn
-    "backend.worker.scoring",
-    "backend.worker.server",
-    "backend.worker.replica",
+    "rtserve.server.worker.scoring",
+    "rtserve.server.worker.server",
+    "rtserve.server.worker.replica",
 )
 
 

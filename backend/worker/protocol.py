@@ -26,8 +26,8 @@ import logging
 import struct
 from typing import Any
 
-from backend.engines.base import InvocationResult, ReplicaLost, ReplicaUnreachable
-from backend.worker.errors import error_result
+from rtserve.server.engines.base import InvocationResult, ReplicaLost, ReplicaUnreachable
+from rtserve.server.worker.errors import error_result
 
 logger = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, NoReturn
 
-from backend.engines.base import ReplicaSpec
-from backend.worker.logs import InProcessCapture, capture_output_in_process, redirect_output
+from rtserve.server.engines.base import ReplicaSpec
+from rtserve.server.worker.logs import InProcessCapture, capture_output_in_process, redirect_output
 
 if TYPE_CHECKING:
-    from backend.worker.server import ReplicaServer
+    from rtserve.server.worker.server import ReplicaServer
 
 logger = logging.getLogger("rtserve.replica")
 
@@ -77,7 +77,7 @@ def run_replica(
     logger.info("Replica %s (pid %d): loading %s", spec.replica_id, os.getpid(), spec.model_uri)
 
     # Imported here, not at the top: the engine imports this module too, and needs no MLflow for it.
-    from backend.worker.server import load_model, serve
+    from rtserve.server.worker.server import load_model, serve
 
     try:
         model = load_model(spec.model_uri)

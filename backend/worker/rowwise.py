@@ -41,11 +41,10 @@ from mlflow.pyfunc.model import _log_warning_if_params_not_in_predict_signature
 from mlflow.pyfunc.utils.serving_data_parser import is_unified_llm_input
 from mlflow.types import DataType, Schema
 from mlflow.utils.proto_json_utils import cast_df_types_according_to_schema, dataframe_from_parsed_json
-
-from backend.engines.base import InvocationResult
-from backend.worker.errors import JSON
-from backend.worker.exact import ExactFramePredictor
-from backend.worker.scoring import score
+from rtserve.server.engines.base import InvocationResult
+from rtserve.server.worker.errors import JSON
+from rtserve.server.worker.exact import ExactFramePredictor
+from rtserve.server.worker.scoring import score
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,9 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
-
-from backend.engines.base import InvocationResult
-from backend.worker import limits
-from backend.worker.errors import JSON, error_result
+from rtserve.server.engines.base import InvocationResult
+from rtserve.server.worker import limits
+from rtserve.server.worker.errors import JSON, error_result
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from backend.engines.base import InvocationResult
-from backend.worker import limits
-from backend.worker.errors import error_result
-from backend.worker.protocol import (
+from rtserve.server.engines.base import InvocationResult
+from rtserve.server.worker import limits
+from rtserve.server.worker.errors import error_result
+from rtserve.server.worker.protocol import (
     OP_CANCEL,
     OP_ERROR,
     OP_INVOKE,
@@ -34,8 +34,8 @@ from backend.worker.protocol import (
     encode_frame,
     read_frame,
 )
-from backend.worker.rowwise import RowwiseScorer, is_row_wise
-from backend.worker.scoring import score
+from rtserve.server.worker.rowwise import RowwiseScorer, is_row_wise
+from rtserve.server.worker.scoring import score
 
 logger = logging.getLogger(__name__)
 

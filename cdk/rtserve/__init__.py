@@ -6,14 +6,14 @@ provider's attribute names; `None` leaves an attribute out of the synthesized JS
 applies the provider's declared default).
 """
 
-from cdk.rtserve.data_rtserve_endpoint_status import DataRtserveEndpointStatus
-from cdk.rtserve.data_rtserve_model_versions import DataRtserveModelVersions
-from cdk.rtserve.data_rtserve_version_aliases import DataRtserveVersionAliases
-from cdk.rtserve.model_serving import ModelServing, ModelServingComputeConfig, ModelServingTimeouts
-from cdk.rtserve.model_version_stage import ModelVersionStage, ModelVersionStageTimeouts
-from cdk.rtserve.permissions import Permissions, PermissionsAccessControl
-from cdk.rtserve.provider import RtserveProvider
-from cdk.rtserve.serving_endpoint import (
+from rtserve.cdk.rtserve.data_rtserve_endpoint_status import DataRtserveEndpointStatus
+from rtserve.cdk.rtserve.data_rtserve_model_versions import DataRtserveModelVersions
+from rtserve.cdk.rtserve.data_rtserve_version_aliases import DataRtserveVersionAliases
+from rtserve.cdk.rtserve.model_serving import ModelServing, ModelServingComputeConfig, ModelServingTimeouts
+from rtserve.cdk.rtserve.model_version_stage import ModelVersionStage, ModelVersionStageTimeouts
+from rtserve.cdk.rtserve.permissions import Permissions, PermissionsAccessControl
+from rtserve.cdk.rtserve.provider import RtserveProvider
+from rtserve.cdk.rtserve.serving_endpoint import (
     ServingEndpoint,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,

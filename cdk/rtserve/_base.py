@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any, TypedDict
 
-import cdktf
-
-from provider import NAME, SOURCE, VERSION
+from rtserve.cdk._framework import cdktf
+from rtserve.provider import NAME, SOURCE, VERSION
 
 PROVIDER_SOURCE = SOURCE
 PROVIDER_VERSION = VERSION

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Unpack
 
-import cdktf
 from constructs import Construct
-
-from cdk.rtserve._base import MetaArguments, generator_metadata
+from rtserve.cdk._framework import cdktf
+from rtserve.cdk.rtserve._base import MetaArguments, generator_metadata
 
 
 class DataRtserveModelVersions(cdktf.TerraformDataSource):

@@ -6,10 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-import cdktf
 from constructs import Construct
-
-from cdk.rtserve._base import MetaArguments, blocks, generator_metadata, without_none
+from rtserve.cdk._framework import cdktf
+from rtserve.cdk.rtserve._base import MetaArguments, blocks, generator_metadata, without_none
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import cdktf
 from constructs import Construct
-
-from cdk.rtserve._base import PROVIDER_SOURCE, generator_metadata, without_none
+from rtserve.cdk._framework import cdktf
+from rtserve.cdk.rtserve._base import PROVIDER_SOURCE, generator_metadata, without_none
 
 
 class RtserveProvider(cdktf.TerraformProvider):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from rtserve.provider.base import ProviderBound, guarded, report_api_error
+from rtserve.provider.blocks import Object
+from rtserve.provider.client import SERVING_STAGES, ApiError
 from tf.iface import Config, DataSource, ReadDataContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Bool, List, Map, Number, String
-
-from provider.base import ProviderBound, guarded, report_api_error
-from provider.blocks import Object
-from provider.client import SERVING_STAGES, ApiError
 
 COMPUTE_CONFIG = Object(
     {

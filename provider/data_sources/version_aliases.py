@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from rtserve.provider.base import ProviderBound, guarded, report_api_error
+from rtserve.provider.client import ApiError
 from tf.iface import Config, DataSource, ReadDataContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Map, String
-
-from provider.base import ProviderBound, guarded, report_api_error
-from provider.client import ApiError
 
 
 class VersionAliasesDataSource(ProviderBound, DataSource):

@@ -15,23 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from tf.iface import Config, PlanContext, State
-from tf.schema import Attribute, Block, Schema
-from tf.types import Bool, Map, String, Unknown
-from tf.utils import Diagnostics
-
-from provider.base import report_api_error
-from provider.blocks import ListNestedBlock, timeout_seconds, timeouts_block, validate_timeouts
-from provider.client import SERVING_STAGES, ApiError, RtserveClient
-from provider.resources.compute import (
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import ListNestedBlock, timeout_seconds, timeouts_block, validate_timeouts
+from rtserve.provider.client import SERVING_STAGES, ApiError, RtserveClient
+from rtserve.provider.resources.compute import (
     DEFAULT_SCALE_TO_ZERO,
     DEFAULT_WORKLOAD_SIZE,
     compute_attributes,
     fill_blocks,
     with_compute_defaults,
 )
-from provider.resources.crud import RtserveResource, WaitReport
-from provider.waiter import Progress
+from rtserve.provider.resources.crud import RtserveResource, WaitReport
+from rtserve.provider.waiter import Progress
+from tf.iface import Config, PlanContext, State
+from tf.schema import Attribute, Block, Schema
+from tf.types import Bool, Map, String, Unknown
+from tf.utils import Diagnostics
 
 READY = "ENDPOINT_STATE_READY"
 FAILED = "ENDPOINT_STATE_FAILED"

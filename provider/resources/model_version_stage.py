@@ -11,16 +11,15 @@ moves the version to Archived, but only if it is still in the stage this resourc
 
 from __future__ import annotations
 
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import timeout_seconds, timeouts_block, validate_timeouts
+from rtserve.provider.client import SERVING_STAGES, ApiError, RtserveClient
+from rtserve.provider.resources.crud import RtserveResource, WaitReport
+from rtserve.provider.waiter import Progress
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Bool, String
 from tf.utils import Diagnostics
-
-from provider.base import report_api_error
-from provider.blocks import timeout_seconds, timeouts_block, validate_timeouts
-from provider.client import SERVING_STAGES, ApiError, RtserveClient
-from provider.resources.crud import RtserveResource, WaitReport
-from provider.waiter import Progress
 
 STAGES = ("None", "Staging", "Production", "Archived")
 DESTROY_STAGE = "Archived"

@@ -16,15 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import SetNestedBlock
+from rtserve.provider.client import ApiError, RtserveClient
+from rtserve.provider.resources.crud import RtserveResource
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Block, Schema
 from tf.types import String, Unknown
 from tf.utils import Diagnostics
-
-from provider.base import report_api_error
-from provider.blocks import SetNestedBlock
-from provider.client import ApiError, RtserveClient
-from provider.resources.crud import RtserveResource
 
 PRINCIPAL_KINDS = ("user_name", "group_name", "service_principal_name")
 LEVELS = ("CAN_VIEW", "CAN_QUERY", "CAN_MANAGE")

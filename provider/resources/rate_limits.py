@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rtserve.provider.blocks import SetNestedBlock
 from tf.schema import Attribute, Block
 from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
-
-from provider.blocks import SetNestedBlock
 
 ENDPOINT_KEY = "endpoint"
 CALLER_KEYS = ("user", "service_principal")

@@ -17,24 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tf.iface import Config, PlanContext, State
-from tf.schema import Attribute, Block, Schema
-from tf.types import List, Map, Number, String, Unknown
-from tf.utils import Diagnostics
-
-from provider.base import report_api_error
-from provider.blocks import ListNestedBlock, Object, timeout_seconds, timeouts_block, validate_timeouts
-from provider.client import ApiError, RtserveClient
-from provider.resources.compute import compute_attributes
-from provider.resources.crud import RtserveResource, WaitReport
-from provider.resources.rate_limits import (
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import ListNestedBlock, Object, timeout_seconds, timeouts_block, validate_timeouts
+from rtserve.provider.client import ApiError, RtserveClient
+from rtserve.provider.resources.compute import compute_attributes
+from rtserve.provider.resources.crud import RtserveResource, WaitReport
+from rtserve.provider.resources.rate_limits import (
     RATE_LIMITS,
     limits_changed,
     limits_with_defaults,
     request_limits,
     validate_rate_limits,
 )
-from provider.resources.serving_endpoint_config import (
+from rtserve.provider.resources.serving_endpoint_config import (
     config_of,
     default_traffic,
     entities_with_defaults,
@@ -47,7 +42,11 @@ from provider.resources.serving_endpoint_config import (
     tags_of,
     validate_config,
 )
-from provider.waiter import Progress, WaitTimeout
+from rtserve.provider.waiter import Progress, WaitTimeout
+from tf.iface import Config, PlanContext, State
+from tf.schema import Attribute, Block, Schema
+from tf.types import List, Map, Number, String, Unknown
+from tf.utils import Diagnostics
 
 RESOURCE_CONFLICT = "RESOURCE_CONFLICT"
 STATUS_ATTRIBUTES = ("state_ready", "state_config_update")

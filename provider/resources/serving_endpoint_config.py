@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rtserve.provider.resources.compute import (
+    DEFAULT_SCALE_TO_ZERO,
+    DEFAULT_WORKLOAD_SIZE,
+    fill_blocks,
+    with_compute_defaults,
+)
+from rtserve.provider.resources.rate_limits import limits_from_detail
+from rtserve.provider.waiter import Progress
 from tf.iface import State
 from tf.types import Unknown
 from tf.utils import Diagnostics
-
-from provider.resources.compute import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, fill_blocks, with_compute_defaults
-from provider.resources.rate_limits import limits_from_detail
-from provider.waiter import Progress
 
 READY = "READY"
 NOT_UPDATING = "NOT_UPDATING"

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
+from rtserve.server.process import BackendProcess
 
-from backend.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN
 from tests.tokens import create_token, revoke_token
 
@@ -21,7 +21,7 @@ ENABLE = "/api/2.0/preview/mlflow/endpoints-v2/enable"
 def test_token_values_are_never_listed(backend: BackendProcess):
     token, token_id = create_token(backend, "CAN_VIEW")
     listed = subprocess.run(
-        [sys.executable, "-m", "backend", "tokens", "list", "--data-dir", str(backend.data_dir)],
+        [sys.executable, "-m", "rtserve.server", "tokens", "list", "--data-dir", str(backend.data_dir)],
         capture_output=True,
         text=True,
         check=True,

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext, Page
+from rtserve.server.process import BackendProcess
 
-from backend.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN
 
 CHROMIUM = os.environ.get("RTSERVE_CHROMIUM", "/usr/bin/chromium")

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 from playwright.sync_api import Page, expect
+from rtserve.server.demo_model import register_demo_model
+from rtserve.server.process import BackendProcess
 
-from backend.demo_model import register_demo_model
-from backend.process import BackendProcess
 from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 
@@ -184,7 +184,7 @@ def test_view_only_token_sees_the_pages_but_every_change_is_disabled(
         [
             sys.executable,
             "-m",
-            "backend",
+            "rtserve.server",
             "tokens",
             "create",
             "--name",

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
+from rtserve.server.client import BackendClient
+from rtserve.server.demo_model import register_demo_model
+from rtserve.server.process import BackendProcess
 
-from backend.client import BackendClient
-from backend.demo_model import register_demo_model
-from backend.process import BackendProcess
 from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.ui.helpers import SERVING_ENDPOINTS_API

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import cdktf
 import pytest
-
-from cdk import RtserveStack
-from cdk.rtserve import (
+from rtserve.cdk import RtserveStack
+from rtserve.cdk.rtserve import (
     DataRtserveEndpointStatus,
     DataRtserveModelVersions,
     DataRtserveVersionAliases,
@@ -21,10 +20,11 @@ from cdk.rtserve import (
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
 )
-from provider.plugin import RtserveProvider
-from provider.resources.permissions import ACCESS_CONTROL
-from provider.resources.rate_limits import RATE_LIMITS
-from provider.resources.serving_endpoint import SERVED_ENTITIES
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.permissions import ACCESS_CONTROL
+from rtserve.provider.resources.rate_limits import RATE_LIMITS
+from rtserve.provider.resources.serving_endpoint import SERVED_ENTITIES
+
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import cdktf
 import pytest
-
-from cdk import (
+from rtserve.cdk import (
     AccessControl,
     ComputeConfig,
     ModelEndpoint,
@@ -20,9 +19,10 @@ from cdk import (
     ServingEndpoint,
     ServingEndpointPermissions,
 )
-from cdk.rtserve import DataRtserveEndpointStatus, DataRtserveModelVersions, DataRtserveVersionAliases
-from provider.install import install
-from provider.terraform import Terraform
+from rtserve.cdk.rtserve import DataRtserveEndpointStatus, DataRtserveModelVersions, DataRtserveVersionAliases
+from rtserve.provider.install import install
+from rtserve.provider.terraform import Terraform
+
 from tests.provider.fake_backend import FakeBackend
 
 pytestmark = pytest.mark.e2e

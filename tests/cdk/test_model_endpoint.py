@@ -6,8 +6,8 @@ import re
 
 import cdktf
 import pytest
+from rtserve.cdk import ComputeConfig, ModelEndpoint, RtserveStack, WorkloadSize
 
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack, WorkloadSize
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit
@@ -108,7 +108,7 @@ def test_disable_on_destroy_false_lets_stacks_share_a_model(stack: RtserveStack)
 
 
 def test_provider_selects_an_aliased_provider(stack: RtserveStack) -> None:
-    from cdk.rtserve import RtserveProvider
+    from rtserve.cdk.rtserve import RtserveProvider
 
     other = RtserveProvider(stack, "other", host="http://other:1", alias="other")
     ModelEndpoint(stack, "iris", model_name="m", promotions={"Staging": "2"}, provider=other)
@@ -187,7 +187,7 @@ def test_nothing_is_created_when_validation_fails(stack: RtserveStack) -> None:
 
 
 def test_a_promotion_to_a_referenced_version_is_accepted(stack: RtserveStack) -> None:
-    from cdk.rtserve import DataRtserveModelVersions
+    from rtserve.cdk.rtserve import DataRtserveModelVersions
 
     latest = DataRtserveModelVersions(stack, "versions", name="m")
     ModelEndpoint(stack, "iris", model_name="m", promotions={"Staging": latest.latest_version})
@@ -200,7 +200,7 @@ def test_url_of_an_unknown_stage_is_refused(stack: RtserveStack) -> None:
 
 
 def test_resources_lists_the_serving_resource_and_each_promotion(stack: RtserveStack) -> None:
-    from cdk.rtserve import DataRtserveVersionAliases
+    from rtserve.cdk.rtserve import DataRtserveVersionAliases
 
     endpoint = ModelEndpoint(stack, "iris", model_name="m", promotions={"Staging": "2"})
     DataRtserveVersionAliases(stack, "aliases", registered_model_name="m", depends_on=endpoint.resources)

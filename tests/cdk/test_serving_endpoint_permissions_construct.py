@@ -6,8 +6,15 @@ import re
 
 import cdktf
 import pytest
+from rtserve.cdk import (
+    AccessControl,
+    PermissionLevel,
+    RtserveStack,
+    ServedEntity,
+    ServingEndpoint,
+    ServingEndpointPermissions,
+)
 
-from cdk import AccessControl, PermissionLevel, RtserveStack, ServedEntity, ServingEndpoint, ServingEndpointPermissions
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit

@@ -3,8 +3,7 @@
 from dataclasses import replace
 
 import pytest
-
-from backend.control.autoscaler import ScalingContext, ScalingState, decide
+from rtserve.server.control.autoscaler import ScalingContext, ScalingState, decide
 
 pytestmark = pytest.mark.unit
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from backend.auth import Permission, Principal
-from backend.control.endpoint_permissions import (
+from rtserve.server.auth import Permission, Principal
+from rtserve.server.control.endpoint_permissions import (
     Grant,
     effective_permission,
     merge,
@@ -13,7 +12,7 @@ from backend.control.endpoint_permissions import (
     permission_levels_response,
     permissions_response,
 )
-from backend.errors import ApiError
+from rtserve.server.errors import ApiError
 
 pytestmark = pytest.mark.unit
 KNOWN = {"alice", "ci-bot"}

@@ -1,6 +1,5 @@
 import pytest
-
-from backend.control.logs import merge_replica_logs
+from rtserve.server.control.logs import merge_replica_logs
 
 pytestmark = pytest.mark.unit
 

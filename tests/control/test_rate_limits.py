@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from backend.control.rate_limits import (
+from rtserve.server.control.rate_limits import (
     RateLimit,
     RateLimited,
     RateLimiter,
@@ -12,7 +11,7 @@ from backend.control.rate_limits import (
     parse_ai_gateway,
     parse_rate_limits,
 )
-from backend.errors import ApiError
+from rtserve.server.errors import ApiError
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,5 @@
 import pytest
-
-from backend.control.reconciler import (
+from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
     Observed,
@@ -12,9 +11,9 @@ from backend.control.reconciler import (
     VersionMemory,
     reconcile,
 )
-from backend.control.stages import RegisteredVersion
-from backend.control.traffic import VersionTraffic
-from backend.engines.base import ReplicaObservation, ReplicaState
+from rtserve.server.control.stages import RegisteredVersion
+from rtserve.server.control.traffic import VersionTraffic
+from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 
 pytestmark = pytest.mark.unit
 MODEL = "iris"

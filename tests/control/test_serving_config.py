@@ -4,9 +4,8 @@ import random
 from collections import Counter
 
 import pytest
-
-from backend.control.serving_config import EndpointConfig, parse_config, parse_tags
-from backend.errors import ApiError
+from rtserve.server.control.serving_config import EndpointConfig, parse_config, parse_tags
+from rtserve.server.errors import ApiError
 
 pytestmark = pytest.mark.unit
 

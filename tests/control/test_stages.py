@@ -1,6 +1,5 @@
 import pytest
-
-from backend.control.stages import (
+from rtserve.server.control.stages import (
     RegisteredVersion,
     canonical_stage,
     choose_routes,

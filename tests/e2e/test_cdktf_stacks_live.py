@@ -12,13 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rtserve.provider.install import Installation, install
+from rtserve.provider.terraform import Terraform
+from rtserve.server.client import BackendClient
+from rtserve.server.demo import request_bodies
+from rtserve.server.demo_model import register_demo_model
+from rtserve.server.process import BackendProcess
 
-from backend.client import BackendClient
-from backend.demo import request_bodies
-from backend.demo_model import register_demo_model
-from backend.process import BackendProcess
-from provider.install import Installation, install
-from provider.terraform import Terraform
 from tests.conftest import ADMIN_TOKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -32,7 +32,7 @@ import sys
 import cdktf
 
 sys.path.insert(0, {repo!r})
-from cdk import ComputeConfig, ModelEndpoint, RtserveStack  # noqa: E402
+from rtserve.cdk import ComputeConfig, ModelEndpoint, RtserveStack  # noqa: E402
 
 host, model = os.environ["RTSERVE_HOST"], os.environ["RTSERVE_MODEL"]
 app = cdktf.App()

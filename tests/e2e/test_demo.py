@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def test_the_demo_deploys_the_example_stacks_and_scores_every_format(tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, "-m", "backend", "demo", "--data-dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "rtserve.server", "demo", "--data-dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=600,

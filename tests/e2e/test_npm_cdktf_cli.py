@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rtserve.provider.install import install
+from rtserve.server.client import BackendClient
+from rtserve.server.demo import request_bodies
+from rtserve.server.demo_model import DEMO_MODEL, register_demo_model
+from rtserve.server.process import BackendProcess
 
-from backend.client import BackendClient
-from backend.demo import request_bodies
-from backend.demo_model import DEMO_MODEL, register_demo_model
-from backend.process import BackendProcess
-from provider.install import install
 from tests.conftest import mlflow_pointing_at
 
 pytestmark = pytest.mark.e2e

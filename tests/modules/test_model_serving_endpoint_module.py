@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rtserve.provider.install import Installation
+from rtserve.provider.terraform import Terraform
 
-from provider.install import Installation
-from provider.terraform import Terraform
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.terraform_helpers import failed_plan, served_fake, terraform_in, write_main_tf
 
@@ -74,8 +74,7 @@ def test_the_module_is_usable_from_cdktf(
 ) -> None:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import cdktf
-
-    from cdk import RtserveStack
+    from rtserve.cdk import RtserveStack
 
     backend, url = fake
     app = cdktf.App(outdir=str(tmp_path / "out"))

@@ -27,12 +27,11 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-
-from backend.auth import Permission
-from backend.control import endpoint_permissions as acl_rules
-from backend.control import rate_limits as limit_rules
-from backend.control.endpoint_permissions import Grant
-from backend.errors import ApiError as BackendApiError
+from rtserve.server.auth import Permission
+from rtserve.server.control import endpoint_permissions as acl_rules
+from rtserve.server.control import rate_limits as limit_rules
+from rtserve.server.control.endpoint_permissions import Grant
+from rtserve.server.errors import ApiError as BackendApiError
 
 PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 STAGES = ("None", "Staging", "Production", "Archived")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rtserve.provider import SOURCE, VERSION
+from rtserve.provider.install import Installation, install
+from rtserve.provider.terraform import RunResult, Terraform
 
-from provider import SOURCE, VERSION
-from provider.install import Installation, install
-from provider.terraform import RunResult, Terraform
 from tests.provider.fake_backend import FakeBackend
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rtserve.server.client import BackendClient
+from rtserve.server.demo import request_bodies
+from rtserve.server.demo_model import register_demo_model
+from rtserve.server.process import BackendProcess
 
-from backend.client import BackendClient
-from backend.demo import request_bodies
-from backend.demo_model import register_demo_model
-from backend.process import BackendProcess
 from tests.tokens import create_token
 
 pytestmark = pytest.mark.api
@@ -252,7 +252,7 @@ def test_an_unexpected_exception_is_a_500_envelope_whose_id_is_in_the_log():
     import asyncio
     import logging
 
-    from backend.middleware import ErrorLayer
+    from rtserve.server.middleware import ErrorLayer
 
     async def broken(scope, receive, send):
         raise RuntimeError("a bug in a middleware")

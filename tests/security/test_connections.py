@@ -15,8 +15,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from backend.process import BackendProcess
+from rtserve.server.process import BackendProcess
 
 pytestmark = pytest.mark.api
 TOKEN = "rtsv-admin-for-connection-tests"
@@ -200,9 +199,8 @@ def test_connections_past_the_cap_get_a_503_envelope(capped_backend: BackendProc
 
 def test_an_exception_that_escapes_the_app_gets_a_json_500():
     import uvicorn
-
-    from backend.http_server import protocol_class
-    from backend.process import free_port
+    from rtserve.server.http_server import protocol_class
+    from rtserve.server.process import free_port
 
     async def broken_app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] == "http":

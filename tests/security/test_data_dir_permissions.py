@@ -12,8 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from backend.process import BackendProcess
+from rtserve.server.process import BackendProcess
 
 pytestmark = pytest.mark.api
 TOKEN = "rtsv-admin-for-data-dir-tests"

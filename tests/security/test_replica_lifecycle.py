@@ -19,12 +19,12 @@ import httpx
 import mlflow.pyfunc
 import psutil
 import pytest
+from rtserve.server.client import BackendClient
+from rtserve.server.engines.base import ReplicaSpec
+from rtserve.server.process import BackendProcess
+from rtserve.server.worker.protocol import WorkerClient
+from rtserve.server.worker.replica import run_replica
 
-from backend.client import BackendClient
-from backend.engines.base import ReplicaSpec
-from backend.process import BackendProcess
-from backend.worker.protocol import WorkerClient
-from backend.worker.replica import run_replica
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.registry_helpers import MODEL_CODE, register_code_model
 from tests.worker.models import save_slow_model
@@ -177,7 +177,7 @@ def test_a_request_that_kills_its_replica_costs_one_replica_and_answers_503(own_
 
 def start_replica(tmp_path: Path, model_path: Path, **options: float) -> tuple[multiprocessing.Process, Connection]:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "backend.worker.preload"])
+    context.set_forkserver_preload(["__main__", "rtserve.server.worker.preload"])
     spec = ReplicaSpec("r", "m", "1", str(model_path), str(tmp_path / "r.log"))
     parent_conn, child_conn = context.Pipe()
     process = context.Process(target=run_replica, args=(spec, str(tmp_path / "r.sock"), child_conn), kwargs=options)

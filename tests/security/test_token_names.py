@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rtserve.server.cli import app
 from typer.testing import CliRunner
-
-from backend.cli import app
 
 pytestmark = pytest.mark.unit
 

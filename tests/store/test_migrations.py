@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from rtserve.server.control.serving_endpoints import from_row
+from rtserve.server.store import repo
+from rtserve.server.store.db import MIGRATIONS_DIR, make_engine, migrate, session_factory
 from sqlalchemy import create_engine, text
-
-from backend.control.serving_endpoints import from_row
-from backend.store import repo
-from backend.store.db import MIGRATIONS_DIR, make_engine, migrate, session_factory
 
 pytestmark = pytest.mark.unit
 ENTITY = {

@@ -7,9 +7,8 @@ import time
 from collections.abc import Callable
 
 import httpx
-
-from backend.client import BackendClient
-from backend.process import BackendProcess
+from rtserve.server.client import BackendClient
+from rtserve.server.process import BackendProcess
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 LOGIN_CSRF_INPUT = re.compile(r'name="login_csrf" value="([^"]+)"')

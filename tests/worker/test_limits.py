@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rtserve.server.worker import limits
+from rtserve.server.worker.protocol import WorkerClient
+from rtserve.server.worker.scoring import score
+from rtserve.server.worker.server import ReplicaServer
 
-from backend.worker import limits
-from backend.worker.protocol import WorkerClient
-from backend.worker.scoring import score
-from backend.worker.server import ReplicaServer
 from tests.worker.models import iris_frame
 
 pytestmark = pytest.mark.unit
@@ -196,7 +196,15 @@ def test_a_replica_process_takes_the_limit_from_the_environment_it_inherits(tmp_
     environment = {**os.environ, limits.MAX_INPUT_COLUMNS_ENV: "4"}
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "backend.worker", "--model-uri", str(iris_path), "--socket", str(socket_path)],
+            [
+                sys.executable,
+                "-m",
+                "rtserve.server.worker",
+                "--model-uri",
+                str(iris_path),
+                "--socket",
+                str(socket_path),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[2],

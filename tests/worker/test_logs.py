@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from backend.worker.logs import (
+from rtserve.server.worker.logs import (
     DEFAULT_MAX_BYTES,
     MAX_LINE_BYTES,
     LogPump,

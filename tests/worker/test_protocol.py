@@ -10,8 +10,7 @@ from typing import Any
 
 import mlflow.pyfunc
 import pytest
-
-from backend.worker.protocol import (
+from rtserve.server.worker.protocol import (
     MAX_HEADER_BYTES,
     PREFIX,
     ProtocolError,
@@ -19,7 +18,8 @@ from backend.worker.protocol import (
     encode_frame,
     read_frame,
 )
-from backend.worker.server import ReplicaServer
+from rtserve.server.worker.server import ReplicaServer
+
 from tests.worker.models import iris_frame, save_slow_model
 
 pytestmark = pytest.mark.unit

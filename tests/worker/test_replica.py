@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from rtserve.server.engines.base import ReplicaSpec
+from rtserve.server.worker.replica import run_replica
 
-from backend.engines.base import ReplicaSpec
-from backend.worker.replica import run_replica
 from tests.worker.models import save_failing_load_model
 
 pytestmark = pytest.mark.api
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.api
 
 def start(tmp_path: Path, model_path: Path) -> tuple[multiprocessing.Process, multiprocessing.connection.Connection]:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "backend.worker.preload"])
+    context.set_forkserver_preload(["__main__", "rtserve.server.worker.preload"])
     spec = ReplicaSpec("r", "m", "1", str(model_path), str(tmp_path / "r.log"))
     parent_conn, child_conn = context.Pipe()
     process = context.Process(target=run_replica, args=(spec, str(tmp_path / "r.sock"), child_conn))
@@ -70,7 +70,15 @@ def test_python_m_backend_worker_serves_until_sigterm(tmp_path: Path, iris_path:
     log_path = tmp_path / "cli.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "backend.worker", "--model-uri", str(iris_path), "--socket", str(socket_path)],
+            [
+                sys.executable,
+                "-m",
+                "rtserve.server.worker",
+                "--model-uri",
+                str(iris_path),
+                "--socket",
+                str(socket_path),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[2],

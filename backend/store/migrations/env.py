@@ -1,7 +1,6 @@
 from alembic import context
-
-from backend.store.db import make_engine
-from backend.store.models import Base
+from rtserve.server.store.db import make_engine
+from rtserve.server.store.models import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
 engine = make_engine(url)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_the_provider_exits_when_terraform_dies() -> None:
     # A parent starts a child running exit_with_parent, waits until the child watches, then dies.
     child_code = (
-        "from provider.main import exit_with_parent; import time; exit_with_parent(0.05); "
+        "from rtserve.provider.main import exit_with_parent; import time; exit_with_parent(0.05); "
         "print('watching', flush=True); time.sleep(30)"
     )
     parent_code = (

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rtserve.provider.install import Installation, install
+from rtserve.provider.terraform import Terraform
 
-from provider.install import Installation, install
-from provider.terraform import Terraform
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.terraform_helpers import (
     failed_apply,

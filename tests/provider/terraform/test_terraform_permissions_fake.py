@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from rtserve.provider.terraform import Terraform
 
-from provider.terraform import Terraform
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.terraform_helpers import (
     access_control_blocks,

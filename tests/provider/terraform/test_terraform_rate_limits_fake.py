@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rtserve.provider.terraform import Terraform
 
-from provider.terraform import Terraform
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.terraform_helpers import (
     failed_plan,

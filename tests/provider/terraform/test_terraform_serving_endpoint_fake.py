@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from rtserve.provider.terraform import Terraform
 
-from provider.terraform import Terraform
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.terraform_helpers import (
     failed_apply,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.client import RtserveClient
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.waiter import Waiter
 
-from provider.client import RtserveClient
-from provider.plugin import RtserveProvider
-from provider.waiter import Waiter
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.unit.helpers import HOST, FakeClock
 

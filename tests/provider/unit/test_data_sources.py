@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.data_sources.endpoint_status import EndpointStatusDataSource
+from rtserve.provider.data_sources.model_versions import ModelVersionsDataSource
+from rtserve.provider.data_sources.version_aliases import VersionAliasesDataSource
+from rtserve.provider.plugin import RtserveProvider
 
-from provider.data_sources.endpoint_status import EndpointStatusDataSource
-from provider.data_sources.model_versions import ModelVersionsDataSource
-from provider.data_sources.version_aliases import VersionAliasesDataSource
-from provider.plugin import RtserveProvider
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.unit.helpers import HOST, Contexts, errors
 

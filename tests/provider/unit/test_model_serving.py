@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.model_serving import ModelServingResource, serving_progress
+from rtserve.provider.servicer import ConfiguredPlanContext
 from tf.iface import PlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.plugin import RtserveProvider
-from provider.resources.model_serving import ModelServingResource, serving_progress
-from provider.servicer import ConfiguredPlanContext
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.model_version_stage import ModelVersionStageResource, promotion_progress
+from rtserve.provider.servicer import ConfiguredPlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.plugin import RtserveProvider
-from provider.resources.model_version_stage import ModelVersionStageResource, promotion_progress
-from provider.servicer import ConfiguredPlanContext
 from tests.provider.fake_backend import SERVING, FakeBackend
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 

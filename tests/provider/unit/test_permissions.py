@@ -4,12 +4,12 @@ inherited entries next to the endpoint's own grants), then validation, planning 
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.permissions import ACCESS_CONTROL, PermissionsResource
 from tf.iface import PlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.plugin import RtserveProvider
-from provider.resources.permissions import ACCESS_CONTROL, PermissionsResource
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.unit.helpers import Contexts, errors, rejected_read
 

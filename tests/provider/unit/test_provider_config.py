@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.plugin import RtserveProvider
 from tf.types import Unknown
 from tf.utils import Diagnostics
-
-from provider.plugin import RtserveProvider
 
 pytestmark = pytest.mark.unit
 

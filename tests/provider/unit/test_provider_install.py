@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from rtserve.provider.cli import provider_app
+from rtserve.provider.install import cli_config_text, install, launcher_text, platform_dir
 from typer.testing import CliRunner
-
-from provider.cli import provider_app
-from provider.install import cli_config_text, install, launcher_text, platform_dir
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +21,7 @@ def test_the_launcher_lands_where_terraform_and_tofu_look_for_it(tmp_path: Path)
     ]
     assert list(result.launchers) == expected
     for launcher in expected:
-        assert launcher.read_text() == '#!/bin/sh\nexec /opt/venv/bin/python -P -m provider "$@"\n'
+        assert launcher.read_text() == '#!/bin/sh\nexec /opt/venv/bin/python -P -m rtserve.provider "$@"\n'
         assert os.access(launcher, os.X_OK)
         assert [p.name for p in launcher.parent.iterdir()] == [launcher.name]
 
@@ -61,7 +60,7 @@ def test_stray_files_beside_the_launcher_are_removed(tmp_path: Path) -> None:
 
 def test_paths_with_quotes_are_escaped_in_the_config() -> None:
     assert 'path    = "/x/\\"q\\"/m"' in cli_config_text(Path('/x/"q"/m'))
-    assert launcher_text("/my venv/python").startswith("#!/bin/sh\nexec '/my venv/python' -P -m provider")
+    assert launcher_text("/my venv/python").startswith("#!/bin/sh\nexec '/my venv/python' -P -m rtserve.provider")
 
 
 def test_the_cli_command_prints_the_export_line(tmp_path: Path) -> None:

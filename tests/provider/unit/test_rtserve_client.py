@@ -6,8 +6,7 @@ import threading
 
 import httpx
 import pytest
-
-from provider.client import ApiError, RtserveClient
+from rtserve.provider.client import ApiError, RtserveClient
 
 pytestmark = pytest.mark.unit
 

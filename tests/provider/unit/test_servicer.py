@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import rtserve.provider.main
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.servicer import RtserveServicer
 from tf.gen import tfplugin_pb2 as pb
 from tf.provider import _encode_state
 from tf.types import Unknown
 from tf.utils import read_dynamic_value
 
-import provider.main
-from provider.plugin import RtserveProvider
-from provider.servicer import RtserveServicer
 from tests.provider.unit.helpers import HOST
 
 pytestmark = pytest.mark.unit
@@ -116,6 +116,6 @@ def test_the_entry_point_serves_with_this_servicer(monkeypatch: pytest.MonkeyPat
     seen = []
     monkeypatch.setattr(tf.provider, "ProviderServicer", tf.provider.ProviderServicer)
     monkeypatch.setattr(tf.runner, "run_provider", lambda p, argv: seen.append((p, tf.provider.ProviderServicer)))
-    provider.main.main(["provider"])
+    rtserve.provider.main.main(["provider"])
     assert isinstance(seen[0][0], RtserveProvider)
     assert seen[0][1] is RtserveServicer

@@ -4,14 +4,14 @@ validation and planning (declared defaults, what becomes unknown), then the roll
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
+from rtserve.provider.resources.serving_endpoint_config import rollout_progress
+from rtserve.provider.servicer import ConfiguredPlanContext
 from tf.iface import PlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.plugin import RtserveProvider
-from provider.resources.serving_endpoint import ServingEndpointResource
-from provider.resources.serving_endpoint_config import rollout_progress
-from provider.servicer import ConfiguredPlanContext
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 

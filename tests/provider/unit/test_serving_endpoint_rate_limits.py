@@ -5,11 +5,11 @@ never by a config update, server refusals as diagnostics; then plan-time default
 from __future__ import annotations
 
 import pytest
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.plugin import RtserveProvider
-from provider.resources.serving_endpoint import ServingEndpointResource
 from tests.provider.fake_backend import FakeBackend
 from tests.provider.unit.helpers import FakeClock, errors
 from tests.provider.unit.test_serving_endpoint import TYPE, bare, calls, configured_plan, create, ctx, planned

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from provider.install import Installation
-from provider.terraform import ChangeSummary, RunResult, Terraform, _digest
+from rtserve.provider.install import Installation
+from rtserve.provider.terraform import ChangeSummary, RunResult, Terraform, _digest
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +18,13 @@ def runner(tmp_path: Path, **kwargs) -> Terraform:  # type: ignore[no-untyped-de
 
 
 def test_the_embedded_terraform_runs_as_a_child_python(tmp_path: Path) -> None:
-    assert runner(tmp_path).argv(["plan"]) == [sys.executable, "-m", "provider.tfcli", f"-chdir={tmp_path}", "plan"]
+    assert runner(tmp_path).argv(["plan"]) == [
+        sys.executable,
+        "-m",
+        "rtserve.provider.tfcli",
+        f"-chdir={tmp_path}",
+        "plan",
+    ]
 
 
 def test_a_named_binary_is_resolved_on_path(tmp_path: Path) -> None:
