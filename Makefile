@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install system-deps demo test test-unit bench lint clean
+.PHONY: install system-deps demo test test-unit bench lint clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install
 
 test-unit: $(BIN)/.installed
 	$(BIN)/pytest -m unit
+
+# Rewrites docs/screenshots/ from the browser tests (a plain test run leaves tracked files alone).
+screenshots: install
+	RTSERVE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -m browser
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -10,6 +10,7 @@ RTSERVE_STATE_DIR, if set, holds the stacks' local Terraform state (default: thi
 import os
 
 import cdktf
+
 from rtserve.cdk import (
     AccessControl,
     ComputeConfig,

@@ -7,16 +7,22 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
+
+from rtserve import __version__
 from rtserve.server import __doc__ as description
 from rtserve.server import auth, mlflow_server, ui
 from rtserve.server.allow import allowed_methods
-from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, registry, serving_endpoints
+from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, serving_endpoints
+from rtserve.server.api import registry as registry_routes
 from rtserve.server.control.controller import Controller
 from rtserve.server.control.endpoints import EndpointService
 from rtserve.server.control.serving_service import ServingEndpointService
@@ -29,19 +35,29 @@ from rtserve.server.registry import Registry
 from rtserve.server.services import Services
 from rtserve.server.settings import Settings
 from rtserve.server.store import db
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
-
-from rtserve import __version__
 
 log = logging.getLogger("rtserve")
 VERSION = __version__
 
 
-def _default_engine(run_dir: str) -> Engine:
+def _local_engine(settings: Settings) -> tuple[Engine, str]:
+    """The default engine, and the run dir made for its sockets (removed at shutdown)."""
     from rtserve.server.engines.local import LocalEngine
 
-    return LocalEngine(run_dir=run_dir)
+    run_dir = tempfile.mkdtemp(prefix="rtserve-")  # short: Unix socket paths must stay under 108 bytes
+    engine = LocalEngine(
+        run_dir=run_dir,
+        stop_timeout=settings.replica_drain_timeout_seconds,
+        log_max_bytes=settings.replica_log_max_bytes,
+        max_input_columns=settings.max_input_columns,
+    )
+    return engine, run_dir
+
+
+def _registry(settings: Settings) -> Registry:
+    if settings.embedded_mlflow:
+        return Registry(mlflow_server.store_uri(settings), mlflow_server.artifacts_root(settings))
+    return Registry(settings.mlflow_tracking_uri or "")
 
 
 def _install_error_handlers(api: FastAPI) -> None:
@@ -79,7 +95,19 @@ def _install_error_handlers(api: FastAPI) -> None:
         return error_response(request, "INTERNAL_ERROR", message, 500)
 
 
-def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _default_engine) -> ASGIApp:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    registry: Registry | None = None,
+    clock: Callable[[], float] = time.time,
+) -> ASGIApp:
+    """The whole service as one ASGI app, its collaborators injected or built from `settings`.
+
+    `engine` runs replicas (default: the local engine); `registry` is the MLflow registry the
+    controller reads (default: the embedded one, read in process, or `settings.mlflow_tracking_uri`);
+    `clock` is the controller's time. Started and stopped by the ASGI lifespan.
+    """
     settings.ensure_dirs()
     # MLflow's client retries for minutes by default; a registry outage should surface in seconds.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -97,32 +125,30 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
         verifier = auth.TokenVerifier(sessions)
         if settings.embedded_mlflow:
             await asyncio.to_thread(mlflow_server.warm_up)
-            registry_client = Registry(mlflow_server.store_uri(settings), mlflow_server.artifacts_root(settings))
-        else:
-            registry_client = Registry(settings.mlflow_tracking_uri or "")
-        run_dir = tempfile.mkdtemp(prefix="rtserve-")  # short: Unix socket paths must stay under 108 bytes
-        engine = engine_factory(run_dir)
-        await engine.start()
-        controller = Controller(settings, sessions, registry_client, engine)
+        registry_client = registry or _registry(settings)
+        replicas, run_dir = (engine, None) if engine is not None else _local_engine(settings)
+        await replicas.start()
+        controller = Controller(settings, sessions, registry_client, replicas, clock)
         api.state.services = Services(
             settings=settings,
             sessions=sessions,
             verifier=verifier,
             registry=registry_client,
-            engine=engine,
+            engine=replicas,
             controller=controller,
             endpoints=EndpointService(sessions, registry_client, controller),
             serving=ServingEndpointService(sessions, registry_client, controller),
-            metrics=Metrics(controller, engine),
+            metrics=Metrics(controller, replicas),
         )
         controller.start()
         try:
             yield
         finally:
             await controller.stop()
-            await engine.close()
+            await replicas.close()
             engine_db.dispose()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
     openapi.install(api)  # the parameters, bodies, errors and scoring URLs FastAPI cannot see
@@ -132,7 +158,7 @@ def create_app(settings: Settings, engine_factory: Callable[[str], Engine] = _de
         endpoints_v2.legacy_router,
         serving_endpoints.router,
         permissions.router,
-        registry.router,
+        registry_routes.router,
     )
     for router in (*routers, metrics.router, ui.router):
         api.include_router(router)

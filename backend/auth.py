@@ -6,6 +6,7 @@ scoring path never waits on the database; revocation takes effect within that wi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import hashlib
@@ -18,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from rtserve.server.errors import ApiError
 from rtserve.server.store import repo
 from rtserve.server.store.models import ApiToken
-from sqlalchemy.orm import Session, sessionmaker
 
 TOKEN_PREFIX = "rtsv"
 
@@ -42,6 +45,16 @@ class Principal:
 
     def can(self, needed: Permission) -> bool:
         return self.permission >= needed
+
+
+def authorize(held: Permission, needed: Permission, action: str, *, on: str = "", hint: str = "") -> None:
+    """The one decision of authorization, and the one wording of its refusal (403 PERMISSION_DENIED).
+
+    `held` is what the caller holds where it acts (its token's permission, or more through an
+    endpoint's grants), `on` names that place (" on serving endpoint 'x'"), `hint` says how to get more.
+    """
+    if held < needed:
+        raise ApiError("PERMISSION_DENIED", f"This token has {held.name}{on}; {action} needs {needed.name}.{hint}")
 
 
 def generate_token() -> str:
@@ -147,13 +160,25 @@ class TokenVerifier:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Principal | None:
-        digest = hash_token(token)
-        now = self._clock()
+    async def check(self, token: str) -> Principal | None:
+        """`verify` for the event loop: a cached answer at once, the store read in a worker thread."""
+        found, principal = self._cached(hash_token(token))
+        return principal if found else await asyncio.to_thread(self.verify, token)
+
+    def _cached(self, digest: str) -> tuple[bool, Principal | None]:
         with self._lock:
             cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
+        if cached is not None and self._clock() - cached[0] < self._ttl:
+            return True, cached[1]
+        return False, None
+
+    def verify(self, token: str) -> Principal | None:
+        """The token's Principal, or None; reads the store on a cache miss (blocks: not on the event loop)."""
+        digest = hash_token(token)
+        now = self._clock()
+        found, principal = self._cached(digest)
+        if found:
+            return principal
         with self._sessions() as session:
             row = repo.find_token_by_hash(session=session, token_hash=digest)
             principal = Principal(row.id, row.name, Permission[row.permission]) if row else None

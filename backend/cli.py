@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
 from rtserve.provider.cli import provider_app
-from rtserve.server.auth import Permission
-from rtserve.server.settings import Settings
+
+if TYPE_CHECKING:
+    from rtserve.server.settings import Settings
+
+# Commands import what they need when they run: `rtserve deploy` works with `rtserve[iac]` alone,
+# without the server's dependencies (FastAPI, SQLAlchemy, MLflow).
 
 app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as code.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
@@ -19,22 +25,42 @@ app.add_typer(tokens_app, name="tokens")
 console = Console()
 err_console = Console(stderr=True)  # messages that must not mix with a value printed for scripts
 
-DataDir = Annotated[Path, typer.Option("--data-dir", help="Where rtserve keeps its state.", envvar="RTSERVE_DATA_DIR")]
+# No typer `envvar=`: RTSERVE_DATA_DIR and RTSERVE_DATABASE_URL are read by `Settings`, like every RTSERVE_*
+# variable (docs/configuration.md); an option given wins over them.
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where rtserve keeps its state (default .rtserve, or RTSERVE_DATA_DIR)."),
+]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir).",
-        envvar="RTSERVE_DATABASE_URL",
+        help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir, or RTSERVE_DATABASE_URL).",
     ),
 ]
+
+
+def _settings(**options: object) -> Settings:
+    """Settings from the options given (those not None), then RTSERVE_* variables, then defaults.
+
+    An invalid value ends the command with a message naming the option or variable (exit code 2, as for a
+    bad option), not a traceback.
+    """
+    from rtserve.server.settings import Settings, SettingsError
+
+    try:
+        return Settings(**{name: value for name, value in options.items() if value is not None})
+    except SettingsError as exc:
+        err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print("See docs/configuration.md for every setting.", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def server(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    data_dir: DataDir = Path(".rtserve"),
+    data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     mlflow_tracking_uri: Annotated[
         str | None,
@@ -62,48 +88,57 @@ def server(
     import os
 
     import uvicorn
+
     from rtserve.server.app import create_app
     from rtserve.server.http_server import effective_max_connections, protocol_class
 
-    os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    limits: dict = {}
-    if max_connections is not None:
-        limits["max_connections"] = max_connections
-    if header_timeout is not None:
-        limits["header_timeout_seconds"] = header_timeout
-    settings = Settings(
+    # Options win over RTSERVE_* variables, which win over the defaults (docs/configuration.md).
+    settings = _settings(
         host=host,
         port=port,
         data_dir=data_dir,
         database_url=database_url,
         mlflow_tracking_uri=mlflow_tracking_uri,
-        **limits,
+        max_connections=max_connections,
+        header_timeout_seconds=header_timeout,
     )
     # Held in `settings` from here on: out of the environment, it reaches no child process (replicas run model code).
     os.environ.pop("RTSERVE_ADMIN_TOKEN", None)
-    explicit_cap = max_connections is not None or bool(os.environ.get("RTSERVE_MAX_CONNECTIONS"))
+    os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A limit someone chose (option or variable) is worth a warning if the descriptor limit lowers it.
+    explicit_cap = "max_connections" in settings.model_fields_set
     try:
         http = protocol_class(
             settings.header_timeout_seconds, effective_max_connections(settings.max_connections, explicit=explicit_cap)
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    data_dir = settings.data_dir
     console.print(f"[bold]rtserve[/] listening on {settings.base_url} (data dir: {data_dir})")
     if settings.admin_token is None and not (data_dir / "admin-token").exists():
         console.print(f"An admin token will be written to {data_dir / 'admin-token'} at first start.")
     # http: connection limits and JSON errors (backend/http_server.py). ws="none": no route is a WebSocket,
     # so an Upgrade request is answered as plain HTTP (with the envelope) instead of by uvicorn's 403.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False, http=http, ws="none")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        http=http,
+        ws="none",
+    )
 
 
-def _sessions(data_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
+def _sessions(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
     import os
 
     from rtserve.server.store import db
 
+    # The same Settings as the server's: an option wins over RTSERVE_DATA_DIR / RTSERVE_DATABASE_URL.
+    settings = _settings(data_dir=data_dir, database_url=database_url)
     os.umask(0o077)  # a database this command creates is private to this user, as the server's are
-    settings = Settings(data_dir=data_dir, database_url=database_url)
     settings.ensure_dirs()
     db.migrate(settings.resolved_database_url)
     return db.session_factory(db.make_engine(settings.resolved_database_url))
@@ -115,7 +150,7 @@ def tokens_create(
     permission: Annotated[
         str, typer.Option(help="CAN_VIEW, CAN_QUERY, CAN_MANAGE or ADMIN.", case_sensitive=False)
     ] = "CAN_QUERY",
-    data_dir: DataDir = Path(".rtserve"),
+    data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     allow_existing_name: Annotated[
         bool,
@@ -126,7 +161,7 @@ def tokens_create(
     ] = False,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
-    from rtserve.server.auth import TokenNameInUse, create_token
+    from rtserve.server.auth import Permission, TokenNameInUse, create_token
 
     try:
         level = Permission[permission.upper()]
@@ -150,7 +185,7 @@ def tokens_create(
 
 
 @tokens_app.command("list")
-def tokens_list(data_dir: DataDir = Path(".rtserve"), database_url: DatabaseUrl = None) -> None:
+def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List tokens (never their values)."""
     from rtserve.server.store import repo
 
@@ -166,7 +201,7 @@ def tokens_list(data_dir: DataDir = Path(".rtserve"), database_url: DatabaseUrl 
 @tokens_app.command("revoke")
 def tokens_revoke(
     token_id: Annotated[str, typer.Argument(help="The id shown by `rtserve tokens list`.")],
-    data_dir: DataDir = Path(".rtserve"),
+    data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a token; the backend refuses it within a few seconds."""
@@ -188,7 +223,7 @@ def demo(
     """Start a backend, register the demo model, serve and score it, print the results, stop."""
     from rtserve.server.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir, console))
+    raise typer.Exit(run_demo(data_dir, console, admin_token=_settings().admin_token))
 
 
 Stacks = Annotated[list[str] | None, typer.Argument(help="Stacks to act on (default: every stack of the app).")]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
 from rtserve.server.client import BackendClient
 from rtserve.server.demo_model import DEMO_MODEL, iris_frame, register_demo_model
 from rtserve.server.process import BackendProcess
@@ -84,11 +85,12 @@ def deploy_example_stacks(host: str, token: str, data_dir: Path, console: Consol
     print_outcomes(run_stacks(stacks, "deploy", console), console)
 
 
-def run_demo(data_dir: Path, console: Console) -> int:
+def run_demo(data_dir: Path, console: Console, admin_token: str | None = None) -> int:
+    """The demo; `admin_token` (RTSERVE_ADMIN_TOKEN, read by the caller's Settings) or a fixed demo token."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
-    token = os.environ.get("RTSERVE_ADMIN_TOKEN") or "rtsv-demo-admin-token"
+    token = admin_token or "rtsv-demo-admin-token"
     backend = BackendProcess(data_dir / "state", admin_token=token, log_path=data_dir / "backend.log")
     with console.status("Starting the backend on embedded defaults..."):
         backend.start()

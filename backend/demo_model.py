@@ -20,6 +20,7 @@ def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
 def register_demo_model(tracking_uri: str, name: str = DEMO_MODEL, versions: int = 2) -> list[str]:
     """Train and register `versions` versions (each less regularised than the last) with an input example."""
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # the same server's registry, whatever another client set before
     mlflow.set_experiment("rtserve-demo")
     features, target = iris_frame()
     registered = []

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
 from rtserve.provider.terraform import RunResult, Terraform, TerraformError
 
 

@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 
 
 def resolve(controller: Controller, model: str, target: str) -> str:
-    if model not in controller.enabled:
+    if model not in controller.snapshot.enabled:
         raise not_found(f"Serving is not enabled for registered model '{model}'.")
-    version = controller.resolve(model, target)
+    version = controller.snapshot.resolve(model, target)
     if version is None:
-        available = sorted(controller.routes.get(model, {})) + sorted(
-            v for (name, v) in controller.views if name == model
+        available = sorted(controller.snapshot.routes.get(model, {})) + sorted(
+            v for (name, v) in controller.snapshot.views if name == model
         )
         hint = f" Available: {', '.join(available)}." if available else " Nothing is served yet."
         raise not_found(f"'{target}' is not a served stage, alias or version of '{model}'.{hint}")
@@ -69,7 +69,7 @@ async def score(
 
 def resolve_served(controller: Controller, endpoint_name: str, served_model: str | None) -> ServedEntity:
     """The served entity a request to a named endpoint goes to: the one named, or one drawn by traffic."""
-    endpoint = controller.serving.get(endpoint_name)
+    endpoint = controller.snapshot.serving.get(endpoint_name)
     if endpoint is None:
         raise not_found(f"Serving endpoint '{endpoint_name}' does not exist.")
     if served_model is not None:
@@ -142,7 +142,7 @@ async def _score_on(
 ) -> Scored | None:
     """Score on one served version within its queue limit; None if the version stopped serving meanwhile."""
     with controller.traffic.request(model, version) as stats:
-        view = controller.view(model, version)
+        view = controller.snapshot.view(model, version)
         per_replica = controller.tuning.replica_concurrency
         limit = max(view.target_replicas if view else 1, 1) * per_replica + max_queued
         if stats.in_flight > limit:
@@ -183,7 +183,7 @@ async def _forward(
             result = await engine.invoke(model, version, body, content_type, remaining)
             return Scored(version, result, (dispatched - arrived) * 1000)
         except NoReadyReplica:
-            view = controller.view(model, version)
+            view = controller.snapshot.view(model, version)
             if view is None:
                 return None
             if view.state == VersionState.FAILED:
@@ -225,7 +225,7 @@ async def score_and_record(services: Services, model: str, target: str, body: by
             services.settings.max_queued_requests,
         )
     except ApiError as exc:
-        version = controller.resolve(model, target) if model in controller.enabled else None
+        version = controller.snapshot.resolve(model, target) if model in controller.snapshot.enabled else None
         if version is not None:
             services.metrics.observe(model, version, exc.status, (time.perf_counter() - started) * 1000, None)
         raise

@@ -29,10 +29,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from rtserve.server.errors import envelope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from rtserve.server.errors import envelope
 
 log = logging.getLogger("rtserve")
 

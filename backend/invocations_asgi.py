@@ -21,13 +21,14 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import unquote
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from rtserve.server import gateway
 from rtserve.server.allow import SCORING_ALLOW
-from rtserve.server.auth import Permission, Principal
+from rtserve.server.auth import Permission, Principal, authorize
 from rtserve.server.engines.base import InvocationResult
 from rtserve.server.errors import REQUEST_INFO, ApiError, request_id_of, send_error
 from rtserve.server.services import Services
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 INVOCATIONS = re.compile(rb"^/(?:model-endpoint|model)/([^/]+)/([^/]+)/invocations$")
 # Named endpoints (GA API): the traffic split, or one served model.
@@ -108,11 +109,7 @@ class InvocationsEndpoint:
 
     def _services_for_query(self, scope: Scope) -> Services:
         principal: Principal = scope["state"]["principal"]
-        if not principal.can(Permission.CAN_QUERY):
-            raise ApiError(
-                "PERMISSION_DENIED",
-                f"This token has {principal.permission.name}; this operation needs {Permission.CAN_QUERY.name}.",
-            )
+        authorize(principal.permission, Permission.CAN_QUERY, "this operation")
         return self.services()
 
     async def _request(self, scope: Scope, receive: Receive, services: Services) -> tuple[bytes, str]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
 from rtserve.server.control.controller import Controller
 from rtserve.server.engines.base import Engine, ReplicaState
 from rtserve.server.replica_usage import ReplicaUsage
@@ -30,7 +31,7 @@ class _LiveState(Collector):
         controller, engine = self.controller, self.engine
         in_flight = GaugeMetricFamily("in_flight_requests", "Requests being served or queued", labels=LABELS)
         for (model, version), stats in controller.traffic.snapshot().items():
-            if (model, version) in controller.views:
+            if (model, version) in controller.snapshot.views:
                 in_flight.add_metric([model, version], stats.in_flight)
         replicas = GaugeMetricFamily("replicas", "Replicas by state", labels=(*LABELS, "state"))
         provisioned = GaugeMetricFamily(
@@ -40,7 +41,7 @@ class _LiveState(Collector):
         by_state = Tally((r.model_name, r.version, r.state.value) for r in observed)
         for (model, version, state), count in sorted(by_state.items()):
             replicas.add_metric([model, version, state], count)
-        for model, version in controller.views:
+        for model, version in controller.snapshot.views:
             ready = by_state.get((model, version, ReplicaState.READY.value), 0)
             provisioned.add_metric([model, version], ready * controller.tuning.replica_concurrency)
         cpu = GaugeMetricFamily(

@@ -9,10 +9,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rtserve.server import mlflow_server
-from rtserve.server.auth import Permission, Principal, TokenVerifier, token_from_header
-from rtserve.server.errors import STATUS_OF, new_request_id, send_error
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rtserve.server import mlflow_server
+from rtserve.server.auth import Permission, Principal, TokenVerifier, authorize, token_from_header
+from rtserve.server.errors import STATUS_OF, ApiError, new_request_id, send_error
 
 if TYPE_CHECKING:
     from rtserve.server.ui.session import BrowserAuth
@@ -102,7 +103,7 @@ class AuthMiddleware:
             return
         authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         token = token_from_header(authorization)
-        principal = self.verifier().verify(token) if token else None
+        principal = await self.verifier().check(token) if token else None
         if principal is None:
             message = (
                 "A valid token is required: send 'Authorization: Bearer <token>' or Basic auth with user 'token'."
@@ -132,14 +133,10 @@ class MlflowDispatch:
         method, path = scope["method"], scope["path"]
         principal: Principal = scope["state"]["principal"]
         needed = Permission.CAN_VIEW if mlflow_server.is_read(method, path) else Permission.CAN_MANAGE
-        if not principal.can(needed):
-            await send_error(
-                scope,
-                send,
-                403,
-                "PERMISSION_DENIED",
-                f"This token has {principal.permission.name}; {method} {path} needs {needed.name}.",
-            )
+        try:
+            authorize(principal.permission, needed, f"{method} {path}")
+        except ApiError as refusal:
+            await send_error(scope, send, refusal.status, refusal.error_code, refusal.message)
             return
         if mlflow_server.is_webhook_write(method, path):
             body = await _read_all(receive)

@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rtserve.server.settings import Settings
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, MapAdapter, Rule
+
+from rtserve.server.settings import Settings
 
 # Paths the embedded MLflow server answers; everything else belongs to rtserve.
 MLFLOW_PREFIXES = (

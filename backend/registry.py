@@ -21,6 +21,7 @@ import mlflow.artifacts
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
 from rtserve.server import paths
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.errors import ApiError

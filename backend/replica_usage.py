@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psutil
+
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 
 _LIVE = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.STOPPING)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from rtserve.server.auth import TokenVerifier
 from rtserve.server.control.controller import Controller
 from rtserve.server.control.endpoints import EndpointService
@@ -12,7 +14,6 @@ from rtserve.server.engines.base import Engine
 from rtserve.server.metrics import Metrics
 from rtserve.server.registry import Registry
 from rtserve.server.settings import Settings
-from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass

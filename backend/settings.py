@@ -1,53 +1,154 @@
-"""Backend settings: command-line options and RTSERVE_* environment variables, resolved once."""
+"""Backend settings: command-line options and RTSERVE_* environment variables, resolved once.
+
+`Settings` is the one place the backend reads its `RTSERVE_*` variables (docs/configuration.md lists
+them). Values passed to the constructor (the `rtserve server` options) win over the environment,
+which wins over the defaults; an empty variable counts as unset. The object is immutable. An invalid
+value raises `SettingsError`, whose message names the variable (or option) and the value.
+
+Some fields have no environment variable: `host` and `port` (`RTSERVE_HOST` is the clients' backend
+URL, read by the provider and the constructs, so it cannot also be the interface the server binds),
+`mlflow_tracking_uri` (an option only), and the internal tuning knobs below it.
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "RTSERVE_"
+
+# Fields set only by the constructor (`rtserve server` options or code), never from the environment.
+NOT_FROM_ENV = frozenset(
+    {
+        "host",
+        "port",
+        "mlflow_tracking_uri",
+        "max_request_bytes",
+        "reconcile_interval_seconds",
+        "registry_poll_seconds",
+        "replica_concurrency",
+    }
+)
+
+# The `rtserve server` option of a field, where it has one (named in errors and in docs/configuration.md).
+CLI_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "data_dir": "--data-dir",
+    "database_url": "--database-url",
+    "mlflow_tracking_uri": "--mlflow-tracking-uri",
+    "max_connections": "--max-connections",
+    "header_timeout_seconds": "--header-timeout",
+}
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+class SettingsError(ValueError):
+    """An invalid setting; the message names the variable or option and the value, one line each."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = Path(".rtserve")
-    # SQLAlchemy URL of rtserve's own state; SQLite (WAL) under data_dir by default.
-    database_url: str | None = None
-    # An external MLflow tracking server; None embeds MLflow's own server in the backend.
-    mlflow_tracking_uri: str | None = None
-    admin_token: str | None = field(default_factory=lambda: os.environ.get("RTSERVE_ADMIN_TOKEN") or None)
-    # Largest scoring or control request body accepted, in bytes (Databricks allows 16 MB).
-    max_request_bytes: int = 16 * 1024 * 1024
-    request_timeout_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_REQUEST_TIMEOUT_SECONDS", 60.0))
-    reconcile_interval_seconds: float = 0.5
-    # How often the registry is re-read for stage changes made outside rtserve's own routes.
-    registry_poll_seconds: float = 2.0
-    # Requests one replica serves concurrently; maps workload concurrency to replica counts.
-    replica_concurrency: int = 4
-    # A scale-to-zero version with no request for this long stops all its replicas.
-    scale_to_zero_idle_seconds: float = field(
-        default_factory=lambda: _env_float("RTSERVE_SCALE_TO_ZERO_IDLE_SECONDS", 1800.0)
+class _Environment(EnvSettingsSource):
+    """RTSERVE_<FIELD> for the fields that have a variable; nothing for those in NOT_FROM_ENV."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in NOT_FROM_ENV:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,  # RTSERVE_ADMIN_TOKEN= means unset, as it always has
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
     )
-    # Hysteresis of the autoscaler: how long a scaling decision must persist before it applies.
-    upscale_delay_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_UPSCALE_DELAY_SECONDS", 1.0))
-    downscale_delay_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_DOWNSCALE_DELAY_SECONDS", 30.0))
-    # Requests a version may hold beyond what its replicas serve at once; past it, 429.
-    max_queued_requests: int = field(default_factory=lambda: int(_env_float("RTSERVE_MAX_QUEUED_REQUESTS", 256)))
-    # A connection must deliver each request head (request line and headers) within this; then it is closed.
-    header_timeout_seconds: float = field(default_factory=lambda: _env_float("RTSERVE_HEADER_TIMEOUT_SECONDS", 5.0))
-    # Open HTTP connections at once; past it, 503 and close (lowered to stay well under RLIMIT_NOFILE).
-    max_connections: int = field(default_factory=lambda: int(_env_float("RTSERVE_MAX_CONNECTIONS", 1000)))
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    data_dir: Path = Field(
+        Path(".rtserve"), description="Where rtserve keeps its state: database, registry, artifacts, logs, sockets."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of rtserve's own state; unset: SQLite (WAL) `rtserve.db` in the data dir."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="An external MLflow tracking server; unset: MLflow's own server is embedded."
+    )
+    admin_token: str | None = Field(
+        None,
+        repr=False,
+        description="The admin token created at the first start of a data dir; unset: one is generated into "
+        "`<data-dir>/admin-token` (mode 0600). `rtserve server` removes it from its environment once read.",
+    )
+    # Largest scoring or control request body accepted, in bytes (Databricks allows 16 MB).
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    request_timeout_seconds: float = Field(
+        60.0, gt=0, description="Per-request scoring timeout; past it, 504 `DEADLINE_EXCEEDED`."
+    )
+    reconcile_interval_seconds: float = Field(0.5, gt=0)
+    # How often the registry is re-read for stage changes made outside rtserve's own routes.
+    registry_poll_seconds: float = Field(2.0, gt=0)
+    # Requests one replica serves concurrently; maps workload concurrency to replica counts.
+    replica_concurrency: int = Field(4, ge=1)
+    scale_to_zero_idle_seconds: float = Field(
+        1800.0, ge=0, description="A scale-to-zero version with no request for this long stops all its replicas."
+    )
+    upscale_delay_seconds: float = Field(
+        1.0, ge=0, description="How long a scale-up decision must hold before it applies."
+    )
+    downscale_delay_seconds: float = Field(
+        30.0, ge=0, description="How long a scale-down decision must hold before it applies."
+    )
+    max_queued_requests: int = Field(
+        256, ge=0, description="Requests a version may queue beyond its replicas' concurrency; past it, 429."
+    )
+    header_timeout_seconds: float = Field(
+        5.0, gt=0, description="Time a connection has to send each request head; past it, the connection is closed."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open HTTP connections at once; past it, 503 `TEMPORARILY_UNAVAILABLE`."
+    )
+    # Read by the replicas and the local engine (backend/worker, backend/engines); resolved here too, so a bad
+    # value stops the server at start rather than a replica later.
+    max_input_columns: int = Field(
+        1024, ge=1, description="Most input columns a scoring request may have, unless the signature has more."
+    )
+    replica_log_max_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, description="Size at which a replica's log rotates to `<log>.1`."
+    )
+    replica_drain_timeout_seconds: float = Field(
+        10.0, ge=0, description="How long a stopping replica may finish its requests before it is killed."
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, values)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Constructor arguments, then RTSERVE_* variables; no .env file, no secrets directory.
+        return init_settings, _Environment(settings_cls)
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name -> its environment variable, for every field that has one."""
+        return {name: env_name(name) for name in cls.model_fields if name not in NOT_FROM_ENV}
 
     @property
     def base_url(self) -> str:
@@ -87,3 +188,33 @@ class Settings:
                 path = self.data_dir / f"{name}{suffix}"
                 if path.is_file():
                     make_private(path, 0o600)
+
+
+def env_name(field_name: str) -> str:
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+def doc_default(value: Any) -> str:
+    """A default as docs/configuration.md writes it: `60` for 60.0, `.rtserve` for a path; None is 'unset'."""
+    if value is None:
+        return "unset"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _describe(exc: ValidationError, given: dict[str, Any]) -> str:
+    """One line per invalid value: where it came from (option, argument or variable), the value, what is wrong."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        value = error.get("input")
+        if field in given:
+            where = CLI_FLAGS.get(field, field)
+        elif field in Settings.model_fields and field not in NOT_FROM_ENV:
+            where = env_name(field)
+        else:
+            where = field or "settings"
+        shown = "(hidden)" if field == "admin_token" else repr(value)
+        lines.append(f"{where}={shown}: {error['msg']}")
+    return "Invalid setting" + ("s" if len(lines) > 1 else "") + ":\n  " + "\n  ".join(lines)

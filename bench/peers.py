@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from rtserve.server.process import free_port
 
 

@@ -31,14 +31,14 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rtserve.server.client import BackendClient  # noqa: E402
-from rtserve.server.demo import request_bodies  # noqa: E402
-from rtserve.server.demo_model import register_demo_model  # noqa: E402
-from rtserve.server.process import BackendProcess  # noqa: E402
 
 from bench import procs, report  # noqa: E402
 from bench.peers import MlflowServe  # noqa: E402
 from bench.wrk import Wrk, WrkResult, available  # noqa: E402
+from rtserve.server.client import BackendClient  # noqa: E402
+from rtserve.server.demo import request_bodies  # noqa: E402
+from rtserve.server.demo_model import register_demo_model  # noqa: E402
+from rtserve.server.process import BackendProcess  # noqa: E402
 
 TOKEN = "rtsv-bench-admin-token"
 MODEL = "iris-bench"  # batching off; version 2 is what gets promoted

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 from constructs import Construct
+
 from rtserve.cdk._framework import cdktf
 from rtserve.cdk._props import is_duration, unresolved
 from rtserve.cdk.rtserve import (
@@ -17,22 +17,26 @@ from rtserve.cdk.rtserve import (
     ModelVersionStageTimeouts,
     RtserveProvider,
 )
+from rtserve.spec import (
+    DEFAULT_SCALE_TO_ZERO,
+    DEFAULT_WORKLOAD_SIZE,
+    PRODUCTION,
+    SERVING_STAGES,
+    STAGING,
+    SpecError,
+    WorkloadSize,
+    check_version_number,
+    check_workload_size,
+)
 
-STAGES = ("Staging", "Production")
+__all__ = ["ComputeConfig", "ModelEndpoint", "WorkloadSize"]
+
 MODEL_NAME_REQUIRED = "ModelEndpoint: model_name must be a non-empty string; got {value!r}"
 COMPUTE_TYPE = "ModelEndpoint: {stage} must be a ComputeConfig (e.g. ComputeConfig.small()); got {value!r}"
-PROMOTION_STAGE = "ModelEndpoint: promotions keys must be 'Staging' or 'Production'; got {stage!r}"
+PROMOTION_STAGE = f"ModelEndpoint: promotions keys must be {' or '.join(map(repr, SERVING_STAGES))}; got {{stage!r}}"
 PROMOTION_VERSION = "ModelEndpoint: promotions[{stage!r}] must be a model version number such as '2'; got {version!r}"
 TIMEOUT_FORMAT = "ModelEndpoint: timeout must be a duration such as '90s', '20m' or '1h30m'; got {value!r}"
-WORKLOAD_SIZE = "ComputeConfig: workload_size must be one of Small, Medium, Large; got {value!r}"
-
-
-class WorkloadSize(StrEnum):
-    """Concurrency per stage: Small 4, Medium 8-16, Large 16-64 requests in parallel (0 with scale to zero)."""
-
-    SMALL = "Small"
-    MEDIUM = "Medium"
-    LARGE = "Large"
+WORKLOAD_SIZE = "ComputeConfig: {field} must be {rule}; got {value!r}"
 
 
 @dataclass(frozen=True)
@@ -44,14 +48,14 @@ class ComputeConfig:
         @default False (as the backend)
     """
 
-    workload_size: WorkloadSize | str = WorkloadSize.SMALL
-    scale_to_zero_enabled: bool = False
+    workload_size: WorkloadSize | str = WorkloadSize(DEFAULT_WORKLOAD_SIZE)
+    scale_to_zero_enabled: bool = DEFAULT_SCALE_TO_ZERO
 
     def __post_init__(self) -> None:
         try:
-            size = WorkloadSize(self.workload_size)
-        except ValueError:
-            raise ValueError(WORKLOAD_SIZE.format(value=self.workload_size)) from None
+            size = WorkloadSize(check_workload_size(self.workload_size))
+        except SpecError as error:
+            raise ValueError(WORKLOAD_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
         object.__setattr__(self, "workload_size", size)
 
     @staticmethod
@@ -110,7 +114,7 @@ class ModelEndpoint(Construct):
         provider: RtserveProvider | None = None,
     ) -> None:
         super().__init__(scope, id)
-        compute = {"Staging": staging, "Production": production}
+        compute = {STAGING: staging, PRODUCTION: production}
         versions = _validate(model_name, compute, promotions or {}, timeout)
 
         self.model_name = model_name
@@ -161,17 +165,17 @@ class ModelEndpoint(Construct):
 
     def url(self, stage: str) -> str:
         """The scoring URL of a stage: `<host>/model-endpoint/<model>/<stage>/invocations`."""
-        if stage not in STAGES:
+        if stage not in SERVING_STAGES:
             raise ValueError(PROMOTION_STAGE.format(stage=stage))
         return self.resource.invocation_urls.lookup(stage)
 
     @property
     def staging_url(self) -> str:
-        return self.url("Staging")
+        return self.url(STAGING)
 
     @property
     def production_url(self) -> str:
-        return self.url("Production")
+        return self.url(PRODUCTION)
 
 
 def _validate(
@@ -187,10 +191,17 @@ def _validate(
         raise ValueError(TIMEOUT_FORMAT.format(value=timeout))
     versions = {}
     for stage, version in promotions.items():
-        if stage not in STAGES:
+        if stage not in SERVING_STAGES:
             raise ValueError(PROMOTION_STAGE.format(stage=stage))
-        text = str(version) if isinstance(version, int) and not isinstance(version, bool) else version
-        if not isinstance(text, str) or not (text.isdigit() and int(text) > 0 or unresolved(text)):
-            raise ValueError(PROMOTION_VERSION.format(stage=stage, version=version))
-        versions[stage] = text
+        versions[stage] = version_text(version, PROMOTION_VERSION.format(stage=stage, version=version))
     return versions
+
+
+def version_text(version: object, message: str) -> str:
+    """A model version number as the backend reads it ("2" for 2 or "02"), or a reference; else ValueError(message)."""
+    if isinstance(version, str) and unresolved(version):
+        return version
+    try:
+        return check_version_number(version)
+    except SpecError:
+        raise ValueError(message) from None

@@ -13,13 +13,13 @@ the backend.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from constructs import Construct
+
 from rtserve.cdk._props import is_duration, unresolved
-from rtserve.cdk.model_endpoint import WorkloadSize
+from rtserve.cdk.model_endpoint import version_text
 from rtserve.cdk.rtserve import (
     RtserveProvider,
     ServingEndpointRateLimits,
@@ -29,10 +29,32 @@ from rtserve.cdk.rtserve import (
     ServingEndpointTrafficConfigRoutes,
 )
 from rtserve.cdk.rtserve import ServingEndpoint as ServingEndpointResource
-
-MAX_SERVED_ENTITIES = 15  # the backend's limit
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
-NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
+from rtserve.spec import (
+    CALLER_KEYS,
+    DEFAULT_RATE_LIMIT_KEY,
+    DEFAULT_RENEWAL_PERIOD,
+    DEFAULT_SCALE_TO_ZERO,
+    DEFAULT_WORKLOAD_SIZE,
+    ENDPOINT_KEY,
+    MAX_CALLS,
+    MAX_SERVED_ENTITIES,
+    NAME_PATTERN,
+    NAME_RULE,
+    RENEWAL_PERIODS,
+    TRAFFIC_PERCENTAGE_RULE,
+    TRAFFIC_TOTAL,
+    SpecError,
+    WorkloadSize,
+    check_calls,
+    check_principal,
+    check_rate_limit_key,
+    check_renewal_period,
+    check_traffic_percentage,
+    check_traffic_total,
+    check_workload_size,
+    one_of_rule,
+    rate_limit_callers,
+)
 
 ENDPOINT_NAME = f"ServingEndpoint: name must be {NAME_RULE}; got {{value!r}}"
 NO_ENTITIES = (
@@ -50,14 +72,14 @@ TRAFFIC_REQUIRED = (
     "e.g. traffic={example}"
 )
 TRAFFIC_UNKNOWN = "ServingEndpoint: traffic names {name!r}, which is not a served entity of this endpoint ({names})"
-TRAFFIC_SHARE = "ServingEndpoint: traffic[{name!r}] must be a whole number from 0 to 100; got {value!r}"
-TRAFFIC_SUM = "ServingEndpoint: traffic must sum to 100; {traffic} sums to {total}"
+TRAFFIC_SHARE = f"ServingEndpoint: traffic[{{name!r}}] must be {TRAFFIC_PERCENTAGE_RULE}; got {{value!r}}"
+TRAFFIC_SUM = f"ServingEndpoint: traffic must sum to {TRAFFIC_TOTAL}; {{traffic}} sums to {{total}}"
 TAG = "ServingEndpoint: tags must map non-empty strings to strings; got {key!r}: {value!r}"
 TIMEOUT_FORMAT = "ServingEndpoint: timeout must be a duration such as '90s', '20m' or '1h30m'; got {value!r}"
 ENTITY_MODEL = "ServedEntity: model must be a non-empty string (the registered model); got {value!r}"
 ENTITY_VERSION = "ServedEntity: version must be a model version number such as '2'; got {value!r}"
 ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
-ENTITY_SIZE = "ServedEntity: workload_size must be one of Small, Medium, Large; got {value!r}"
+ENTITY_SIZE = "ServedEntity: {field} must be {rule}; got {value!r}"
 LIMITS_LIST = "ServingEndpoint: rate_limits must be a list of RateLimit, e.g. [RateLimit(calls=100)]; got {value!r}"
 LIMIT_TYPE = "ServingEndpoint: rate_limits[{index}] must be a RateLimit; got {value!r}"
 LIMITS_TWICE = (
@@ -65,16 +87,16 @@ LIMITS_TWICE = (
     "the endpoint keeps one limit for the endpoint, one per token and one per named token: keep one"
 )
 LIMIT_CALLS = "RateLimit: calls must be a whole number of calls per minute, 0 or more; got {value!r}"
+LIMIT_TOO_MANY = f"RateLimit: calls must be at most {MAX_CALLS:,} per minute; got {{value!r}}"
+_TOKEN_KEYS = " or ".join(map(repr, CALLER_KEYS))
 LIMIT_KEY = (
-    "RateLimit: key must be 'endpoint' (every caller together), 'user' or 'service_principal' (each token); "
-    "got {value!r}"
+    f"RateLimit: key must be {ENDPOINT_KEY!r} (every caller together), {_TOKEN_KEYS} (each token); got {{value!r}}"
 )
-LIMIT_PRINCIPAL = (
-    "RateLimit: principal {value!r} names a token, so key must be 'user' or 'service_principal'; got key {key!r}"
-)
+LIMIT_PRINCIPAL = f"RateLimit: principal {{value!r}} names a token, so key must be {_TOKEN_KEYS}; got key {{key!r}}"
 LIMIT_PRINCIPAL_NAME = "RateLimit: principal must be a token's name; got {value!r}"
-LIMIT_PERIOD = "RateLimit: renewal_period must be 'minute' (the only period counted); got {value!r}"
-RATE_LIMIT_KEYS = ("endpoint", "user", "service_principal")
+LIMIT_PERIOD = (
+    f"RateLimit: renewal_period must be {one_of_rule(RENEWAL_PERIODS)} (the only period counted); got {{value!r}}"
+)
 
 
 @dataclass(frozen=True)
@@ -91,25 +113,19 @@ class ServedEntity:
 
     model: str
     version: str | int
-    workload_size: WorkloadSize | str = WorkloadSize.SMALL
-    scale_to_zero: bool = False
+    workload_size: WorkloadSize | str = WorkloadSize(DEFAULT_WORKLOAD_SIZE)
+    scale_to_zero: bool = DEFAULT_SCALE_TO_ZERO
     name: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
             raise ValueError(ENTITY_MODEL.format(value=self.model))
-        version = self.version
-        text = str(version) if isinstance(version, int) and not isinstance(version, bool) else version
-        if not isinstance(text, str) or not (text.isdigit() and int(text) > 0 or unresolved(text)):
-            raise ValueError(ENTITY_VERSION.format(value=version))
-        object.__setattr__(self, "version", text)
+        object.__setattr__(self, "version", version_text(self.version, ENTITY_VERSION.format(value=self.version)))
         try:
-            object.__setattr__(self, "workload_size", WorkloadSize(self.workload_size))
-        except ValueError:
-            raise ValueError(ENTITY_SIZE.format(value=self.workload_size)) from None
-        if self.name is not None and not (
-            isinstance(self.name, str) and (_NAME.match(self.name) or unresolved(self.name))
-        ):
+            object.__setattr__(self, "workload_size", WorkloadSize(check_workload_size(self.workload_size)))
+        except SpecError as error:
+            raise ValueError(ENTITY_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
+        if self.name is not None and not _is_name(self.name):
             raise ValueError(ENTITY_NAME.format(value=self.name))
 
     @property
@@ -146,30 +162,39 @@ class RateLimit:
     """
 
     calls: int
-    key: str = "endpoint"
+    key: str = DEFAULT_RATE_LIMIT_KEY
     principal: str | None = None
-    renewal_period: str = "minute"
+    renewal_period: str = DEFAULT_RENEWAL_PERIOD
 
     def __post_init__(self) -> None:
-        calls = self.calls
-        if not unresolved(calls) and (not isinstance(calls, int) or isinstance(calls, bool) or calls < 0):
-            raise ValueError(LIMIT_CALLS.format(value=calls))
-        if not unresolved(self.key) and self.key not in RATE_LIMIT_KEYS:
-            raise ValueError(LIMIT_KEY.format(value=self.key))
-        if self.principal is not None:
-            if not (isinstance(self.principal, str) and self.principal):
-                raise ValueError(LIMIT_PRINCIPAL_NAME.format(value=self.principal))
-            if self.key == "endpoint":
-                raise ValueError(LIMIT_PRINCIPAL.format(value=self.principal, key=self.key))
-        if not unresolved(self.renewal_period) and self.renewal_period != "minute":
-            raise ValueError(LIMIT_PERIOD.format(value=self.renewal_period))
+        if not unresolved(self.calls):
+            try:
+                check_calls(self.calls)
+            except SpecError as error:
+                message = LIMIT_TOO_MANY if error.reason == "too_many" else LIMIT_CALLS
+                raise ValueError(message.format(value=self.calls)) from None
+        if not unresolved(self.key):
+            try:
+                check_rate_limit_key(self.key)
+            except SpecError:
+                raise ValueError(LIMIT_KEY.format(value=self.key)) from None
+        try:
+            check_principal(self.principal, self.key)
+        except SpecError as error:
+            message = LIMIT_PRINCIPAL_NAME if error.reason == "no_name" else LIMIT_PRINCIPAL
+            raise ValueError(message.format(value=self.principal, key=self.key)) from None
+        if not unresolved(self.renewal_period):
+            try:
+                check_renewal_period(self.renewal_period)
+            except SpecError:
+                raise ValueError(LIMIT_PERIOD.format(value=self.renewal_period)) from None
 
     @property
     def callers(self) -> tuple[str, str | None] | None:
         """Whom the limit counts (the endpoint, or tokens: all or one); None while it depends on a reference."""
         if unresolved(self.key) or (self.principal is not None and unresolved(self.principal)):
             return None
-        return ("endpoint" if self.key == "endpoint" else "tokens", self.principal)
+        return rate_limit_callers(self.key, self.principal)
 
     def _binding(self) -> ServingEndpointRateLimits:
         return ServingEndpointRateLimits(
@@ -262,7 +287,7 @@ def _validate(
     timeout: str,
 ) -> None:
     """Check every prop before any child exists."""
-    if not (isinstance(name, str) and (_NAME.match(name) or unresolved(name))):
+    if not _is_name(name):
         raise ValueError(ENDPOINT_NAME.format(value=name))
     if isinstance(entities, str | bytes) or not isinstance(entities, Sequence) or not entities:
         raise ValueError(NO_ENTITIES.format(value=entities))
@@ -292,26 +317,35 @@ def _validate(
         raise ValueError(TIMEOUT_FORMAT.format(value=timeout))
 
 
+def _is_name(value: object) -> bool:
+    """An endpoint or served entity name the backend accepts, or a reference."""
+    return isinstance(value, str) and (bool(NAME_PATTERN.match(value)) or unresolved(value))
+
+
 def _even_split(names: list[str]) -> dict[str, int]:
     """An example traffic mapping for an error message: 100 shared out, the remainder to the first."""
-    share, remainder = divmod(100, len(names))
+    share, remainder = divmod(TRAFFIC_TOTAL, len(names))
     return {name: share + (remainder if index == 0 else 0) for index, name in enumerate(names)}
 
 
 def _validate_traffic(traffic: Mapping[str, int], names: list[str] | None) -> None:
     """Routes name served entities and take whole percentages summing to 100; references are skipped."""
-    total, all_known = 0, True
+    shares, all_known = [], True
     for served, share in traffic.items():
         if names is not None and not unresolved(served) and served not in names:
             raise ValueError(TRAFFIC_UNKNOWN.format(name=served, names=", ".join(names)))
         if unresolved(share):
             all_known = False
             continue
-        if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
-            raise ValueError(TRAFFIC_SHARE.format(name=served, value=share))
-        total += share
-    if all_known and total != 100:
-        raise ValueError(TRAFFIC_SUM.format(traffic=dict(traffic), total=total))
+        try:
+            shares.append(check_traffic_percentage(share))
+        except SpecError:
+            raise ValueError(TRAFFIC_SHARE.format(name=served, value=share)) from None
+    if all_known:
+        try:
+            check_traffic_total(shares)
+        except SpecError as error:
+            raise ValueError(TRAFFIC_SUM.format(traffic=dict(traffic), total=error.value)) from None
 
 
 def _validate_rate_limits(limits: Sequence[RateLimit] | None) -> list[RateLimit]:

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from constructs import Construct
+
 from rtserve.cdk._props import unresolved
 from rtserve.cdk.rtserve import Permissions, PermissionsAccessControl, RtserveProvider
 from rtserve.cdk.serving_endpoint import ServingEndpoint
+from rtserve.spec import (
+    ADMINS_GROUP,
+    PERMISSION_LEVELS,
+    PRINCIPAL_KINDS,
+    USERS_GROUP,
+    PermissionLevel,
+    SpecError,
+    check_permission_level,
+    one_of_rule,
+)
 
-PRINCIPAL_KINDS = ("user_name", "group_name", "service_principal_name")
-ADMINS_GROUP = "admins"
+__all__ = ["AccessControl", "PermissionLevel", "ServingEndpointPermissions"]
 
 ENDPOINT = (
     "ServingEndpointPermissions: endpoint must be a ServingEndpoint or an endpoint id "
@@ -38,21 +47,13 @@ GRANTED_TWICE = (
     "ServingEndpointPermissions: {kind} {principal!r} is granted twice ({first} and {second}); "
     "the endpoint keeps one level per principal: keep one AccessControl for it"
 )
-ONE_PRINCIPAL = "AccessControl: name exactly one of user_name, group_name, service_principal_name; got {named}"
+ONE_PRINCIPAL = f"AccessControl: name exactly one of {', '.join(PRINCIPAL_KINDS)}; got {{named}}"
 PRINCIPAL_NAME = "AccessControl: {kind} must be a non-empty string; got {value!r}"
-LEVEL = "AccessControl: level must be one of CAN_VIEW, CAN_QUERY, CAN_MANAGE; got {value!r}"
+LEVEL = f"AccessControl: level must be {one_of_rule(PERMISSION_LEVELS)}; got {{value!r}}"
 ADMINS = (
-    "AccessControl: the group 'admins' always manages every endpoint and cannot be granted to; "
-    "grant to a token by name or to the group 'users'"
+    f"AccessControl: the group {ADMINS_GROUP!r} always manages every endpoint and cannot be granted to; "
+    f"grant to a token by name or to the group {USERS_GROUP!r}"
 )
-
-
-class PermissionLevel(StrEnum):
-    """What a grant allows on one endpoint; each level includes the ones before it."""
-
-    CAN_VIEW = "CAN_VIEW"  # the endpoint, its status, logs and metrics
-    CAN_QUERY = "CAN_QUERY"  # and scoring requests
-    CAN_MANAGE = "CAN_MANAGE"  # and updating, deleting it and changing its permissions
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ class AccessControl:
             raise ValueError(ADMINS)
         if not unresolved(self.level):
             try:
-                object.__setattr__(self, "level", PermissionLevel(self.level))
-            except ValueError:
+                object.__setattr__(self, "level", PermissionLevel(check_permission_level(self.level)))
+            except SpecError:
                 raise ValueError(LEVEL.format(value=self.level)) from None
 
     @staticmethod

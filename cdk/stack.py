@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from constructs import Construct
+
 from rtserve.cdk._framework import cdktf
 from rtserve.cdk.rtserve import RtserveProvider
 

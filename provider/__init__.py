@@ -2,13 +2,14 @@
 
 Terraform finds it through a filesystem mirror that `rtserve provider install` writes (see
 provider/install.py); Terraform then starts `python -m rtserve.provider` and talks gRPC to it.
+Its name, source and version (the distribution's) are in `rtserve.spec`, which the constructs share.
 """
 
-from rtserve import __version__
+from rtserve.spec import PROVIDER_ADDRESS as ADDRESS
+from rtserve.spec import PROVIDER_HOSTNAME as HOSTNAME
+from rtserve.spec import PROVIDER_NAME as NAME
+from rtserve.spec import PROVIDER_NAMESPACE as NAMESPACE
+from rtserve.spec import PROVIDER_SOURCE as SOURCE
+from rtserve.spec import PROVIDER_VERSION as VERSION
 
-NAMESPACE = "rtserve"
-NAME = "rtserve"
-VERSION = __version__  # the provider is versioned with the distribution
-HOSTNAME = "registry.terraform.io"
-SOURCE = f"{NAMESPACE}/{NAME}"
-ADDRESS = f"{HOSTNAME}/{NAMESPACE}/{NAME}"
+__all__ = ["ADDRESS", "HOSTNAME", "NAME", "NAMESPACE", "SOURCE", "VERSION"]

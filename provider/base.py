@@ -11,9 +11,10 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tf.utils import Diagnostics
+
 from rtserve.provider.client import ApiError, RtserveClient
 from rtserve.provider.waiter import Waiter
-from tf.utils import Diagnostics
 
 if TYPE_CHECKING:
     from rtserve.provider.plugin import RtserveProvider

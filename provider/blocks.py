@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtserve.provider.waiter import parse_duration
 from tf.gen import tfplugin_pb2 as pb
 from tf.schema import Attribute, Block, NestedBlock, NestMode
 from tf.types import String, TfType, Unknown
 from tf.utils import Diagnostics
+
+from rtserve.provider.waiter import parse_duration
 
 
 def _encode_element(block: NestedBlock, value: dict) -> dict:

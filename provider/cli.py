@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+
 from rtserve.provider import ADDRESS, VERSION
 from rtserve.provider.install import HOME_ENV, install
 

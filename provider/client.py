@@ -22,7 +22,6 @@ PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 REGISTRY = "/api/2.0/mlflow"
 SERVING_ENDPOINTS = "/api/2.0/serving-endpoints"
 PERMISSIONS = "/api/2.0/permissions/serving-endpoints"
-SERVING_STAGES = ("Staging", "Production")
 # Statuses the server uses for "try again later"; the request had no effect, so retrying is safe.
 RETRY_STATUSES = {429, 502, 503}
 

@@ -19,9 +19,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtserve.provider import NAME, NAMESPACE, VERSION
+from rtserve.provider import HOSTNAME, NAME, NAMESPACE, VERSION
 
-HOSTS = ("registry.terraform.io", "registry.opentofu.org")
+HOSTS = (HOSTNAME, "registry.opentofu.org")
 HOME_ENV = "RTSERVE_TERRAFORM_HOME"
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "armv7l": "arm"}
 

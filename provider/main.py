@@ -28,9 +28,10 @@ def exit_with_parent(interval: float = 1.0) -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> None:
     import tf.provider
+    from tf.runner import run_provider
+
     from rtserve.provider.plugin import RtserveProvider
     from rtserve.provider.servicer import RtserveServicer
-    from tf.runner import run_provider
 
     exit_with_parent()
     # run_provider imports ProviderServicer from tf.provider when called: give it ours (see servicer.py).

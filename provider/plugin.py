@@ -6,6 +6,11 @@ import os
 import threading
 from typing import Any
 
+from tf.iface import Config, DataSource, Provider, Resource
+from tf.schema import Attribute, Schema
+from tf.types import String, Unknown
+from tf.utils import Diagnostics
+
 from rtserve.provider import ADDRESS
 from rtserve.provider.client import RtserveClient
 from rtserve.provider.data_sources.endpoint_status import EndpointStatusDataSource
@@ -16,10 +21,6 @@ from rtserve.provider.resources.model_version_stage import ModelVersionStageReso
 from rtserve.provider.resources.permissions import PermissionsResource
 from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
 from rtserve.provider.waiter import Waiter
-from tf.iface import Config, DataSource, Provider, Resource
-from tf.schema import Attribute, Schema
-from tf.types import String, Unknown
-from tf.utils import Diagnostics
 
 HOST_ENV = "RTSERVE_HOST"
 TOKEN_ENV = "RTSERVE_TOKEN"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtserve.provider import NAME, NAMESPACE
+from rtserve.provider import SOURCE
 from rtserve.provider.install import Installation, install
 
 Event = dict[str, Any]
@@ -255,14 +255,12 @@ class Terraform:
         return result
 
 
-_RTSERVE_LOCK_ENTRY = re.compile(
-    r'^provider "[^"]*/' + re.escape(f"{NAMESPACE}/{NAME}") + r'" \{.*?^\}\n', re.DOTALL | re.MULTILINE
-)
+_RTSERVE_LOCK_ENTRY = re.compile(r'^provider "[^"]*/' + re.escape(SOURCE) + r'" \{.*?^\}\n', re.DOTALL | re.MULTILINE)
 
 
 def _stale_rtserve_lock(result: RunResult) -> bool:
     text = " ".join((result.stdout + result.stderr).split())
-    return f"{NAMESPACE}/{NAME}" in text and "checksums previously recorded in the dependency lock file" in text
+    return SOURCE in text and "checksums previously recorded in the dependency lock file" in text
 
 
 def _resolve_binary(name: str) -> str:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from rtserve.server.client import BackendClient
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
@@ -37,8 +38,10 @@ def mlflow_pointing_at(url: str, token: str) -> Iterator[None]:
 
     saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
     previous_uri = mlflow.get_tracking_uri()
+    previous_registry = mlflow.get_registry_uri()
     os.environ.update(MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_TOKEN=token)
     mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
     try:
         yield
     finally:
@@ -48,6 +51,7 @@ def mlflow_pointing_at(url: str, token: str) -> Iterator[None]:
             else:
                 os.environ[name] = value
         mlflow.set_tracking_uri(previous_uri)
+        mlflow.set_registry_uri(previous_registry)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 import base64
 
 import pytest
+
 from rtserve.server.auth import Permission, Principal, token_from_header
 
 pytestmark = pytest.mark.unit

@@ -7,9 +7,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from rtserve.server.auth import Permission, Principal
-from rtserve.server.errors import ApiError, invalid
 from starlette.requests import ClientDisconnect
+
+from rtserve.server.auth import Permission, Principal, authorize
+from rtserve.server.errors import ApiError, invalid
 
 CONTROL_BODY_LIMIT = 1024 * 1024
 # A control body is at most 1 MB: a client that takes longer than this to send one is stalling.
@@ -26,11 +27,7 @@ async def current_principal(request: Request) -> Principal:
 
 def require(permission: Permission):  # type: ignore[no-untyped-def]
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if not principal.can(permission):
-            raise ApiError(
-                "PERMISSION_DENIED",
-                f"This token has {principal.permission.name}; this operation needs {permission.name}.",
-            )
+        authorize(principal.permission, permission, "this operation")
         return principal
 
     return check

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
+
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer, optional_str, required_str
 from rtserve.server.control import logs, status
@@ -30,7 +31,7 @@ async def enable(request: Request, params: Params, principal: Manager) -> dict:
 
 @router.post("/disable", openapi_extra=openapi.DISABLE)
 async def disable(request: Request, params: Params, principal: Manager) -> dict:
-    _services(request).endpoints.disable(required_str(params, MODEL), principal.name)
+    await _services(request).endpoints.disable(required_str(params, MODEL), principal.name)
     return {}
 
 
@@ -40,7 +41,7 @@ async def update_compute_config(request: Request, params: Params, principal: Man
     spec = params.get("desired_workload_config_spec")
     if not isinstance(spec, dict):
         raise invalid("Missing required parameter 'desired_workload_config_spec' (an object).")
-    _services(request).endpoints.update_compute_config(
+    await _services(request).endpoints.update_compute_config(
         required_str(params, MODEL), required_str(params, "stage"), spec, principal.name
     )
     return {}
@@ -50,7 +51,7 @@ async def update_compute_config(request: Request, params: Params, principal: Man
 async def get_status(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
-    configs = services.endpoints.require_enabled(model)
+    configs = await services.endpoints.require_enabled(model)
     return {"endpoint_status": status.endpoint_status(services.controller, model, configs)}
 
 
@@ -58,7 +59,7 @@ async def get_status(request: Request, params: Params, _: Viewer) -> dict:
 async def list_versions(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
-    configs = services.endpoints.require_enabled(model)
+    configs = await services.endpoints.require_enabled(model)
     views = status.version_views(services.controller, model)
     return {"endpoint_statuses": [status.version_status(v, configs) for v in views]}
 
@@ -68,7 +69,7 @@ async def get_version_status(request: Request, params: Params, _: Viewer) -> dic
     services = _services(request)
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
-    configs = services.endpoints.require_enabled(model)
+    configs = await services.endpoints.require_enabled(model)
     view = status.staged_view(services.controller, model, version)
     if view is None:
         raise not_found(f"Version '{version}' of '{model}' is not served (it is in no serving stage).")
@@ -79,8 +80,8 @@ async def get_version_status(request: Request, params: Params, _: Viewer) -> dic
 async def list_version_aliases(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
-    services.endpoints.require_enabled(model)
-    routes = services.controller.routes.get(model, {})
+    await services.endpoints.require_enabled(model)
+    routes = services.controller.snapshot.routes.get(model, {})
     ordered = sorted(routes.items(), key=lambda item: (item[0] not in ("Staging", "Production"), item[0]))
     return {"aliases": [{"alias": alias, "endpoint_version_name": version} for alias, version in ordered]}
 
@@ -100,7 +101,7 @@ async def get_version_replicas(request: Request, params: Params, _: Viewer) -> d
     services = _services(request)
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
-    services.endpoints.require_enabled(model)
+    await services.endpoints.require_enabled(model)
     replicas = [r for r in services.engine.replicas() if r.model_name == model and r.version == version]
     return {
         "replicas": [
@@ -122,7 +123,7 @@ async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
     services = _services(request)
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
-    services.endpoints.require_enabled(model)
+    await services.endpoints.require_enabled(model)
     replica_id = optional_str(params, "replica_id")
     text = await asyncio.to_thread(logs.version_logs, services.settings.data_dir, model, version, replica_id)
     return {"logs": text}
@@ -133,4 +134,4 @@ async def get_event_history(request: Request, params: Params, _: Viewer) -> dict
     services = _services(request)
     model = required_str(params, MODEL)
     version = optional_str(params, "endpoint_version_name")
-    return {"events": logs.event_history(services.sessions, model, version)}
+    return {"events": await logs.event_history(services.sessions, model, version)}

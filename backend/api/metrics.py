@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Viewer
 from rtserve.server.services import Services

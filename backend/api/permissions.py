@@ -6,6 +6,7 @@ The rules (what a grant gives, who may change it) are in backend/control/endpoin
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Params, Viewer
 from rtserve.server.services import Services
@@ -19,19 +20,19 @@ def _services(request: Request) -> Services:
 
 @router.get("/{endpoint_id}", openapi_extra=openapi.GET_PERMISSIONS)
 async def get_permissions(request: Request, endpoint_id: str, principal: Viewer) -> dict:
-    return _services(request).serving.permissions(endpoint_id, principal)
+    return await _services(request).serving.permissions(endpoint_id, principal)
 
 
 @router.get("/{endpoint_id}/permissionLevels", openapi_extra=openapi.GET_PERMISSION_LEVELS)
 async def get_permission_levels(request: Request, endpoint_id: str, principal: Viewer) -> dict:
-    return _services(request).serving.permission_levels(endpoint_id, principal)
+    return await _services(request).serving.permission_levels(endpoint_id, principal)
 
 
 @router.put("/{endpoint_id}", openapi_extra=openapi.CHANGE_PERMISSIONS)
 async def set_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
-    return _services(request).serving.change_permissions(endpoint_id, params, principal, replace=True)
+    return await _services(request).serving.change_permissions(endpoint_id, params, principal, replace=True)
 
 
 @router.patch("/{endpoint_id}", openapi_extra=openapi.CHANGE_PERMISSIONS)
 async def update_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
-    return _services(request).serving.change_permissions(endpoint_id, params, principal, replace=False)
+    return await _services(request).serving.change_permissions(endpoint_id, params, principal, replace=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, optional_bool, optional_str, required_str
 from rtserve.server.control.stages import canonical_stage

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer
 from rtserve.server.control import logs, rate_limits, serving_status
@@ -26,7 +27,7 @@ def _services(request: Request) -> Services:
 
 
 def _detail(request: Request, endpoint: ServingEndpointState) -> dict:
-    return serving_status.endpoint_detail(endpoint, _services(request).controller.views, str(request.base_url))
+    return serving_status.endpoint_detail(endpoint, _services(request).controller.snapshot.views, str(request.base_url))
 
 
 @router.post("", openapi_extra=openapi.CREATE_SERVING_ENDPOINT)
@@ -38,18 +39,18 @@ async def create(request: Request, params: Params, principal: Manager) -> dict:
 @router.get("", openapi_extra=openapi.LIST_SERVING_ENDPOINTS)
 async def list_endpoints(request: Request, _: Viewer) -> dict:
     services = _services(request)
-    views = services.controller.views
-    return {"endpoints": [serving_status.endpoint_summary(e, views) for e in services.serving.list()]}
+    views = services.controller.snapshot.views
+    return {"endpoints": [serving_status.endpoint_summary(e, views) for e in await services.serving.list()]}
 
 
 @router.get("/{name}", openapi_extra=openapi.GET_SERVING_ENDPOINT)
 async def get(request: Request, name: str, _: Viewer) -> dict:
-    return _detail(request, _services(request).serving.require(name))
+    return _detail(request, await _services(request).serving.require(name))
 
 
 @router.delete("/{name}", openapi_extra=openapi.DELETE_SERVING_ENDPOINT)
 async def delete(request: Request, name: str, principal: Viewer) -> dict:
-    _services(request).serving.delete(name, principal)
+    await _services(request).serving.delete(name, principal)
     return {}
 
 
@@ -61,7 +62,7 @@ async def update_config(request: Request, name: str, params: Params, principal: 
 
 @router.patch("/{name}/tags", openapi_extra=openapi.PATCH_TAGS)
 async def patch_tags(request: Request, name: str, params: Params, principal: Viewer) -> dict:
-    return {"tags": _services(request).serving.patch_tags(name, params, principal)}
+    return {"tags": await _services(request).serving.patch_tags(name, params, principal)}
 
 
 @router.put("/{name}/rate-limits", openapi_extra=openapi.PUT_RATE_LIMITS)
@@ -70,7 +71,7 @@ async def put_rate_limits(request: Request, name: str, params: Params, principal
     limits = rate_limits.parse_rate_limits(params.get("rate_limits", []))
     return {
         "rate_limits": [
-            limit.to_stored() for limit in _services(request).serving.set_rate_limits(name, limits, principal)
+            limit.to_stored() for limit in await _services(request).serving.set_rate_limits(name, limits, principal)
         ]
     }
 
@@ -80,7 +81,7 @@ async def put_ai_gateway(request: Request, name: str, params: Params, principal:
     limits = rate_limits.parse_ai_gateway(params)
     return {
         "rate_limits": [
-            limit.to_stored() for limit in _services(request).serving.set_rate_limits(name, limits, principal)
+            limit.to_stored() for limit in await _services(request).serving.set_rate_limits(name, limits, principal)
         ]
     }
 
@@ -88,7 +89,7 @@ async def put_ai_gateway(request: Request, name: str, params: Params, principal:
 @router.get("/{name}/served-models/{served_model}/logs", openapi_extra=openapi.SERVED_MODEL_LOGS)
 async def served_model_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
     services = _services(request)
-    model, version = _served_version(services, name, served_model)
+    model, version = await _served_version(services, name, served_model)
     text = await asyncio.to_thread(logs.version_logs, services.settings.data_dir, model, version, None)
     return {"logs": text}
 
@@ -97,8 +98,8 @@ async def served_model_logs(request: Request, name: str, served_model: str, _: V
 async def served_model_build_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
     """rtserve builds no image: a version's "build" is fetching its artifacts and loading it, told by its events."""
     services = _services(request)
-    model, version = _served_version(services, name, served_model)
-    events = logs.event_history(services.sessions, model, version)
+    model, version = await _served_version(services, name, served_model)
+    events = await logs.event_history(services.sessions, model, version)
     lines = [
         f"{_iso(event['timestamp'])} {event['message']}"
         for event in reversed(events)
@@ -110,7 +111,7 @@ async def served_model_build_logs(request: Request, name: str, served_model: str
 @router.get("/{name}/metrics", response_class=openapi.PrometheusText, openapi_extra=openapi.PROMETHEUS)
 async def endpoint_metrics(request: Request, name: str, _: Viewer) -> Response:
     services = _services(request)
-    endpoint = services.serving.require(name)
+    endpoint = await services.serving.require(name)
     versions = {entity.key for entity in endpoint.entities()}
     return Response(services.metrics.exposition_for(versions), media_type=CONTENT_TYPE_LATEST)
 
@@ -119,8 +120,8 @@ def _iso(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def _served_version(services: Services, name: str, served_model: str) -> tuple[str, str]:
-    entity = services.serving.require(name).served_entity(served_model)
+async def _served_version(services: Services, name: str, served_model: str) -> tuple[str, str]:
+    entity = (await services.serving.require(name)).served_entity(served_model)
     if entity is None:
         raise not_found(f"Serving endpoint '{name}' has no served model '{served_model}'.")
     return entity.key

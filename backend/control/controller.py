@@ -13,6 +13,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from types import MappingProxyType
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server import paths
 from rtserve.server.control import events, serving_endpoints
@@ -22,6 +25,7 @@ from rtserve.server.control.reconciler import (
     Observed,
     Plan,
     Prepare,
+    PromoteConfig,
     StageConfig,
     StartReplica,
     StopReplica,
@@ -32,6 +36,7 @@ from rtserve.server.control.reconciler import (
     reconcile,
 )
 from rtserve.server.control.serving_endpoints import ServingEndpointState
+from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import Traffic
 from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
@@ -39,7 +44,7 @@ from rtserve.server.errors import ApiError
 from rtserve.server.registry import Registry
 from rtserve.server.settings import Settings
 from rtserve.server.store import repo
-from sqlalchemy.orm import Session, sessionmaker
+from rtserve.server.store.models import Event
 
 log = logging.getLogger("rtserve.controller")
 VersionKey = tuple[str, str]
@@ -59,15 +64,18 @@ class Controller:
         self.registry = registry
         self.engine = engine
         self.clock = clock
-        self.routes: dict[str, dict[str, str]] = {}
-        self.views: dict[VersionKey, VersionView] = {}
-        self.enabled: set[str] = set()
-        self.serving: dict[str, ServingEndpointState] = {}  # named endpoints (GA API), by name
+        # The controller's working state; readers see it only through `snapshot`, published each tick.
+        self._routes: dict[str, dict[str, str]] = {}
+        self._views: dict[VersionKey, VersionView] = {}
+        self._enabled: set[str] = set()
+        self._serving: dict[str, ServingEndpointState] = {}  # named endpoints (GA API), by name
+        self.snapshot = Snapshot()
         self._memory: dict[VersionKey, VersionMemory] = {}
         self._versions: dict[str, tuple[RegisteredVersion, ...]] = {}
         self._fetched_at: dict[str, float] = {}
         self._replica_states: dict[str, ReplicaState] = {}
         self._replica_batching: dict[str, tuple[int, float]] = {}
+        self._events: list[Event] = []  # noted during a tick, written at its end
         self.traffic = Traffic(clock)
         self.tuning = Tuning(
             settings.replica_concurrency,
@@ -100,6 +108,7 @@ class Controller:
             self._fetched_at.clear()
         else:
             self._fetched_at.pop(model_name, None)
+        self._publish()  # the model is stale from now on, for every reader
         self._wake.set()
 
     def nudge(self) -> None:
@@ -118,53 +127,77 @@ class Controller:
 
     # -- one tick --------------------------------------------------------------------------------
     async def tick(self) -> None:
+        """One round: read desired state, reconcile, act; the store is read and written off the event loop,
+        and the tick's events are written together, in one transaction."""
         desired = await self._desired()
-        self.refresh_serving()
-        pinned = serving_endpoints.pinned_versions(self.serving.values())
+        await self.refresh_serving()
+        pinned = serving_endpoints.pinned_versions(self._serving.values())
+        pending = serving_endpoints.pending_configs(self._serving.values())
         observed = Observed(self.engine.replicas(), self.traffic.snapshot(), dict(self._replica_batching))
-        plan = reconcile(desired, observed, self._memory, self.routes, self.clock(), self.tuning, pinned)
+        plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
-        self.routes, self.views, self._memory = plan.routes, plan.views, plan.memory
-        self._promote_ready_configs()
-        if len(desired) == len(self.enabled):
+        self._routes, self._views, self._memory = plan.routes, plan.views, plan.memory
+        self._publish()
+        if len(desired) == len(self._enabled):
             self.synced.set()
         for action in plan.actions:
             await self._apply(action)
+        await self._write_events()
         async with self._ticked:
             self._ticked.notify_all()
 
-    def refresh_serving(self) -> None:
+    async def refresh_serving(self) -> None:
         """Re-read the named serving endpoints from the store (after every change through the API)."""
-        self.serving = serving_endpoints.load_all(self.sessions)
+        self._serving = await asyncio.to_thread(serving_endpoints.load_all, self.sessions)
+        self._publish()
 
-    def _promote_ready_configs(self) -> None:
-        promoted = False
-        for endpoint in self.serving.values():
-            if serving_endpoints.pending_ready(endpoint, self.views):
-                if serving_endpoints.promote(self.sessions, endpoint, int(self.clock() * 1000)):
-                    promoted = True
-                    assert endpoint.pending is not None
-                    for entity in endpoint.pending.served_entities:
-                        self._event(
-                            entity.entity_name,
-                            events.MODEL_SERVING_EVENT,
-                            f"Serving endpoint '{endpoint.name}' now serves config version "
-                            f"{endpoint.pending.config_version} (served entity '{entity.name}')",
-                            entity.entity_version,
-                        )
-        if promoted:
-            self.refresh_serving()
-            self._wake.set()  # versions only the old config served can stop now
+    def _publish(self) -> None:
+        """Replace the snapshot readers see, in one assignment."""
+        self.snapshot = Snapshot(
+            routes=MappingProxyType({model: MappingProxyType(dict(r)) for model, r in self._routes.items()}),
+            views=MappingProxyType(dict(self._views)),
+            enabled=frozenset(self._enabled),
+            serving=MappingProxyType(dict(self._serving)),
+            fresh=frozenset(self._fetched_at),
+        )
+
+    async def _write_events(self) -> None:
+        made, self._events = self._events, []
+        try:
+            await asyncio.to_thread(events.record_all, self.sessions, made)
+        except Exception:  # events are history: losing one tick's must not stop reconciling
+            log.exception("could not record %d events", len(made))
+
+    async def _promote(self, action: PromoteConfig) -> None:
+        """Write the promotion (conditional on the pending config being the one reconciled), then re-read."""
+        endpoint = self._serving.get(action.endpoint)
+        if endpoint is None or endpoint.pending is None:
+            return
+        now_ms = int(self.clock() * 1000)
+        if not await asyncio.to_thread(serving_endpoints.promote, self.sessions, endpoint, now_ms, action.stored):
+            return  # changed or deleted since it was read: the next tick sees what is there now
+        for entity in endpoint.pending.served_entities:
+            self._event(
+                entity.entity_name,
+                events.MODEL_SERVING_EVENT,
+                f"Serving endpoint '{endpoint.name}' now serves config version "
+                f"{endpoint.pending.config_version} (served entity '{entity.name}')",
+                entity.entity_version,
+            )
+        await self.refresh_serving()
+        self._wake.set()  # versions only the old config served can stop now
+
+    def _read_desired_rows(self) -> tuple[list, list]:
+        with self.sessions() as session:
+            return repo.list_endpoints(session=session), repo.all_compute_configs(session=session)
 
     async def _desired(self) -> list[EndpointDesired]:
-        with self.sessions() as session:
-            endpoints = repo.list_endpoints(session=session)
-            configs = repo.all_compute_configs(session=session)
-        self.enabled = {e.registered_model_name for e in endpoints}
-        for stale in set(self._versions) - self.enabled:
+        endpoints, configs = await asyncio.to_thread(self._read_desired_rows)
+        self._enabled = {e.registered_model_name for e in endpoints}
+        for stale in set(self._versions) - self._enabled:
             del self._versions[stale]
         now = self.clock()
-        for name in self.enabled:
+        for name in self._enabled:
             if now - self._fetched_at.get(name, 0.0) >= self.settings.registry_poll_seconds:
                 try:
                     self._versions[name] = await asyncio.to_thread(self.registry.versions, name)
@@ -183,7 +216,7 @@ class Controller:
             )
         return [
             EndpointDesired(name, by_model.get(name, {}), self._versions.get(name, ()))
-            for name in sorted(self.enabled)
+            for name in sorted(self._enabled)
             if name in self._versions
         ]
 
@@ -195,6 +228,8 @@ class Controller:
                 await self._start_replica(action)
             case StopReplica(replica_id=replica_id):
                 self._spawn(self.engine.stop_replica(replica_id))
+            case PromoteConfig():
+                await self._promote(action)
             case ForgetReplica(replica_id=replica_id):
                 self.engine.forget(replica_id)
                 self._replica_states.pop(replica_id, None)
@@ -254,7 +289,7 @@ class Controller:
             if message:
                 self._event(replica.model_name, events.CONTAINER_EVENT, message, replica.version)
         for key, view in plan.views.items():
-            before = self.views.get(key)
+            before = self._views.get(key)
             if before is None or before.state != view.state:
                 self._event(
                     key[0], events.MODEL_VERSION_SERVING_EVENT, events.version_message(view), key[1], view.stage
@@ -271,7 +306,7 @@ class Controller:
                     key[1],
                     view.stage,
                 )
-        for key in self.views.keys() - plan.views.keys():
+        for key in self._views.keys() - plan.views.keys():
             self._event(
                 key[0],
                 events.MODEL_VERSION_SERVING_EVENT,
@@ -279,7 +314,7 @@ class Controller:
                 key[1],
             )
         for model, routes in plan.routes.items():
-            previous = self.routes.get(model, {})
+            previous = self._routes.get(model, {})
             for route, version in routes.items():
                 if previous.get(route) != version:
                     was = f" (was version {previous[route]})" if route in previous else ""
@@ -288,22 +323,10 @@ class Controller:
                     )
 
     def _event(self, model: str, kind: str, message: str, version: str | None = None, stage: str | None = None) -> None:
-        events.record(self.sessions, model, kind, message, version, stage, self.clock())
+        """Note an event; the tick writes its events together at its end (`_write_events`)."""
+        self._events.append(events.new(model, kind, message, version, stage, self.clock()))
 
-    # -- queries for the API ---------------------------------------------------------------------
-    def is_stale(self, model: str) -> bool:
-        """True while a change to the model (enable, transition) has not been read from the registry yet."""
-        return model not in self._fetched_at
-
-    def view(self, model: str, version: str) -> VersionView | None:
-        return self.views.get((model, version))
-
-    def resolve(self, model: str, route_or_version: str) -> str | None:
-        """The version a URL segment ("Production", an alias, or "3") scores on, if it is served."""
-        if route_or_version.isdigit():
-            return route_or_version if (model, route_or_version) in self.views else None
-        return self.routes.get(model, {}).get(route_or_version)
-
+    # -- waiting for the controller ---------------------------------------------------------------
     async def wait_tick(self, timeout: float) -> None:
         """Return after the next reconcile tick, or after `timeout` seconds."""
         async with self._ticked:

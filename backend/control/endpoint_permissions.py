@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rtserve.server.auth import Permission, Principal
-from rtserve.server.errors import ApiError, invalid
+from rtserve.server.auth import Permission, Principal, authorize
+from rtserve.server.errors import invalid
 
 PRINCIPAL_KINDS = ("user_name", "group_name", "service_principal_name")
 GRANTABLE = (Permission.CAN_VIEW, Permission.CAN_QUERY, Permission.CAN_MANAGE)
@@ -60,14 +60,10 @@ def effective_permission(principal: Principal, grants: Iterable[Grant]) -> Permi
 
 def check(endpoint_name: str, endpoint_id: str | None, held: Permission, needed: Permission, action: str) -> None:
     """Refuse (403) an action on an endpoint that needs more than the caller holds on it."""
-    if held < needed:
-        # Without an id (an endpoint not loaded yet), there is no permissions URL to point to.
-        url = f"/api/2.0/permissions/serving-endpoints/{endpoint_id}"
-        grant = f" Someone who manages the endpoint can grant it: PATCH {url}." if endpoint_id else ""
-        raise ApiError(
-            "PERMISSION_DENIED",
-            f"This token has {held.name} on serving endpoint '{endpoint_name}'; {action} needs {needed.name}.{grant}",
-        )
+    # Without an id (an endpoint not loaded yet), there is no permissions URL to point to.
+    url = f"/api/2.0/permissions/serving-endpoints/{endpoint_id}"
+    grant = f" Someone who manages the endpoint can grant it: PATCH {url}." if endpoint_id else ""
+    authorize(held, needed, action, on=f" on serving endpoint '{endpoint_name}'", hint=grant)
 
 
 def parse_access_control_list(value: Any, known_principals: set[str]) -> list[Grant]:

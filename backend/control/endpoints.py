@@ -1,5 +1,6 @@
 """Recording intent for the preview API: enable, disable and compute changes. Returns at once;
-the controller does the work."""
+the controller does the work. The store is read and written in a worker thread, never on the event
+loop that the scoring path shares."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import time
 
 from mlflow.entities.model_registry import ModelVersion
+from sqlalchemy.orm import Session, sessionmaker
+
 from rtserve.server.control import events
 from rtserve.server.control.controller import Controller
 from rtserve.server.control.stages import canonical_stage
@@ -16,7 +19,6 @@ from rtserve.server.registry import Registry
 from rtserve.server.store import repo
 from rtserve.server.store.models import ComputeConfig, Endpoint
 from rtserve.server.validate import one_of, version_number
-from sqlalchemy.orm import Session, sessionmaker
 
 
 def _now_ms() -> int:
@@ -29,8 +31,11 @@ class EndpointService:
         self.registry = registry
         self.controller = controller
 
-    def require_enabled(self, model: str) -> list[ComputeConfig]:
+    async def require_enabled(self, model: str) -> list[ComputeConfig]:
         """The endpoint's compute configs; 404 if serving is not enabled for the model."""
+        return await asyncio.to_thread(self._compute_configs, model)
+
+    def _compute_configs(self, model: str) -> list[ComputeConfig]:
         with self.sessions() as session:
             if repo.get_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
@@ -38,10 +43,16 @@ class EndpointService:
 
     async def enable(self, model: str, user: str) -> None:
         await asyncio.to_thread(self.registry.require_model, model)
+        if not await asyncio.to_thread(self._add_endpoint, model, user):
+            return  # enabling twice is harmless, as in Databricks
+        await self._event(model, f"Serving enabled by {user}")
+        self.controller.wake(model)
+
+    def _add_endpoint(self, model: str, user: str) -> bool:
         now = _now_ms()
         with self.sessions.begin() as session:
             if repo.get_endpoint(session=session, model_name=model) is not None:
-                return  # enabling twice is harmless, as in Databricks
+                return False
             repo.add_endpoint(
                 session=session, endpoint=Endpoint(registered_model_name=model, creator=user, created_at=now)
             )
@@ -58,23 +69,41 @@ class EndpointService:
                         generation=1,
                     ),
                 )
-        self._event(model, f"Serving enabled by {user}")
+        return True
+
+    async def disable(self, model: str, user: str) -> None:
+        await asyncio.to_thread(self._delete_endpoint, model)
+        await self._event(model, f"Serving disabled by {user}")
         self.controller.wake(model)
 
-    def disable(self, model: str, user: str) -> None:
+    def _delete_endpoint(self, model: str) -> None:
         with self.sessions.begin() as session:
             if repo.get_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'.")
             repo.delete_endpoint(session=session, model_name=model)
-        self._event(model, f"Serving disabled by {user}")
-        self.controller.wake(model)
 
-    def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
+    async def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
         stage = one_of(canonical_stage(stage) or stage, SERVING_STAGES, "stage")
         size = one_of(spec.get("workload_size_id"), WORKLOAD_SIZES, "workload_size_id")
         scale_to_zero = spec.get("scale_to_zero_enabled", False)
         if not isinstance(scale_to_zero, bool):
             raise invalid(f"scale_to_zero_enabled must be true or false; got {scale_to_zero!r}.")
+        batching = await asyncio.to_thread(self._store_compute, model, stage, size, scale_to_zero, spec, user)
+        if batching is None:
+            return  # no update to wait for
+        batch_size, batch_wait = batching
+        await self._event(
+            model,
+            f"Compute config for {stage} updated by {user}: {size}, scale to zero {'on' if scale_to_zero else 'off'}"
+            + (f", batching up to {batch_size} requests within {batch_wait:g} ms" if batch_size > 1 else ""),
+            stage=stage,
+        )
+        self.controller.wake(model)
+
+    def _store_compute(
+        self, model: str, stage: str, size: str, scale_to_zero: bool, spec: dict, user: str
+    ) -> tuple[int, float] | None:
+        """Write the stage's compute config; its batching, or None if nothing changed."""
         with self.sessions.begin() as session:
             if repo.get_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
@@ -85,7 +114,7 @@ class EndpointService:
             batch_size, batch_wait = _batching(spec, row.max_batch_size, row.max_batch_wait_ms)
             unchanged = (row.workload_size_id, row.scale_to_zero_enabled, row.max_batch_size, row.max_batch_wait_ms)
             if unchanged == (size, scale_to_zero, batch_size, batch_wait):
-                return  # no update to wait for
+                return None
             row.workload_size_id = size
             row.scale_to_zero_enabled = scale_to_zero
             row.max_batch_size = batch_size
@@ -93,13 +122,7 @@ class EndpointService:
             row.creation_timestamp = _now_ms()
             row.user_id = user
             row.generation += 1
-        self._event(
-            model,
-            f"Compute config for {stage} updated by {user}: {size}, scale to zero {'on' if scale_to_zero else 'off'}"
-            + (f", batching up to {batch_size} requests within {batch_wait:g} ms" if batch_size > 1 else ""),
-            stage=stage,
-        )
-        self.controller.wake(model)
+        return batch_size, batch_wait
 
     async def transition(
         self, name: str, version: str, stage: str, archive_existing_versions: bool, comment: str | None, user: str
@@ -111,7 +134,7 @@ class EndpointService:
         )
         archived = " (existing versions archived)" if archive_existing_versions else ""
         note = f": {comment}" if comment else ""
-        events.record(
+        await events.record(
             self.sessions,
             name,
             events.MODEL_SERVICE_EVENT,
@@ -123,8 +146,8 @@ class EndpointService:
         self.controller.wake(name)
         return model_version
 
-    def _event(self, model: str, message: str, stage: str | None = None) -> None:
-        events.record(self.sessions, model, events.MODEL_SERVICE_EVENT, message, None, stage, time.time())
+    async def _event(self, model: str, message: str, stage: str | None = None) -> None:
+        await events.record(self.sessions, model, events.MODEL_SERVICE_EVENT, message, None, stage, time.time())
 
 
 MAX_BATCH_SIZE = 1024

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server.control.reconciler import VersionState, VersionView
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 from rtserve.server.store import repo
 from rtserve.server.store.models import Event
-from sqlalchemy.orm import Session, sessionmaker
 
 MODEL_SERVING_EVENT = "MODEL_SERVING_EVENT"  # routes: which version a stage URL answers from
 MODEL_SERVICE_EVENT = "MODEL_SERVICE_EVENT"  # the endpoint: enabled, disabled, compute config changed
@@ -18,7 +20,29 @@ CONTAINER_EVENT = "CONTAINER_EVENT"  # one replica: started, ready, crashed, fai
 log = logging.getLogger("rtserve.events")
 
 
-def record(
+def new(model: str, kind: str, message: str, version: str | None, stage: str | None, now: float) -> Event:
+    """An event to record, logged as it is made."""
+    log.info("%s %s v%s: %s", kind, model, version or "-", message)
+    return Event(
+        registered_model_name=model,
+        timestamp=int(now * 1000),
+        type=kind,
+        endpoint_version_name=version,
+        stage=stage,
+        message=message,
+    )
+
+
+def record_all(sessions: sessionmaker[Session], made: list[Event]) -> None:
+    """Write events in one transaction. Blocks: run it in a thread, never on the event loop."""
+    if not made:
+        return
+    with sessions.begin() as session:
+        for event in made:
+            repo.add_event(session=session, event=event)
+
+
+async def record(
     sessions: sessionmaker[Session],
     model: str,
     kind: str,
@@ -27,19 +51,8 @@ def record(
     stage: str | None,
     now: float,
 ) -> None:
-    log.info("%s %s v%s: %s", kind, model, version or "-", message)
-    with sessions.begin() as session:
-        repo.add_event(
-            session=session,
-            event=Event(
-                registered_model_name=model,
-                timestamp=int(now * 1000),
-                type=kind,
-                endpoint_version_name=version,
-                stage=stage,
-                message=message,
-            ),
-        )
+    """Record one event (an API change), off the event loop."""
+    await asyncio.to_thread(record_all, sessions, [new(model, kind, message, version, stage, now)])
 
 
 def version_message(view: VersionView) -> str:

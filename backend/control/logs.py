@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server import paths
 from rtserve.server.errors import not_found
+from rtserve.server.replica_logs import read_log_tail
 from rtserve.server.store import repo
-from sqlalchemy.orm import Session, sessionmaker
 
 TAIL_BYTES = 256 * 1024
-
-
-def _tail(path: Path, max_bytes: int) -> str:
-    with path.open("rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - max_bytes))
-        data = handle.read()
-    text = data.decode("utf-8", errors="replace")
-    return text.split("\n", 1)[1] if size > max_bytes and "\n" in text else text
 
 
 def replica_log_files(data_dir: Path, model: str, version: str) -> list[Path]:
@@ -33,16 +26,6 @@ def replica_log_files(data_dir: Path, model: str, version: str) -> list[Path]:
     return sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)
 
 
-def _replica_text(path: Path, max_bytes: int) -> str:
-    """The tail of a replica's log, reaching into its rotated backup (`<log>.1`) when the log is short."""
-    current = _tail(path, max_bytes)
-    backup = path.with_name(path.name + ".1")
-    room = max_bytes - len(current)
-    if room > 0 and backup.exists():
-        return _tail(backup, room) + current
-    return current
-
-
 def version_logs(data_dir: Path, model: str, version: str, replica_id: str | None) -> str:
     files = replica_log_files(data_dir, model, version)
     if replica_id is not None:
@@ -50,8 +33,8 @@ def version_logs(data_dir: Path, model: str, version: str, replica_id: str | Non
         chosen = [f for f in files if f.stem == replica_id]
         if not chosen:
             raise not_found(f"No logs for replica '{replica_id}' of version {version} of '{model}'.")
-        return _replica_text(chosen[0], TAIL_BYTES)
-    return merge_replica_logs({f.stem: _replica_text(f, TAIL_BYTES // 4) for f in files[-10:]})
+        return read_log_tail(chosen[0], TAIL_BYTES)
+    return merge_replica_logs({f.stem: read_log_tail(f, TAIL_BYTES // 4) for f in files[-10:]})
 
 
 def merge_replica_logs(logs: dict[str, str]) -> str:
@@ -74,7 +57,12 @@ def merge_replica_logs(logs: dict[str, str]) -> str:
     return "".join(line + "\n" for _, _, line in tagged)
 
 
-def event_history(sessions: sessionmaker[Session], model: str, version: str | None) -> list[dict]:
+async def event_history(sessions: sessionmaker[Session], model: str, version: str | None) -> list[dict]:
+    """The model's events, newest first (read in a worker thread)."""
+    return await asyncio.to_thread(_event_history, sessions, model, version)
+
+
+def _event_history(sessions: sessionmaker[Session], model: str, version: str | None) -> list[dict]:
     with sessions() as session:
         rows = repo.list_events(session=session, model_name=model)
     return [

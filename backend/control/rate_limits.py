@@ -18,14 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rtserve import spec
 from rtserve.server.errors import ApiError, invalid
-from rtserve.server.validate import one_of, shown
+from rtserve.server.validate import checked
+from rtserve.spec import CALLER_KEYS, ENDPOINT_KEY, MAX_CALLS, RENEWAL_PERIODS
 
-ENDPOINT_KEY = "endpoint"
-CALLER_KEYS = ("user", "service_principal")
-RENEWAL_PERIODS = {"minute": 60.0}
-# Far above what one backend can answer in a minute, and small enough for a float bucket to count exactly.
-MAX_CALLS = 1_000_000_000
 # Fields of Databricks' AI gateway that belong to LLM serving or Databricks' own tables.
 UNSUPPORTED_GATEWAY_FIELDS = ("usage_tracking_config", "inference_table_config", "guardrails", "fallback_config")
 
@@ -68,7 +65,7 @@ def parse_rate_limits(value: Any, where: str = "rate_limits") -> tuple[RateLimit
     limits = tuple(_parse_limit(item, f"{where}[{index}]") for index, item in enumerate(value))
     seen: set[tuple[str, str | None]] = set()
     for limit in limits:
-        identity = (ENDPOINT_KEY if limit.key == ENDPOINT_KEY else "caller", limit.principal)
+        identity = spec.rate_limit_callers(limit.key, limit.principal)
         if identity in seen:
             raise invalid(f"'{where}' has two limits for the same callers ({limit.describe()}); keep one.")
         seen.add(identity)
@@ -80,23 +77,10 @@ def _parse_limit(item: Any, where: str) -> RateLimit:
         raise invalid(f"'{where}' must be an object {{calls, key, renewal_period}}; got {type(item).__name__}.")
     if item.get("tokens") is not None:
         raise invalid(f"'{where}.tokens': token-based limits are for LLM endpoints; limit 'calls' instead.")
-    calls = item.get("calls")
-    if isinstance(calls, bool) or not isinstance(calls, int) or not 0 <= calls <= MAX_CALLS:
-        rule = f"a whole number of calls, 0 or more (at most {MAX_CALLS:,})"
-        raise invalid(f"'{where}.calls' must be {rule}; got {shown(calls)}.")
-    key = item.get("key") or ENDPOINT_KEY
-    if key == "user_group":
-        raise invalid(
-            f"'{where}.key': rtserve has no user groups to limit; use 'endpoint' for a limit shared by every "
-            "caller, or 'user' for a limit per token."
-        )
-    key = one_of(key, (ENDPOINT_KEY, *CALLER_KEYS), f"{where}.key")
-    period = one_of(item.get("renewal_period"), RENEWAL_PERIODS, f"{where}.renewal_period")
-    principal = item.get("principal")
-    if principal is not None and (not isinstance(principal, str) or not principal):
-        raise invalid(f"'{where}.principal' must be a token's name; got {principal!r}.")
-    if principal is not None and key == ENDPOINT_KEY:
-        raise invalid(f"'{where}.principal' names a token, so its key must be 'user' or 'service_principal'.")
+    calls = checked(spec.check_calls, item.get("calls"), f"{where}.calls")
+    key = checked(spec.check_rate_limit_key, item.get("key"), f"{where}.key")
+    period = checked(spec.check_renewal_period, item.get("renewal_period"), f"{where}.renewal_period")
+    principal = checked(spec.check_principal, item.get("principal"), key, f"{where}.principal")
     return RateLimit(calls, key, period, principal)
 
 

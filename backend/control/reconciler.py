@@ -6,7 +6,7 @@ The controller (controller.py) gathers the inputs and carries out the actions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from rtserve.server.control import stages
@@ -86,7 +86,24 @@ class ForgetReplica:
     replica_id: str
 
 
-Action = Prepare | StartReplica | StopReplica | ForgetReplica
+@dataclass(frozen=True)
+class PendingConfig:
+    """A named endpoint's config update being rolled out: what promotes it when every version is ready."""
+
+    endpoint: str
+    stored: str  # the pending config as stored: promoted only if it is still exactly this
+    versions: tuple[tuple[str, str], ...]  # (model, version) of each served entity
+
+
+@dataclass(frozen=True)
+class PromoteConfig:
+    """Make an endpoint's pending config its config (every version it serves is READY)."""
+
+    endpoint: str
+    stored: str
+
+
+Action = Prepare | StartReplica | StopReplica | ForgetReplica | PromoteConfig
 
 
 @dataclass(frozen=True)
@@ -153,9 +170,11 @@ def reconcile(
     now: float,
     tuning: Tuning = Tuning(),
     pinned: Mapping[tuple[str, str], StageConfig] | None = None,
+    pending: Sequence[PendingConfig] = (),
 ) -> Plan:
     """`desired` are the registered models served by stage (seed 000); `pinned` are versions that
-    named serving endpoints (seed 002) serve whatever their stage, with their compute config."""
+    named serving endpoints (seed 002) serve whatever their stage, with their compute config;
+    `pending` are the endpoints' config updates, each promoted once all its versions are READY."""
     plan = Plan()
     by_version: dict[tuple[str, str], list[ReplicaObservation]] = {}
     for replica in observed.replicas:
@@ -193,6 +212,10 @@ def reconcile(
                     plan.actions.append(StopReplica(replica.replica_id))
                 elif replica.state in GONE_STATES:
                     plan.actions.append(ForgetReplica(replica.replica_id))
+    for update in pending:
+        views = [plan.views.get(key) for key in update.versions]
+        if all(view is not None and view.state == VersionState.READY for view in views):
+            plan.actions.append(PromoteConfig(update.endpoint, update.stored))
     return plan
 
 

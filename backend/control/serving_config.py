@@ -7,16 +7,15 @@ Pure: no I/O. `parse_config` turns a request's `config` into an `EndpointConfig`
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
+from rtserve import spec
 from rtserve.server.errors import invalid
-from rtserve.server.validate import one_of, version_number
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
-NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
+from rtserve.server.validate import checked, version_number
+from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_SERVED_ENTITIES
+from rtserve.spec import NAME_PATTERN as NAME_PATTERN
+from rtserve.spec import NAME_RULE as NAME_RULE
 
 
 @dataclass(frozen=True)
@@ -91,8 +90,8 @@ def parse_config(config: Any, config_version: int) -> EndpointConfig:
     items = config[field]
     if not isinstance(items, list) or not items:
         raise invalid(f"'config.{field}' must be a non-empty list.")
-    if len(items) > 15:
-        raise invalid(f"'config.{field}' may hold at most 15 served entities; got {len(items)}.")
+    if len(items) > MAX_SERVED_ENTITIES:
+        raise invalid(f"'config.{field}' may hold at most {MAX_SERVED_ENTITIES} served entities; got {len(items)}.")
     entities = tuple(_parse_entity(item, f"config.{field}[{i}]", legacy=has_models) for i, item in enumerate(items))
     names = [entity.name for entity in entities]
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -110,7 +109,7 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     if not isinstance(model, str) or not model:
         raise invalid(f"'{where}.{name_field}' is required: the registered model to serve.")
     version = version_number(item.get(version_field), f"{where}.{version_field}")
-    size = one_of(item.get("workload_size", DEFAULT_WORKLOAD_SIZE), WORKLOAD_SIZES, f"{where}.workload_size")
+    size = checked(spec.check_workload_size, item.get("workload_size", DEFAULT_WORKLOAD_SIZE), f"{where}.workload_size")
     scale_to_zero = item.get("scale_to_zero_enabled", False)
     if not isinstance(scale_to_zero, bool):
         raise invalid(f"'{where}.scale_to_zero_enabled' must be true or false; got {scale_to_zero!r}.")
@@ -122,8 +121,7 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     if item.get("workload_type") not in (None, "CPU"):
         raise invalid(f"'{where}.workload_type' must be CPU (rtserve serves on CPU); got {item['workload_type']!r}.")
     name = item.get("name", f"{model}-{version}")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise invalid(f"'{where}.name' must be {NAME_RULE}; got {name!r}.")
+    name = checked(spec.check_name, name, f"{where}.name")
     return ServedEntity(name, model, version, size, scale_to_zero)
 
 
@@ -145,15 +143,11 @@ def _parse_traffic(traffic: Any, names: list[str]) -> tuple[tuple[str, int], ...
         name = route.get("served_model_name", route.get("served_entity_name"))
         if name not in names:
             raise invalid(f"'{where}.served_model_name' must name a served entity of this config ({', '.join(names)}).")
-        share = route.get("traffic_percentage")
-        if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
-            raise invalid(f"'{where}.traffic_percentage' must be a whole number from 0 to 100; got {share!r}.")
+        share = checked(spec.check_traffic_percentage, route.get("traffic_percentage"), f"{where}.traffic_percentage")
         if any(existing == name for existing, _ in routes):
             raise invalid(f"'{where}': served entity '{name}' has more than one route.")
         routes.append((name, share))
-    total = sum(share for _, share in routes)
-    if total != 100:
-        raise invalid(f"Traffic percentages must sum to 100; they sum to {total}.")
+    checked(spec.check_traffic_total, [share for _, share in routes])
     return tuple(routes)
 
 

@@ -12,14 +12,21 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from rtserve.server.auth import Permission, Principal
 from rtserve.server.control.endpoint_permissions import Grant, effective_permission
 from rtserve.server.control.rate_limits import RateLimit
-from rtserve.server.control.reconciler import StageConfig, VersionState, VersionView, combine_configs
+from rtserve.server.control.reconciler import (
+    PendingConfig,
+    StageConfig,
+    VersionState,
+    VersionView,
+    combine_configs,
+)
 from rtserve.server.control.serving_config import EndpointConfig, ServedEntity
 from rtserve.server.store import repo
 from rtserve.server.store.models import ServingEndpoint
-from sqlalchemy.orm import Session, sessionmaker
 
 VersionKey = tuple[str, str]
 
@@ -101,11 +108,13 @@ def entity_state(view: VersionView | None) -> str:
     return view.state
 
 
-def pending_ready(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionView]) -> bool:
-    """True when every served entity of the pending config is ready to take traffic."""
-    if endpoint.pending is None:
-        return False
-    return all(entity_state(views.get(e.key)) == VersionState.READY for e in endpoint.pending.served_entities)
+def pending_configs(endpoints: Iterable[ServingEndpointState]) -> list[PendingConfig]:
+    """The config updates being rolled out, for the reconciler to promote once their versions are ready."""
+    return [
+        PendingConfig(endpoint.name, endpoint.stored_pending, tuple(e.key for e in endpoint.pending.served_entities))
+        for endpoint in endpoints
+        if endpoint.pending is not None and endpoint.stored_pending is not None
+    ]
 
 
 def pending_failed(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionView]) -> bool:
@@ -114,11 +123,14 @@ def pending_failed(endpoint: ServingEndpointState, views: Mapping[VersionKey, Ve
     return any(entity_state(views.get(e.key)) == VersionState.FAILED for e in endpoint.pending.served_entities)
 
 
-def promote(sessions: sessionmaker[Session], endpoint: ServingEndpointState, now_ms: int) -> bool:
-    """Make the pending config the config, unless it changed since it was read. True if promoted."""
+def promote(sessions: sessionmaker[Session], endpoint: ServingEndpointState, now_ms: int, stored: str) -> bool:
+    """Make the pending config the config, unless it is no longer exactly `stored`. True if promoted.
+
+    The condition is in the update itself, so a promotion decided twice (or on a stale read) applies once.
+    """
     with sessions.begin() as session:
         row = repo.get_serving_endpoint(session=session, name=endpoint.name)
-        if row is None or row.pending_config is None or row.pending_config != endpoint.stored_pending:
+        if row is None or row.pending_config is None or row.pending_config != stored:
             return False
         row.config = row.pending_config
         row.pending_config = None

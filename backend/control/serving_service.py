@@ -1,7 +1,8 @@
 """Changes to named serving endpoints (the GA API), shared by the API routes.
 
 Every change is one transaction on the store, checked in full before anything is written; the
-controller then rolls it out (see serving_endpoints.py).
+controller then rolls it out (see serving_endpoints.py). The store is read and written in a worker
+thread (the `_`-prefixed methods), never on the event loop that the scoring path shares.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import json
 import time
 import uuid
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server.auth import Permission, Principal
 from rtserve.server.control import endpoint_permissions
@@ -23,8 +27,6 @@ from rtserve.server.errors import ApiError, invalid, not_found
 from rtserve.server.registry import Registry
 from rtserve.server.store import repo
 from rtserve.server.store.models import ServingEndpoint
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 
 def _now_ms() -> int:
@@ -38,26 +40,32 @@ class ServingEndpointService:
         self.controller = controller
         self.limiter = RateLimiter(time.monotonic)
 
-    def require(self, name: str) -> ServingEndpointState:
+    async def require(self, name: str) -> ServingEndpointState:
+        return await asyncio.to_thread(self._require, name)
+
+    def _require(self, name: str) -> ServingEndpointState:
         with self.sessions() as session:
             row = repo.get_serving_endpoint(session=session, name=name)
             if row is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             return from_row(row)
 
-    def list(self) -> list[ServingEndpointState]:
+    async def list(self) -> list[ServingEndpointState]:
+        return await asyncio.to_thread(self._list)
+
+    def _list(self) -> list[ServingEndpointState]:
         with self.sessions() as session:
             return [from_row(row) for row in repo.list_serving_endpoints(session=session)]
 
-    def require_permission(
+    async def require_permission(
         self, name: str, principal: Principal, needed: Permission, action: str
     ) -> ServingEndpointState:
         """The endpoint, if `principal` holds `needed` on it (its token's own permission or a grant)."""
-        return _permitted(self.require(name), principal, needed, action)
+        return _permitted(await self.require(name), principal, needed, action)
 
     def permission_on(self, name: str, principal: Principal) -> Permission:
         """What `principal` may do on the endpoint, from the controller's copy: no store read."""
-        endpoint = self.controller.serving.get(name)
+        endpoint = self.controller.snapshot.serving.get(name)
         return endpoint.permission_of(principal) if endpoint else principal.permission
 
     def admit_query(self, name: str, principal: Principal, action: str) -> None:
@@ -66,7 +74,7 @@ class ServingEndpointService:
         The scoring path: everything comes from memory. An endpoint the controller has not loaded (unknown,
         so a 404 follows, or just created) is judged by the token's own permission and has no limits yet.
         """
-        endpoint = self.controller.serving.get(name)
+        endpoint = self.controller.snapshot.serving.get(name)
         held = endpoint.permission_of(principal) if endpoint else principal.permission
         endpoint_permissions.check(name, endpoint.id if endpoint else None, held, Permission.CAN_QUERY, action)
         if endpoint is not None:
@@ -79,7 +87,7 @@ class ServingEndpointService:
         config = parse_config(params.get("config"), config_version=1)
         tags = parse_tags(params.get("tags"))
         rate_limits = _limits_of_create(params)
-        if self._exists(name):
+        if await asyncio.to_thread(self._exists, name):
             raise _already_exists(name)
         await self._check_registered(config)
         now = _now_ms()
@@ -97,16 +105,19 @@ class ServingEndpointService:
             access_control=json.dumps([Grant("user_name", user, Permission.CAN_MANAGE).to_stored()]),
             rate_limits=_stored_limits(rate_limits),
         )
+        await asyncio.to_thread(self._add, row)
+        return await self._changed(name)
+
+    def _add(self, row: ServingEndpoint) -> None:
         try:
             with self.sessions.begin() as session:
                 repo.add_serving_endpoint(session=session, endpoint=row)
         except IntegrityError:  # created concurrently by another request
-            raise _already_exists(name) from None
-        return self._changed(name)
+            raise _already_exists(row.name) from None
 
     async def update_config(self, name: str, params: dict[str, Any], principal: Principal) -> ServingEndpointState:
-        current = self.require_permission(name, principal, Permission.CAN_MANAGE, "updating its config")
-        if current.pending is not None and not pending_failed(current, self.controller.views):
+        current = await self.require_permission(name, principal, Permission.CAN_MANAGE, "updating its config")
+        if current.pending is not None and not pending_failed(current, self.controller.snapshot.views):
             raise ApiError(
                 "RESOURCE_CONFLICT",
                 f"Serving endpoint '{name}' is being updated to config version {current.pending.config_version}. "
@@ -116,6 +127,10 @@ class ServingEndpointService:
         versions = [c.config_version for c in (current.config, current.pending) if c is not None]
         config = parse_config(params, config_version=max(versions, default=0) + 1)
         await self._check_registered(config)
+        await asyncio.to_thread(self._store_pending, name, current, config)
+        return await self._changed(name)
+
+    def _store_pending(self, name: str, current: ServingEndpointState, config: EndpointConfig) -> None:
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint(session=session, name=name)
             if row is None:
@@ -124,64 +139,81 @@ class ServingEndpointService:
                 raise ApiError("RESOURCE_CONFLICT", f"Serving endpoint '{name}' was updated concurrently; retry.", 409)
             row.pending_config = json.dumps(config.to_stored())
             row.pending_since = row.last_updated_timestamp = _now_ms()
-        return self._changed(name)
 
-    def delete(self, name: str, principal: Principal) -> None:
-        self.require_permission(name, principal, Permission.CAN_MANAGE, "deleting it")
+    async def delete(self, name: str, principal: Principal) -> None:
+        await self.require_permission(name, principal, Permission.CAN_MANAGE, "deleting it")
+        await asyncio.to_thread(self._delete, name)
+        self.limiter.forget(name)
+        await self.controller.refresh_serving()
+        self.controller.nudge()
+
+    def _delete(self, name: str) -> None:
         with self.sessions.begin() as session:
             if repo.get_serving_endpoint(session=session, name=name) is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             repo.delete_serving_endpoint(session=session, name=name)
-        self.limiter.forget(name)
-        self.controller.refresh_serving()
-        self.controller.nudge()
 
-    def patch_tags(self, name: str, params: dict[str, Any], principal: Principal) -> list[dict[str, str]]:
-        self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its tags")
+    async def patch_tags(self, name: str, params: dict[str, Any], principal: Principal) -> list[dict[str, str]]:
+        await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its tags")
         add = parse_tags(params.get("add_tags"), "add_tags")
         remove = params.get("delete_tags", [])
         if not isinstance(remove, list) or not all(isinstance(key, str) for key in remove):
             raise invalid("'delete_tags' must be a list of tag keys.")
+        tags = await asyncio.to_thread(self._store_tags, name, add, remove)
+        await self.controller.refresh_serving()
+        return tags
+
+    def _store_tags(self, name: str, add: list[dict[str, str]], remove: list[str]) -> list[dict[str, str]]:
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint(session=session, name=name)
             if row is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             tags = _merge_tags(json.loads(row.tags or "[]"), add, remove)
             row.tags = json.dumps(tags)
-        self.controller.refresh_serving()
         return tags
 
-    def set_rate_limits(self, name: str, limits: tuple[RateLimit, ...], principal: Principal) -> tuple[RateLimit, ...]:
+    async def set_rate_limits(
+        self, name: str, limits: tuple[RateLimit, ...], principal: Principal
+    ) -> tuple[RateLimit, ...]:
         """Replace the endpoint's rate limits (PUT .../rate-limits or .../ai-gateway); they apply at once."""
-        self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its rate limits")
+        await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its rate limits")
+        await asyncio.to_thread(self._store_limits, name, limits)
+        self.limiter.forget(name)
+        await self.controller.refresh_serving()
+        return self.controller.snapshot.serving[name].rate_limits
+
+    def _store_limits(self, name: str, limits: tuple[RateLimit, ...]) -> None:
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint(session=session, name=name)
             if row is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             row.rate_limits = _stored_limits(limits)
             row.last_updated_timestamp = _now_ms()
-        self.limiter.forget(name)
-        self.controller.refresh_serving()
-        return self.controller.serving[name].rate_limits
 
-    def permissions(self, endpoint_id: str, principal: Principal) -> dict:
-        endpoint = _permitted(self._require_id(endpoint_id), principal, Permission.CAN_VIEW, "reading its permissions")
-        return endpoint_permissions.permissions_response(endpoint_id, endpoint.grants, self._token_levels())
+    async def permissions(self, endpoint_id: str, principal: Principal) -> dict:
+        endpoint, token_levels = await asyncio.to_thread(self._endpoint_and_levels, endpoint_id)
+        _permitted(endpoint, principal, Permission.CAN_VIEW, "reading its permissions")
+        return endpoint_permissions.permissions_response(endpoint_id, endpoint.grants, token_levels)
 
-    def permission_levels(self, endpoint_id: str, principal: Principal) -> dict:
-        _permitted(self._require_id(endpoint_id), principal, Permission.CAN_VIEW, "reading its permission levels")
+    async def permission_levels(self, endpoint_id: str, principal: Principal) -> dict:
+        endpoint = await asyncio.to_thread(self._require_id, endpoint_id)
+        _permitted(endpoint, principal, Permission.CAN_VIEW, "reading its permission levels")
         return endpoint_permissions.permission_levels_response()
 
-    def change_permissions(
+    async def change_permissions(
         self, endpoint_id: str, params: dict[str, Any], principal: Principal, *, replace: bool
     ) -> dict:
         """PUT (`replace`: the list becomes exactly the given grants) or PATCH (the given grants are set)."""
-        endpoint = self._require_id(endpoint_id)
+        endpoint, token_levels = await asyncio.to_thread(self._endpoint_and_levels, endpoint_id)
         _permitted(endpoint, principal, Permission.CAN_MANAGE, "changing its permissions")
-        token_levels = self._token_levels()
         grants = endpoint_permissions.parse_access_control_list(
             params.get("access_control_list", []), set(token_levels)
         )
+        changed = await asyncio.to_thread(self._store_grants, endpoint_id, grants, replace)
+        await self.controller.refresh_serving()
+        return endpoint_permissions.permissions_response(endpoint_id, changed, token_levels)
+
+    def _store_grants(self, endpoint_id: str, grants: list[Grant], replace: bool) -> list[Grant]:
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint_by_id(session=session, endpoint_id=endpoint_id)
             if row is None:
@@ -189,8 +221,10 @@ class ServingEndpointService:
             current = [Grant.from_stored(stored) for stored in json.loads(row.access_control or "[]")]
             changed = endpoint_permissions.merge([] if replace else current, grants)
             row.access_control = json.dumps([grant.to_stored() for grant in changed])
-        self.controller.refresh_serving()
-        return endpoint_permissions.permissions_response(endpoint_id, changed, token_levels)
+        return changed
+
+    def _endpoint_and_levels(self, endpoint_id: str) -> tuple[ServingEndpointState, dict[str, Permission]]:
+        return self._require_id(endpoint_id), self._token_levels()
 
     def _require_id(self, endpoint_id: str) -> ServingEndpointState:
         with self.sessions() as session:
@@ -225,10 +259,10 @@ class ServingEndpointService:
                     f"'{entity.entity_name}' does not exist. Register it first, or fix entity_name/entity_version."
                 ) from None
 
-    def _changed(self, name: str) -> ServingEndpointState:
-        self.controller.refresh_serving()
+    async def _changed(self, name: str) -> ServingEndpointState:
+        await self.controller.refresh_serving()
         self.controller.nudge()
-        return self.controller.serving[name]
+        return self.controller.snapshot.serving[name]
 
 
 def _already_exists(name: str) -> ApiError:

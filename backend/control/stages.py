@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from rtserve.server.control.workloads import SERVING_STAGES
-
-ALL_STAGES = ("None", "Staging", "Production", "Archived")
+from rtserve.spec import ALL_STAGES as ALL_STAGES
+from rtserve.spec import SERVING_STAGES
+from rtserve.spec import canonical_stage as canonical_stage
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,6 @@ class RegisteredVersion:
 
 def version_number(version: str) -> int:
     return int(version) if version.isdigit() else -1
-
-
-def canonical_stage(name: str) -> str | None:
-    """ "production" -> "Production"; None when `name` is not a stage (MLflow matches stages case-insensitively)."""
-    for stage in ALL_STAGES:
-        if stage.lower() == name.lower():
-            return stage
-    return None
 
 
 def route_candidates(versions: Iterable[RegisteredVersion]) -> dict[str, list[str]]:

@@ -48,15 +48,15 @@ def _config_for_view(view: VersionView, configs: dict[str, ComputeConfig]) -> di
 
 def endpoint_state(controller: Controller, model: str) -> tuple[str, str]:
     views = sorted(version_views(controller, model), key=lambda v: int(v.version), reverse=True)
-    routes = controller.routes.get(model)
-    if routes is None or controller.is_stale(model):
+    routes = controller.snapshot.routes.get(model)
+    if routes is None or controller.snapshot.is_stale(model):
         return VersionState.PENDING, "Reading the model's versions from the registry"
     if not views:
         return VersionState.READY, "Serving is enabled; no version is in Staging or Production yet"
     ready_routes = [
         f"{route} serves version {version}"
         for route, version in routes.items()
-        if (view := controller.view(model, version)) is not None and view.state == VersionState.READY
+        if (view := controller.snapshot.view(model, version)) is not None and view.state == VersionState.READY
     ]
     if ready_routes:
         return VersionState.READY, "Ready: " + "; ".join(ready_routes)
@@ -101,10 +101,10 @@ def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
 
 def version_views(controller: Controller, model: str) -> list[VersionView]:
     """The versions the preview API serves for `model` (not those only named serving endpoints serve)."""
-    views = (v for (name, _), v in controller.views.items() if name == model and v.staged)
+    views = (v for (name, _), v in controller.snapshot.views.items() if name == model and v.staged)
     return sorted(views, key=lambda v: int(v.version))
 
 
 def staged_view(controller: Controller, model: str, version: str) -> VersionView | None:
-    view = controller.view(model, version)
+    view = controller.snapshot.view(model, version)
     return view if view is not None and view.staged else None

@@ -1,29 +1,12 @@
-"""Workload sizes (the reference's concurrency ranges) and how they map to replicas."""
+"""How workload sizes (their concurrency ranges are in rtserve.spec) map to replicas."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-SERVING_STAGES = ("Staging", "Production")
-DEFAULT_WORKLOAD_SIZE = "Small"
-
-
-@dataclass(frozen=True)
-class WorkloadSize:
-    key: str
-    min_concurrency: int
-    max_concurrency: int
-
-
-WORKLOAD_SIZES = {
-    size.key: size
-    for size in (
-        WorkloadSize("Small", 4, 4),
-        WorkloadSize("Medium", 8, 16),
-        WorkloadSize("Large", 16, 64),
-    )
-}
+from rtserve.spec import DEFAULT_WORKLOAD_SIZE as DEFAULT_WORKLOAD_SIZE
+from rtserve.spec import SERVING_STAGES as SERVING_STAGES
+from rtserve.spec import WORKLOAD_SIZES
 
 
 def replica_range(workload_size_id: str, scale_to_zero: bool, replica_concurrency: int) -> tuple[int, int]:

@@ -2,13 +2,9 @@
 
 - `local.LocalEngine`: worker processes on this machine (the default).
 
-`LocalEngine` is imported lazily: the worker imports `backend.engines.base` and must not pull in
-the engine (which imports the worker's protocol module) while it is itself being imported.
+An engine uses the worker (`backend.worker`: the replica's side); the worker never imports an
+engine, so there is no import cycle between them.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from rtserve.server.engines.base import (
     Engine,
@@ -18,9 +14,7 @@ from rtserve.server.engines.base import (
     ReplicaSpec,
     ReplicaState,
 )
-
-if TYPE_CHECKING:
-    from rtserve.server.engines.local import LocalEngine
+from rtserve.server.engines.local import LocalEngine
 
 __all__ = [
     "Engine",
@@ -31,11 +25,3 @@ __all__ = [
     "ReplicaSpec",
     "ReplicaState",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "LocalEngine":
-        from rtserve.server.engines.local import LocalEngine
-
-        return LocalEngine
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

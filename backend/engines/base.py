@@ -11,8 +11,22 @@ local-process one.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+# Defined by the worker (a replica builds and returns them); part of this interface too.
+from rtserve.server.worker.types import InvocationResult, ReplicaSpec
+
+__all__ = [
+    "Engine",
+    "InvocationResult",
+    "NoReadyReplica",
+    "ReplicaLost",
+    "ReplicaObservation",
+    "ReplicaSpec",
+    "ReplicaState",
+    "ReplicaUnreachable",
+]
 
 
 class ReplicaState(enum.StrEnum):
@@ -25,21 +39,6 @@ class ReplicaState(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class ReplicaSpec:
-    """Everything needed to start one replica of one model version."""
-
-    replica_id: str  # unique across the engine, e.g. "iris-1-a1b2c3"
-    model_name: str
-    version: str
-    model_uri: str  # a local directory holding the MLflow model (already downloaded)
-    log_path: str  # the replica's stdout/stderr go here
-    env: dict[str, str] = field(default_factory=dict)
-    # Adaptive batching (opt-in per compute config): concurrent requests predicted in one call.
-    max_batch_size: int = 1  # 1 = no batching
-    max_batch_wait_ms: float = 0.0  # how long the first request of a batch waits for company
-
-
-@dataclass(frozen=True)
 class ReplicaObservation:
     replica_id: str
     model_name: str
@@ -49,13 +48,6 @@ class ReplicaObservation:
     started_at: float  # epoch seconds
     pid: int | None
     in_flight: int  # requests currently being processed or queued on this replica
-
-
-@dataclass(frozen=True)
-class InvocationResult:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
 
 
 class NoReadyReplica(Exception):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from rtserve.server.store.models import ApiToken, ComputeConfig, Endpoint, Event, ServingEndpoint
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
+
+from rtserve.server.store.models import ApiToken, ComputeConfig, Endpoint, Event, ServingEndpoint
 
 
 def find_token_by_hash(*, session: Session, token_hash: str) -> ApiToken | None:

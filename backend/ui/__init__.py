@@ -5,6 +5,7 @@ so that /ui/ paths authenticate with the session cookie instead of a token heade
 """
 
 from fastapi import APIRouter
+
 from rtserve.server.ui import actions, endpoint_pages, pages
 from rtserve.server.ui.session import BrowserAuth, SessionStore
 

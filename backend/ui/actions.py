@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
+
 from rtserve.server.auth import Permission
 from rtserve.server.control import stages, status
 from rtserve.server.control.workloads import SERVING_STAGES
@@ -137,7 +138,7 @@ async def login(
         return _login_form(
             request, safe_next(next), error="The sign-in form expired or came from another site. Try again.", code=403
         )
-    principal = _services(request).verifier.verify(token.strip()) if token.strip() else None
+    principal = await _services(request).verifier.check(token.strip()) if token.strip() else None
     if principal is None:
         message = (
             "Enter a token."
@@ -181,7 +182,7 @@ async def enable(request: Request, name: str) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "enabling serving")
     services = _services(request)
     await services.endpoints.enable(name, principal.name)
-    await _observed(services, lambda: name in services.controller.routes)
+    await _observed(services, lambda: name in services.controller.snapshot.routes)
     return redirect(
         f"{model_path(name, 'serving')}",
         session_of(request),
@@ -194,8 +195,8 @@ async def enable(request: Request, name: str) -> Response:
 async def disable(request: Request, name: str) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "disabling serving")
     services = _services(request)
-    services.endpoints.disable(name, principal.name)
-    await _observed(services, lambda: name not in services.controller.enabled)
+    await services.endpoints.disable(name, principal.name)
+    await _observed(services, lambda: name not in services.controller.snapshot.enabled)
     message = "Serving disabled: every replica is stopping."
     return redirect(model_path(name, "serving"), session_of(request), "ok", message)
 
@@ -216,13 +217,13 @@ async def update_compute(
     principal = require(request, Permission.CAN_MANAGE, "changing compute settings")
     services = _services(request)
     scale_to_zero = scale_to_zero_enabled.lower() in ("true", "on", "1")
-    current = {c.stage: c for c in services.endpoints.require_enabled(name)}.get(stage)
+    current = {c.stage: c for c in await services.endpoints.require_enabled(name)}.get(stage)
     before = (current.workload_size_id, current.scale_to_zero_enabled) if current is not None else None
     spec: dict = {"workload_size_id": workload_size_id, "scale_to_zero_enabled": scale_to_zero}
     if current is not None and current.max_batch_size > 1:
         # The form does not edit batching (an API extension): keep what is set rather than reset it.
         spec.update(max_batch_size=current.max_batch_size, max_batch_wait_ms=current.max_batch_wait_ms)
-    services.endpoints.update_compute_config(name, stage, spec, principal.name)
+    await services.endpoints.update_compute_config(name, stage, spec, principal.name)
     described = f"{workload_size_id}, scale to zero {'on' if scale_to_zero else 'off'}"
     if before == (workload_size_id, scale_to_zero):
         message = f"{stage} already runs {described}: nothing to change."
@@ -244,8 +245,12 @@ async def transition(
     archive = archive_existing_versions.lower() in ("true", "on", "1") and target in SERVING_STAGES
     services = _services(request)
     await services.endpoints.transition(name, version, target, archive, "from the rtserve UI", principal.name)
-    if target in SERVING_STAGES and name in services.controller.enabled:
-        await _observed(services, lambda: getattr(services.controller.view(name, version), "stage", None) == target)
+    if target in SERVING_STAGES and name in services.controller.snapshot.enabled:
+
+        def moved() -> bool:
+            return getattr(services.controller.snapshot.view(name, version), "stage", None) == target
+
+        await _observed(services, moved)
     archived = " Any versions that were in that stage are archived." if archive else ""
     return redirect(model_path(name), session_of(request), "ok", f"Version {version} moved to {target}.{archived}")
 

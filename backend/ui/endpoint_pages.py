@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+
 from rtserve.server.auth import Permission
 from rtserve.server.errors import ApiError
 from rtserve.server.services import Services
@@ -48,7 +49,7 @@ def _held(request: Request, name: str) -> Permission:
 @router.get("/")
 async def endpoints_page(request: Request) -> Response:
     require(request, Permission.CAN_VIEW, "viewing serving endpoints")
-    endpoints = endpoint_views(_services(request), _base_url(request))
+    endpoints = await endpoint_views(_services(request), _base_url(request))
     return page(
         request,
         "serving_endpoints.html",
@@ -61,14 +62,14 @@ async def endpoints_page(request: Request) -> Response:
 @router.get("/{name}")
 async def endpoint_page(request: Request, name: str) -> Response:
     require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
-    endpoint = endpoint_view(_services(request), name, _base_url(request))
+    endpoint = await endpoint_view(_services(request), name, _base_url(request))
     return page(
         request,
         "serving_endpoint.html",
         nav="serving-endpoints",
         served="",
         body="{}",
-        access=_services(request).serving.require(name),  # its grants and rate limits
+        access=await _services(request).serving.require(name),  # its grants and rate limits
         **_live_context(request, endpoint),
     )
 
@@ -82,7 +83,7 @@ async def endpoint_live(request: Request, name: str, targets: str = "", served: 
     """
     require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
     try:
-        endpoint = endpoint_view(_services(request), name, _base_url(request))
+        endpoint = await endpoint_view(_services(request), name, _base_url(request))
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -109,7 +110,7 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
     services = _services(request)
     kept = body or "{}"
     try:
-        endpoint = endpoint_view(services, name, _base_url(request))
+        endpoint = await endpoint_view(services, name, _base_url(request))
     except ApiError as exc:
         return fragment(request, "_query_body.html", body=kept, example_note=exc.message, example_level="warn")
     entity = endpoint.entity(served) if served else (endpoint.serving.heaviest if endpoint.serving else None)

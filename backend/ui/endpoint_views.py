@@ -178,15 +178,15 @@ def _view(detail: dict) -> EndpointView:
     return EndpointView(detail, _config_view(config) if config else None, _config_view(pending) if pending else None)
 
 
-def endpoint_views(services: Services, base_url: str) -> list[EndpointView]:
-    views = services.controller.views
-    endpoints = sorted(services.serving.list(), key=lambda endpoint: endpoint.name.lower())
+async def endpoint_views(services: Services, base_url: str) -> list[EndpointView]:
+    views = services.controller.snapshot.views
+    endpoints = sorted(await services.serving.list(), key=lambda endpoint: endpoint.name.lower())
     return [_view(serving_status.endpoint_detail(endpoint, views, base_url)) for endpoint in endpoints]
 
 
-def endpoint_view(services: Services, name: str, base_url: str) -> EndpointView:
+async def endpoint_view(services: Services, name: str, base_url: str) -> EndpointView:
     try:
-        endpoint = services.serving.require(name)
+        endpoint = await services.serving.require(name)
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -196,4 +196,4 @@ def endpoint_view(services: Services, name: str, base_url: str) -> EndpointView:
             "Check the name on the Serving endpoints page: the endpoint may have been deleted or renamed.",
             BACK_TO_LIST,
         ) from None
-    return _view(serving_status.endpoint_detail(endpoint, services.controller.views, base_url))
+    return _view(serving_status.endpoint_detail(endpoint, services.controller.snapshot.views, base_url))

@@ -6,6 +6,7 @@ import asyncio
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
+
 from rtserve.server.auth import Permission
 from rtserve.server.control import logs, stages
 from rtserve.server.control.workloads import SERVING_STAGES
@@ -72,7 +73,7 @@ async def versions_page(request: Request, name: str) -> Response:
         tab="versions",
         model=model,
         versions=versions,
-        serving=views.serving_state(services, name),
+        serving=await views.serving_state(services, name),
         stages=stages.ALL_STAGES,
     )
 
@@ -82,7 +83,7 @@ async def serving_page(request: Request, name: str, version: str | None = None) 
     require(request, Permission.CAN_VIEW, "viewing serving status")
     services = _services(request)
     model = await views.registered_model(services, name)
-    state = views.serving_state(services, name)
+    state = await views.serving_state(services, name)
     context = _serving_context(request, state, version)
     selected = context["selected"]
     logs_context = await _logs_context(request, name, selected.version, None) if selected else {}
@@ -102,7 +103,7 @@ async def serving_page(request: Request, name: str, version: str | None = None) 
 async def serving_live(request: Request, name: str, version: str = "", enabled: int = 0, shown: str = "") -> Response:
     """The parts of the Serving tab that change by themselves, swapped out-of-band by the poller."""
     require(request, Permission.CAN_VIEW, "viewing serving status")
-    state = views.serving_state(_services(request), name)
+    state = await views.serving_state(_services(request), name)
     context = _serving_context(request, state, version or None)
     now_shown = context["selected"].version if context["selected"] else ""
     if bool(enabled) != state.enabled or now_shown != shown:
@@ -159,7 +160,7 @@ async def compute_page(request: Request, name: str) -> Response:
         nav="models",
         tab="compute",
         model=model,
-        state=views.serving_state(services, name),
+        state=await views.serving_state(services, name),
         stages=SERVING_STAGES,
         sizes=views.workload_sizes(services.settings.replica_concurrency),
         replica_concurrency=services.settings.replica_concurrency,
@@ -170,7 +171,7 @@ async def compute_page(request: Request, name: str) -> Response:
 @router.get("/models/{name}/compute/progress")
 async def compute_progress(request: Request, name: str) -> Response:
     require(request, Permission.CAN_VIEW, "viewing compute settings")
-    return fragment(request, "_compute_progress.html", state=views.serving_state(_services(request), name))
+    return fragment(request, "_compute_progress.html", state=await views.serving_state(_services(request), name))
 
 
 @router.get("/models/{name}/events")
@@ -178,8 +179,8 @@ async def events_page(request: Request, name: str, version: str | None = None) -
     require(request, Permission.CAN_VIEW, "viewing model events")
     services = _services(request)
     model = await views.registered_model(services, name)
-    every_event = logs.event_history(services.sessions, name, None)
-    events = logs.event_history(services.sessions, name, version) if version else every_event
+    every_event = await logs.event_history(services.sessions, name, None)
+    events = await logs.event_history(services.sessions, name, version) if version else every_event
     all_versions = sorted({e["endpoint_version_name"] for e in every_event} - {None}, key=stages.version_number)
     return page(
         request,

@@ -21,10 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
-from rtserve.server.auth import Permission, Principal
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rtserve.server.auth import Permission, Principal, authorize
 from rtserve.server.errors import ApiError, request_id_of
 from rtserve.server.ui.session import CSRF_FIELD, UiSession
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("rtserve.ui")
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -202,21 +203,13 @@ def error_response(
     return page(request, "error.html", status=status, back_url=back[0], back_label=back[1], **error)
 
 
-def permission_error(principal: Principal, needed: Permission, action: str) -> ApiError:
-    return ApiError(
-        "PERMISSION_DENIED",
-        f"Your token ({principal.name}) has {principal.permission.name}; {action} needs {needed.name}. "
-        f"Sign in with a token that has {needed.name} or more.",
-    )
-
-
 def require(request: Request, needed: Permission, action: str) -> Principal:
-    """The signed-in Principal if it may do `action`; the same ordered permissions as the API."""
+    """The signed-in Principal if it may do `action`; the same decision and wording as the API."""
     principal = principal_of(request)
     if principal is None:  # BrowserAuth lets only public paths through without one
         raise ApiError("UNAUTHENTICATED", "Sign in first.")
-    if not principal.can(needed):
-        raise permission_error(principal, needed, action)
+    hint = f" Sign in with a token that has {needed.name} or more."
+    authorize(principal.permission, needed, action, hint=hint)
     return principal
 
 

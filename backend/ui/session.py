@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from rtserve.server.auth import Principal, TokenVerifier
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rtserve.server.auth import Principal, TokenVerifier
 
 UI_PREFIX = "/ui/"
 SESSION_COOKIE = "rtserve_session"
@@ -141,7 +142,7 @@ class BrowserAuth:
         session = self.store.get(session_id)
         principal: Principal | None = None
         if session is not None:
-            principal = self.verifier().verify(session.token)
+            principal = await self.verifier().check(session.token)
             if principal is None:  # revoked since sign-in: the session ends with it
                 self.store.delete(session.session_id)
                 session = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
 from rtserve.server import paths
 from rtserve.server.control import logs, stages, status
 from rtserve.server.control.workloads import SERVING_STAGES, WORKLOAD_SIZES, replica_range
@@ -96,8 +97,7 @@ def _search_models(services: Services) -> list[RegisteredModel]:
 
 async def model_rows(services: Services) -> list[ModelRow]:
     models = await asyncio.to_thread(_search_models, services)
-    with services.sessions() as session:
-        enabled = {e.registered_model_name for e in repo.list_endpoints(session=session)}
+    enabled = await asyncio.to_thread(_enabled_models, services)
     rows = []
     for model in sorted(models, key=lambda m: m.name.lower()):
         by_stage: dict[str, list[str]] = {}
@@ -134,13 +134,25 @@ async def model_versions(services: Services, name: str) -> list[ModelVersion]:
 
 
 # -- serving -----------------------------------------------------------------------------------
-def serving_state(services: Services, model: str) -> ServingState:
+def _enabled_models(services: Services) -> set[str]:
+    with services.sessions() as session:
+        return {e.registered_model_name for e in repo.list_endpoints(session=session)}
+
+
+def _compute_configs(services: Services, model: str) -> list[ComputeConfig] | None:
+    """The model's compute configs, or None if serving is not enabled for it."""
     with services.sessions() as session:
         if repo.get_endpoint(session=session, model_name=model) is None:
-            return ServingState(model, enabled=False)
-        configs = repo.compute_configs(session=session, model_name=model)
+            return None
+        return repo.compute_configs(session=session, model_name=model)
+
+
+async def serving_state(services: Services, model: str) -> ServingState:
+    configs = await asyncio.to_thread(_compute_configs, services, model)
+    if configs is None:
+        return ServingState(model, enabled=False)
     controller = services.controller
-    routes = dict(controller.routes.get(model, {}))
+    routes = dict(controller.snapshot.routes.get(model, {}))
     tabs = []
     for view in status.version_views(controller, model):
         labels = stages.stage_labels(routes, view.version)

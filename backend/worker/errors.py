@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from rtserve.server.engines.base import InvocationResult
+from rtserve.server.worker.types import InvocationResult
 
 JSON = "application/json"
 

@@ -3,8 +3,8 @@
 MLflow ignores columns beyond a model's signature (with a warning that lists them all), so the
 signature does not bound how wide a request may be, and parsing a one-row CSV with 100,000 columns
 into a DataFrame costs seconds of replica CPU. A replica therefore accepts at most the larger of its
-model's signature width and `RTSERVE_MAX_INPUT_COLUMNS` (default 1024; replicas inherit the
-backend's environment) and answers anything wider with a 400 at once.
+model's signature width and the server's limit (`max_columns`: the replica is given it by its engine,
+which reads `RTSERVE_MAX_INPUT_COLUMNS`, default 1024) and answers anything wider with a 400 at once.
 
 The width is counted cheaply and only when the body is long enough to hold that many columns (every
 column takes at least one byte in CSV, two in JSON), so ordinary requests pay nothing:
@@ -29,8 +29,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from rtserve.server.engines.base import InvocationResult
 from rtserve.server.worker.errors import error_result
+from rtserve.server.worker.types import InvocationResult
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +49,14 @@ _MIN_CSV_BYTES_PER_COLUMN = 1
 _MIN_JSON_BYTES_PER_COLUMN = 2
 _BOM = b"\xef\xbb\xbf"
 
-_parsed_env: tuple[str | None, int] | None = None
-
 
 def max_input_columns(environ: Mapping[str, str] = os.environ) -> int:
-    """RTSERVE_MAX_INPUT_COLUMNS, a positive integer; the default if unset or invalid (with a warning)."""
-    global _parsed_env
+    """RTSERVE_MAX_INPUT_COLUMNS, a positive integer; the default if unset or invalid (with a warning).
+
+    Read once by an entry point (the local engine, `python -m rtserve.server.worker`), which hands
+    the value to the replica; scoring itself never reads the environment.
+    """
     raw = environ.get(MAX_INPUT_COLUMNS_ENV)
-    if _parsed_env is not None and _parsed_env[0] == raw:
-        return _parsed_env[1]
     value = DEFAULT_MAX_INPUT_COLUMNS
     if raw is not None and raw.strip():
         try:
@@ -69,7 +68,6 @@ def max_input_columns(environ: Mapping[str, str] = os.environ) -> int:
                 "%s must be a positive integer, got %r; using %d", MAX_INPUT_COLUMNS_ENV, raw, DEFAULT_MAX_INPUT_COLUMNS
             )
             value = DEFAULT_MAX_INPUT_COLUMNS
-    _parsed_env = (raw, value)
     return value
 
 
@@ -90,17 +88,25 @@ def signature_width(input_schema: Any) -> int:
         return 0
 
 
-def column_limit(input_schema: Any) -> int:
-    """The most input columns a request to this model may have."""
-    return max(signature_width(input_schema), max_input_columns())
+def column_limit(input_schema: Any, max_columns: int = DEFAULT_MAX_INPUT_COLUMNS) -> int:
+    """The most input columns a request to this model may have, under the server's limit `max_columns`."""
+    return max(signature_width(input_schema), max_columns)
 
 
-def check(body: bytes, content_type: str | None, input_schema: Any, decoded: Any = None) -> InvocationResult | None:
+def check(
+    body: bytes,
+    content_type: str | None,
+    input_schema: Any,
+    decoded: Any = None,
+    *,
+    max_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
+) -> InvocationResult | None:
     """The 400 answer if `body` has more columns than the model accepts, else None.
 
-    `decoded` is the already parsed JSON body, if the caller has it (spares parsing it again).
+    `decoded` is the already parsed JSON body, if the caller has it (spares parsing it again);
+    `max_columns` is the server's limit (the signature may allow more).
     """
-    limit = column_limit(input_schema)
+    limit = column_limit(input_schema, max_columns)
     mime_type = (content_type or "").split(";", 1)[0].strip().lower()
     if mime_type == _CSV:
         if len(body) < limit * _MIN_CSV_BYTES_PER_COLUMN:
@@ -124,12 +130,16 @@ def check(body: bytes, content_type: str | None, input_schema: Any, decoded: Any
         ERROR_CODE,
         f"The request has {has} columns; this endpoint accepts at most {limit} "
         f"(the larger of the model signature's {signature_width(input_schema)} columns and the server's limit, "
-        f"{MAX_INPUT_COLUMNS_ENV}={max_input_columns()}). Send only the columns the model uses.",
+        f"{MAX_INPUT_COLUMNS_ENV}={max_columns}). Send only the columns the model uses.",
     )
 
 
 def refuse_too_wide(
-    requests: list[tuple[Any, ...]], live: list[int], results: list[Any], input_schema: Any
+    requests: list[tuple[Any, ...]],
+    live: list[int],
+    results: list[Any],
+    input_schema: Any,
+    max_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
 ) -> list[int]:
     """For the replica's scoring thread: answer the too-wide requests among `live` in `results`.
 
@@ -138,7 +148,7 @@ def refuse_too_wide(
     remaining = []
     for index in live:
         body, content_type = requests[index][0], requests[index][1]
-        refusal = check(body, content_type, input_schema)
+        refusal = check(body, content_type, input_schema, max_columns=max_columns)
         if refusal is None:
             remaining.append(index)
         else:

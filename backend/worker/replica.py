@@ -9,6 +9,9 @@ replica's first moment, loading included, because nothing else would (a replica 
 fork server, not of the engine, and a killed engine sends no SIGTERM). With the engine gone nobody
 can receive an answer, so the replica exits at once, abandoning running predictions. A graceful
 stop (SIGTERM) drains for at most `drain_timeout` seconds, then exits even with requests running.
+
+Its settings come from the engine as arguments (`drain_timeout`, `max_input_columns`,
+`log_max_bytes`); a replica reads no setting from its environment.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, NoReturn
 
-from rtserve.server.engines.base import ReplicaSpec
+from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
+from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
 from rtserve.server.worker.logs import InProcessCapture, capture_output_in_process, redirect_output
+from rtserve.server.worker.types import ReplicaSpec
 
 if TYPE_CHECKING:
     from rtserve.server.worker.server import ReplicaServer
@@ -51,12 +56,17 @@ def run_replica(
     status_conn: Connection,
     log_conn: Connection | None = None,
     drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
+    *,
+    max_input_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
+    log_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> None:
     """Load `spec.model_uri`, serve it on `socket_path`, exit 0 after a graceful stop, 1 if loading failed.
 
     stdout and stderr go to `log_conn`, the write end of a pipe the engine reads into the replica's
-    log; without one, a thread of this process writes `spec.log_path` itself (see `logs`). A stop
-    drains for up to `drain_timeout` seconds (None: until every request is answered).
+    log; without one, a thread of this process writes `spec.log_path` itself, rotating it at
+    `log_max_bytes` (see `logs`). A stop drains for up to `drain_timeout` seconds (None: until every
+    request is answered). Requests with more than `max_input_columns` input columns (unless the
+    model's signature names more) are refused before they are parsed (see `limits`).
     """
     watch = EngineWatch(status_conn)
     capture = None
@@ -65,7 +75,7 @@ def run_replica(
             redirect_output(log_conn.fileno())
             log_conn.close()
         else:
-            capture = capture_output_in_process(spec.log_path)
+            capture = capture_output_in_process(spec.log_path, log_max_bytes)
     except (OSError, ValueError) as exc:
         _send(status_conn, ("failed", f"cannot open the replica log {spec.log_path}: {exc}"))
         sys.exit(1)
@@ -101,6 +111,7 @@ def run_replica(
             max_batch_size=spec.max_batch_size,
             max_batch_wait_ms=spec.max_batch_wait_ms,
             drain_timeout=drain_timeout,
+            max_input_columns=max_input_columns,
         )
     )
     # A prediction abandoned at the drain deadline still runs on the scoring thread, which

@@ -4,8 +4,8 @@
 exception. Parsing, signature enforcement, prediction and JSON serialization are MLflow's own
 (`mlflow.pyfunc.scoring_server.invocations`); this module only adapts errors to the Databricks
 envelope `{"error_code", "message"}` and keeps stack traces in the log, not in the body. Inputs
-with more columns than the replica accepts are refused before MLflow parses them
-(`backend.worker.limits`).
+with more columns than the replica accepts (`max_input_columns`, or the signature's width) are
+refused before MLflow parses them (`backend.worker.limits`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
-from rtserve.server.engines.base import InvocationResult
+
 from rtserve.server.worker import limits
 from rtserve.server.worker.errors import JSON, error_result
+from rtserve.server.worker.types import InvocationResult
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,19 @@ _INPUT_ECHO = re.compile(r"\nInput: \n.*$", re.DOTALL)
 _PREDICT_FAILURE = "Encountered an unexpected error while evaluating the model"
 
 
-def score(body: bytes, content_type: str | None, model: Any, input_schema: Any = None) -> InvocationResult:
+def score(
+    body: bytes,
+    content_type: str | None,
+    model: Any,
+    input_schema: Any = None,
+    *,
+    max_input_columns: int = limits.DEFAULT_MAX_INPUT_COLUMNS,
+) -> InvocationResult:
     """Score `body` on `model` and return the HTTP-ready result (200 with predictions, or 4xx).
 
     `input_schema` is `model.metadata.get_input_schema()`; pass it when scoring many requests to
-    avoid recomputing it, otherwise it is read from the model.
+    avoid recomputing it, otherwise it is read from the model. `max_input_columns` is the server's
+    limit on input columns (the signature may allow more; see `backend.worker.limits`).
     """
     mime_type = (content_type or "").split(";", 1)[0].strip().lower()
     if mime_type not in ACCEPTED_CONTENT_TYPES:
@@ -54,7 +63,8 @@ def score(body: bytes, content_type: str | None, model: Any, input_schema: Any =
     try:
         data = _decode_once(body, mime_type)
         # Before MLflow parses it: a very wide input costs seconds to parse (see backend.worker.limits).
-        too_wide = limits.check(body, content_type, input_schema, decoded=data if isinstance(data, dict) else {})
+        decoded = data if isinstance(data, dict) else {}
+        too_wide = limits.check(body, content_type, input_schema, decoded, max_columns=max_input_columns)
         if too_wide is not None:
             return too_wide
         response = scoring_server.invocations(data, content_type, model, input_schema)

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from rtserve.server.engines.base import InvocationResult
 from rtserve.server.worker import limits
 from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.protocol import (
@@ -36,6 +35,7 @@ from rtserve.server.worker.protocol import (
 )
 from rtserve.server.worker.rowwise import RowwiseScorer, is_row_wise
 from rtserve.server.worker.scoring import score
+from rtserve.server.worker.types import InvocationResult
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ class ReplicaServer:
     `max_batch_size` > 1 and a row-wise model (see `backend.worker.rowwise`), it takes up to that
     many queued requests at once and predicts compatible ones in one call; when traffic is
     concurrent it first waits up to `max_batch_wait_ms` for the batch to fill.
+
+    `max_input_columns` is the server's limit on input columns: wider requests (unless the model's
+    signature names more) are refused before they are parsed (see `backend.worker.limits`).
     """
 
     def __init__(
@@ -80,12 +83,18 @@ class ReplicaServer:
         max_batch_size: int = 1,
         max_batch_wait_ms: float = 0.0,
         drain_timeout: float | None = None,
+        max_input_columns: int = limits.DEFAULT_MAX_INPUT_COLUMNS,
     ) -> None:
         self._model = model
         self.drain_timeout = drain_timeout
+        self.max_input_columns = max_input_columns
         self._input_schema = model.metadata.get_input_schema()
         self._clock = clock
-        self._rowwise = RowwiseScorer(model, self._input_schema) if is_row_wise(model) else None
+        self._rowwise = (
+            RowwiseScorer(model, self._input_schema, max_input_columns=max_input_columns)
+            if is_row_wise(model)
+            else None
+        )
         self.max_batch_size = max(1, max_batch_size) if self._rowwise is not None else 1
         self._batch_wait = max(0.0, max_batch_wait_ms) / 1000.0
         # One thread: most models are not thread-safe, and the GIL would serialize them anyway.
@@ -313,10 +322,14 @@ class ReplicaServer:
                     )
                 else:
                     live.append(index)
-            live = limits.refuse_too_wide(requests, live, results, self._input_schema)  # before any parsing
+            # Before any parsing.
+            live = limits.refuse_too_wide(requests, live, results, self._input_schema, self.max_input_columns)
             bodies = [(requests[index][0], requests[index][1]) for index in live]
             if self._rowwise is None:
-                scored = [score(body, content_type, self._model, self._input_schema) for body, content_type in bodies]
+                scored = [
+                    score(body, content_type, self._model, self._input_schema, max_input_columns=self.max_input_columns)
+                    for body, content_type in bodies
+                ]
             elif len(bodies) == 1:
                 scored = [self._rowwise.score_one(*bodies[0])]
             else:
@@ -338,6 +351,7 @@ async def serve(
     max_batch_size: int = 1,
     max_batch_wait_ms: float = 0.0,
     drain_timeout: float | None = None,
+    max_input_columns: int = limits.DEFAULT_MAX_INPUT_COLUMNS,
 ) -> bool:
     """Serve `model` on `socket_path` until one of `stop_signals` arrives, then drain and return.
 
@@ -345,7 +359,11 @@ async def serve(
     os._exit, since interpreter shutdown would wait for the scoring thread.
     """
     server = ReplicaServer(
-        model, max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms, drain_timeout=drain_timeout
+        model,
+        max_batch_size=max_batch_size,
+        max_batch_wait_ms=max_batch_wait_ms,
+        drain_timeout=drain_timeout,
+        max_input_columns=max_input_columns,
     )
     await server.start(socket_path)
     loop = asyncio.get_running_loop()

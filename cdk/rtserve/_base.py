@@ -7,14 +7,11 @@ from dataclasses import asdict, is_dataclass
 from typing import Any, TypedDict
 
 from rtserve.cdk._framework import cdktf
-from rtserve.provider import NAME, SOURCE, VERSION
-
-PROVIDER_SOURCE = SOURCE
-PROVIDER_VERSION = VERSION
+from rtserve.spec import PROVIDER_NAME, PROVIDER_VERSION
 
 
 def generator_metadata() -> cdktf.TerraformProviderGeneratorMetadata:
-    return cdktf.TerraformProviderGeneratorMetadata(provider_name=NAME, provider_version=VERSION)
+    return cdktf.TerraformProviderGeneratorMetadata(provider_name=PROVIDER_NAME, provider_version=PROVIDER_VERSION)
 
 
 class MetaArguments(TypedDict, total=False):

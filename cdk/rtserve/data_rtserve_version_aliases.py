@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Unpack
 
 from constructs import Construct
+
 from rtserve.cdk._framework import cdktf
 from rtserve.cdk.rtserve._base import MetaArguments, generator_metadata
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 
 from constructs import Construct
+
 from rtserve.cdk._framework import cdktf
 from rtserve.cdk.rtserve._base import MetaArguments, block, blocks, generator_metadata, without_none
 

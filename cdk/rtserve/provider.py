@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from constructs import Construct
+
 from rtserve.cdk._framework import cdktf
-from rtserve.cdk.rtserve._base import PROVIDER_SOURCE, generator_metadata, without_none
+from rtserve.cdk.rtserve._base import generator_metadata, without_none
+from rtserve.spec import PROVIDER_NAME, PROVIDER_SOURCE
 
 
 class RtserveProvider(cdktf.TerraformProvider):
@@ -19,7 +21,7 @@ class RtserveProvider(cdktf.TerraformProvider):
     :param alias: provider alias, for several backends in one stack.
     """
 
-    TF_RESOURCE_TYPE = "rtserve"
+    TF_RESOURCE_TYPE = PROVIDER_NAME
 
     def __init__(
         self, scope: Construct, id_: str, *, host: str | None = None, token: str | None = None, alias: str | None = None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from rtserve.provider.base import ProviderBound, guarded, report_api_error
-from rtserve.provider.blocks import Object
-from rtserve.provider.client import SERVING_STAGES, ApiError
 from tf.iface import Config, DataSource, ReadDataContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Bool, List, Map, Number, String
+
+from rtserve.provider.base import ProviderBound, guarded, report_api_error
+from rtserve.provider.blocks import Object
+from rtserve.provider.client import ApiError
+from rtserve.spec import SERVING_STAGES
 
 COMPUTE_CONFIG = Object(
     {

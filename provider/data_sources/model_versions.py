@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from rtserve.provider.base import ProviderBound, guarded, report_api_error
-from rtserve.provider.blocks import Object
-from rtserve.provider.client import ApiError
 from tf.iface import Config, DataSource, ReadDataContext, State
 from tf.schema import Attribute, Schema
 from tf.types import List, Map, Number, String
+
+from rtserve.provider.base import ProviderBound, guarded, report_api_error
+from rtserve.provider.blocks import Object
+from rtserve.provider.client import ApiError
+from rtserve.spec import NO_STAGE
 
 VERSION = Object(
     {
@@ -84,7 +86,7 @@ class ModelVersionsDataSource(ProviderBound, DataSource):
             (
                 {
                     "version": str(v.get("version")),
-                    "current_stage": v.get("current_stage") or "None",
+                    "current_stage": v.get("current_stage") or NO_STAGE,
                     "status": v.get("status"),
                     "run_id": v.get("run_id"),
                     "source": v.get("source"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from rtserve.provider.base import ProviderBound, guarded, report_api_error
-from rtserve.provider.client import ApiError
 from tf.iface import Config, DataSource, ReadDataContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Map, String
+
+from rtserve.provider.base import ProviderBound, guarded, report_api_error
+from rtserve.provider.client import ApiError
 
 
 class VersionAliasesDataSource(ProviderBound, DataSource):

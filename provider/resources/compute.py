@@ -11,8 +11,7 @@ from typing import Any
 from tf.schema import Attribute
 from tf.types import Bool, String
 
-DEFAULT_WORKLOAD_SIZE = "Small"
-DEFAULT_SCALE_TO_ZERO = False
+from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
 
 
 def compute_attributes() -> list[Attribute]:
@@ -21,8 +20,7 @@ def compute_attributes() -> list[Attribute]:
         Attribute(
             "workload_size",
             String(),
-            description=f"`Small` (4 concurrent requests), `Medium` (8-16) or `Large` (16-64). "
-            f'Default: `"{DEFAULT_WORKLOAD_SIZE}"`, as the backend.',
+            description=f'{_sizes()}. Default: `"{DEFAULT_WORKLOAD_SIZE}"`, as the backend.',
             optional=True,
             computed=True,
         ),
@@ -35,6 +33,13 @@ def compute_attributes() -> list[Attribute]:
             computed=True,
         ),
     ]
+
+
+def _sizes() -> str:
+    """ "`Small` (4 concurrent requests), `Medium` (8-16) or `Large` (16-64)"."""
+    sizes = [f"`{size.key}` ({size.concurrency})" for size in WORKLOAD_SIZES.values()]
+    sizes[0] = sizes[0].replace(")", " concurrent requests)")
+    return f"{', '.join(sizes[:-1])} or {sizes[-1]}"
 
 
 def with_compute_defaults(block: dict, configured: Mapping[str, Any]) -> dict:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, State, UpdateContext
+from tf.utils import Diagnostics
+
 from rtserve.provider.base import ProviderBound, report_api_error, shielded
 from rtserve.provider.client import ApiError, RtserveClient
 from rtserve.provider.waiter import Progress, WaitFailed, WaitTimeout
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, State, UpdateContext
-from tf.utils import Diagnostics
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtserve.provider.base import report_api_error
-from rtserve.provider.blocks import ListNestedBlock, timeout_seconds, timeouts_block, validate_timeouts
-from rtserve.provider.client import SERVING_STAGES, ApiError, RtserveClient
-from rtserve.provider.resources.compute import (
-    DEFAULT_SCALE_TO_ZERO,
-    DEFAULT_WORKLOAD_SIZE,
-    compute_attributes,
-    fill_blocks,
-    with_compute_defaults,
-)
-from rtserve.provider.resources.crud import RtserveResource, WaitReport
-from rtserve.provider.waiter import Progress
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Block, Schema
 from tf.types import Bool, Map, String, Unknown
 from tf.utils import Diagnostics
+
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import ListNestedBlock, timeout_seconds, timeouts_block, validate_timeouts
+from rtserve.provider.client import ApiError, RtserveClient
+from rtserve.provider.resources.compute import compute_attributes, fill_blocks, with_compute_defaults
+from rtserve.provider.resources.crud import RtserveResource, WaitReport
+from rtserve.provider.waiter import Progress
+from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, SERVING_STAGES
 
 READY = "ENDPOINT_STATE_READY"
 FAILED = "ENDPOINT_STATE_FAILED"
@@ -43,7 +39,7 @@ COMPUTE_CONFIG = ListNestedBlock(
             Attribute(
                 "stage",
                 String(),
-                description="`Staging` or `Production`.",
+                description=" or ".join(f"`{stage}`" for stage in SERVING_STAGES) + ".",
                 required=True,
             ),
             *compute_attributes(),

@@ -11,26 +11,34 @@ moves the version to Archived, but only if it is still in the stage this resourc
 
 from __future__ import annotations
 
-from rtserve.provider.base import report_api_error
-from rtserve.provider.blocks import timeout_seconds, timeouts_block, validate_timeouts
-from rtserve.provider.client import SERVING_STAGES, ApiError, RtserveClient
-from rtserve.provider.resources.crud import RtserveResource, WaitReport
-from rtserve.provider.waiter import Progress
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Schema
 from tf.types import Bool, String
 from tf.utils import Diagnostics
 
-STAGES = ("None", "Staging", "Production", "Archived")
-DESTROY_STAGE = "Archived"
+from rtserve import spec
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import timeout_seconds, timeouts_block, validate_timeouts
+from rtserve.provider.client import ApiError, RtserveClient
+from rtserve.provider.resources.crud import RtserveResource, WaitReport
+from rtserve.provider.waiter import Progress
+from rtserve.spec import ALL_STAGES, ARCHIVED, NO_STAGE, SERVING_STAGES
+
+DESTROY_STAGE = ARCHIVED
 DESTROY_COMMENT = "rtserve: removed from the Terraform configuration"
 
 TIMEOUTS = timeouts_block()
 
 
 def canonical_stage(stage: str) -> str:
-    """MLflow matches stage names case-insensitively; "production" -> "Production"."""
-    return next((s for s in STAGES if s.lower() == stage.lower()), stage)
+    """MLflow matches stage names case-insensitively; "production" -> "Production" (a non-stage as it is)."""
+    return spec.canonical_stage(stage) or stage
+
+
+def _stages_text() -> str:
+    """ "`Staging`, `Production`, `Archived` or `None`."."""
+    named = [f"`{stage}`" for stage in (*ALL_STAGES[1:], ALL_STAGES[0])]
+    return f"{', '.join(named[:-1])} or {named[-1]}."
 
 
 def _number(version: str | None) -> int:
@@ -72,9 +80,7 @@ class ModelVersionStageResource(RtserveResource):
                     "version in place; the previous version is archived once the new one serves the stage.",
                     required=True,
                 ),
-                Attribute(
-                    "stage", String(), description="`Staging`, `Production`, `Archived` or `None`.", required=True
-                ),
+                Attribute("stage", String(), description=_stages_text(), required=True),
                 Attribute(
                     "archive_existing_versions",
                     Bool(),
@@ -191,7 +197,7 @@ class ModelVersionStageResource(RtserveResource):
         state: State = {
             "name": name,
             "version": version,
-            "stage": str(found.get("current_stage") or "None"),
+            "stage": str(found.get("current_stage") or NO_STAGE),
             "archive_existing_versions": False,
             "comment": None,
             "wait_for_ready": True,

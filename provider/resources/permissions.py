@@ -16,18 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rtserve.provider.base import report_api_error
-from rtserve.provider.blocks import SetNestedBlock
-from rtserve.provider.client import ApiError, RtserveClient
-from rtserve.provider.resources.crud import RtserveResource
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Block, Schema
 from tf.types import String, Unknown
 from tf.utils import Diagnostics
 
-PRINCIPAL_KINDS = ("user_name", "group_name", "service_principal_name")
-LEVELS = ("CAN_VIEW", "CAN_QUERY", "CAN_MANAGE")
-ADMINS_GROUP = "admins"
+from rtserve import spec
+from rtserve.provider.base import report_api_error
+from rtserve.provider.blocks import SetNestedBlock
+from rtserve.provider.client import ApiError, RtserveClient
+from rtserve.provider.resources.crud import RtserveResource
+from rtserve.spec import ADMINS_GROUP, PRINCIPAL_KINDS, SpecError
+
 OBJECT_TYPE = "serving-endpoint"
 OBJECT_PREFIX = "/serving-endpoints/"
 
@@ -218,12 +218,15 @@ def validate_access_control(diags: Diagnostics, blocks: Any) -> None:
             continue
         kind = named[0]
         principal, level = block[kind], block.get("permission_level")
-        if isinstance(level, str) and level not in LEVELS:
-            diags.add_error(
-                "Invalid permission_level",
-                f"permission_level must be one of {', '.join(LEVELS)}; got {level!r} for {kind} {principal!r}.",
-                path,
-            )
+        if isinstance(level, str):
+            try:
+                spec.check_permission_level(level)
+            except SpecError as error:
+                diags.add_error(
+                    "Invalid permission_level",
+                    f"{error.field} must be {error.rule}; got {level!r} for {kind} {principal!r}.",
+                    path,
+                )
         if kind == "group_name" and principal == ADMINS_GROUP:
             diags.add_error(
                 "The group admins cannot be granted to",

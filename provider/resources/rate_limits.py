@@ -16,17 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rtserve.provider.blocks import SetNestedBlock
 from tf.schema import Attribute, Block
 from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
-ENDPOINT_KEY = "endpoint"
-CALLER_KEYS = ("user", "service_principal")
-KEYS = (ENDPOINT_KEY, *CALLER_KEYS)
-DEFAULT_RENEWAL_PERIOD = "minute"
-RENEWAL_PERIODS = (DEFAULT_RENEWAL_PERIOD,)
-DEFAULTS = {"key": ENDPOINT_KEY, "renewal_period": DEFAULT_RENEWAL_PERIOD}
+from rtserve import spec
+from rtserve.provider.blocks import SetNestedBlock
+from rtserve.spec import CALLER_KEYS, DEFAULT_RATE_LIMIT_KEY, DEFAULT_RENEWAL_PERIOD, ENDPOINT_KEY, SpecError
+
+DEFAULTS = {"key": DEFAULT_RATE_LIMIT_KEY, "renewal_period": DEFAULT_RENEWAL_PERIOD}
 PATH = ["rate_limits"]
 
 RATE_LIMITS = SetNestedBlock(
@@ -115,36 +113,57 @@ def validate_rate_limits(diags: Diagnostics, blocks: Any) -> None:
 
 
 def _problems(block: Mapping[str, Any]) -> list[str]:
-    problems = []
+    """The backend's rules (rtserve.spec) applied to the values known so far, said in Terraform's terms."""
     calls, key = block.get("calls"), block.get("key")
     period, principal = block.get("renewal_period"), block.get("principal")
-    if isinstance(calls, int | float) and (isinstance(calls, bool) or calls < 0 or calls != int(calls)):
-        problems.append(f"calls must be a whole number of calls, 0 or more; got {calls!r}.")
-    if key == "user_group":
-        problems.append(
-            'key: rtserve has no user groups to limit; use "endpoint" for a limit shared by every caller, '
-            'or "user" for a limit per token.'
-        )
-    elif isinstance(key, str) and key not in KEYS:
-        problems.append(f"key must be one of {', '.join(KEYS)}; got {key!r}.")
-    if isinstance(period, str) and period not in RENEWAL_PERIODS:
-        problems.append(f"renewal_period must be {DEFAULT_RENEWAL_PERIOD!r} (the only period counted); got {period!r}.")
-    if principal == "":
-        problems.append("principal must be a token's name; got ''.")
-    elif isinstance(principal, str) and (key or ENDPOINT_KEY) == ENDPOINT_KEY:
-        problems.append(
-            f'principal {principal!r} names a token, so key must be "user" or "service_principal" (a limit with '
-            'key "endpoint" counts every caller together).'
-        )
+    checks = []
+    if isinstance(calls, int | float):
+        # A Terraform number arrives as a float; a whole one is the integer the request will carry.
+        whole = int(calls) if isinstance(calls, float) and calls.is_integer() else calls
+        checks.append((spec.check_calls, whole, "calls"))
+    if isinstance(key, str):
+        checks.append((spec.check_rate_limit_key, key, "key"))
+    if isinstance(period, str):
+        checks.append((spec.check_renewal_period, period, "renewal_period"))
+    problems = []
+    for check, value, field in checks:
+        try:
+            check(value, field)
+        except SpecError as error:
+            problems.append(_said(error))
+    if isinstance(principal, str):
+        try:
+            spec.check_principal(principal, key)  # an unknown key is not the endpoint's
+        except SpecError as error:
+            problems.append(_said(error))
     return problems
+
+
+def _said(error: SpecError) -> str:
+    """A refused value in Terraform's terms: fields by their attribute name, strings in double quotes."""
+    if error.reason == "no_groups":
+        return (
+            f'key: rtserve has no user groups to limit; use "{ENDPOINT_KEY}" for a limit shared by every caller, '
+            f'or "{CALLER_KEYS[0]}" for a limit per token.'
+        )
+    if error.reason == "needs_token_key":
+        keys = " or ".join(f'"{key}"' for key in CALLER_KEYS)
+        return (
+            f"principal {error.value!r} names a token, so key must be {keys} (a limit with "
+            f'key "{ENDPOINT_KEY}" counts every caller together).'
+        )
+    if error.reason == "no_name":
+        return f"principal must be a token's name; got {error.value!r}."
+    period = " (the only period counted)" if error.field == "renewal_period" else ""
+    return f"{error.field} must be {error.rule}{period}; got {error.value!r}."
 
 
 def _callers(block: Mapping[str, Any]) -> tuple[str, str | None] | None:
     """Whom a limit counts: the endpoint, or tokens (all, or the one named); None when not known yet."""
-    key, principal = block.get("key") or ENDPOINT_KEY, block.get("principal")
+    key, principal = block.get("key"), block.get("principal")
     if key is Unknown or principal is Unknown:
         return None
-    return ("endpoint" if key == ENDPOINT_KEY else "tokens", principal)
+    return spec.rate_limit_callers(key, principal)
 
 
 def describe(block: Mapping[str, Any]) -> str:

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tf.iface import Config, PlanContext, State
+from tf.schema import Attribute, Block, Schema
+from tf.types import List, Map, Number, String, Unknown
+from tf.utils import Diagnostics
+
 from rtserve.provider.base import report_api_error
 from rtserve.provider.blocks import ListNestedBlock, Object, timeout_seconds, timeouts_block, validate_timeouts
 from rtserve.provider.client import ApiError, RtserveClient
@@ -43,10 +48,7 @@ from rtserve.provider.resources.serving_endpoint_config import (
     validate_config,
 )
 from rtserve.provider.waiter import Progress, WaitTimeout
-from tf.iface import Config, PlanContext, State
-from tf.schema import Attribute, Block, Schema
-from tf.types import List, Map, Number, String, Unknown
-from tf.utils import Diagnostics
+from rtserve.spec import MAX_SERVED_ENTITIES, NAME_RULE, TRAFFIC_TOTAL
 
 RESOURCE_CONFLICT = "RESOURCE_CONFLICT"
 STATUS_ATTRIBUTES = ("state_ready", "state_config_update")
@@ -54,7 +56,7 @@ STATUS_ATTRIBUTES = ("state_ready", "state_config_update")
 SERVED_ENTITIES = ListNestedBlock(
     "served_entities",
     Block(
-        description="One model version served by the endpoint. At least one; at most 15.",
+        description=f"One model version served by the endpoint. At least one; at most {MAX_SERVED_ENTITIES}.",
         attributes=[
             Attribute(
                 "name",
@@ -96,8 +98,7 @@ class ServingEndpointResource(RtserveResource):
                 Attribute(
                     "name",
                     String(),
-                    description="Endpoint name: 1 to 63 letters, digits, `-` or `_`. Changing it creates "
-                    "another endpoint (replace).",
+                    description=f"Endpoint name: {NAME_RULE}. Changing it creates another endpoint (replace).",
                     required=True,
                     requires_replace=True,
                 ),
@@ -105,8 +106,8 @@ class ServingEndpointResource(RtserveResource):
                     "traffic_config",
                     TRAFFIC_CONFIG,
                     description="`{ routes = [{ served_model_name, traffic_percentage }, ...] }`: the share of "
-                    "requests each served entity gets, summing to 100. Required with several served entities; "
-                    "with one, the default sends it all the traffic.",
+                    f"requests each served entity gets, summing to {TRAFFIC_TOTAL}. Required with several served "
+                    "entities; with one, the default sends it all the traffic.",
                     optional=True,
                     computed=True,
                 ),

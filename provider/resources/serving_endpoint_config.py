@@ -11,17 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rtserve.provider.resources.compute import (
-    DEFAULT_SCALE_TO_ZERO,
-    DEFAULT_WORKLOAD_SIZE,
-    fill_blocks,
-    with_compute_defaults,
-)
-from rtserve.provider.resources.rate_limits import limits_from_detail
-from rtserve.provider.waiter import Progress
 from tf.iface import State
 from tf.types import Unknown
 from tf.utils import Diagnostics
+
+from rtserve import spec
+from rtserve.provider.resources.compute import fill_blocks, with_compute_defaults
+from rtserve.provider.resources.rate_limits import limits_from_detail
+from rtserve.provider.waiter import Progress
+from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, TRAFFIC_TOTAL, SpecError
 
 READY = "READY"
 NOT_UPDATING = "NOT_UPDATING"
@@ -65,7 +63,7 @@ def default_traffic(entities: Any) -> Any:
     if isinstance(entities, list) and len(entities) == 1 and isinstance(entities[0], dict):
         name = entities[0].get("name")
         if isinstance(name, str):
-            return {"routes": [{"served_model_name": name, "traffic_percentage": 100}]}
+            return {"routes": [{"served_model_name": name, "traffic_percentage": TRAFFIC_TOTAL}]}
     return Unknown
 
 
@@ -97,7 +95,7 @@ def validate_config(diags: Diagnostics, config: Mapping[str, Any]) -> None:
             diags.add_error(
                 "Missing traffic_config",
                 f"This endpoint serves {len(entities)} entities: give traffic_config = {{ routes = [...] }} "
-                "with each served entity's traffic_percentage, summing to 100.",
+                f"with each served entity's traffic_percentage, summing to {TRAFFIC_TOTAL}.",
                 ["traffic_config"],
             )
         return
@@ -137,7 +135,7 @@ def _check_routes(diags: Diagnostics, routes: list, names: list[str] | None) -> 
         diags.add_error("Empty traffic_config", "traffic_config.routes needs at least one route.", path)
         return
     seen: set[str] = set()
-    total: float = 0
+    shares: list[int | float] = []
     all_known = True
     for route in routes:
         if not isinstance(route, dict):
@@ -159,21 +157,24 @@ def _check_routes(diags: Diagnostics, routes: list, names: list[str] | None) -> 
                 )
             seen.add(served)
         if isinstance(share, int | float) and not isinstance(share, bool):
-            if share != int(share) or not 0 <= share <= 100:
+            # A Terraform number arrives as a float; a whole one is the integer the request will carry.
+            share = int(share) if isinstance(share, float) and share.is_integer() else share
+            try:
+                spec.check_traffic_percentage(share)
+            except SpecError as error:
                 diags.add_error(
                     "Invalid traffic_percentage",
-                    f"traffic_percentage must be a whole number from 0 to 100; got {share!r} for {served!r}.",
+                    f"traffic_percentage must be {error.rule}; got {share!r} for {served!r}.",
                     path,
                 )
-            total += share
+            shares.append(share)
         else:
             all_known = False
-    if all_known and total != 100:
-        diags.add_error(
-            "Traffic does not add up to 100",
-            f"The traffic_percentage values of traffic_config sum to {total:g}; make them sum to 100.",
-            path,
-        )
+    if all_known:
+        try:
+            spec.check_traffic_total(shares)
+        except SpecError as error:
+            diags.add_error(f"Traffic does not add up to {TRAFFIC_TOTAL}", str(error), path)
 
 
 # -- the request -----------------------------------------------------------------------------------

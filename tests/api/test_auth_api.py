@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-from rtserve.server.process import BackendProcess
 
+from rtserve.server.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN
 from tests.tokens import create_token, revoke_token
 

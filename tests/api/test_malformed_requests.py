@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from rtserve.server.client import BackendClient
 
+from rtserve.server.client import BackendClient
 from tests.conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.api

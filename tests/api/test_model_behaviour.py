@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rtserve.server.client import BackendClient
 
+from rtserve.server.client import BackendClient
 from tests.registry_helpers import params_signature, register_code_model
 
 pytestmark = pytest.mark.api

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess, free_port
-
 from tests.conftest import mlflow_pointing_at
 
 pytestmark = pytest.mark.api

@@ -8,10 +8,10 @@ import time
 import httpx
 import mlflow
 import pytest
+
 from rtserve.server.client import BackendClient, BackendError
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import iris_frame, register_demo_model
-
 from tests.conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.api

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
-
 from tests.registry_helpers import register_code_model
 from tests.tokens import create_token
 

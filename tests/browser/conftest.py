@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from rtserve.server.process import BackendProcess
 
+from rtserve.server.process import BackendProcess
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, new_context
 
 

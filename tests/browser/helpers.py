@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext, Page
-from rtserve.server.process import BackendProcess
 
+from rtserve.server.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN
 
 CHROMIUM = os.environ.get("RTSERVE_CHROMIUM", "/usr/bin/chromium")
@@ -22,7 +23,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1366, "height": 768}  # the laptop screen the UI is designed for
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The docs' screenshots are rewritten only by `make screenshots` (it sets RTSERVE_SCREENSHOTS_DIR); a test
+# run writes them to a temporary directory, so it changes no tracked file.
+SCREENSHOTS = Path(os.environ.get("RTSERVE_SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="rtserve-screenshots-"))
 
 
 def new_context(browser: Browser, backend: BackendProcess) -> BrowserContext:
@@ -40,7 +43,8 @@ def sign_in(page: Page, token: str = ADMIN_TOKEN) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """docs/screenshots/<name>.png, overwritten each run; the whole page, in a palette small enough to commit."""
+    """<name>.png in SCREENSHOTS (docs/screenshots/ under `make screenshots`): the whole page, in a palette
+    small enough to commit."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True, animations="disabled")

@@ -3,7 +3,7 @@
 Sign in, open the model, transition a stage with the Stage dropdown, enable serving, watch the
 status go from Pending to Ready, change the compute and follow its progress, query with Show
 Example and Send Request, read the logs (one replica and All Replicas) and the Model Events,
-disable. Each page is saved to docs/screenshots/ on the way.
+disable. Each page is saved as a screenshot on the way (to docs/screenshots/ under `make screenshots`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import sys
 
 import pytest
 from playwright.sync_api import Page, expect
+
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
-
 from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 

@@ -2,8 +2,8 @@
 
 The endpoint is created through the GA API (as curl, Terraform or CDKTF would); the browser signs
 in, opens it from the list, loads the input example with Show Example and scores it with Send
-Request, through the traffic split and then through one served model. The pages are saved to
-docs/screenshots/ on the way.
+Request, through the traffic split and then through one served model. The pages are saved as
+screenshots on the way (to docs/screenshots/ under `make screenshots`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
+
 from rtserve.server.client import BackendClient
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
-
 from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.ui.helpers import SERVING_ENDPOINTS_API

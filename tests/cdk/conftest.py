@@ -10,6 +10,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import cdktf  # noqa: E402
 import pytest  # noqa: E402
+
 from rtserve.cdk import RtserveStack  # noqa: E402
 
 HOST = "http://rtserve.test:8080"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cdktf
 import pytest
+
 from rtserve.cdk import RtserveStack
 from rtserve.cdk.rtserve import (
     DataRtserveEndpointStatus,
@@ -24,7 +25,6 @@ from rtserve.provider.plugin import RtserveProvider
 from rtserve.provider.resources.permissions import ACCESS_CONTROL
 from rtserve.provider.resources.rate_limits import RATE_LIMITS
 from rtserve.provider.resources.serving_endpoint import SERVED_ENTITIES
-
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit

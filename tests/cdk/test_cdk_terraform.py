@@ -1,5 +1,5 @@
-"""Synthesized constructs, applied by the embedded Terraform with the real provider against the fake
-backend: the construct's rendering is valid for the provider's schema and leaves no perpetual diff."""
+"""Synthesized constructs, applied by the embedded Terraform with the real provider against the real app
+(fake engine): the construct's rendering is valid for the provider's schema and leaves no perpetual diff."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cdktf
 import pytest
+
 from rtserve.cdk import (
     AccessControl,
     ComputeConfig,
@@ -22,16 +23,14 @@ from rtserve.cdk import (
 from rtserve.cdk.rtserve import DataRtserveEndpointStatus, DataRtserveModelVersions, DataRtserveVersionAliases
 from rtserve.provider.install import install
 from rtserve.provider.terraform import Terraform
-
-from tests.provider.fake_backend import FakeBackend
+from tests.provider.terraform_helpers import served_app
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_model_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> None:
-    backend = FakeBackend()
-    backend.add_model("iris-classifier", versions=2)
-    with backend.serve() as url:
+    with served_app(tmp_path, "iris-classifier", versions=2) as backend:
+        url = backend.url
         app = cdktf.App(outdir=str(tmp_path / "out"))
         stack = RtserveStack(app, "production", host=url, state_path=str(tmp_path / "production.tfstate"))
         endpoint = ModelEndpoint(
@@ -64,11 +63,11 @@ def test_a_model_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> 
         )
         tf.init()
         assert str(tf.apply().summary) == "3 to add, 0 to change, 0 to destroy"
-        assert backend.endpoints["iris-classifier"] == {
+        assert backend.endpoints()["iris-classifier"] == {
             "Staging": {"workload_size_id": "Small", "scale_to_zero_enabled": True},
             "Production": {"workload_size_id": "Medium", "scale_to_zero_enabled": False},
         }
-        assert backend.models["iris-classifier"] == {"1": "Production", "2": "Staging"}
+        assert backend.stages("iris-classifier") == {"1": "Production", "2": "Staging"}
         assert tf.output() == {
             "production_url": f"{url}/model-endpoint/iris-classifier/Production/invocations",
             "latest": "2",
@@ -77,15 +76,14 @@ def test_a_model_endpoint_applies_and_plans_empty_afterwards(tmp_path: Path) -> 
         }
         assert not tf.plan().summary.has_changes
         tf.destroy()
-        assert backend.endpoints == {}
-        assert set(backend.models["iris-classifier"].values()) == {"Archived"}
+        assert backend.endpoints() == {}
+        assert set(backend.stages("iris-classifier").values()) == {"Archived"}
     assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" in os.environ
 
 
 def test_a_limited_serving_endpoint_and_its_permissions_apply_and_plan_empty_afterwards(tmp_path: Path) -> None:
-    backend = FakeBackend()
-    backend.add_model("iris-classifier", versions=2)
-    with backend.serve() as url:
+    with served_app(tmp_path, "iris-classifier", versions=2) as backend:
+        url = backend.url
         app = cdktf.App(outdir=str(tmp_path / "out"))
         stack = RtserveStack(app, "ab", host=url, state_path=str(tmp_path / "ab.tfstate"))
         single = ServingEndpoint(stack, "single", name="single", served_entities=[ServedEntity("iris-classifier", 1)])
@@ -122,17 +120,17 @@ def test_a_limited_serving_endpoint_and_its_permissions_apply_and_plan_empty_aft
         )
         tf.init()
         assert str(tf.apply().summary) == "3 to add, 0 to change, 0 to destroy"
-        assert backend.serving["split"]["acl"] == [
+        assert backend.serving()["split"]["acl"] == [
             {"group_name": "users", "permission_level": "CAN_VIEW"},
             {"user_name": "alice", "permission_level": "CAN_QUERY"},
         ]
-        assert backend.serving["split"]["config"]["routes"] == [
+        assert backend.serving()["split"]["config"]["routes"] == [
             {"served_model_name": "blue", "traffic_percentage": 90},
             {"served_model_name": "green", "traffic_percentage": 10},
         ]
-        assert backend.serving["single"]["config"]["served_entities"][0]["name"] == "iris-classifier-1"
-        assert sorted(limit["calls"] for limit in backend.serving["split"]["rate_limits"]) == [10, 100]
+        assert backend.serving()["single"]["config"]["served_entities"][0]["name"] == "iris-classifier-1"
+        assert sorted(limit["calls"] for limit in backend.serving()["split"]["rate_limits"]) == [10, 100]
         assert tf.output() == {"single_url": f"{url}/serving-endpoints/single/invocations", "split_ready": "READY"}
         assert not tf.plan().summary.has_changes
         tf.destroy()
-        assert backend.serving == {}
+        assert backend.serving() == {}

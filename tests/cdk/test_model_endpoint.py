@@ -6,8 +6,8 @@ import re
 
 import cdktf
 import pytest
-from rtserve.cdk import ComputeConfig, ModelEndpoint, RtserveStack, WorkloadSize
 
+from rtserve.cdk import ComputeConfig, ModelEndpoint, RtserveStack, WorkloadSize
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit

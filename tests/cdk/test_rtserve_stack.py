@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cdktf
 import pytest
-from rtserve.cdk import RtserveStack
 
+from rtserve.cdk import RtserveStack
 from tests.cdk.conftest import HOST, synth
 
 pytestmark = pytest.mark.unit

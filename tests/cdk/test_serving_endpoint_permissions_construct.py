@@ -6,6 +6,7 @@ import re
 
 import cdktf
 import pytest
+
 from rtserve.cdk import (
     AccessControl,
     PermissionLevel,
@@ -14,7 +15,6 @@ from rtserve.cdk import (
     ServingEndpoint,
     ServingEndpointPermissions,
 )
-
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit

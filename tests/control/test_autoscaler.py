@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+
 from rtserve.server.control.autoscaler import ScalingContext, ScalingState, decide
 
 pytestmark = pytest.mark.unit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rtserve.server.auth import Permission, Principal
 from rtserve.server.control.endpoint_permissions import (
     Grant,

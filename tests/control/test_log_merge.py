@@ -1,4 +1,5 @@
 import pytest
+
 from rtserve.server.control.logs import merge_replica_logs
 
 pytestmark = pytest.mark.unit

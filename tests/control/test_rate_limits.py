@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rtserve.server.control.rate_limits import (
     RateLimit,
     RateLimited,

@@ -1,9 +1,12 @@
 import pytest
+
 from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
     Observed,
+    PendingConfig,
     Prepare,
+    PromoteConfig,
     StageConfig,
     StartReplica,
     StopReplica,
@@ -222,3 +225,14 @@ def test_a_version_only_an_endpoint_serves_is_not_counted_as_staged():
         [endpoint(RegisteredVersion("1", "Production"))], obs([]), prepared("1", "2"), {}, 0, pinned=pinned
     )
     assert plan.views[(MODEL, "1")].staged and not plan.views[(MODEL, "2")].staged
+
+
+def test_a_pending_config_is_promoted_by_an_action_once_every_version_it_serves_is_ready():
+    pinned = {(MODEL, "2"): StageConfig(), (MODEL, "3"): StageConfig()}
+    update = PendingConfig("iris-ab", '{"config_version": 2}', ((MODEL, "2"), (MODEL, "3")))
+    one_ready = [replica("r2", "2", ReplicaState.READY), replica("r3", "3", ReplicaState.STARTING)]
+    plan = reconcile([], obs(one_ready), prepared("2", "3"), {}, 0, pinned=pinned, pending=[update])
+    assert not [a for a in plan.actions if isinstance(a, PromoteConfig)]
+    both_ready = [replica("r2", "2", ReplicaState.READY), replica("r3", "3", ReplicaState.READY)]
+    plan = reconcile([], obs(both_ready), prepared("2", "3"), {}, 1, pinned=pinned, pending=[update])
+    assert [a for a in plan.actions if isinstance(a, PromoteConfig)] == [PromoteConfig("iris-ab", update.stored)]

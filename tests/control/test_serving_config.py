@@ -4,6 +4,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from rtserve.server.control.serving_config import EndpointConfig, parse_config, parse_tags
 from rtserve.server.errors import ApiError
 

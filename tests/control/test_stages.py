@@ -1,4 +1,5 @@
 import pytest
+
 from rtserve.server.control.stages import (
     RegisteredVersion,
     canonical_stage,

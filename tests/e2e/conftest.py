@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rtserve.provider.install import Installation
 from rtserve.provider.terraform import Terraform
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import ADMIN_TOKEN
 from tests.provider.terraform_helpers import installation, terraform_in
 

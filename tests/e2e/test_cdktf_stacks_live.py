@@ -12,13 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from rtserve.provider.install import Installation, install
 from rtserve.provider.terraform import Terraform
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import ADMIN_TOKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from rtserve.provider.install import install
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import DEMO_MODEL, register_demo_model
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import mlflow_pointing_at
 
 pytestmark = pytest.mark.e2e

@@ -13,11 +13,11 @@ import uuid
 
 import httpx
 import pytest
+
 from rtserve.provider.terraform import Terraform
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import ADMIN_TOKEN
 from tests.provider.terraform_helpers import access_control_blocks, failed_apply, write_main_tf
 from tests.tokens import create_token

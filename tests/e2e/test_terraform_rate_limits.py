@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from rtserve.provider.terraform import Terraform
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import ADMIN_TOKEN
 from tests.provider.terraform_helpers import rate_limit_blocks, serving_endpoint_hcl, write_main_tf
 

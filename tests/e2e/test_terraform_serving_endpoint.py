@@ -16,12 +16,12 @@ from collections import Counter
 
 import httpx
 import pytest
+
 from rtserve.provider.terraform import Terraform
 from rtserve.server.client import BackendClient, BackendError
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import ADMIN_TOKEN
 from tests.provider.terraform_helpers import failed_apply, import_into_empty_state, write_main_tf
 from tests.registry_helpers import register_code_model

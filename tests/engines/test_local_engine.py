@@ -15,9 +15,9 @@ from typing import Any
 
 import mlflow.pyfunc
 import pytest
+
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.engines.local import LocalEngine
-
 from tests.worker.models import iris_frame
 
 pytestmark = pytest.mark.api

@@ -1,4 +1,4 @@
-"""Fixtures of the module tests, which run real Terraform against the fake backend (the test module's `fake`)."""
+"""Fixtures of the module tests, which run real Terraform against the real app (the test module's `server`)."""
 
 from tests.provider.terraform_helpers import installation, terraform
 

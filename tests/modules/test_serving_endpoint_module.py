@@ -1,5 +1,5 @@
-"""modules/serving-endpoint: validated by the embedded Terraform and applied from plain HCL against the fake
-backend: two versions with a 90/10 split, a rate limit and a grant; an empty second plan; a new split in place;
+"""modules/serving-endpoint: validated by the embedded Terraform and applied from plain HCL against the real app
+(fake engine): two versions with a 90/10 split, a rate limit and a grant; an empty second plan; a new split in place;
 destroy. Plan-time validation with the module's own messages, and no permissions resource without grants."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rtserve.provider.install import Installation
 from rtserve.provider.terraform import Terraform
-
-from tests.provider.fake_backend import FakeBackend
-from tests.provider.terraform_helpers import failed_plan, served_fake, write_main_tf
+from tests.fakes.app import AppServer
+from tests.provider.terraform_helpers import failed_plan, served_app, write_main_tf
 
 pytestmark = pytest.mark.e2e
 MODULE = Path(__file__).resolve().parents[2] / "modules" / "serving-endpoint"
@@ -25,9 +25,9 @@ OUTPUTS = ("endpoint_id", "endpoint_url", "served_entity_urls", "traffic", "conf
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeBackend, str]]:
-    with served_fake("iris-classifier", versions=2) as served:
-        yield served
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    with served_app(tmp_path, "iris-classifier", versions=2) as app:
+        yield app
 
 
 def write_root(tf: Terraform, host: str, module_args: str) -> None:
@@ -60,15 +60,15 @@ def test_the_module_is_valid_on_its_own(tmp_path: Path, installation: Installati
 
 
 def test_a_split_with_a_rate_limit_and_a_grant_applies_changes_in_place_and_destroys(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
+    terraform: Terraform, server: AppServer
 ) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     write_root(tf, url, split(90, 10))
     tf.init()
 
     assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
-    endpoint = backend.serving["canary"]
+    endpoint = backend.serving()["canary"]
     assert endpoint["config"]["routes"] == [
         {"served_model_name": "current", "traffic_percentage": 90},
         {"served_model_name": "candidate", "traffic_percentage": 10},
@@ -98,24 +98,24 @@ def test_a_split_with_a_rate_limit_and_a_grant_applies_changes_in_place_and_dest
         ("module.canary.rtserve_serving_endpoint.this", "update")
     ]
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
-    assert endpoint["config"]["config_version"] == 2
+    assert backend.serving()["canary"]["config"]["config_version"] == 2
     assert tf.output()["traffic"] == {"current": 50, "candidate": 50}
     assert not tf.plan().summary.has_changes
 
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 2 to destroy"
-    assert backend.serving == {}
+    assert backend.serving() == {}
 
 
 def test_without_grants_the_endpoint_keeps_its_default_grants_and_one_entity_gets_all_traffic(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
+    terraform: Terraform, server: AppServer
 ) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     write_root(tf, url, '  served_entities = [{ model = "iris-classifier", version = "1" }]')
     tf.init()
 
     assert str(tf.apply().summary) == "1 to add, 0 to change, 0 to destroy"
-    assert backend.serving["canary"]["acl"] == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
+    assert backend.serving()["canary"]["acl"] == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
     outputs = tf.output()
     assert outputs["traffic"] == {"iris-classifier-1": 100}
     assert "permissions_id" not in outputs  # null: `terraform output` leaves it out
@@ -149,9 +149,9 @@ def test_without_grants_the_endpoint_keeps_its_default_grants_and_one_entity_get
     ],
 )
 def test_invalid_inputs_fail_at_plan_with_the_modules_message(
-    terraform: Terraform, fake: tuple[FakeBackend, str], module_args: str, message: str
+    terraform: Terraform, server: AppServer, module_args: str, message: str
 ) -> None:
-    backend, url = fake
+    backend, url = server, server.url
     write_root(terraform, url, module_args)
     assert message in failed_plan(terraform).error_text()
-    assert backend.serving == {}
+    assert backend.serving() == {}

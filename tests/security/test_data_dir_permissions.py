@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from rtserve.server.process import BackendProcess
 
 pytestmark = pytest.mark.api

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST
+
 from rtserve.server.api.openapi import routes_reading_params
 from rtserve.server.app import create_app
 from rtserve.server.process import BackendProcess
 from rtserve.server.settings import Settings
-
 from tests.conftest import ADMIN_TOKEN
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -19,12 +19,12 @@ import httpx
 import mlflow.pyfunc
 import psutil
 import pytest
+
 from rtserve.server.client import BackendClient
 from rtserve.server.engines.base import ReplicaSpec
+from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.process import BackendProcess
-from rtserve.server.worker.protocol import WorkerClient
 from rtserve.server.worker.replica import run_replica
-
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.registry_helpers import MODEL_CODE, register_code_model
 from tests.worker.models import save_slow_model

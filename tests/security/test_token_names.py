@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rtserve.server.cli import app
 from typer.testing import CliRunner
+
+from rtserve.server.cli import app
 
 pytestmark = pytest.mark.unit
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, text
+
 from rtserve.server.control.serving_endpoints import from_row
 from rtserve.server.store import repo
 from rtserve.server.store.db import MIGRATIONS_DIR, make_engine, migrate, session_factory
-from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.unit
 ENTITY = {

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+
 from rtserve.server.client import BackendClient
 from rtserve.server.process import BackendProcess
 

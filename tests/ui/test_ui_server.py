@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from rtserve.server.client import BackendClient, BackendError
 from rtserve.server.process import BackendProcess
-
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.registry_helpers import params_signature, register_code_model
 from tests.tokens import create_token, revoke_token

@@ -11,11 +11,11 @@ from typing import Any
 
 import mlflow.pyfunc
 import pytest
-from rtserve.server.worker.protocol import WorkerClient
+
+from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.worker.rowwise import MAX_BATCH_MISFITS, RowwiseScorer, is_row_wise
 from rtserve.server.worker.scoring import score
 from rtserve.server.worker.server import ReplicaServer
-
 from tests.worker.models import iris_frame
 from tests.worker.test_scoring import MALFORMED
 

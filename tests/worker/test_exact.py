@@ -13,9 +13,10 @@ from mlflow.models import ModelSignature
 from mlflow.models.utils import _enforce_schema
 from mlflow.pyfunc import scoring_server
 from mlflow.types import ColSpec, DataType, Schema
-from rtserve.server.worker.exact import ExactFramePredictor
-from rtserve.server.worker.rowwise import RowwiseScorer, _float_rows
 
+from rtserve.server.worker.exact import ExactFramePredictor
+from rtserve.server.worker.parsing import float_rows as _float_rows
+from rtserve.server.worker.rowwise import RowwiseScorer
 from tests.worker import models
 from tests.worker.models import iris_frame
 from tests.worker.test_batching import CountingModel, alone, iris_requests, together

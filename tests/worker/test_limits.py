@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.worker import limits
-from rtserve.server.worker.protocol import WorkerClient
 from rtserve.server.worker.scoring import score
 from rtserve.server.worker.server import ReplicaServer
-
 from tests.worker.models import iris_frame
 
 pytestmark = pytest.mark.unit
@@ -147,20 +147,21 @@ def test_the_csv_header_is_found_where_pandas_finds_it(iris: Any, prefix: bytes,
     assert_refused(result, str(count))
 
 
-def test_the_limit_comes_from_the_environment_and_never_falls_below_the_signature(
+def test_the_limit_is_a_setting_read_from_the_environment_and_never_falls_below_the_signature(
     iris: Any, monkeypatch: pytest.MonkeyPatch
 ):
     five = wide_csv(width=5)
     assert score(five, CSV, iris).status == 200  # the default, 1024, allows an extra column
 
+    assert limits.column_limit(iris.metadata.get_input_schema(), 2) == 4  # the signature's 4 columns
+    assert score(wide_csv(width=4), CSV, iris, max_input_columns=2).status == 200
+    assert_refused(score(five, CSV, iris, max_input_columns=2), "5", limit=4)
+
+    assert score(wide_csv(width=2000), CSV, iris, max_input_columns=2 * WIDE).status == 200
+
+    # The entry points (the local engine, `python -m rtserve.server.worker`) read it from the environment.
     monkeypatch.setenv(limits.MAX_INPUT_COLUMNS_ENV, "2")
-    assert limits.column_limit(iris.metadata.get_input_schema()) == 4  # the signature's 4 columns
-    assert score(wide_csv(width=4), CSV, iris).status == 200
-    assert_refused(score(five, CSV, iris), "5", limit=4)
-
-    monkeypatch.setenv(limits.MAX_INPUT_COLUMNS_ENV, str(2 * WIDE))
-    assert score(wide_csv(width=2000), CSV, iris).status == 200
-
+    assert limits.max_input_columns() == 2
     monkeypatch.setenv(limits.MAX_INPUT_COLUMNS_ENV, "many")
     assert limits.max_input_columns() == limits.DEFAULT_MAX_INPUT_COLUMNS
 
@@ -180,11 +181,10 @@ def test_small_requests_are_not_inspected(iris: Any, monkeypatch: pytest.MonkeyP
     assert [answer.status for answer in answers] == [200, 200]
 
 
-def test_tensor_inputs_are_not_columns(tensor_model: Any, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(limits.MAX_INPUT_COLUMNS_ENV, "2")
+def test_tensor_inputs_are_not_columns(tensor_model: Any):
     body = json.dumps({"inputs": [[1.0, 2.0, 3.0]] * 1000}).encode()
 
-    result = ReplicaServer(tensor_model)._score_batch([(body, JSON, None)])[0]
+    result = ReplicaServer(tensor_model, max_input_columns=2)._score_batch([(body, JSON, None)])[0]
 
     assert result.status == 200, result.body
 

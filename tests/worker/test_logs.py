@@ -7,14 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from rtserve.server.worker.logs import (
-    DEFAULT_MAX_BYTES,
-    MAX_LINE_BYTES,
-    LogPump,
-    RotatingLog,
-    max_bytes_from_env,
-    timestamp,
-)
+
+from rtserve.server.engines.local.environment import max_bytes_from_env
+from rtserve.server.replica_logs import DEFAULT_MAX_BYTES, MAX_LINE_BYTES, LogPump, RotatingLog, timestamp
 
 pytestmark = pytest.mark.unit
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import mlflow.pyfunc
 import pytest
+
+from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.worker.protocol import (
     MAX_HEADER_BYTES,
     PREFIX,
     ProtocolError,
-    WorkerClient,
     encode_frame,
     read_frame,
 )
 from rtserve.server.worker.server import ReplicaServer
-
 from tests.worker.models import iris_frame, save_slow_model
 
 pytestmark = pytest.mark.unit

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from rtserve.server.engines.base import ReplicaSpec
 from rtserve.server.worker.replica import run_replica
-
 from tests.worker.models import save_failing_load_model
 
 pytestmark = pytest.mark.api

@@ -10,8 +10,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
-from rtserve.server.worker.scoring import score
 
+from rtserve.server.worker.scoring import score
 from tests.worker.models import iris_frame
 
 pytestmark = pytest.mark.unit

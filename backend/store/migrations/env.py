@@ -1,4 +1,5 @@
 from alembic import context
+
 from rtserve.server.store.db import make_engine
 from rtserve.server.store.models import Base
 

@@ -1,4 +1,4 @@
-"""Fixtures of the tests running real Terraform against the fake backend (each test module's `fake`)."""
+"""Fixtures of the tests running real Terraform against the real app (each test module's `server`)."""
 
 from tests.provider.terraform_helpers import installation, terraform
 

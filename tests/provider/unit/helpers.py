@@ -5,9 +5,9 @@ from __future__ import annotations
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, ReadDataContext, Resource, UpdateContext
 from tf.utils import Diagnostics
 
-from tests.provider.fake_backend import FakeBackend
+from tests.fakes.app import HOST, AppServer
 
-HOST = "http://rtserve.test"
+__all__ = ["HOST", "Contexts", "FakeClock", "errors", "rejected_read"]
 
 
 class FakeClock:
@@ -54,10 +54,10 @@ def errors(ctx) -> list:  # type: ignore[no-untyped-def]
     return [d for d in ctx.diagnostics.diagnostics if d.severity == "error"]
 
 
-def rejected_read(resource: Resource, contexts: Contexts, fake: FakeBackend, state: dict) -> str:
+def rejected_read(resource: Resource, contexts: Contexts, server: AppServer, state: dict) -> str:
     """Read `state` once the backend rejects the token: the state must come back unchanged (Terraform keeps
     it); the summary of the error, for the test to compare."""
-    fake.token = "rotated"
+    server.rotate_token()
     c = contexts.read()
     assert resource.read(c, state) == state
     return errors(c)[0].summary

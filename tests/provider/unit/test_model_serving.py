@@ -1,16 +1,16 @@
-"""rtserve_model_serving: one test per CRUD operation, plus its error variants, over the fake backend."""
+"""rtserve_model_serving: one test per CRUD operation, plus its error variants, over the real app (fake engine)."""
 
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.plugin import RtserveProvider
-from rtserve.provider.resources.model_serving import ModelServingResource, serving_progress
-from rtserve.provider.servicer import ConfiguredPlanContext
 from tf.iface import PlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.model_serving import ModelServingResource, serving_progress
+from rtserve.provider.servicer import ConfiguredPlanContext
+from tests.fakes.app import AppServer
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 
 pytestmark = pytest.mark.unit
@@ -43,28 +43,28 @@ def resource(provider: RtserveProvider) -> ModelServingResource:
 
 
 @pytest.fixture
-def created(resource: ModelServingResource, fake: FakeBackend) -> dict:
-    fake.models["iris"]["1"] = "Production"
+def created(resource: ModelServingResource, server: AppServer) -> dict:
+    server.set_stage("iris", "1", "Production")
     state = resource.create(ctx.create(), planned())
     assert state is not None
     return state
 
 
-def calls(fake: FakeBackend, method: str, suffix: str) -> list[dict]:
-    return [params for m, path, params in fake.calls if m == method and path.endswith(suffix)]
+def calls(server: AppServer, method: str, suffix: str) -> list[dict]:
+    return [params for m, path, params in server.calls if m == method and path.endswith(suffix)]
 
 
 # -- create ----------------------------------------------------------------------------------------
 def test_create_enables_serving_and_applies_each_compute_config(
-    resource: ModelServingResource, fake: FakeBackend
+    resource: ModelServingResource, server: AppServer
 ) -> None:
-    fake.models["iris"]["1"] = "Production"
+    server.set_stage("iris", "1", "Production")
     c = ctx.create()
     state = resource.create(c, planned())
 
     assert errors(c) == []
-    assert calls(fake, "POST", "/enable") == [{"registered_model_name": "iris"}]
-    assert fake.endpoints["iris"]["Production"] == {"workload_size_id": "Medium", "scale_to_zero_enabled": True}
+    assert calls(server, "POST", "/enable") == [{"registered_model_name": "iris"}]
+    assert server.endpoints()["iris"]["Production"] == {"workload_size_id": "Medium", "scale_to_zero_enabled": True}
     assert state["id"] == "iris"
     assert state["state"] == "ENDPOINT_STATE_READY"
     assert state["compute_config"] == planned()["compute_config"]
@@ -76,9 +76,10 @@ def test_create_enables_serving_and_applies_each_compute_config(
 
 
 def test_create_waits_until_the_endpoint_is_ready(
-    resource: ModelServingResource, fake: FakeBackend, clock: FakeClock
+    resource: ModelServingResource, server: AppServer, clock: FakeClock
 ) -> None:
-    fake.pending_polls = 3
+    server.set_stage("iris", "1", "Production")  # a version to wait for
+    server.pending_polls(3)
     c = ctx.create()
     state = resource.create(c, planned())
 
@@ -89,9 +90,10 @@ def test_create_waits_until_the_endpoint_is_ready(
 
 
 def test_create_without_wait_for_ready_does_not_poll(
-    resource: ModelServingResource, fake: FakeBackend, clock: FakeClock
+    resource: ModelServingResource, server: AppServer, clock: FakeClock
 ) -> None:
-    fake.pending_polls = 100
+    server.set_stage("iris", "1", "Production")  # a version to wait for
+    server.pending_polls(100)
     state = resource.create(ctx.create(), planned(wait_for_ready=False))
 
     assert state["state"] == "ENDPOINT_STATE_PENDING"
@@ -107,15 +109,16 @@ def test_create_of_an_unknown_model_reports_the_backend_error_code_and_message(
     assert state is None
     [error] = errors(c)
     assert error.summary == "Could not enable serving for 'nope': RESOURCE_DOES_NOT_EXIST"
-    assert "Registered Model with name=nope not found" in error.detail
+    assert "Registered model 'nope' does not exist." in error.detail
     assert "HTTP 404" in error.detail
     assert error.path == ["registered_model_name"]
 
 
 def test_create_that_goes_failed_reports_the_state_message_and_returns_the_state(
-    resource: ModelServingResource, fake: FakeBackend
+    resource: ModelServingResource, server: AppServer
 ) -> None:
-    fake.fail_message = "Version 1 failed: ModuleNotFoundError: No module named 'xgboost'"
+    server.set_stage("iris", "1", "Production")  # the endpoint fails when every version it serves fails
+    server.fail("iris", "1", "ModuleNotFoundError: No module named 'xgboost'")
     c = ctx.create()
     state = resource.create(c, planned())
 
@@ -126,7 +129,7 @@ def test_create_that_goes_failed_reports_the_state_message_and_returns_the_state
 
 
 def test_create_with_a_compute_config_the_backend_rejects_keeps_serving_recorded(
-    resource: ModelServingResource, fake: FakeBackend
+    resource: ModelServingResource, server: AppServer
 ) -> None:
     bad = [{"stage": "Staging", "workload_size": "Huge", "scale_to_zero_enabled": False}]
     c = ctx.create()
@@ -136,19 +139,20 @@ def test_create_with_a_compute_config_the_backend_rejects_keeps_serving_recorded
     assert error.summary == "Could not set the compute config of 'iris': INVALID_PARAMETER_VALUE"
     assert "got 'Huge'" in error.detail
     assert state is not None and state["compute_config"][0]["workload_size"] == "Small"  # what the backend has
-    assert "iris" in fake.endpoints
+    assert "iris" in server.endpoints()
 
 
 def test_create_that_never_gets_ready_times_out_with_the_last_status(
-    resource: ModelServingResource, fake: FakeBackend
+    resource: ModelServingResource, server: AppServer
 ) -> None:
-    fake.pending_polls = 10_000
+    server.set_stage("iris", "1", "Production")  # a version to wait for
+    server.pending_polls(10_000)
     c = ctx.create()
     resource.create(c, planned(timeouts={"create": "10s", "update": None}))
 
     [error] = errors(c)
     assert error.summary == "Serving of 'iris' not ready after 10 s"
-    assert "ENDPOINT_STATE_PENDING Starting replicas" in error.detail
+    assert "ENDPOINT_STATE_PENDING" in error.detail and "Starting replicas" in error.detail
 
 
 def test_create_turns_an_unexpected_exception_into_a_diagnostic(
@@ -174,15 +178,15 @@ def test_create_without_a_configured_provider_reports_how_to_configure_it() -> N
 
 # -- read ------------------------------------------------------------------------------------------
 def test_read_reports_compute_changed_out_of_band(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
-    fake.endpoints["iris"]["Staging"]["workload_size_id"] = "Large"
+    server.update_compute("iris", "Staging", "Large")
     state = resource.read(ctx.read(), created)
 
     assert state["compute_config"][0] == {"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": False}
 
 
-def test_read_keeps_only_the_declared_stages(resource: ModelServingResource, fake: FakeBackend) -> None:
+def test_read_keeps_only_the_declared_stages(resource: ModelServingResource, server: AppServer) -> None:
     only_production = [{"stage": "Production", "workload_size": "Small", "scale_to_zero_enabled": False}]
     created = resource.create(ctx.create(), planned(compute_config=only_production))
     state = resource.read(ctx.read(), created)
@@ -191,49 +195,49 @@ def test_read_keeps_only_the_declared_stages(resource: ModelServingResource, fak
 
 
 def test_read_returns_none_when_serving_was_disabled_out_of_band(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
-    del fake.endpoints["iris"]
+    server.disable("iris")
     assert resource.read(ctx.read(), created) is None
 
 
 def test_read_reports_other_errors_and_keeps_the_state(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
-    assert rejected_read(resource, ctx, fake, created) == "Could not read serving of 'iris': UNAUTHENTICATED"
+    assert rejected_read(resource, ctx, server, created) == "Could not read serving of 'iris': UNAUTHENTICATED"
 
 
 # -- update ----------------------------------------------------------------------------------------
 def test_update_changes_only_the_stages_that_changed(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     target = planned()
     target["compute_config"][0]["workload_size"] = "Large"
     c = ctx.update()
     state = resource.update(c, created, target)
 
     assert errors(c) == []
-    assert [p["stage"] for p in calls(fake, "PUT", "/update-compute-config")] == ["Staging"]
+    assert [p["stage"] for p in calls(server, "PUT", "/update-compute-config")] == ["Staging"]
     assert state["compute_config"][0]["workload_size"] == "Large"
 
 
 def test_update_returns_a_removed_stage_to_the_backend_default(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
     target = planned(compute_config=[planned()["compute_config"][0]])
     state = resource.update(ctx.update(), created, target)
 
-    assert fake.endpoints["iris"]["Production"] == {"workload_size_id": "Small", "scale_to_zero_enabled": False}
+    assert server.endpoints()["iris"]["Production"] == {"workload_size_id": "Small", "scale_to_zero_enabled": False}
     assert [b["stage"] for b in state["compute_config"]] == ["Staging"]
 
 
 def test_update_of_wait_for_ready_alone_calls_no_mutating_route(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     resource.update(ctx.update(), created, {**created, "wait_for_ready": False})
-    assert {m for m, _, _ in fake.calls} == {"GET"}
+    assert {m for m, _, _ in server.calls} == {"GET"}
 
 
 def test_update_rejected_by_the_backend_reports_its_message(resource: ModelServingResource, created: dict) -> None:
@@ -247,42 +251,41 @@ def test_update_rejected_by_the_backend_reports_its_message(resource: ModelServi
 
 
 # -- delete ----------------------------------------------------------------------------------------
-def test_delete_disables_serving(resource: ModelServingResource, fake: FakeBackend, created: dict) -> None:
+def test_delete_disables_serving(resource: ModelServingResource, server: AppServer, created: dict) -> None:
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c) == []
-    assert "iris" not in fake.endpoints
+    assert "iris" not in server.endpoints()
 
 
 def test_delete_of_serving_already_disabled_is_not_an_error(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
-    del fake.endpoints["iris"]
+    server.disable("iris")
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c) == []
 
 
 def test_delete_without_disable_on_destroy_resets_the_declared_stages_only(
-    resource: ModelServingResource, fake: FakeBackend, created: dict
+    resource: ModelServingResource, server: AppServer, created: dict
 ) -> None:
     resource.delete(ctx.delete(), {**created, "disable_on_destroy": False})
-    assert fake.endpoints["iris"]["Production"] == {"workload_size_id": "Small", "scale_to_zero_enabled": False}
+    assert server.endpoints()["iris"]["Production"] == {"workload_size_id": "Small", "scale_to_zero_enabled": False}
 
 
-def test_delete_reports_other_errors(resource: ModelServingResource, fake: FakeBackend, created: dict) -> None:
-    fake.token = "rotated"
+def test_delete_reports_other_errors(resource: ModelServingResource, server: AppServer, created: dict) -> None:
+    server.rotate_token()
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c)[0].summary == "Could not release serving of 'iris': UNAUTHENTICATED"
 
 
 # -- import ----------------------------------------------------------------------------------------
-def test_import_by_model_name_reads_every_stage(resource: ModelServingResource, fake: FakeBackend) -> None:
-    fake.endpoints["iris"] = {
-        "Staging": {"workload_size_id": "Small", "scale_to_zero_enabled": True},
-        "Production": {"workload_size_id": "Large", "scale_to_zero_enabled": False},
-    }
+def test_import_by_model_name_reads_every_stage(resource: ModelServingResource, server: AppServer) -> None:
+    server.enable("iris")
+    server.update_compute("iris", "Staging", "Small", scale_to_zero=True)
+    server.update_compute("iris", "Production", "Large")
     state = resource.import_(ctx.import_(), "iris")
 
     assert state["id"] == "iris"

@@ -1,15 +1,15 @@
-"""rtserve_model_version_stage: one test per CRUD operation, plus its error variants, over the fake backend."""
+"""rtserve_model_version_stage: one test per CRUD operation, plus its error variants, over the real app."""
 
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.plugin import RtserveProvider
-from rtserve.provider.resources.model_version_stage import ModelVersionStageResource, promotion_progress
-from rtserve.provider.servicer import ConfiguredPlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from tests.provider.fake_backend import SERVING, FakeBackend
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.model_version_stage import ModelVersionStageResource, promotion_progress
+from rtserve.provider.servicer import ConfiguredPlanContext
+from tests.fakes.app import AppServer
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 
 pytestmark = pytest.mark.unit
@@ -39,25 +39,25 @@ def resource(provider: RtserveProvider) -> ModelVersionStageResource:
 
 
 @pytest.fixture
-def serving(fake: FakeBackend) -> FakeBackend:
-    fake.endpoints["iris"] = {s: {"workload_size_id": "Small", "scale_to_zero_enabled": False} for s in SERVING}
-    return fake
+def serving(server: AppServer) -> AppServer:
+    server.enable("iris")
+    return server
 
 
-def transitions(fake: FakeBackend) -> list[dict]:
-    return [p for m, path, p in fake.calls if m == "POST" and path.endswith("/transition-stage")]
+def transitions(server: AppServer) -> list[dict]:
+    return [p for m, path, p in server.calls if m == "POST" and path.endswith("/transition-stage")]
 
 
 # -- create ----------------------------------------------------------------------------------------
 def test_create_moves_the_version_to_the_stage_with_the_comment(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     c = ctx.create()
     state = resource.create(c, planned())
 
     assert errors(c) == []
-    assert fake.models["iris"]["1"] == "Production"
-    assert transitions(fake) == [
+    assert server.stages("iris")["1"] == "Production"
+    assert transitions(server) == [
         {
             "name": "iris",
             "version": "1",
@@ -72,7 +72,7 @@ def test_create_moves_the_version_to_the_stage_with_the_comment(
 
 
 def test_create_waits_until_the_stage_serves_the_version_when_serving_is_enabled(
-    resource: ModelVersionStageResource, serving: FakeBackend
+    resource: ModelVersionStageResource, serving: AppServer
 ) -> None:
     resource.create(ctx.create(), planned())
     alias_calls = [p for m, path, p in serving.calls if path.endswith("/list-version-aliases")]
@@ -80,18 +80,18 @@ def test_create_waits_until_the_stage_serves_the_version_when_serving_is_enabled
 
 
 def test_create_does_not_wait_when_serving_is_not_enabled(
-    resource: ModelVersionStageResource, fake: FakeBackend, clock: FakeClock
+    resource: ModelVersionStageResource, server: AppServer, clock: FakeClock
 ) -> None:
     resource.create(ctx.create(), planned())
     assert clock.sleeps == []
 
 
 def test_create_archiving_existing_versions_archives_the_previous_holder(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
-    fake.models["iris"]["1"] = "Production"
+    server.set_stage("iris", "1", "Production")
     resource.create(ctx.create(), planned(version="2", archive_existing_versions=True))
-    assert fake.models["iris"] == {"1": "Archived", "2": "Production", "3": "None"}
+    assert server.stages("iris") == {"1": "Archived", "2": "Production", "3": "None"}
 
 
 def test_create_of_an_unknown_version_reports_the_backend_error(resource: ModelVersionStageResource) -> None:
@@ -110,36 +110,36 @@ def test_create_of_an_invalid_stage_reports_the_backend_error(resource: ModelVer
 
 # -- read ------------------------------------------------------------------------------------------
 def test_read_keeps_the_state_while_the_version_is_in_the_stage(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
     assert resource.read(ctx.read(), state) == state
 
 
 def test_read_returns_none_when_the_version_left_the_stage(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
-    fake.models["iris"]["1"] = "Archived"
+    server.set_stage("iris", "1", "Archived")
     assert resource.read(ctx.read(), state) is None
 
 
 def test_read_returns_none_when_the_version_no_longer_exists(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
-    del fake.models["iris"]["1"]
+    server.delete_version("iris", "1")
     assert resource.read(ctx.read(), state) is None
 
 
-def test_read_reports_other_errors_and_keeps_the_state(resource: ModelVersionStageResource, fake: FakeBackend) -> None:
+def test_read_reports_other_errors_and_keeps_the_state(resource: ModelVersionStageResource, server: AppServer) -> None:
     state = resource.create(ctx.create(), planned())
-    assert rejected_read(resource, ctx, fake, state) == "Could not read version 1 of 'iris': UNAUTHENTICATED"
+    assert rejected_read(resource, ctx, server, state) == "Could not read version 1 of 'iris': UNAUTHENTICATED"
 
 
 # -- update ----------------------------------------------------------------------------------------
 def test_update_of_the_version_promotes_the_new_one_then_archives_the_old_one(
-    resource: ModelVersionStageResource, serving: FakeBackend
+    resource: ModelVersionStageResource, serving: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
     serving.calls.clear()
@@ -148,64 +148,64 @@ def test_update_of_the_version_promotes_the_new_one_then_archives_the_old_one(
 
     assert errors(c) == []
     assert [(p["version"], p["stage"]) for p in transitions(serving)] == [("2", "Production"), ("1", "Archived")]
-    assert serving.models["iris"] == {"1": "Archived", "2": "Production", "3": "None"}
+    assert serving.stages("iris") == {"1": "Archived", "2": "Production", "3": "None"}
     assert new["id"] == "iris/2"
 
 
 def test_update_leaves_the_old_version_alone_once_it_left_the_stage(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
-    fake.models["iris"]["1"] = "Staging"
+    server.set_stage("iris", "1", "Staging")
     resource.update(ctx.update(), state, planned(version="2"))
-    assert fake.models["iris"]["1"] == "Staging"
+    assert server.stages("iris")["1"] == "Staging"
 
 
 def test_update_of_the_comment_records_it_with_a_new_transition(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
-    fake.calls.clear()
+    server.calls.clear()
     resource.update(ctx.update(), state, {**state, "comment": "hotfix"})
-    assert [p["comment"] for p in transitions(fake)] == ["hotfix"]
+    assert [p["comment"] for p in transitions(server)] == ["hotfix"]
 
 
-def test_update_of_wait_for_ready_alone_calls_nothing(resource: ModelVersionStageResource, fake: FakeBackend) -> None:
+def test_update_of_wait_for_ready_alone_calls_nothing(resource: ModelVersionStageResource, server: AppServer) -> None:
     state = resource.create(ctx.create(), planned())
-    fake.calls.clear()
+    server.calls.clear()
     resource.update(ctx.update(), state, {**state, "wait_for_ready": False})
-    assert fake.calls == []
+    assert server.calls == []
 
 
 def test_update_to_a_version_the_backend_refuses_keeps_the_old_state(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned())
     c = ctx.update()
     assert resource.update(c, state, planned(version="7")) == state
     assert errors(c)[0].summary == "Could not move version 7 of 'iris' to Production: RESOURCE_DOES_NOT_EXIST"
-    assert fake.models["iris"]["1"] == "Production"
+    assert server.stages("iris")["1"] == "Production"
 
 
 # -- delete ----------------------------------------------------------------------------------------
-def test_delete_archives_the_version_still_in_the_stage(resource: ModelVersionStageResource, fake: FakeBackend) -> None:
+def test_delete_archives_the_version_still_in_the_stage(resource: ModelVersionStageResource, server: AppServer) -> None:
     state = resource.create(ctx.create(), planned())
     c = ctx.delete()
     resource.delete(c, state)
     assert errors(c) == []
-    assert fake.models["iris"]["1"] == "Archived"
+    assert server.stages("iris")["1"] == "Archived"
 
 
-def test_delete_leaves_a_version_that_moved_elsewhere(resource: ModelVersionStageResource, fake: FakeBackend) -> None:
+def test_delete_leaves_a_version_that_moved_elsewhere(resource: ModelVersionStageResource, server: AppServer) -> None:
     state = resource.create(ctx.create(), planned())
-    fake.models["iris"]["1"] = "Staging"
+    server.set_stage("iris", "1", "Staging")
     resource.delete(ctx.delete(), state)
-    assert fake.models["iris"]["1"] == "Staging"
+    assert server.stages("iris")["1"] == "Staging"
 
 
-def test_delete_of_a_deleted_version_is_not_an_error(resource: ModelVersionStageResource, fake: FakeBackend) -> None:
+def test_delete_of_a_deleted_version_is_not_an_error(resource: ModelVersionStageResource, server: AppServer) -> None:
     state = resource.create(ctx.create(), planned())
-    del fake.models["iris"]["1"]
+    server.delete_version("iris", "1")
     c = ctx.delete()
     resource.delete(c, state)
     assert errors(c) == []
@@ -213,9 +213,9 @@ def test_delete_of_a_deleted_version_is_not_an_error(resource: ModelVersionStage
 
 # -- import ----------------------------------------------------------------------------------------
 def test_import_by_name_and_version_reads_the_current_stage(
-    resource: ModelVersionStageResource, fake: FakeBackend
+    resource: ModelVersionStageResource, server: AppServer
 ) -> None:
-    fake.models["iris"]["2"] = "Staging"
+    server.set_stage("iris", "2", "Staging")
     state = resource.import_(ctx.import_(), "iris/2")
     assert {k: state[k] for k in ("id", "name", "version", "stage", "archive_existing_versions")} == {
         "id": "iris/2",

@@ -1,16 +1,16 @@
-"""rtserve_permissions: each CRUD operation and its error variants over the fake backend (whose answers list
+"""rtserve_permissions: each CRUD operation and its error variants over the real app (fake engine) (whose answers list
 inherited entries next to the endpoint's own grants), then validation, planning and the set comparison."""
 
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.plugin import RtserveProvider
-from rtserve.provider.resources.permissions import ACCESS_CONTROL, PermissionsResource
 from tf.iface import PlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.permissions import ACCESS_CONTROL, PermissionsResource
+from tests.fakes.app import AppServer
 from tests.provider.unit.helpers import Contexts, errors, rejected_read
 
 pytestmark = pytest.mark.unit
@@ -32,8 +32,8 @@ def planned(*grants: dict, endpoint_id: str = ENDPOINT_ID) -> dict:
     }
 
 
-def own(fake: FakeBackend, name: str = "web") -> list[dict]:
-    return fake.serving[name]["acl"]
+def own(server: AppServer, name: str = "web") -> list[dict]:
+    return server.serving()[name]["acl"]
 
 
 def same_grants(a: list[dict], b: list[dict]) -> bool:
@@ -56,20 +56,20 @@ def created(resource: PermissionsResource) -> dict:
     return state
 
 
-def puts(fake: FakeBackend) -> list[tuple[str, dict]]:
-    return [(path, params) for method, path, params in fake.calls if method == "PUT"]
+def puts(server: AppServer) -> list[tuple[str, dict]]:
+    return [(path, params) for method, path, params in server.calls if method == "PUT"]
 
 
 # -- create ----------------------------------------------------------------------------------------
 def test_create_puts_exactly_the_configured_grants_and_removes_the_creators(
-    resource: PermissionsResource, fake: FakeBackend
+    resource: PermissionsResource, server: AppServer
 ) -> None:
-    assert own(fake) == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
+    assert own(server) == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
     c = ctx.create()
     state = resource.create(c, planned(grant("CAN_QUERY", user="alice"), grant("CAN_MANAGE", sp="ci")))
 
     assert errors(c) == []
-    [(path, body)] = puts(fake)
+    [(path, body)] = puts(server)
     assert path == f"/api/2.0/permissions/serving-endpoints/{ENDPOINT_ID}"
     assert body == {
         "access_control_list": [
@@ -77,7 +77,7 @@ def test_create_puts_exactly_the_configured_grants_and_removes_the_creators(
             {"permission_level": "CAN_QUERY", "user_name": "alice"},
         ]
     }
-    assert own(fake) == [
+    assert own(server) == [
         {"service_principal_name": "ci", "permission_level": "CAN_MANAGE"},
         {"user_name": "alice", "permission_level": "CAN_QUERY"},
     ]
@@ -86,7 +86,7 @@ def test_create_puts_exactly_the_configured_grants_and_removes_the_creators(
 
 
 def test_create_keeps_only_the_endpoints_own_grants_not_the_inherited_ones(
-    resource: PermissionsResource, fake: FakeBackend
+    resource: PermissionsResource, server: AppServer
 ) -> None:
     # alice's token holds CAN_VIEW everywhere: the answer lists it as inherited next to her grant.
     answer = resource.provider.client.get_serving_endpoint_permissions(ENDPOINT_ID)
@@ -96,14 +96,14 @@ def test_create_keeps_only_the_endpoints_own_grants_not_the_inherited_ones(
 
 
 def test_create_naming_an_unknown_token_reports_the_backends_message(
-    resource: PermissionsResource, fake: FakeBackend
+    resource: PermissionsResource, server: AppServer
 ) -> None:
     c = ctx.create()
     assert resource.create(c, planned(grant("CAN_QUERY", user="nobody"))) is None
     [error] = errors(c)
     assert error.summary == "Could not set the permissions of serving endpoint 'id-web': INVALID_PARAMETER_VALUE"
     assert "principal 'nobody' does not exist" in error.detail and "HTTP 400" in error.detail
-    assert own(fake) == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
+    assert own(server) == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
 
 
 def test_create_for_an_unknown_endpoint_id_reports_that_the_api_takes_ids(resource: PermissionsResource) -> None:
@@ -111,7 +111,7 @@ def test_create_for_an_unknown_endpoint_id_reports_that_the_api_takes_ids(resour
     assert resource.create(c, planned(endpoint_id="web")) is None
     [error] = errors(c)
     assert error.summary == "Could not set the permissions of serving endpoint 'web': RESOURCE_DOES_NOT_EXIST"
-    assert "takes the endpoint's id, not its name" in error.detail
+    assert "takes an endpoint's id" in error.detail and "not its name" in error.detail
 
 
 def test_create_without_a_configured_provider_reports_how_to_configure_it() -> None:
@@ -140,63 +140,63 @@ def test_read_shows_a_grant_added_out_of_band(resource: PermissionsResource, cre
 
 
 def test_read_returns_none_when_the_endpoint_is_gone(
-    resource: PermissionsResource, fake: FakeBackend, created: dict
+    resource: PermissionsResource, server: AppServer, created: dict
 ) -> None:
-    del fake.serving["web"]
+    server.api("DELETE", "/api/2.0/serving-endpoints/web")
     assert resource.read(ctx.read(), created) is None
 
 
 def test_read_reports_other_errors_and_keeps_the_state(
-    resource: PermissionsResource, fake: FakeBackend, created: dict
+    resource: PermissionsResource, server: AppServer, created: dict
 ) -> None:
-    summary = rejected_read(resource, ctx, fake, created)
+    summary = rejected_read(resource, ctx, server, created)
     assert summary == "Could not read the permissions of serving endpoint 'id-web': UNAUTHENTICATED"
 
 
 # -- update ----------------------------------------------------------------------------------------
-def test_update_replaces_the_grants(resource: PermissionsResource, fake: FakeBackend, created: dict) -> None:
+def test_update_replaces_the_grants(resource: PermissionsResource, server: AppServer, created: dict) -> None:
     c = ctx.update()
     state = resource.update(c, created, planned(grant("CAN_MANAGE", user="alice")))
 
     assert errors(c) == []
-    assert own(fake) == [{"user_name": "alice", "permission_level": "CAN_MANAGE"}]
+    assert own(server) == [{"user_name": "alice", "permission_level": "CAN_MANAGE"}]
     assert state["access_control"] == [grant("CAN_MANAGE", user="alice")]
 
 
 def test_update_refused_by_the_backend_keeps_the_state(
-    resource: PermissionsResource, fake: FakeBackend, created: dict
+    resource: PermissionsResource, server: AppServer, created: dict
 ) -> None:
-    before = list(own(fake))
+    before = list(own(server))
     c = ctx.update()
     state = resource.update(c, created, planned(grant("CAN_VIEW", group="engineers")))
 
     assert errors(c)[0].summary == "Could not set the permissions of serving endpoint 'id-web': INVALID_PARAMETER_VALUE"
     assert "group 'engineers' does not exist" in errors(c)[0].detail
-    assert state == created and own(fake) == before
+    assert state == created and own(server) == before
 
 
 # -- delete ----------------------------------------------------------------------------------------
 def test_delete_removes_every_grant_of_the_endpoint(
-    resource: PermissionsResource, fake: FakeBackend, created: dict
+    resource: PermissionsResource, server: AppServer, created: dict
 ) -> None:
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c) == []
-    assert puts(fake)[-1][1] == {"access_control_list": []}
-    assert own(fake) == []
+    assert puts(server)[-1][1] == {"access_control_list": []}
+    assert own(server) == []
 
 
 def test_delete_of_an_endpoint_already_gone_is_not_an_error(
-    resource: PermissionsResource, fake: FakeBackend, created: dict
+    resource: PermissionsResource, server: AppServer, created: dict
 ) -> None:
-    del fake.serving["web"]
+    server.api("DELETE", "/api/2.0/serving-endpoints/web")
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c) == []
 
 
-def test_delete_reports_other_errors(resource: PermissionsResource, fake: FakeBackend, created: dict) -> None:
-    fake.token = "rotated"
+def test_delete_reports_other_errors(resource: PermissionsResource, server: AppServer, created: dict) -> None:
+    server.rotate_token()
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c)[0].summary == "Could not remove the permissions of serving endpoint 'id-web': UNAUTHENTICATED"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.plugin import RtserveProvider
 from tf.types import Unknown
 from tf.utils import Diagnostics
+
+from rtserve.provider.plugin import RtserveProvider
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from rtserve.provider.cli import provider_app
 from rtserve.provider.install import cli_config_text, install, launcher_text, platform_dir
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.unit
 

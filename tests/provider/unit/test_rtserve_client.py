@@ -6,6 +6,7 @@ import threading
 
 import httpx
 import pytest
+
 from rtserve.provider.client import ApiError, RtserveClient
 
 pytestmark = pytest.mark.unit

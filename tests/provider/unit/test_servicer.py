@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import rtserve.provider.main
-from rtserve.provider.plugin import RtserveProvider
-from rtserve.provider.servicer import RtserveServicer
 from tf.gen import tfplugin_pb2 as pb
 from tf.provider import _encode_state
 from tf.types import Unknown
 from tf.utils import read_dynamic_value
 
+import rtserve.provider.main
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.servicer import RtserveServicer
 from tests.provider.unit.helpers import HOST
 
 pytestmark = pytest.mark.unit

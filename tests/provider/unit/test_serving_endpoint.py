@@ -1,18 +1,18 @@
-"""rtserve_serving_endpoint: each CRUD operation and its error variants over the fake backend, then
+"""rtserve_serving_endpoint: each CRUD operation and its error variants over the real app (fake engine), then
 validation and planning (declared defaults, what becomes unknown), then the rollout progress rule."""
 
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.plugin import RtserveProvider
-from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
-from rtserve.provider.resources.serving_endpoint_config import rollout_progress
-from rtserve.provider.servicer import ConfiguredPlanContext
 from tf.iface import PlanContext
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
+from rtserve.provider.resources.serving_endpoint_config import rollout_progress
+from rtserve.provider.servicer import ConfiguredPlanContext
+from tests.fakes.app import AppServer
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
 
 pytestmark = pytest.mark.unit
@@ -78,20 +78,20 @@ def created(resource: ServingEndpointResource) -> dict:
     return create(resource, planned(tags={"team": "ml"}))
 
 
-def calls(fake: FakeBackend, method: str) -> list[tuple[str, dict]]:
-    return [(path, params) for m, path, params in fake.calls if m == method]
+def calls(server: AppServer, method: str) -> list[tuple[str, dict]]:
+    return [(path, params) for m, path, params in server.calls if m == method]
 
 
 # -- create ----------------------------------------------------------------------------------------
 def test_create_posts_the_config_and_returns_once_ready_and_not_updating(
-    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock
+    resource: ServingEndpointResource, server: AppServer, clock: FakeClock
 ) -> None:
-    fake.rollout_polls = 3
+    server.rollout_polls(3)
     c = ctx.create()
     state = resource.create(c, planned(tags={"team": "ml"}))
 
     assert errors(c) == []
-    [(path, body)] = calls(fake, "POST")
+    [(path, body)] = calls(server, "POST")
     assert path == "/api/2.0/serving-endpoints"
     assert body == {
         "name": "web",
@@ -112,17 +112,17 @@ def test_create_posts_the_config_and_returns_once_ready_and_not_updating(
 
 
 def test_create_of_a_traffic_split_sends_both_entities_and_the_routes(
-    resource: ServingEndpointResource, fake: FakeBackend
+    resource: ServingEndpointResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), split())
 
-    assert fake.serving["web"]["config"]["routes"] == routes(("blue", 80), ("green", 20))["routes"]
+    assert server.serving()["web"]["config"]["routes"] == routes(("blue", 80), ("green", 20))["routes"]
     assert state["traffic_config"] == routes(("blue", 80), ("green", 20))
     assert [e["name"] for e in state["served_entities"]] == ["blue", "green"]
 
 
 def test_create_naming_a_missing_model_version_reports_the_backends_code_and_message(
-    resource: ServingEndpointResource, fake: FakeBackend
+    resource: ServingEndpointResource, server: AppServer
 ) -> None:
     c = ctx.create()
     state = resource.create(c, planned(served_entities=[entity("9")], traffic_config=routes(("iris-9", 100))))
@@ -132,13 +132,13 @@ def test_create_naming_a_missing_model_version_reports_the_backends_code_and_mes
     assert error.summary == "Could not create serving endpoint 'web': RESOURCE_DOES_NOT_EXIST"
     assert "version 9 of registered model 'iris' does not exist" in error.detail
     assert "HTTP 404" in error.detail
-    assert fake.serving == {}
+    assert server.serving() == {}
 
 
 def test_create_whose_entity_fails_to_deploy_reports_its_message_and_returns_the_endpoint(
-    resource: ServingEndpointResource, fake: FakeBackend
+    resource: ServingEndpointResource, server: AppServer
 ) -> None:
-    fake.failing_versions[("iris", "1")] = "ModuleNotFoundError: No module named 'xgboost'"
+    server.fail("iris", "1", "ModuleNotFoundError: No module named 'xgboost'")
     c = ctx.create()
     state = resource.create(c, planned())
 
@@ -151,9 +151,9 @@ def test_create_whose_entity_fails_to_deploy_reports_its_message_and_returns_the
 
 
 def test_create_that_never_gets_ready_times_out_with_the_last_status(
-    resource: ServingEndpointResource, fake: FakeBackend
+    resource: ServingEndpointResource, server: AppServer
 ) -> None:
-    fake.rollout_polls = 10_000
+    server.rollout_polls(10_000)
     c = ctx.create()
     state = resource.create(c, planned(timeouts={"create": "10s", "update": None}))
 
@@ -186,24 +186,26 @@ def test_read_of_an_unchanged_endpoint_is_the_state(resource: ServingEndpointRes
 
 
 def test_read_reports_a_config_changed_out_of_band(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.serving["web"]["config"]["served_entities"][0]["workload_size"] = "Large"
+    server.api(
+        "PUT", "/api/2.0/serving-endpoints/web/config", json={"served_entities": [entity("1", workload_size="Large")]}
+    )
     state = resource.read(ctx.read(), created)
     assert state["served_entities"][0]["workload_size"] == "Large"
 
 
 def test_read_returns_none_when_the_endpoint_was_deleted_out_of_band(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    del fake.serving["web"]
+    server.api("DELETE", "/api/2.0/serving-endpoints/web")
     assert resource.read(ctx.read(), created) is None
 
 
 def test_read_during_an_update_describes_the_config_it_is_becoming(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.rollout_polls = 5
+    server.rollout_polls(5)
     resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
     state = resource.read(ctx.read(), created)
     assert state["served_entities"] == [entity("2")]
@@ -211,9 +213,9 @@ def test_read_during_an_update_describes_the_config_it_is_becoming(
 
 
 def test_read_after_a_failed_update_describes_the_config_still_serving(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.failing_versions[("iris", "2")] = "boom"
+    server.fail("iris", "2", "boom")
     resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
     state = resource.read(ctx.read(), created)
     assert state["served_entities"] == [entity("1")]  # so the next plan shows the change again
@@ -221,9 +223,9 @@ def test_read_after_a_failed_update_describes_the_config_still_serving(
 
 
 def test_read_reports_other_errors_and_keeps_the_state(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    assert rejected_read(resource, ctx, fake, created) == "Could not read serving endpoint 'web': UNAUTHENTICATED"
+    assert rejected_read(resource, ctx, server, created) == "Could not read serving endpoint 'web': UNAUTHENTICATED"
 
 
 def test_read_keeps_the_configured_spelling_of_a_version_number(
@@ -235,42 +237,42 @@ def test_read_keeps_the_configured_spelling_of_a_version_number(
 
 # -- update ----------------------------------------------------------------------------------------
 def test_update_of_the_version_puts_a_new_config_and_waits_for_it(
-    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock, created: dict
+    resource: ServingEndpointResource, server: AppServer, clock: FakeClock, created: dict
 ) -> None:
-    fake.calls.clear()
-    fake.rollout_polls = 2
+    server.calls.clear()
+    server.rollout_polls(2)
     target = planned(tags={"team": "ml"}, served_entities=[entity("2")], traffic_config=routes(("iris-2", 100)))
     c = ctx.update()
     state = resource.update(c, created, target)
 
     assert errors(c) == []
-    [(path, body)] = calls(fake, "PUT")
+    [(path, body)] = calls(server, "PUT")
     assert path == "/api/2.0/serving-endpoints/web/config"
     assert body["served_entities"] == [entity("2")]
-    assert calls(fake, "PATCH") == []
+    assert calls(server, "PATCH") == []
     assert state["config_version"] == 2
     assert (state["state_ready"], state["state_config_update"]) == ("READY", "NOT_UPDATING")
-    assert fake.serving["web"]["config"]["served_entities"][0]["entity_version"] == "2"
+    assert server.serving()["web"]["config"]["served_entities"][0]["entity_version"] == "2"
 
 
-def test_update_of_the_traffic_split_alone_puts_a_config(resource: ServingEndpointResource, fake: FakeBackend) -> None:
+def test_update_of_the_traffic_split_alone_puts_a_config(resource: ServingEndpointResource, server: AppServer) -> None:
     current = resource.create(ctx.create(), split())
     state = resource.update(ctx.update(), current, split(blue=50, green=50))
-    assert fake.serving["web"]["config"]["routes"] == routes(("blue", 50), ("green", 50))["routes"]
+    assert server.serving()["web"]["config"]["routes"] == routes(("blue", 50), ("green", 50))["routes"]
     assert state["traffic_config"] == routes(("blue", 50), ("green", 50))
 
 
 def test_update_of_tags_alone_patches_them_and_rolls_nothing_out(
-    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock, created: dict
+    resource: ServingEndpointResource, server: AppServer, clock: FakeClock, created: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     clock.sleeps.clear()
     c = ctx.update()
     state = resource.update(c, created, {**created, "tags": {"tier": "gold"}})
 
     assert errors(c) == []
-    assert calls(fake, "PUT") == [] and calls(fake, "POST") == []
-    [(path, body)] = calls(fake, "PATCH")
+    assert calls(server, "PUT") == [] and calls(server, "POST") == []
+    [(path, body)] = calls(server, "PATCH")
     assert path == "/api/2.0/serving-endpoints/web/tags"
     assert body == {"add_tags": [{"key": "tier", "value": "gold"}], "delete_tags": ["team"]}
     assert state["tags"] == {"tier": "gold"}
@@ -278,24 +280,24 @@ def test_update_of_tags_alone_patches_them_and_rolls_nothing_out(
 
 
 def test_update_waits_for_an_update_in_progress_then_puts_its_own(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.rollout_polls = 3  # someone else's update is rolling out
+    server.rollout_polls(3)  # someone else's update is rolling out
     resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
     target = planned(tags={"team": "ml"}, served_entities=[entity("3")], traffic_config=routes(("iris-3", 100)))
     c = ctx.update()
     state = resource.update(c, created, target)
 
     assert errors(c) == []
-    puts = [body for path, body in calls(fake, "PUT") if path.endswith("/config")]
+    puts = [body for path, body in calls(server, "PUT") if path.endswith("/config")]
     assert len(puts) == 3  # someone else's, ours refused with 409, ours again once theirs was done
     assert state["config_version"] == 3 and state["served_entities"] == [entity("3")]
 
 
 def test_update_gives_up_waiting_for_another_update_at_the_timeout(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.rollout_polls = 10_000
+    server.rollout_polls(10_000)
     resource.provider.client.update_serving_endpoint_config("web", {"served_entities": [entity("2")]})
     target = planned(
         tags={"team": "ml"},
@@ -312,9 +314,9 @@ def test_update_gives_up_waiting_for_another_update_at_the_timeout(
 
 
 def test_update_that_fails_to_deploy_keeps_the_old_config_in_the_state(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.failing_versions[("iris", "2")] = "weights.bin is missing"
+    server.fail("iris", "2", "weights.bin is missing")
     target = planned(tags={"team": "ml"}, served_entities=[entity("2")], traffic_config=routes(("iris-2", 100)))
     c = ctx.update()
     state = resource.update(c, created, target)
@@ -337,38 +339,38 @@ def test_update_rejected_by_the_backend_reports_its_message(resource: ServingEnd
 
 
 def test_update_of_timeouts_alone_calls_no_mutating_route(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     resource.update(ctx.update(), created, {**created, "timeouts": {"create": "5m", "update": "5m"}})
-    assert {m for m, _, _ in fake.calls} == {"GET"}
+    assert {m for m, _, _ in server.calls} == {"GET"}
 
 
 # -- delete ----------------------------------------------------------------------------------------
-def test_delete_deletes_the_endpoint(resource: ServingEndpointResource, fake: FakeBackend, created: dict) -> None:
+def test_delete_deletes_the_endpoint(resource: ServingEndpointResource, server: AppServer, created: dict) -> None:
     c = ctx.delete()
     resource.delete(c, created)
-    assert errors(c) == [] and fake.serving == {}
+    assert errors(c) == [] and server.serving() == {}
 
 
 def test_delete_of_an_endpoint_already_gone_is_not_an_error(
-    resource: ServingEndpointResource, fake: FakeBackend, created: dict
+    resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
-    del fake.serving["web"]
+    server.api("DELETE", "/api/2.0/serving-endpoints/web")
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c) == []
 
 
-def test_delete_reports_other_errors(resource: ServingEndpointResource, fake: FakeBackend, created: dict) -> None:
-    fake.token = "rotated"
+def test_delete_reports_other_errors(resource: ServingEndpointResource, server: AppServer, created: dict) -> None:
+    server.rotate_token()
     c = ctx.delete()
     resource.delete(c, created)
     assert errors(c)[0].summary == "Could not delete serving endpoint 'web': UNAUTHENTICATED"
 
 
 # -- import ----------------------------------------------------------------------------------------
-def test_import_by_name_reads_the_config_and_tags(resource: ServingEndpointResource, fake: FakeBackend) -> None:
+def test_import_by_name_reads_the_config_and_tags(resource: ServingEndpointResource, server: AppServer) -> None:
     resource.create(ctx.create(), {**split(), "tags": {"team": "ml"}})
     state = resource.import_(ctx.import_(), "web")
 

@@ -1,16 +1,16 @@
-"""rtserve_serving_endpoint's `rate_limits` blocks over the fake backend (which parses limits with the backend's
-own rules): sent with the create, read back from `ai_gateway`, changed in place with PUT .../ai-gateway and
+"""rtserve_serving_endpoint's `rate_limits` blocks over the real app (fake engine), which parses limits with its
+own rules: sent with the create, read back from `ai_gateway`, changed in place with PUT .../ai-gateway and
 never by a config update, server refusals as diagnostics; then plan-time defaults and validation."""
 
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.plugin import RtserveProvider
-from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
+from tests.fakes.app import AppServer
 from tests.provider.unit.helpers import FakeClock, errors
 from tests.provider.unit.test_serving_endpoint import TYPE, bare, calls, configured_plan, create, ctx, planned
 
@@ -40,48 +40,47 @@ def limited(resource: ServingEndpointResource) -> dict:
 
 # -- create and read -------------------------------------------------------------------------------
 def test_create_sends_the_limits_in_the_create_body_and_reads_them_back(
-    resource: ServingEndpointResource, fake: FakeBackend, limited: dict
+    resource: ServingEndpointResource, server: AppServer, limited: dict
 ) -> None:
-    [(_, body)] = calls(fake, "POST")
+    [(_, body)] = calls(server, "POST")
     assert body["ai_gateway"] == {
         "rate_limits": [
             {"calls": 100, "key": "endpoint", "renewal_period": "minute"},
             {"calls": 10, "key": "user", "renewal_period": "minute"},
         ]
     }
-    assert calls(fake, "PUT") == []  # the endpoint never serves without its limits
+    assert calls(server, "PUT") == []  # the endpoint never serves without its limits
     assert limited["rate_limits"] == [limit(100), limit(10, "user")]
     assert resource.read(ctx.read(), limited) == limited
 
 
 def test_create_without_limits_sends_no_ai_gateway_and_reads_none(
-    resource: ServingEndpointResource, fake: FakeBackend
+    resource: ServingEndpointResource, server: AppServer
 ) -> None:
     state = resource.create(ctx.create(), planned(rate_limits=[]))
-    [(_, body)] = calls(fake, "POST")
+    [(_, body)] = calls(server, "POST")
     assert "ai_gateway" not in body
     assert state["rate_limits"] == []
 
 
 def test_create_refused_for_its_limits_reports_the_backends_message(
-    resource: ServingEndpointResource, fake: FakeBackend
+    resource: ServingEndpointResource, server: AppServer
 ) -> None:
     c = ctx.create()
     assert resource.create(c, planned(rate_limits=[limit(5, "user_group")])) is None
     [error] = errors(c)
     assert error.summary == "Could not create serving endpoint 'web': INVALID_PARAMETER_VALUE"
     assert "rtserve has no user groups to limit" in error.detail
-    assert fake.serving == {}
+    assert server.serving() == {}
 
 
 def test_read_shows_limits_changed_out_of_band(
-    resource: ServingEndpointResource, fake: FakeBackend, limited: dict
+    resource: ServingEndpointResource, server: AppServer, limited: dict
 ) -> None:
-    fake.serving["web"]["rate_limits"] = [
-        {"calls": 7, "key": "service_principal", "principal": "ci", "renewal_period": "minute"}
-    ]
+    gateway = {"rate_limits": [{"calls": 7, "key": "service_principal", "principal": "ci", "renewal_period": "minute"}]}
+    server.api("PUT", AI_GATEWAY, json=gateway)
     assert resource.read(ctx.read(), limited)["rate_limits"] == [limit(7, "service_principal", "ci")]
-    fake.serving["web"]["rate_limits"] = []  # no ai_gateway in the detail: no limits
+    server.api("PUT", AI_GATEWAY, json={"rate_limits": []})  # no ai_gateway in the detail: no limits
     assert resource.read(ctx.read(), limited)["rate_limits"] == []
 
 
@@ -92,15 +91,15 @@ def test_import_reads_the_limits(resource: ServingEndpointResource, limited: dic
 
 # -- update ----------------------------------------------------------------------------------------
 def test_changing_limits_puts_the_ai_gateway_in_place_and_rolls_nothing_out(
-    resource: ServingEndpointResource, fake: FakeBackend, clock: FakeClock, limited: dict
+    resource: ServingEndpointResource, server: AppServer, clock: FakeClock, limited: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     clock.sleeps.clear()
     c = ctx.update()
     state = resource.update(c, limited, {**limited, "rate_limits": [limit(200), limit(5, "user", "alice")]})
 
     assert errors(c) == []
-    assert calls(fake, "PUT") == [
+    assert calls(server, "PUT") == [
         (
             AI_GATEWAY,
             {
@@ -117,36 +116,36 @@ def test_changing_limits_puts_the_ai_gateway_in_place_and_rolls_nothing_out(
 
 
 def test_removing_every_block_puts_an_empty_list(
-    resource: ServingEndpointResource, fake: FakeBackend, limited: dict
+    resource: ServingEndpointResource, server: AppServer, limited: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     state = resource.update(ctx.update(), limited, {**limited, "rate_limits": []})
-    assert calls(fake, "PUT") == [(AI_GATEWAY, {"rate_limits": []})]
-    assert state["rate_limits"] == [] and fake.serving["web"]["rate_limits"] == []
+    assert calls(server, "PUT") == [(AI_GATEWAY, {"rate_limits": []})]
+    assert state["rate_limits"] == [] and server.serving()["web"]["rate_limits"] == []
 
 
 def test_the_same_limits_in_another_order_call_nothing(
-    resource: ServingEndpointResource, fake: FakeBackend, limited: dict
+    resource: ServingEndpointResource, server: AppServer, limited: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     resource.update(ctx.update(), limited, {**limited, "rate_limits": limited["rate_limits"][::-1]})
-    assert [m for m, _, _ in fake.calls if m != "GET"] == []
+    assert [m for m, _, _ in server.calls if m != "GET"] == []
 
 
 def test_limits_and_a_new_version_together_put_both(
-    resource: ServingEndpointResource, fake: FakeBackend, limited: dict
+    resource: ServingEndpointResource, server: AppServer, limited: dict
 ) -> None:
-    fake.calls.clear()
+    server.calls.clear()
     new_version = {**planned(), "served_entities": [{**limited["served_entities"][0], "entity_version": "2"}]}
     new_version["served_entities"][0]["name"] = "iris-2"
     new_version["traffic_config"] = {"routes": [{"served_model_name": "iris-2", "traffic_percentage": 100}]}
     state = resource.update(ctx.update(), limited, {**new_version, "rate_limits": [limit(50)]})
-    assert [path for path, _ in calls(fake, "PUT")] == [AI_GATEWAY, "/api/2.0/serving-endpoints/web/config"]
+    assert [path for path, _ in calls(server, "PUT")] == [AI_GATEWAY, "/api/2.0/serving-endpoints/web/config"]
     assert state["rate_limits"] == [limit(50)] and state["config_version"] == 2
 
 
 def test_limits_refused_by_the_backend_report_its_message_and_keep_what_it_has(
-    resource: ServingEndpointResource, fake: FakeBackend, limited: dict
+    resource: ServingEndpointResource, server: AppServer, limited: dict
 ) -> None:
     c = ctx.update()
     state = resource.update(

