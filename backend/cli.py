@@ -55,6 +55,12 @@ def _require(extra: str, command: str, modules: tuple[str, ...] | None = None) -
         raise typer.Exit(1)
 
 
+@tokens_app.callback()
+def tokens_group() -> None:
+    """Create, list and revoke API tokens (works on the data dir directly)."""
+    _require("server", "tokens")
+
+
 def _settings(**options: object) -> Settings:
     """Settings from the options given (those not None), then RTSERVE_* variables, then defaults.
 
@@ -150,7 +156,6 @@ def server(
 def _sessions(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
     import os
 
-    _require("server", "tokens")
     from rtserve.server.store import db
 
     # The same Settings as the server's: an option wins over RTSERVE_DATA_DIR / RTSERVE_DATABASE_URL.
