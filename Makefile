@@ -36,6 +36,7 @@ bench: install
 lint: $(BIN)/.installed
 	$(BIN)/ruff check rtserve backend provider cdk tests bench main.py
 	$(BIN)/ruff format --check rtserve backend provider cdk tests bench main.py
+	$(BIN)/python .ci/typecheck.py
 	TF_CLI_CONFIG_FILE=/dev/null $(BIN)/python -m rtserve.provider.tfcli fmt -check -recursive modules
 
 clean:

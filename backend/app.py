@@ -23,8 +23,9 @@ from rtserve.server import auth, mlflow_server, ui
 from rtserve.server.allow import allowed_methods
 from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, serving_endpoints
 from rtserve.server.api import registry as registry_routes
+from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
-from rtserve.server.control.endpoints import EndpointService
+from rtserve.server.control.model_endpoints import ModelEndpointService
 from rtserve.server.control.serving_service import ServingEndpointService
 from rtserve.server.engines.base import Engine
 from rtserve.server.errors import ApiError, error_response, request_id_of
@@ -129,6 +130,7 @@ def create_app(
         replicas, run_dir = (engine, None) if engine is not None else _local_engine(settings)
         await replicas.start()
         controller = Controller(settings, sessions, registry_client, replicas, clock)
+        admission = Admission()
         api.state.services = Services(
             settings=settings,
             sessions=sessions,
@@ -136,8 +138,9 @@ def create_app(
             registry=registry_client,
             engine=replicas,
             controller=controller,
-            endpoints=EndpointService(sessions, registry_client, controller),
-            serving=ServingEndpointService(sessions, registry_client, controller),
+            admission=admission,
+            model_endpoints=ModelEndpointService(sessions, registry_client, controller),
+            serving_endpoints=ServingEndpointService(sessions, registry_client, controller, admission),
             metrics=Metrics(controller, replicas),
         )
         controller.start()

@@ -153,7 +153,7 @@ def server(
     )
 
 
-def _sessions(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+def _sessions(data_dir: Path | None, database_url: str | None):
     import os
 
     from rtserve.server.store import db

@@ -15,7 +15,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -91,12 +93,13 @@ def run_stacks(
         started = time.monotonic()
         terraform = Terraform.for_rtserve(stack.workdir, terraform_bin=terraform_bin, check=True)
         _step(console, f"{stack.name}: terraform init...", terraform.init)
+        outputs: dict[str, Any] = {}
         if action == "destroy":
             result = _step(console, f"{stack.name}: destroying...", terraform.destroy)
-            summary, outputs = f"destroyed in {result.seconds:.1f} s", {}
+            summary = f"destroyed in {result.seconds:.1f} s"
         else:
-            plan = _step(console, f"{stack.name}: planning...", lambda t=terraform: t.plan(out="rtserve.tfplan"))
-            summary, outputs = str(plan.summary or "no changes"), {}
+            plan = _step(console, f"{stack.name}: planning...", partial(terraform.plan, out="rtserve.tfplan"))
+            summary = str(plan.summary or "no changes")
             for change in plan.changes:
                 console.print(f"  {stack.name}: {change.action}: {change.address}")
             if action == "deploy":
@@ -104,7 +107,7 @@ def run_stacks(
                     _step(
                         console,
                         f"{stack.name}: applying {plan.summary} (waits until endpoints are READY)...",
-                        lambda t=terraform: t.apply("rtserve.tfplan"),
+                        partial(terraform.apply, "rtserve.tfplan"),
                     )
                 outputs = terraform.output()
         elapsed = time.monotonic() - started

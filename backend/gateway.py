@@ -1,5 +1,8 @@
-"""The scoring path: resolve a URL to a served version and forward the request to a replica.
+"""The scoring path, one for both APIs: resolve a URL to a destination and forward the request to a replica.
 
+Both a model endpoint's URL (/model/{model}/{route}/invocations) and a serving endpoint's
+(/serving-endpoints/{name}[/served-models/{served}]/invocations) name an endpoint and a route of the
+one internal model (control/endpoint.py); the route draws a destination (a model version) by weight.
 Requests that find no READY replica wait (they are queued, not failed) while the version starts,
 up to the request timeout. A request that never reached its replica (the connection was already
 lost) is sent once to another replica; one the replica had when it died is answered 503 and not
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rtserve.server.control.controller import Controller
+from rtserve.server.control.endpoint import Destination, EndpointKind
 from rtserve.server.control.reconciler import VersionState
-from rtserve.server.control.serving_config import ServedEntity
+from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.engines.base import Engine, InvocationResult, NoReadyReplica, ReplicaUnreachable
 from rtserve.server.errors import ApiError, not_found
 
@@ -24,91 +28,55 @@ if TYPE_CHECKING:
     from rtserve.server.services import Services
 
 
-def resolve(controller: Controller, model: str, target: str) -> str:
-    if model not in controller.snapshot.enabled:
-        raise not_found(f"Serving is not enabled for registered model '{model}'.")
-    version = controller.snapshot.resolve(model, target)
-    if version is None:
-        available = sorted(controller.snapshot.routes.get(model, {})) + sorted(
-            v for (name, v) in controller.snapshot.views if name == model
-        )
-        hint = f" Available: {', '.join(available)}." if available else " Nothing is served yet."
-        raise not_found(f"'{target}' is not a served stage, alias or version of '{model}'.{hint}")
-    return version
+def resolve(snapshot: Snapshot, kind: EndpointKind, name: str, route_name: str) -> Destination:
+    """The destination of one request to `route_name` of an endpoint (drawn by weight), or 404 saying why not."""
+    endpoint = snapshot.endpoint(kind, name)
+    if endpoint is None:
+        if kind is EndpointKind.MODEL:
+            raise not_found(f"Serving is not enabled for registered model '{name}'.")
+        raise not_found(f"Serving endpoint '{name}' does not exist.")
+    route = endpoint.route(route_name)
+    if route is not None:
+        return route.pick()
+    names = sorted(endpoint.routes, key=lambda route: (route.isdigit(), route))
+    if kind is EndpointKind.MODEL:
+        hint = f" Available: {', '.join(names)}." if names else " Nothing is served yet."
+        raise not_found(f"'{route_name}' is not a served stage, alias or version of '{name}'.{hint}")
+    served = ", ".join(route for route in names if route)
+    raise not_found(f"Serving endpoint '{name}' has no served model '{route_name}'. Served: {served}.")
 
 
 @dataclass(frozen=True)
 class Scored:
-    version: str
+    destination: Destination
     result: InvocationResult
     queue_ms: float  # time the request waited for a replica (cold start, all replicas busy starting)
 
 
 async def score(
-    controller: Controller,
-    engine: Engine,
-    model: str,
-    target: str,
-    body: bytes,
-    content_type: str,
-    timeout: float,
-    max_queued: int,
+    services: Services, kind: EndpointKind, name: str, route_name: str, body: bytes, content_type: str
 ) -> Scored:
+    """Score on an endpoint's route, counting the request in the metrics whatever its outcome."""
+    controller, settings = services.controller, services.settings
+    timeout = settings.request_timeout_seconds
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    if not controller.synced.is_set():  # just restarted: wait for the registry rather than answer 404
+    started = time.perf_counter()
+    if not controller.synced.is_set():  # just restarted: wait for the registry and store rather than answer 404
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(controller.synced.wait(), timeout)
     while True:
-        version = resolve(controller, model, target)
-        scored = await _score_on(controller, engine, model, version, body, content_type, deadline, timeout, max_queued)
-        if scored is not None:
-            return scored
-        # The version stopped serving while the request waited (its stage moved on): resolve again.
-
-
-def resolve_served(controller: Controller, endpoint_name: str, served_model: str | None) -> ServedEntity:
-    """The served entity a request to a named endpoint goes to: the one named, or one drawn by traffic."""
-    endpoint = controller.snapshot.serving.get(endpoint_name)
-    if endpoint is None:
-        raise not_found(f"Serving endpoint '{endpoint_name}' does not exist.")
-    if served_model is not None:
-        entity = endpoint.served_entity(served_model)
-        if entity is None:
-            names = sorted({e.name for e in endpoint.entities()})
-            raise not_found(
-                f"Serving endpoint '{endpoint_name}' has no served model '{served_model}'. Served: {', '.join(names)}."
-            )
-        return entity
-    config = endpoint.serving
-    assert config is not None  # an endpoint is stored with a config or a pending config
-    return config.pick()
-
-
-async def score_served(
-    services: Services, endpoint_name: str, served_model: str | None, body: bytes, content_type: str
-) -> tuple[ServedEntity, Scored]:
-    """Score on a named endpoint (traffic split) or one of its served models, recording the metrics."""
-    controller, settings = services.controller, services.settings
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.request_timeout_seconds
-    started = time.perf_counter()
-    if not controller.synced.is_set():  # just restarted: wait for the store rather than answer 404
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(controller.synced.wait(), settings.request_timeout_seconds)
-    while True:
-        entity = resolve_served(controller, endpoint_name, served_model)
-        model, version = entity.key
+        destination = resolve(controller.snapshot, kind, name, route_name)
+        model, version = destination.key
         try:
             scored = await _score_on(
                 controller,
                 services.engine,
-                model,
-                version,
+                destination,
                 body,
                 content_type,
                 deadline,
-                settings.request_timeout_seconds,
+                timeout,
                 settings.max_queued_requests,
             )
         except ApiError as exc:
@@ -117,14 +85,12 @@ async def score_served(
         if scored is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             services.metrics.observe(model, version, scored.result.status, latency_ms, scored.queue_ms)
-            return entity, scored
-        # The version is not (or no longer) planned: a config just created, or one replaced while the
-        # request waited. Let the controller catch up, then resolve again.
+            return scored
+        # The version is not (or no longer) served: a config just created, or a route that moved on while
+        # the request waited. Let the controller catch up, then resolve again.
         if loop.time() >= deadline:
-            raise ApiError(
-                "DEADLINE_EXCEEDED",
-                f"Serving endpoint '{endpoint_name}' did not answer within {settings.request_timeout_seconds:g} s.",
-            )
+            noun = kind.noun[0].upper() + kind.noun[1:]
+            raise ApiError("DEADLINE_EXCEEDED", f"{noun} '{name}' did not answer within {timeout:g} s.")
         controller.nudge()
         await controller.wait_tick(min(0.05, deadline - loop.time()))
 
@@ -132,15 +98,15 @@ async def score_served(
 async def _score_on(
     controller: Controller,
     engine: Engine,
-    model: str,
-    version: str,
+    destination: Destination,
     body: bytes,
     content_type: str,
     deadline: float,
     timeout: float,
     max_queued: int,
 ) -> Scored | None:
-    """Score on one served version within its queue limit; None if the version stopped serving meanwhile."""
+    """Score on one destination within its queue limit; None if its version stopped serving meanwhile."""
+    model, version = destination.key
     with controller.traffic.request(model, version) as stats:
         view = controller.snapshot.view(model, version)
         per_replica = controller.tuning.replica_concurrency
@@ -154,20 +120,20 @@ async def _score_on(
                 # A full queue drains within about a second at the rates one replica answers.
                 headers={"Retry-After": "1"},
             )
-        return await _forward(controller, engine, model, version, body, content_type, deadline, timeout)
+        return await _forward(controller, engine, destination, body, content_type, deadline, timeout)
 
 
 async def _forward(
     controller: Controller,
     engine: Engine,
-    model: str,
-    version: str,
+    destination: Destination,
     body: bytes,
     content_type: str,
     deadline: float,
     timeout: float,
 ) -> Scored | None:
     """Forward to a READY replica, waiting for one while the version starts; None if it stopped serving."""
+    model, version = destination.key
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     connection_failures = 0
@@ -181,7 +147,7 @@ async def _forward(
         dispatched = loop.time()
         try:
             result = await engine.invoke(model, version, body, content_type, remaining)
-            return Scored(version, result, (dispatched - arrived) * 1000)
+            return Scored(destination, result, (dispatched - arrived) * 1000)
         except NoReadyReplica:
             view = controller.snapshot.view(model, version)
             if view is None:
@@ -207,28 +173,3 @@ async def _forward(
                 raise ApiError(
                     "TEMPORARILY_UNAVAILABLE", f"The replica serving the request stopped unexpectedly ({exc}); retry."
                 ) from None
-
-
-async def score_and_record(services: Services, model: str, target: str, body: bytes, content_type: str) -> Scored:
-    """Score as the invocation URLs do, counting the request in the metrics whatever its outcome."""
-    controller = services.controller
-    started = time.perf_counter()
-    try:
-        scored = await score(
-            controller,
-            services.engine,
-            model,
-            target,
-            body,
-            content_type,
-            services.settings.request_timeout_seconds,
-            services.settings.max_queued_requests,
-        )
-    except ApiError as exc:
-        version = controller.snapshot.resolve(model, target) if model in controller.snapshot.enabled else None
-        if version is not None:
-            services.metrics.observe(model, version, exc.status, (time.perf_counter() - started) * 1000, None)
-        raise
-    latency_ms = (time.perf_counter() - started) * 1000
-    services.metrics.observe(model, scored.version, scored.result.status, latency_ms, scored.queue_ms)
-    return scored

@@ -1,6 +1,6 @@
 """The scoring URLs as a plain ASGI handler: the hot path skips FastAPI's routing and dependencies.
 
-POST /model-endpoint/{model}/{target}/invocations, /model/{model}/{target}/invocations and the named
+POST /model-endpoint/{model}/{route}/invocations, /model/{model}/{route}/invocations and the serving
 endpoints' /serving-endpoints/{name}[/served-models/{served}]/invocations are answered here, after
 AuthMiddleware put the caller in scope; every other request goes on to the FastAPI app. Same
 checks, same errors, same metrics as the API: only the framework work is gone (it cost about 1 ms
@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rtserve.server import gateway
 from rtserve.server.allow import SCORING_ALLOW
-from rtserve.server.auth import Permission, Principal, authorize
+from rtserve.server.auth import Principal
+from rtserve.server.control.endpoint import TRAFFIC_SPLIT, EndpointKind
 from rtserve.server.engines.base import InvocationResult
 from rtserve.server.errors import REQUEST_INFO, ApiError, request_id_of, send_error
 from rtserve.server.services import Services
@@ -57,11 +58,12 @@ class InvocationsEndpoint:
         path = scope.get("raw_path") or scope["path"].encode()
         score: Callable[[], Awaitable[Answer]]
         if match := INVOCATIONS.match(path):
-            model, target = _segment(match.group(1)), _segment(match.group(2))
-            score = partial(self._score, scope, receive, model, target)
+            model, route = _segment(match.group(1)), _segment(match.group(2))
+            score = partial(self._score, scope, receive, EndpointKind.MODEL, model, route)
         elif match := SERVING_INVOCATIONS.match(path):
             name, served = _segment(match.group(1)), match.group(2)
-            score = partial(self._score_served, scope, receive, name, None if served is None else _segment(served))
+            route = TRAFFIC_SPLIT if served is None else _segment(served)
+            score = partial(self._score, scope, receive, EndpointKind.SERVING, name, route)
         else:
             await self.app(scope, receive, send)
             return
@@ -88,29 +90,16 @@ class InvocationsEndpoint:
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def _score(self, scope: Scope, receive: Receive, model: str, target: str) -> Answer:
-        services = self._services_for_query(scope)
-        if services.controller.synced.is_set():
-            gateway.resolve(services.controller, model, target)  # 404 before reading a body we cannot use
-        body, content_type = await self._request(scope, receive, services)
-        scoring = gateway.score_and_record(services, model, target, body, content_type)
-        scored = await _unless_client_leaves(scoring, receive)
-        return _answer(scored.result, f"{model}-{scored.version}")
-
-    async def _score_served(self, scope: Scope, receive: Receive, name: str, served_model: str | None) -> Answer:
+    async def _score(self, scope: Scope, receive: Receive, kind: EndpointKind, name: str, route: str) -> Answer:
         services = self.services()
-        services.serving.admit_query(name, scope["state"]["principal"], "querying it")
-        if services.controller.synced.is_set():
-            gateway.resolve_served(services.controller, name, served_model)  # 404 before reading the body
-        body, content_type = await self._request(scope, receive, services)
-        scoring = gateway.score_served(services, name, served_model, body, content_type)
-        entity, scored = await _unless_client_leaves(scoring, receive)
-        return _answer(scored.result, entity.name)
-
-    def _services_for_query(self, scope: Scope) -> Services:
         principal: Principal = scope["state"]["principal"]
-        authorize(principal.permission, Permission.CAN_QUERY, "this operation")
-        return self.services()
+        services.admission.admit(services.controller.snapshot, kind, name, principal, "querying it")
+        if services.controller.synced.is_set():
+            gateway.resolve(services.controller.snapshot, kind, name, route)  # 404 before reading the body
+        body, content_type = await self._request(scope, receive, services)
+        scoring = gateway.score(services, kind, name, route, body, content_type)
+        scored = await _unless_client_leaves(scoring, receive)
+        return _answer(scored.result, scored.destination.served_name)
 
     async def _request(self, scope: Scope, receive: Receive, services: Services) -> tuple[bytes, str]:
         headers = dict(scope["headers"])

@@ -148,7 +148,7 @@ def warm_up() -> None:
     _read_posts()
 
 
-def asgi_app():  # type: ignore[no-untyped-def]
+def asgi_app():
     from mlflow.server.fastapi_app import create_fastapi_app
 
     return create_fastapi_app()

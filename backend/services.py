@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
 
 from rtserve.server.auth import TokenVerifier
+from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
-from rtserve.server.control.endpoints import EndpointService
+from rtserve.server.control.model_endpoints import ModelEndpointService
 from rtserve.server.control.serving_service import ServingEndpointService
 from rtserve.server.engines.base import Engine
 from rtserve.server.metrics import Metrics
@@ -24,6 +26,12 @@ class Services:
     registry: Registry
     engine: Engine
     controller: Controller
-    endpoints: EndpointService
-    serving: ServingEndpointService
+    admission: Admission
+    model_endpoints: ModelEndpointService  # the preview API's changes (seed 000)
+    serving_endpoints: ServingEndpointService  # the GA API's changes (seed 002)
     metrics: Metrics
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    """The app's services, from any request (API route or UI page)."""
+    return connection.app.state.services

@@ -21,6 +21,10 @@ from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
+from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
+from rtserve.server.worker.replica import DEFAULT_DRAIN_TIMEOUT
+
 ENV_PREFIX = "RTSERVE_"
 
 # Fields set only by the constructor (`rtserve server` options or code), never from the environment.
@@ -118,13 +122,17 @@ class Settings(BaseSettings):
     # Read by the replicas and the local engine (backend/worker, backend/engines); resolved here too, so a bad
     # value stops the server at start rather than a replica later.
     max_input_columns: int = Field(
-        1024, ge=1, description="Most input columns a scoring request may have, unless the signature has more."
+        DEFAULT_MAX_INPUT_COLUMNS,
+        ge=1,
+        description="Most input columns a scoring request may have, unless the signature has more.",
     )
     replica_log_max_bytes: int = Field(
-        5 * 1024 * 1024, ge=1024, description="Size at which a replica's log rotates to `<log>.1`."
+        DEFAULT_MAX_BYTES, ge=1024, description="Size at which a replica's log rotates to `<log>.1`."
     )
     replica_drain_timeout_seconds: float = Field(
-        10.0, ge=0, description="How long a stopping replica may finish its requests before it is killed."
+        DEFAULT_DRAIN_TIMEOUT,
+        ge=0,
+        description="How long a stopping replica may finish its requests before it is killed.",
     )
 
     def __init__(self, **values: Any) -> None:

@@ -26,7 +26,8 @@ def _encode_element(block: NestedBlock, value: dict) -> dict:
     from tf.provider import _encode_state_d
 
     # Terraform expects every attribute of a block object, null or not.
-    full = {a.name: None for a in block.block.attributes} | {b.type_name: [] for b in block.block.block_types}
+    full: dict[str, Any] = {a.name: None for a in block.block.attributes}
+    full |= {b.type_name: [] for b in block.block.block_types}
     return _encode_state_d(block._amap(), block._bmap(), full | value, None) or {}
 
 

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     exit_with_parent()
     # run_provider imports ProviderServicer from tf.provider when called: give it ours (see servicer.py).
-    tf.provider.ProviderServicer = RtserveServicer  # type: ignore[misc]
+    tf.provider.ProviderServicer = RtserveServicer
     run_provider(RtserveProvider(), argv or sys.argv)
 
 

@@ -197,7 +197,7 @@ def check_traffic_percentage(value: object, field: str = "traffic_percentage") -
     return value
 
 
-def check_traffic_total(shares: Iterable[int]) -> None:
+def check_traffic_total(shares: Iterable[float]) -> None:
     """The percentages of a traffic split add up to 100."""
     total = sum(shares)
     if total != TRAFFIC_TOTAL:
@@ -235,7 +235,7 @@ def check_renewal_period(value: object, field: str = "renewal_period") -> str:
     return check_one_of(value, RENEWAL_PERIODS, field)
 
 
-def check_principal(principal: object, key: str, field: str = "principal") -> str | None:
+def check_principal(principal: object, key: str | None, field: str = "principal") -> str | None:
     """The one token a per-token limit is for (None: every token); it needs a per-token key."""
     if principal is None:
         return None

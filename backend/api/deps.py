@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -25,7 +26,7 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-def require(permission: Permission):  # type: ignore[no-untyped-def]
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         authorize(principal.permission, permission, "this operation")
         return principal

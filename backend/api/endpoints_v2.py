@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer, optional_str, required_str
-from rtserve.server.control import logs, status
+from rtserve.server.control import logs
+from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import WORKLOAD_SIZES
 from rtserve.server.errors import invalid, not_found
-from rtserve.server.services import Services
+from rtserve.server.services import services_of
 
 router = APIRouter(prefix="/api/2.0/preview/mlflow/endpoints-v2", tags=["endpoints-v2"])
 # Seed 000 also shows the compute route under /preview/model-serving-api/; both reach the same handler.
@@ -19,19 +20,15 @@ legacy_router = APIRouter(prefix="/api/2.0/preview/model-serving-api/endpoints-v
 MODEL = "registered_model_name"
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
 @router.post("/enable", openapi_extra=openapi.ENABLE)
 async def enable(request: Request, params: Params, principal: Manager) -> dict:
-    await _services(request).endpoints.enable(required_str(params, MODEL), principal.name)
+    await services_of(request).model_endpoints.enable(required_str(params, MODEL), principal.name)
     return {}
 
 
 @router.post("/disable", openapi_extra=openapi.DISABLE)
 async def disable(request: Request, params: Params, principal: Manager) -> dict:
-    await _services(request).endpoints.disable(required_str(params, MODEL), principal.name)
+    await services_of(request).model_endpoints.disable(required_str(params, MODEL), principal.name)
     return {}
 
 
@@ -41,7 +38,7 @@ async def update_compute_config(request: Request, params: Params, principal: Man
     spec = params.get("desired_workload_config_spec")
     if not isinstance(spec, dict):
         raise invalid("Missing required parameter 'desired_workload_config_spec' (an object).")
-    await _services(request).endpoints.update_compute_config(
+    await services_of(request).model_endpoints.update_compute_config(
         required_str(params, MODEL), required_str(params, "stage"), spec, principal.name
     )
     return {}
@@ -49,39 +46,39 @@ async def update_compute_config(request: Request, params: Params, principal: Man
 
 @router.get("/get-status", openapi_extra=openapi.GET_STATUS)
 async def get_status(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
-    configs = await services.endpoints.require_enabled(model)
-    return {"endpoint_status": status.endpoint_status(services.controller, model, configs)}
+    configs = await services.model_endpoints.require_enabled(model)
+    return {"endpoint_status": model_status.endpoint_status(services.controller.snapshot, model, configs)}
 
 
 @router.get("/list-versions", openapi_extra=openapi.LIST_VERSIONS)
 async def list_versions(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
-    configs = await services.endpoints.require_enabled(model)
-    views = status.version_views(services.controller, model)
-    return {"endpoint_statuses": [status.version_status(v, configs) for v in views]}
+    configs = await services.model_endpoints.require_enabled(model)
+    views = model_status.version_views(services.controller.snapshot, model)
+    return {"endpoint_statuses": [model_status.version_status(v, configs) for v in views]}
 
 
 @router.get("/get-version-status", openapi_extra=openapi.GET_VERSION_STATUS)
 async def get_version_status(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
-    configs = await services.endpoints.require_enabled(model)
-    view = status.staged_view(services.controller, model, version)
+    configs = await services.model_endpoints.require_enabled(model)
+    view = model_status.staged_view(services.controller.snapshot, model, version)
     if view is None:
         raise not_found(f"Version '{version}' of '{model}' is not served (it is in no serving stage).")
-    return {"endpoint_status": status.version_status(view, configs)}
+    return {"endpoint_status": model_status.version_status(view, configs)}
 
 
 @router.get("/list-version-aliases", openapi_extra=openapi.LIST_VERSION_ALIASES)
 async def list_version_aliases(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
-    await services.endpoints.require_enabled(model)
-    routes = services.controller.snapshot.routes.get(model, {})
+    await services.model_endpoints.require_enabled(model)
+    routes = services.controller.snapshot.model_routes(model)
     ordered = sorted(routes.items(), key=lambda item: (item[0] not in ("Staging", "Production"), item[0]))
     return {"aliases": [{"alias": alias, "endpoint_version_name": version} for alias, version in ordered]}
 
@@ -98,10 +95,10 @@ async def get_supported_workload_sizes(_: Viewer) -> dict:
 
 @router.get("/get-version-replicas", openapi_extra=openapi.GET_VERSION_REPLICAS)
 async def get_version_replicas(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
-    await services.endpoints.require_enabled(model)
+    await services.model_endpoints.require_enabled(model)
     replicas = [r for r in services.engine.replicas() if r.model_name == model and r.version == version]
     return {
         "replicas": [
@@ -120,10 +117,10 @@ async def get_version_replicas(request: Request, params: Params, _: Viewer) -> d
 @router.get("/get-version-logs", openapi_extra=openapi.GET_VERSION_LOGS)
 @router.post("/get-version-logs", openapi_extra=openapi.POST_VERSION_LOGS)
 async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
     version = required_str(params, "endpoint_version_name")
-    await services.endpoints.require_enabled(model)
+    await services.model_endpoints.require_enabled(model)
     replica_id = optional_str(params, "replica_id")
     text = await asyncio.to_thread(logs.version_logs, services.settings.data_dir, model, version, replica_id)
     return {"logs": text}
@@ -131,7 +128,7 @@ async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
 
 @router.get("/get-event-history", openapi_extra=openapi.GET_EVENT_HISTORY)
 async def get_event_history(request: Request, params: Params, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model = required_str(params, MODEL)
     version = optional_str(params, "endpoint_version_name")
     return {"events": await logs.event_history(services.sessions, model, version)}

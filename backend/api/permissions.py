@@ -9,30 +9,28 @@ from fastapi import APIRouter, Request
 
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Params, Viewer
-from rtserve.server.services import Services
+from rtserve.server.services import services_of
 
 router = APIRouter(prefix="/api/2.0/permissions/serving-endpoints", tags=["permissions"])
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
 @router.get("/{endpoint_id}", openapi_extra=openapi.GET_PERMISSIONS)
 async def get_permissions(request: Request, endpoint_id: str, principal: Viewer) -> dict:
-    return await _services(request).serving.permissions(endpoint_id, principal)
+    return await services_of(request).serving_endpoints.permissions(endpoint_id, principal)
 
 
 @router.get("/{endpoint_id}/permissionLevels", openapi_extra=openapi.GET_PERMISSION_LEVELS)
 async def get_permission_levels(request: Request, endpoint_id: str, principal: Viewer) -> dict:
-    return await _services(request).serving.permission_levels(endpoint_id, principal)
+    return await services_of(request).serving_endpoints.permission_levels(endpoint_id, principal)
 
 
 @router.put("/{endpoint_id}", openapi_extra=openapi.CHANGE_PERMISSIONS)
 async def set_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
-    return await _services(request).serving.change_permissions(endpoint_id, params, principal, replace=True)
+    return await services_of(request).serving_endpoints.change_permissions(endpoint_id, params, principal, replace=True)
 
 
 @router.patch("/{endpoint_id}", openapi_extra=openapi.CHANGE_PERMISSIONS)
 async def update_permissions(request: Request, endpoint_id: str, params: Params, principal: Viewer) -> dict:
-    return await _services(request).serving.change_permissions(endpoint_id, params, principal, replace=False)
+    return await services_of(request).serving_endpoints.change_permissions(
+        endpoint_id, params, principal, replace=False
+    )

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from mlflow.entities.model_registry import ModelVersion
 
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, optional_bool, optional_str, required_str
 from rtserve.server.control.stages import canonical_stage
 from rtserve.server.errors import invalid
-from rtserve.server.services import Services
+from rtserve.server.services import services_of
 
 router = APIRouter(prefix="/api/2.0/mlflow/databricks", tags=["registry"])
 
 
 @router.post("/model-versions/transition-stage", openapi_extra=openapi.TRANSITION_STAGE)
 async def transition_stage(request: Request, params: Params, principal: Manager) -> dict:
-    services: Services = request.app.state.services
+    services = services_of(request)
     name = required_str(params, "name")
     version = required_str(params, "version")
     stage = canonical_stage(required_str(params, "stage"))
@@ -23,11 +24,11 @@ async def transition_stage(request: Request, params: Params, principal: Manager)
         raise invalid("stage must be one of None, Staging, Production, Archived.")
     archive = optional_bool(params, "archive_existing_versions", False)
     comment = optional_str(params, "comment")
-    model_version = await services.endpoints.transition(name, version, stage, archive, comment, principal.name)
+    model_version = await services.model_endpoints.transition(name, version, stage, archive, comment, principal.name)
     return {"model_version_databricks": _databricks_version(model_version)}
 
 
-def _databricks_version(mv) -> dict:  # type: ignore[no-untyped-def]
+def _databricks_version(mv: ModelVersion) -> dict:
     return {
         "name": mv.name,
         "version": str(mv.version),

@@ -14,55 +14,55 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer
-from rtserve.server.control import logs, rate_limits, serving_status
+from rtserve.server.control import logs, rate_limits
 from rtserve.server.control.serving_endpoints import ServingEndpointState
+from rtserve.server.control.status import serving_endpoint as serving_status
 from rtserve.server.errors import not_found
-from rtserve.server.services import Services
+from rtserve.server.services import Services, services_of
 
 router = APIRouter(prefix="/api/2.0/serving-endpoints", tags=["serving-endpoints"])
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
 def _detail(request: Request, endpoint: ServingEndpointState) -> dict:
-    return serving_status.endpoint_detail(endpoint, _services(request).controller.snapshot.views, str(request.base_url))
+    return serving_status.endpoint_detail(
+        endpoint, services_of(request).controller.snapshot.views, str(request.base_url)
+    )
 
 
 @router.post("", openapi_extra=openapi.CREATE_SERVING_ENDPOINT)
 async def create(request: Request, params: Params, principal: Manager) -> dict:
-    endpoint = await _services(request).serving.create(params, principal.name)
+    endpoint = await services_of(request).serving_endpoints.create(params, principal.name)
     return _detail(request, endpoint)
 
 
 @router.get("", openapi_extra=openapi.LIST_SERVING_ENDPOINTS)
 async def list_endpoints(request: Request, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     views = services.controller.snapshot.views
-    return {"endpoints": [serving_status.endpoint_summary(e, views) for e in await services.serving.list()]}
+    endpoints = await services.serving_endpoints.list_all()
+    return {"endpoints": [serving_status.endpoint_summary(e, views) for e in endpoints]}
 
 
 @router.get("/{name}", openapi_extra=openapi.GET_SERVING_ENDPOINT)
 async def get(request: Request, name: str, _: Viewer) -> dict:
-    return _detail(request, await _services(request).serving.require(name))
+    return _detail(request, await services_of(request).serving_endpoints.require(name))
 
 
 @router.delete("/{name}", openapi_extra=openapi.DELETE_SERVING_ENDPOINT)
 async def delete(request: Request, name: str, principal: Viewer) -> dict:
-    await _services(request).serving.delete(name, principal)
+    await services_of(request).serving_endpoints.delete(name, principal)
     return {}
 
 
 @router.put("/{name}/config", openapi_extra=openapi.UPDATE_CONFIG)
 async def update_config(request: Request, name: str, params: Params, principal: Viewer) -> dict:
-    endpoint = await _services(request).serving.update_config(name, params, principal)
+    endpoint = await services_of(request).serving_endpoints.update_config(name, params, principal)
     return _detail(request, endpoint)
 
 
 @router.patch("/{name}/tags", openapi_extra=openapi.PATCH_TAGS)
 async def patch_tags(request: Request, name: str, params: Params, principal: Viewer) -> dict:
-    return {"tags": await _services(request).serving.patch_tags(name, params, principal)}
+    return {"tags": await services_of(request).serving_endpoints.patch_tags(name, params, principal)}
 
 
 @router.put("/{name}/rate-limits", openapi_extra=openapi.PUT_RATE_LIMITS)
@@ -71,7 +71,8 @@ async def put_rate_limits(request: Request, name: str, params: Params, principal
     limits = rate_limits.parse_rate_limits(params.get("rate_limits", []))
     return {
         "rate_limits": [
-            limit.to_stored() for limit in await _services(request).serving.set_rate_limits(name, limits, principal)
+            limit.to_stored()
+            for limit in await services_of(request).serving_endpoints.set_rate_limits(name, limits, principal)
         ]
     }
 
@@ -81,14 +82,15 @@ async def put_ai_gateway(request: Request, name: str, params: Params, principal:
     limits = rate_limits.parse_ai_gateway(params)
     return {
         "rate_limits": [
-            limit.to_stored() for limit in await _services(request).serving.set_rate_limits(name, limits, principal)
+            limit.to_stored()
+            for limit in await services_of(request).serving_endpoints.set_rate_limits(name, limits, principal)
         ]
     }
 
 
 @router.get("/{name}/served-models/{served_model}/logs", openapi_extra=openapi.SERVED_MODEL_LOGS)
 async def served_model_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
-    services = _services(request)
+    services = services_of(request)
     model, version = await _served_version(services, name, served_model)
     text = await asyncio.to_thread(logs.version_logs, services.settings.data_dir, model, version, None)
     return {"logs": text}
@@ -97,7 +99,7 @@ async def served_model_logs(request: Request, name: str, served_model: str, _: V
 @router.get("/{name}/served-models/{served_model}/build-logs", openapi_extra=openapi.SERVED_MODEL_LOGS)
 async def served_model_build_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
     """rtserve builds no image: a version's "build" is fetching its artifacts and loading it, told by its events."""
-    services = _services(request)
+    services = services_of(request)
     model, version = await _served_version(services, name, served_model)
     events = await logs.event_history(services.sessions, model, version)
     lines = [
@@ -110,8 +112,8 @@ async def served_model_build_logs(request: Request, name: str, served_model: str
 
 @router.get("/{name}/metrics", response_class=openapi.PrometheusText, openapi_extra=openapi.PROMETHEUS)
 async def endpoint_metrics(request: Request, name: str, _: Viewer) -> Response:
-    services = _services(request)
-    endpoint = await services.serving.require(name)
+    services = services_of(request)
+    endpoint = await services.serving_endpoints.require(name)
     versions = {entity.key for entity in endpoint.entities()}
     return Response(services.metrics.exposition_for(versions), media_type=CONTENT_TYPE_LATEST)
 
@@ -121,7 +123,7 @@ def _iso(timestamp_ms: int) -> str:
 
 
 async def _served_version(services: Services, name: str, served_model: str) -> tuple[str, str]:
-    entity = (await services.serving.require(name)).served_entity(served_model)
+    entity = (await services.serving_endpoints.require(name)).served_entity(served_model)
     if entity is None:
         raise not_found(f"Serving endpoint '{name}' has no served model '{served_model}'.")
     return entity.key

@@ -11,14 +11,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server import paths
 from rtserve.server.control import events, serving_endpoints
+from rtserve.server.control.endpoint import Endpoint, EndpointKind, model_endpoint
 from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
@@ -26,7 +28,6 @@ from rtserve.server.control.reconciler import (
     Plan,
     Prepare,
     PromoteConfig,
-    StageConfig,
     StartReplica,
     StopReplica,
     Tuning,
@@ -36,9 +37,10 @@ from rtserve.server.control.reconciler import (
     reconcile,
 )
 from rtserve.server.control.serving_endpoints import ServingEndpointState
-from rtserve.server.control.snapshot import Snapshot
+from rtserve.server.control.snapshot import EndpointKey, Snapshot
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import Traffic
+from rtserve.server.control.workloads import Compute
 from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
 from rtserve.server.errors import ApiError
 from rtserve.server.registry import Registry
@@ -68,7 +70,7 @@ class Controller:
         self._routes: dict[str, dict[str, str]] = {}
         self._views: dict[VersionKey, VersionView] = {}
         self._enabled: set[str] = set()
-        self._serving: dict[str, ServingEndpointState] = {}  # named endpoints (GA API), by name
+        self._serving_endpoints: dict[str, ServingEndpointState] = {}  # serving endpoints (GA API) as stored, by name
         self.snapshot = Snapshot()
         self._memory: dict[VersionKey, VersionMemory] = {}
         self._versions: dict[str, tuple[RegisteredVersion, ...]] = {}
@@ -130,9 +132,9 @@ class Controller:
         """One round: read desired state, reconcile, act; the store is read and written off the event loop,
         and the tick's events are written together, in one transaction."""
         desired = await self._desired()
-        await self.refresh_serving()
-        pinned = serving_endpoints.pinned_versions(self._serving.values())
-        pending = serving_endpoints.pending_configs(self._serving.values())
+        await self.refresh_serving_endpoints()
+        pinned = serving_endpoints.pinned_versions(self._serving_endpoints.values())
+        pending = serving_endpoints.pending_configs(self._serving_endpoints.values())
         observed = Observed(self.engine.replicas(), self.traffic.snapshot(), dict(self._replica_batching))
         plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
@@ -146,18 +148,27 @@ class Controller:
         async with self._ticked:
             self._ticked.notify_all()
 
-    async def refresh_serving(self) -> None:
+    async def refresh_serving_endpoints(self) -> None:
         """Re-read the named serving endpoints from the store (after every change through the API)."""
-        self._serving = await asyncio.to_thread(serving_endpoints.load_all, self.sessions)
+        self._serving_endpoints = await asyncio.to_thread(serving_endpoints.load_all, self.sessions)
         self._publish()
 
     def _publish(self) -> None:
-        """Replace the snapshot readers see, in one assignment."""
+        """Compile every endpoint of both APIs into the one internal model and replace the snapshot
+        readers see, in one assignment."""
+        served: dict[str, list[tuple[str, Compute]]] = {}
+        for (model, version), view in self._views.items():
+            served.setdefault(model, []).append((version, view.compute))
+        endpoints: dict[EndpointKey, Endpoint] = {
+            (EndpointKind.MODEL, model): model_endpoint(model, self._routes.get(model, {}), served.get(model, ()))
+            for model in self._enabled
+        }
+        for state in self._serving_endpoints.values():
+            endpoints[(EndpointKind.SERVING, state.name)] = state.compiled()
         self.snapshot = Snapshot(
-            routes=MappingProxyType({model: MappingProxyType(dict(r)) for model, r in self._routes.items()}),
+            endpoints=MappingProxyType(endpoints),
             views=MappingProxyType(dict(self._views)),
-            enabled=frozenset(self._enabled),
-            serving=MappingProxyType(dict(self._serving)),
+            serving_endpoints=MappingProxyType(dict(self._serving_endpoints)),
             fresh=frozenset(self._fetched_at),
         )
 
@@ -170,7 +181,7 @@ class Controller:
 
     async def _promote(self, action: PromoteConfig) -> None:
         """Write the promotion (conditional on the pending config being the one reconciled), then re-read."""
-        endpoint = self._serving.get(action.endpoint)
+        endpoint = self._serving_endpoints.get(action.endpoint)
         if endpoint is None or endpoint.pending is None:
             return
         now_ms = int(self.clock() * 1000)
@@ -184,12 +195,12 @@ class Controller:
                 f"{endpoint.pending.config_version} (served entity '{entity.name}')",
                 entity.entity_version,
             )
-        await self.refresh_serving()
+        await self.refresh_serving_endpoints()
         self._wake.set()  # versions only the old config served can stop now
 
     def _read_desired_rows(self) -> tuple[list, list]:
         with self.sessions() as session:
-            return repo.list_endpoints(session=session), repo.all_compute_configs(session=session)
+            return repo.list_model_endpoints(session=session), repo.all_compute_configs(session=session)
 
     async def _desired(self) -> list[EndpointDesired]:
         endpoints, configs = await asyncio.to_thread(self._read_desired_rows)
@@ -205,9 +216,9 @@ class Controller:
                 except ApiError as exc:
                     # Keep serving what we know; a registry outage must not stop anything.
                     log.warning("cannot read versions of %s: %s", name, exc.message)
-        by_model: dict[str, dict[str, StageConfig]] = {}
+        by_model: dict[str, dict[str, Compute]] = {}
         for config in configs:
-            by_model.setdefault(config.registered_model_name, {})[config.stage] = StageConfig(
+            by_model.setdefault(config.registered_model_name, {})[config.stage] = Compute(
                 config.workload_size_id,
                 config.scale_to_zero_enabled,
                 config.generation,
@@ -235,7 +246,7 @@ class Controller:
                 self._replica_states.pop(replica_id, None)
                 self._replica_batching.pop(replica_id, None)
 
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -281,11 +292,11 @@ class Controller:
     # -- events ----------------------------------------------------------------------------------
     def _record_changes(self, plan: Plan) -> None:
         for replica in self.engine.replicas():
-            before = self._replica_states.get(replica.replica_id)
-            if before is replica.state:
+            last_state = self._replica_states.get(replica.replica_id)
+            if last_state is replica.state:
                 continue
             self._replica_states[replica.replica_id] = replica.state
-            message = events.replica_message(replica, before)
+            message = events.replica_message(replica, last_state)
             if message:
                 self._event(replica.model_name, events.CONTAINER_EVENT, message, replica.version)
         for key, view in plan.views.items():
@@ -298,11 +309,11 @@ class Controller:
                 self._event(
                     key[0], events.MODEL_VERSION_SERVING_EVENT, events.scaling_message(before, view), key[1], view.stage
                 )
-            if before is not None and before.config_pending and not view.config_pending:
+            if before is not None and before.compute_pending and not view.compute_pending:
                 self._event(
                     key[0],
                     events.MODEL_VERSION_SERVING_EVENT,
-                    f"Compute config applied to version {key[1]}: {view.config.workload_size_id}",
+                    f"Compute config applied to version {key[1]}: {view.compute.workload_size_id}",
                     key[1],
                     view.stage,
                 )

@@ -58,12 +58,12 @@ def effective_permission(principal: Principal, grants: Iterable[Grant]) -> Permi
     return max([principal.permission, *granted])
 
 
-def check(endpoint_name: str, endpoint_id: str | None, held: Permission, needed: Permission, action: str) -> None:
-    """Refuse (403) an action on an endpoint that needs more than the caller holds on it."""
-    # Without an id (an endpoint not loaded yet), there is no permissions URL to point to.
+def check(where: str, endpoint_id: str | None, held: Permission, needed: Permission, action: str) -> None:
+    """Refuse (403) an action on an endpoint (`where`: "serving endpoint 'x'") that needs more than the caller holds."""
+    # Without an id (a model endpoint, or one not loaded yet), there is no permissions URL to point to.
     url = f"/api/2.0/permissions/serving-endpoints/{endpoint_id}"
     grant = f" Someone who manages the endpoint can grant it: PATCH {url}." if endpoint_id else ""
-    authorize(held, needed, action, on=f" on serving endpoint '{endpoint_name}'", hint=grant)
+    authorize(held, needed, action, on=f" on {where}", hint=grant)
 
 
 def parse_access_control_list(value: Any, known_principals: set[str]) -> list[Grant]:

@@ -13,7 +13,7 @@ from rtserve.server.control import stages
 from rtserve.server.control.autoscaler import ScalingContext, ScalingState, decide
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import VersionTraffic
-from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, replica_range
+from rtserve.server.control.workloads import Compute, combine, replica_range
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 
 LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY)
@@ -28,22 +28,9 @@ class VersionState:
 
 
 @dataclass(frozen=True)
-class StageConfig:
-    workload_size_id: str = DEFAULT_WORKLOAD_SIZE
-    scale_to_zero_enabled: bool = False
-    generation: int = 0
-    max_batch_size: int = 1
-    max_batch_wait_ms: float = 0.0
-
-    @property
-    def batching(self) -> tuple[int, float]:
-        return (self.max_batch_size, self.max_batch_wait_ms)
-
-
-@dataclass(frozen=True)
 class EndpointDesired:
     model_name: str
-    configs: dict[str, StageConfig]
+    compute: dict[str, Compute]  # by stage: the preview API's compute config
     versions: tuple[RegisteredVersion, ...]
 
 
@@ -56,7 +43,7 @@ class VersionMemory:
     failures: int = 0  # consecutive failed attempts to download or load
     retry_at: float = 0.0
     last_error: str = ""
-    applied: StageConfig | None = None  # the compute config the running replicas satisfy
+    applied: Compute | None = None  # the compute config the running replicas satisfy
     served_since: float = 0.0  # when the version started being served (idle time counts from here)
     scaling: ScalingState = ScalingState()
 
@@ -115,8 +102,8 @@ class VersionView:
     state: str
     message: str
     stage: str | None
-    config: StageConfig
-    config_pending: bool
+    compute: Compute
+    compute_pending: bool  # the running replicas do not satisfy `compute` yet
     target_replicas: int
     ready_replicas: int
     # Served through the preview API (a stage, an alias, or a route still pointing at it); False for a
@@ -152,16 +139,6 @@ class Observed:
     replica_batching: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
 
-def combine_configs(a: StageConfig, b: StageConfig) -> StageConfig:
-    """One config for a version that several endpoints serve: the larger size, scale to zero only if all agree."""
-
-    def most_replicas(config: StageConfig) -> int:
-        return replica_range(config.workload_size_id, False, 1)[1]
-
-    chosen = b if most_replicas(b) > most_replicas(a) else a
-    return replace(chosen, scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled)
-
-
 def reconcile(
     desired: list[EndpointDesired],
     observed: Observed,
@@ -169,7 +146,7 @@ def reconcile(
     previous_routes: dict[str, dict[str, str]],
     now: float,
     tuning: Tuning = Tuning(),
-    pinned: Mapping[tuple[str, str], StageConfig] | None = None,
+    pinned: Mapping[tuple[str, str], Compute] | None = None,
     pending: Sequence[PendingConfig] = (),
 ) -> Plan:
     """`desired` are the registered models served by stage (seed 000); `pinned` are versions that
@@ -180,7 +157,7 @@ def reconcile(
     for replica in observed.replicas:
         by_version.setdefault((replica.model_name, replica.version), []).append(replica)
 
-    wanted: dict[tuple[str, str], tuple[str | None, StageConfig]] = {}
+    wanted: dict[tuple[str, str], tuple[str | None, Compute]] = {}
     staged: set[tuple[str, str]] = set()
     for endpoint in desired:
         model = endpoint.model_name
@@ -192,11 +169,11 @@ def reconcile(
         routes = stages.choose_routes(stages.route_candidates(endpoint.versions), previous_routes.get(model, {}), ready)
         plan.routes[model] = routes
         for version, stage in stages.served_versions(endpoint.versions, routes).items():
-            wanted[(model, version)] = (stage, endpoint.configs.get(stage or "", StageConfig()))
+            wanted[(model, version)] = (stage, endpoint.compute.get(stage or "", Compute()))
             staged.add((model, version))
     for key, config in (pinned or {}).items():
         stage, current = wanted.get(key, (None, None))
-        wanted[key] = (stage, config if current is None else combine_configs(current, config))
+        wanted[key] = (stage, config if current is None else combine(current, config))
 
     for key, (stage, config) in wanted.items():
         _plan_version(
@@ -223,7 +200,7 @@ def _plan_version(
     plan: Plan,
     key: tuple[str, str],
     stage: str | None,
-    config: StageConfig,
+    config: Compute,
     group: list[ReplicaObservation],
     memory: VersionMemory,
     now: float,
@@ -313,8 +290,8 @@ def _plan_version(
         state=state,
         message=message,
         stage=stage,
-        config=config,
-        config_pending=memory.applied != config,
+        compute=config,
+        compute_pending=memory.applied != config,
         target_replicas=target,
         ready_replicas=len(ready),
     )

@@ -6,11 +6,11 @@ Pure: no I/O. `parse_config` turns a request's `config` into an `EndpointConfig`
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from rtserve import spec
+from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
 from rtserve.server.validate import checked, version_number
 from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_SERVED_ENTITIES
@@ -30,29 +30,19 @@ class ServedEntity:
     def key(self) -> tuple[str, str]:
         return (self.entity_name, self.entity_version)
 
+    @property
+    def compute(self) -> Compute:
+        return Compute(self.workload_size, self.scale_to_zero_enabled)
+
 
 @dataclass(frozen=True)
 class EndpointConfig:
     served_entities: tuple[ServedEntity, ...]
-    routes: tuple[tuple[str, int], ...]  # (served entity name, traffic percentage)
+    traffic: tuple[tuple[str, int], ...]  # the traffic split: (served entity name, traffic percentage)
     config_version: int = 1
 
     def entity(self, name: str) -> ServedEntity | None:
         return next((entity for entity in self.served_entities if entity.name == name), None)
-
-    def pick(self, chooser: random.Random | None = None) -> ServedEntity:
-        """The served entity for one request, drawn by the traffic percentages."""
-        weighted = [(name, share) for name, share in self.routes if share > 0]
-        draw = (chooser or random).uniform(0, sum(share for _, share in weighted))
-        chosen = weighted[-1][0]
-        for name, share in weighted:
-            if draw < share:
-                chosen = name
-                break
-            draw -= share
-        entity = self.entity(chosen)
-        assert entity is not None  # parse_config checked every route's name
-        return entity
 
     def to_stored(self) -> dict[str, Any]:
         return {
@@ -67,14 +57,14 @@ class EndpointConfig:
                 }
                 for e in self.served_entities
             ],
-            "routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in self.routes],
+            "routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in self.traffic],
         }
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> EndpointConfig:
         return cls(
             served_entities=tuple(ServedEntity(**entity) for entity in stored["served_entities"]),
-            routes=tuple((route["served_model_name"], route["traffic_percentage"]) for route in stored["routes"]),
+            traffic=tuple((route["served_model_name"], route["traffic_percentage"]) for route in stored["routes"]),
             config_version=stored["config_version"],
         )
 
@@ -97,8 +87,7 @@ def parse_config(config: Any, config_version: int) -> EndpointConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise invalid(f"Served entity names must be unique within a config; repeated: {', '.join(duplicates)}.")
-    routes = _parse_traffic(config.get("traffic_config"), names)
-    return EndpointConfig(entities, routes, config_version)
+    return EndpointConfig(entities, _parse_traffic(config.get("traffic_config"), names), config_version)
 
 
 def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:

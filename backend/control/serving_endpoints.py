@@ -14,17 +14,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from rtserve.server.auth import Permission, Principal
-from rtserve.server.control.endpoint_permissions import Grant, effective_permission
+from rtserve.server.control.endpoint import Endpoint, serving_endpoint
+from rtserve.server.control.endpoint_permissions import Grant
 from rtserve.server.control.rate_limits import RateLimit
-from rtserve.server.control.reconciler import (
-    PendingConfig,
-    StageConfig,
-    VersionState,
-    VersionView,
-    combine_configs,
-)
+from rtserve.server.control.reconciler import PendingConfig, VersionState, VersionView
 from rtserve.server.control.serving_config import EndpointConfig, ServedEntity
+from rtserve.server.control.status import version_state
+from rtserve.server.control.workloads import Compute, combine
 from rtserve.server.store import repo
 from rtserve.server.store.models import ServingEndpoint
 
@@ -46,13 +42,14 @@ class ServingEndpointState:
     grants: tuple[Grant, ...] = ()  # its access control list (see endpoint_permissions.py)
     rate_limits: tuple[RateLimit, ...] = ()
 
-    def permission_of(self, principal: Principal) -> Permission:
-        return effective_permission(principal, self.grants)
-
     @property
-    def serving(self) -> EndpointConfig | None:
-        """The config requests go to."""
+    def live_config(self) -> EndpointConfig | None:
+        """The config requests go to: the config, or before it exists the pending one."""
         return self.config or self.pending
+
+    def compiled(self) -> Endpoint:
+        """This endpoint in the one internal model (control/endpoint.py) that scoring and admission read."""
+        return serving_endpoint(self.name, self.id, self.live_config, self.pending, self.grants, self.rate_limits)
 
     def served_entity(self, name: str) -> ServedEntity | None:
         """A served entity of the config or of the pending config, by name."""
@@ -88,24 +85,14 @@ def load_all(sessions: sessionmaker[Session]) -> dict[str, ServingEndpointState]
         return {row.name: from_row(row) for row in repo.list_serving_endpoints(session=session)}
 
 
-def stage_config(entity: ServedEntity) -> StageConfig:
-    return StageConfig(entity.workload_size, entity.scale_to_zero_enabled)
-
-
-def pinned_versions(endpoints: Iterable[ServingEndpointState]) -> dict[VersionKey, StageConfig]:
+def pinned_versions(endpoints: Iterable[ServingEndpointState]) -> dict[VersionKey, Compute]:
     """Every version some endpoint's config or pending config serves, with the compute it needs."""
-    pinned: dict[VersionKey, StageConfig] = {}
+    pinned: dict[VersionKey, Compute] = {}
     for endpoint in endpoints:
         for entity in endpoint.entities():
-            config = stage_config(entity)
-            pinned[entity.key] = combine_configs(pinned[entity.key], config) if entity.key in pinned else config
+            compute = entity.compute
+            pinned[entity.key] = combine(pinned[entity.key], compute) if entity.key in pinned else compute
     return pinned
-
-
-def entity_state(view: VersionView | None) -> str:
-    if view is None:
-        return VersionState.PENDING
-    return view.state
 
 
 def pending_configs(endpoints: Iterable[ServingEndpointState]) -> list[PendingConfig]:
@@ -120,7 +107,7 @@ def pending_configs(endpoints: Iterable[ServingEndpointState]) -> list[PendingCo
 def pending_failed(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionView]) -> bool:
     if endpoint.pending is None:
         return False
-    return any(entity_state(views.get(e.key)) == VersionState.FAILED for e in endpoint.pending.served_entities)
+    return any(version_state(views.get(e.key)) == VersionState.FAILED for e in endpoint.pending.served_entities)
 
 
 def promote(sessions: sessionmaker[Session], endpoint: ServingEndpointState, now_ms: int, stored: str) -> bool:

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server.auth import Permission, Principal
 from rtserve.server.control import endpoint_permissions
+from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
-from rtserve.server.control.endpoint_permissions import Grant
-from rtserve.server.control.rate_limits import RateLimit, RateLimiter, parse_ai_gateway, parse_rate_limits
+from rtserve.server.control.endpoint_permissions import Grant, effective_permission
+from rtserve.server.control.rate_limits import RateLimit, parse_ai_gateway, parse_rate_limits
 from rtserve.server.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
 from rtserve.server.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
 from rtserve.server.errors import ApiError, invalid, not_found
@@ -34,11 +35,13 @@ def _now_ms() -> int:
 
 
 class ServingEndpointService:
-    def __init__(self, sessions: sessionmaker[Session], registry: Registry, controller: Controller) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], registry: Registry, controller: Controller, admission: Admission
+    ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.controller = controller
-        self.limiter = RateLimiter(time.monotonic)
+        self.admission = admission  # its rate limit counts restart when an endpoint's limits change
 
     async def require(self, name: str) -> ServingEndpointState:
         return await asyncio.to_thread(self._require, name)
@@ -50,10 +53,10 @@ class ServingEndpointService:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             return from_row(row)
 
-    async def list(self) -> list[ServingEndpointState]:
-        return await asyncio.to_thread(self._list)
+    async def list_all(self) -> list[ServingEndpointState]:
+        return await asyncio.to_thread(self._list_all)
 
-    def _list(self) -> list[ServingEndpointState]:
+    def _list_all(self) -> list[ServingEndpointState]:
         with self.sessions() as session:
             return [from_row(row) for row in repo.list_serving_endpoints(session=session)]
 
@@ -62,23 +65,6 @@ class ServingEndpointService:
     ) -> ServingEndpointState:
         """The endpoint, if `principal` holds `needed` on it (its token's own permission or a grant)."""
         return _permitted(await self.require(name), principal, needed, action)
-
-    def permission_on(self, name: str, principal: Principal) -> Permission:
-        """What `principal` may do on the endpoint, from the controller's copy: no store read."""
-        endpoint = self.controller.snapshot.serving.get(name)
-        return endpoint.permission_of(principal) if endpoint else principal.permission
-
-    def admit_query(self, name: str, principal: Principal, action: str) -> None:
-        """Let a scoring request through, or refuse it: CAN_QUERY on the endpoint (403), then its rate limits (429).
-
-        The scoring path: everything comes from memory. An endpoint the controller has not loaded (unknown,
-        so a 404 follows, or just created) is judged by the token's own permission and has no limits yet.
-        """
-        endpoint = self.controller.snapshot.serving.get(name)
-        held = endpoint.permission_of(principal) if endpoint else principal.permission
-        endpoint_permissions.check(name, endpoint.id if endpoint else None, held, Permission.CAN_QUERY, action)
-        if endpoint is not None:
-            self.limiter.admit(name, endpoint.rate_limits, principal.name)
 
     async def create(self, params: dict[str, Any], user: str) -> ServingEndpointState:
         name = params.get("name")
@@ -143,8 +129,8 @@ class ServingEndpointService:
     async def delete(self, name: str, principal: Principal) -> None:
         await self.require_permission(name, principal, Permission.CAN_MANAGE, "deleting it")
         await asyncio.to_thread(self._delete, name)
-        self.limiter.forget(name)
-        await self.controller.refresh_serving()
+        self.admission.forget(name)
+        await self.controller.refresh_serving_endpoints()
         self.controller.nudge()
 
     def _delete(self, name: str) -> None:
@@ -160,7 +146,7 @@ class ServingEndpointService:
         if not isinstance(remove, list) or not all(isinstance(key, str) for key in remove):
             raise invalid("'delete_tags' must be a list of tag keys.")
         tags = await asyncio.to_thread(self._store_tags, name, add, remove)
-        await self.controller.refresh_serving()
+        await self.controller.refresh_serving_endpoints()
         return tags
 
     def _store_tags(self, name: str, add: list[dict[str, str]], remove: list[str]) -> list[dict[str, str]]:
@@ -178,9 +164,9 @@ class ServingEndpointService:
         """Replace the endpoint's rate limits (PUT .../rate-limits or .../ai-gateway); they apply at once."""
         await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its rate limits")
         await asyncio.to_thread(self._store_limits, name, limits)
-        self.limiter.forget(name)
-        await self.controller.refresh_serving()
-        return self.controller.snapshot.serving[name].rate_limits
+        self.admission.forget(name)
+        await self.controller.refresh_serving_endpoints()
+        return self.controller.snapshot.serving_endpoints[name].rate_limits
 
     def _store_limits(self, name: str, limits: tuple[RateLimit, ...]) -> None:
         with self.sessions.begin() as session:
@@ -210,7 +196,7 @@ class ServingEndpointService:
             params.get("access_control_list", []), set(token_levels)
         )
         changed = await asyncio.to_thread(self._store_grants, endpoint_id, grants, replace)
-        await self.controller.refresh_serving()
+        await self.controller.refresh_serving_endpoints()
         return endpoint_permissions.permissions_response(endpoint_id, changed, token_levels)
 
     def _store_grants(self, endpoint_id: str, grants: list[Grant], replace: bool) -> list[Grant]:
@@ -260,9 +246,9 @@ class ServingEndpointService:
                 ) from None
 
     async def _changed(self, name: str) -> ServingEndpointState:
-        await self.controller.refresh_serving()
+        await self.controller.refresh_serving_endpoints()
         self.controller.nudge()
-        return self.controller.snapshot.serving[name]
+        return self.controller.snapshot.serving_endpoints[name]
 
 
 def _already_exists(name: str) -> ApiError:
@@ -275,7 +261,8 @@ def _already_exists(name: str) -> ApiError:
 def _permitted(
     endpoint: ServingEndpointState, principal: Principal, needed: Permission, action: str
 ) -> ServingEndpointState:
-    endpoint_permissions.check(endpoint.name, endpoint.id, endpoint.permission_of(principal), needed, action)
+    held = effective_permission(principal, endpoint.grants)
+    endpoint_permissions.check(f"serving endpoint '{endpoint.name}'", endpoint.id, held, needed, action)
     return endpoint
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 from rtserve.spec import DEFAULT_WORKLOAD_SIZE as DEFAULT_WORKLOAD_SIZE
 from rtserve.spec import SERVING_STAGES as SERVING_STAGES
@@ -15,3 +16,32 @@ def replica_range(workload_size_id: str, scale_to_zero: bool, replica_concurrenc
     low = max(1, math.ceil(size.min_concurrency / replica_concurrency))
     high = max(low, math.ceil(size.max_concurrency / replica_concurrency))
     return (0 if scale_to_zero else low, high)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What one served version runs on: its workload size, scale to zero and batching.
+
+    A model endpoint's compute is set per stage (the preview API's compute config; `generation` counts
+    its updates); a serving endpoint's comes from each served entity. Both are this.
+    """
+
+    workload_size_id: str = DEFAULT_WORKLOAD_SIZE
+    scale_to_zero_enabled: bool = False
+    generation: int = 0
+    max_batch_size: int = 1
+    max_batch_wait_ms: float = 0.0
+
+    @property
+    def batching(self) -> tuple[int, float]:
+        return (self.max_batch_size, self.max_batch_wait_ms)
+
+
+def combine(a: Compute, b: Compute) -> Compute:
+    """One compute for a version that several endpoints serve: the larger size, scale to zero only if all agree."""
+
+    def most_replicas(compute: Compute) -> int:
+        return replica_range(compute.workload_size_id, False, 1)[1]
+
+    chosen = b if most_replicas(b) > most_replicas(a) else a
+    return replace(chosen, scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled)

@@ -1,4 +1,11 @@
-"""ORM tables. Desired state only: what runs is observed from the engine, never stored."""
+"""ORM tables: desired state, and the little the controller must remember across restarts.
+
+What runs (replicas, their states, which version a stage's route points to) is observed from the
+engine and the registry every tick and published in the snapshot (control/snapshot.py), never
+stored. The controller writes here only two things: events (`Event`, the history the UI and
+`get-event-history` show) and the promotion of a serving endpoint's pending config to its config
+(a `PromoteConfig` action), which must survive a restart so that traffic does not move back.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +28,8 @@ class ApiToken(Base):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class Endpoint(Base):
-    """A registered model with serving enabled (seed 000's "endpoint")."""
+class ModelEndpoint(Base):
+    """A registered model with serving enabled: a model endpoint (seed 000's "endpoint")."""
 
     __tablename__ = "endpoints"
 
@@ -32,7 +39,7 @@ class Endpoint(Base):
 
 
 class ComputeConfig(Base):
-    """The desired workload for one stage of an endpoint; `generation` counts its updates."""
+    """The desired compute for one stage of a model endpoint; `generation` counts its updates."""
 
     __tablename__ = "compute_configs"
 
@@ -63,7 +70,7 @@ class Event(Base):
 
 
 class ServingEndpoint(Base):
-    """A named serving endpoint of the GA API (seed 002): served entities and a traffic split.
+    """A serving endpoint of the GA API (seed 002): served entities and a traffic split.
 
     `config` is what serves traffic; `pending_config` is an update being rolled out, which replaces
     `config` once every served entity in it is ready. Both are JSON (see control/serving_config.py).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from rtserve.server.store.models import ApiToken, ComputeConfig, Endpoint, Event, ServingEndpoint
+from rtserve.server.store.models import ApiToken, ComputeConfig, Event, ModelEndpoint, ServingEndpoint
 
 
 def find_token_by_hash(*, session: Session, token_hash: str) -> ApiToken | None:
@@ -33,21 +33,21 @@ def get_token(*, session: Session, token_id: str) -> ApiToken | None:
     return session.get(ApiToken, token_id)
 
 
-def get_endpoint(*, session: Session, model_name: str) -> Endpoint | None:
-    return session.get(Endpoint, model_name)
+def get_model_endpoint(*, session: Session, model_name: str) -> ModelEndpoint | None:
+    return session.get(ModelEndpoint, model_name)
 
 
-def list_endpoints(*, session: Session) -> list[Endpoint]:
-    return list(session.scalars(select(Endpoint).order_by(Endpoint.registered_model_name)))
+def list_model_endpoints(*, session: Session) -> list[ModelEndpoint]:
+    return list(session.scalars(select(ModelEndpoint).order_by(ModelEndpoint.registered_model_name)))
 
 
-def add_endpoint(*, session: Session, endpoint: Endpoint) -> None:
+def add_model_endpoint(*, session: Session, endpoint: ModelEndpoint) -> None:
     session.add(endpoint)
 
 
-def delete_endpoint(*, session: Session, model_name: str) -> None:
+def delete_model_endpoint(*, session: Session, model_name: str) -> None:
     session.execute(delete(ComputeConfig).where(ComputeConfig.registered_model_name == model_name))
-    session.execute(delete(Endpoint).where(Endpoint.registered_model_name == model_name))
+    session.execute(delete(ModelEndpoint).where(ModelEndpoint.registered_model_name == model_name))
 
 
 def compute_configs(*, session: Session, model_name: str) -> list[ComputeConfig]:

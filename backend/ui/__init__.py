@@ -6,13 +6,13 @@ so that /ui/ paths authenticate with the session cookie instead of a token heade
 
 from fastapi import APIRouter
 
-from rtserve.server.ui import actions, endpoint_pages, pages
+from rtserve.server.ui import actions, model_pages, serving_endpoint_pages
 from rtserve.server.ui.session import BrowserAuth, SessionStore
 
 router = APIRouter(include_in_schema=False)
 router.include_router(actions.public_router)
-router.include_router(pages.router)
-router.include_router(endpoint_pages.router)
+router.include_router(model_pages.router)
+router.include_router(serving_endpoint_pages.router)
 router.include_router(actions.router)  # last: it ends with the catch-all "page not found"
 
 __all__ = ["BrowserAuth", "SessionStore", "router"]

@@ -16,10 +16,13 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
 from rtserve.server.auth import Permission
-from rtserve.server.control import stages, status
+from rtserve.server.control import stages
+from rtserve.server.control.endpoint import EndpointKind
+from rtserve.server.control.snapshot import Snapshot
+from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import SERVING_STAGES
 from rtserve.server.errors import ApiError, invalid
-from rtserve.server.services import Services
+from rtserve.server.services import Services, services_of
 from rtserve.server.ui import query
 from rtserve.server.ui.render import (
     UiRoute,
@@ -78,10 +81,6 @@ public_router = APIRouter(route_class=UiRoute, include_in_schema=False)
 router = APIRouter(prefix="/ui", route_class=UiRoute, include_in_schema=False, dependencies=[Depends(csrf_protect)])
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
 def _store(request: Request) -> SessionStore:
     return request.scope["state"]["ui_sessions"]
 
@@ -138,7 +137,7 @@ async def login(
         return _login_form(
             request, safe_next(next), error="The sign-in form expired or came from another site. Try again.", code=403
         )
-    principal = await _services(request).verifier.check(token.strip()) if token.strip() else None
+    principal = await services_of(request).verifier.check(token.strip()) if token.strip() else None
     if principal is None:
         message = (
             "Enter a token."
@@ -177,12 +176,17 @@ async def _observed(services: Services, done: Callable[[], bool], timeout: float
         await services.controller.wait_tick(remaining)
 
 
+def _read(snapshot: Snapshot, model: str) -> bool:
+    """Serving is enabled and the model's versions have been read: the page can show its routes."""
+    return snapshot.model_endpoint(model) is not None and not snapshot.is_stale(model)
+
+
 @router.post("/models/{name}/enable")
 async def enable(request: Request, name: str) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "enabling serving")
-    services = _services(request)
-    await services.endpoints.enable(name, principal.name)
-    await _observed(services, lambda: name in services.controller.snapshot.routes)
+    services = services_of(request)
+    await services.model_endpoints.enable(name, principal.name)
+    await _observed(services, lambda: _read(services.controller.snapshot, name))
     return redirect(
         f"{model_path(name, 'serving')}",
         session_of(request),
@@ -194,16 +198,16 @@ async def enable(request: Request, name: str) -> Response:
 @router.post("/models/{name}/disable")
 async def disable(request: Request, name: str) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "disabling serving")
-    services = _services(request)
-    await services.endpoints.disable(name, principal.name)
-    await _observed(services, lambda: name not in services.controller.snapshot.enabled)
+    services = services_of(request)
+    await services.model_endpoints.disable(name, principal.name)
+    await _observed(services, lambda: services.controller.snapshot.model_endpoint(name) is None)
     message = "Serving disabled: every replica is stopping."
     return redirect(model_path(name, "serving"), session_of(request), "ok", message)
 
 
 def _observes_config(services: Services, name: str, stage: str, wanted: tuple[str, bool]) -> bool:
-    served = [v for v in status.version_views(services.controller, name) if v.stage == stage]
-    return all((v.config.workload_size_id, v.config.scale_to_zero_enabled) == wanted for v in served)
+    served = [v for v in model_status.version_views(services.controller.snapshot, name) if v.stage == stage]
+    return all((v.compute.workload_size_id, v.compute.scale_to_zero_enabled) == wanted for v in served)
 
 
 @router.post("/models/{name}/compute")
@@ -215,15 +219,15 @@ async def update_compute(
     scale_to_zero_enabled: str = Form("false"),
 ) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "changing compute settings")
-    services = _services(request)
+    services = services_of(request)
     scale_to_zero = scale_to_zero_enabled.lower() in ("true", "on", "1")
-    current = {c.stage: c for c in await services.endpoints.require_enabled(name)}.get(stage)
+    current = {c.stage: c for c in await services.model_endpoints.require_enabled(name)}.get(stage)
     before = (current.workload_size_id, current.scale_to_zero_enabled) if current is not None else None
     spec: dict = {"workload_size_id": workload_size_id, "scale_to_zero_enabled": scale_to_zero}
     if current is not None and current.max_batch_size > 1:
         # The form does not edit batching (an API extension): keep what is set rather than reset it.
         spec.update(max_batch_size=current.max_batch_size, max_batch_wait_ms=current.max_batch_wait_ms)
-    await services.endpoints.update_compute_config(name, stage, spec, principal.name)
+    await services.model_endpoints.update_compute_config(name, stage, spec, principal.name)
     described = f"{workload_size_id}, scale to zero {'on' if scale_to_zero else 'off'}"
     if before == (workload_size_id, scale_to_zero):
         message = f"{stage} already runs {described}: nothing to change."
@@ -243,9 +247,9 @@ async def transition(
         raise invalid(f"Pick a stage among {', '.join(stages.ALL_STAGES)}; got {stage!r}.")
     # MLflow archives other versions only when moving into an active stage; elsewhere the box means nothing.
     archive = archive_existing_versions.lower() in ("true", "on", "1") and target in SERVING_STAGES
-    services = _services(request)
-    await services.endpoints.transition(name, version, target, archive, "from the rtserve UI", principal.name)
-    if target in SERVING_STAGES and name in services.controller.snapshot.enabled:
+    services = services_of(request)
+    await services.model_endpoints.transition(name, version, target, archive, "from the rtserve UI", principal.name)
+    if target in SERVING_STAGES and services.controller.snapshot.model_endpoint(name) is not None:
 
         def moved() -> bool:
             return getattr(services.controller.snapshot.view(name, version), "stage", None) == target
@@ -257,11 +261,8 @@ async def transition(
 
 @router.post("/models/{name}/query")
 async def send_query(request: Request, name: str, target: str = Form(...), body: str = Form("")) -> Response:
-    require(request, Permission.CAN_QUERY, "sending a request to the model")
-    services = _services(request)
-    if len(body.encode()) > services.settings.max_request_bytes:
-        raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
-    result = await query.send(services, name, target, body)
+    principal = require(request, Permission.CAN_VIEW, "sending a request to the model")
+    result = await query.send(services_of(request), principal, EndpointKind.MODEL, name, target, body)
     return fragment(request, "_query_result.html", **vars(result))
 
 

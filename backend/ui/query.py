@@ -1,5 +1,5 @@
-"""The query panels (a model's Serving tab, a serving endpoint's page): score through the same gateway
-as the invocation URLs, shown readably."""
+"""The one query panel helper (a model's Serving tab, a serving endpoint's page): admitted and scored
+through the same admission and gateway as the scoring URLs, and shown readably."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtserve.server import gateway
+from rtserve.server.auth import Principal
+from rtserve.server.control.endpoint import EndpointKind
 from rtserve.server.errors import ApiError
 from rtserve.server.services import Services
 from rtserve.server.ui.render import ERROR_HINTS
@@ -98,39 +100,36 @@ def invalid_body(body: str) -> QueryResult | None:
     return QueryResult(400, 0, None, "Not sent to the model", error, hint, sent=False)
 
 
-async def send(services: Services, model: str, target: str, body: str) -> QueryResult:
-    """Score `body` on `target` through the gateway, exactly as the invocation URL would (and counted alike)."""
-    label = f"POST /model-endpoint/{model}/{target}/invocations"
+async def send(
+    services: Services, principal: Principal, kind: EndpointKind, name: str, route: str, body: str
+) -> QueryResult:
+    """Score `body` on an endpoint's route exactly as its scoring URL would: admitted (permission, grants,
+    rate limits), scored through the gateway and counted alike. `route` is a stage, alias or version of a
+    model endpoint, or a served model of a serving endpoint (TRAFFIC_SPLIT for its traffic split)."""
+    action = "sending a request to the model" if kind is EndpointKind.MODEL else "sending a request to it"
+    services.admission.admit(services.controller.snapshot, kind, name, principal, action)
+    if len(body.encode()) > services.settings.max_request_bytes:
+        raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
+    label = f"POST {_scoring_path(kind, name, route)}"
     refused = invalid_body(body)
     if refused is not None:
         return refused
     started = time.perf_counter()
     try:
-        scored = await gateway.score_and_record(services, model, target, body.encode(), "application/json")
+        scored = await gateway.score(services, kind, name, route, body.encode(), "application/json")
     except ApiError as exc:
         return _refused(exc, started, label)
-    return _answered(scored, started, label, served_version=scored.version)
+    destination = scored.destination
+    if kind is EndpointKind.MODEL:
+        return _answered(scored, started, label, served_version=destination.version)
+    answered_by = f"{destination.model} version {destination.version}"
+    return _answered(scored, started, label, served_version=answered_by, served_model_name=destination.served_name)
 
 
-async def send_to_serving_endpoint(services: Services, endpoint: str, served_model: str, body: str) -> QueryResult:
-    """Score `body` on a named endpoint (its traffic split) or, if `served_model` is set, on that served model.
-
-    The same gateway call as POST /serving-endpoints/{name}[/served-models/{served}]/invocations.
-    """
-    path = f"/serving-endpoints/{endpoint}" + (f"/served-models/{served_model}" if served_model else "")
-    label = f"POST {path}/invocations"
-    refused = invalid_body(body)
-    if refused is not None:
-        return refused
-    started = time.perf_counter()
-    try:
-        entity, scored = await gateway.score_served(
-            services, endpoint, served_model or None, body.encode(), "application/json"
-        )
-    except ApiError as exc:
-        return _refused(exc, started, label)
-    answered_by = f"{entity.entity_name} version {entity.entity_version}"
-    return _answered(scored, started, label, served_version=answered_by, served_model_name=entity.name)
+def _scoring_path(kind: EndpointKind, name: str, route: str) -> str:
+    if kind is EndpointKind.MODEL:
+        return f"/model-endpoint/{name}/{route}/invocations"
+    return f"/serving-endpoints/{name}" + (f"/served-models/{route}" if route else "") + "/invocations"
 
 
 def _refused(exc: ApiError, started: float, label: str) -> QueryResult:

@@ -98,7 +98,9 @@ class SessionStore:
 
 
 def csrf_matches(session: UiSession, presented: str | None) -> bool:
-    return bool(presented) and secrets.compare_digest(presented.encode(), session.csrf_token.encode())
+    if not presented:
+        return False
+    return secrets.compare_digest(presented.encode(), session.csrf_token.encode())
 
 
 def cookie_value(scope: Scope, name: str) -> str | None:

@@ -100,14 +100,11 @@ def predict_together(
     except Exception:
         # MLflow's complete path predicts it again and reports the failure the way MLflow does.
         return Unanswered(Failure.RAISED)
-    if len(sizes) == 1:
-        pieces: list[Any] | None = [raw]
-    else:
-        pieces = split(raw, sizes)
-        if pieces is None:
-            return Unanswered(
-                Failure.NOT_ONE_PER_ROW, f"its output ({type(raw).__name__}) does not have one entry per input row"
-            )
+    pieces = [raw] if len(sizes) == 1 else split(raw, sizes)
+    if pieces is None:
+        return Unanswered(
+            Failure.NOT_ONE_PER_ROW, f"its output ({type(raw).__name__}) does not have one entry per input row"
+        )
     answers = []
     for piece in pieces:
         buffer = StringIO()
@@ -140,6 +137,7 @@ def exact_frame(exact: ExactFramePredictor, members: list[FloatRows]) -> pd.Data
 def split(raw: Any, sizes: list[int]) -> list[Any] | None:
     """`raw` cut into consecutive pieces of `sizes` rows, or None unless it has exactly one entry per row."""
     total = sum(sizes)
+    cut: Callable[[slice], Any]
     if isinstance(raw, np.ndarray):
         if raw.ndim == 0 or raw.shape[0] != total:
             return None

@@ -129,7 +129,7 @@ class EngineWatch:
 
     def __init__(self, status_conn: Connection) -> None:
         self._status_conn = status_conn
-        self._stop: Callable[[], None] | None = None
+        self._stop: Callable[[], object] | None = None
         self._lock = threading.Lock()
         threading.Thread(target=self._run, name="engine-watch", daemon=True).start()
 

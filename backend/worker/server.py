@@ -269,7 +269,7 @@ class ReplicaServer:
                 self._answer(request, result)
 
     def _take(self, limit: int) -> list[_Request]:
-        batch = []
+        batch: list[_Request] = []
         while self._queue and len(batch) < limit:
             batch.append(self._queue.popleft())
         return batch

@@ -63,7 +63,8 @@ def _traffic_config(value: ServingEndpointTrafficConfig | Mapping[str, Any] | No
     """The attribute as Terraform JSON: `{"routes": [{"served_model_name", "traffic_percentage"}]}`."""
     if value is None:
         return None
-    routes = value.routes if isinstance(value, ServingEndpointTrafficConfig) else value["routes"]
+    # Each route: a ServingEndpointTrafficConfigRoutes (or any dataclass instance) or a mapping.
+    routes: Sequence[Any] = value.routes if isinstance(value, ServingEndpointTrafficConfig) else value["routes"]
     return {"routes": [asdict(r) if is_dataclass(r) and not isinstance(r, type) else dict(r) for r in routes]}
 
 

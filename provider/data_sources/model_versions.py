@@ -24,8 +24,8 @@ VERSION = Object(
 )
 
 
-def _number(version: str) -> int:
-    return int(version) if version.isdigit() else -1
+def _number(version: object) -> int:
+    return int(version) if isinstance(version, str) and version.isdigit() else -1
 
 
 class ModelVersionsDataSource(ProviderBound, DataSource):

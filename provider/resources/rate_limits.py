@@ -13,7 +13,7 @@ filled in at plan time, so a configuration that leaves them out never differs fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tf.schema import Attribute, Block
@@ -116,7 +116,7 @@ def _problems(block: Mapping[str, Any]) -> list[str]:
     """The backend's rules (rtserve.spec) applied to the values known so far, said in Terraform's terms."""
     calls, key = block.get("calls"), block.get("key")
     period, principal = block.get("renewal_period"), block.get("principal")
-    checks = []
+    checks: list[tuple[Callable[[object, str], object], object, str]] = []
     if isinstance(calls, int | float):
         # A Terraform number arrives as a float; a whole one is the integer the request will carry.
         whole = int(calls) if isinstance(calls, float) and calls.is_integer() else calls

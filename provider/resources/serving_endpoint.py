@@ -163,6 +163,7 @@ class ServingEndpointResource(RtserveResource):
             planned["id"] = name
             if client is not None:
                 planned["endpoint_url"] = client.serving_endpoint_url(name)
+        unknown: tuple[str, ...]
         if current is None:
             planned["endpoint_id"] = Unknown
             unknown = ("config_version", *STATUS_ATTRIBUTES)

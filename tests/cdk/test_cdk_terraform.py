@@ -120,17 +120,17 @@ def test_a_limited_serving_endpoint_and_its_permissions_apply_and_plan_empty_aft
         )
         tf.init()
         assert str(tf.apply().summary) == "3 to add, 0 to change, 0 to destroy"
-        assert backend.serving()["split"]["acl"] == [
+        assert backend.serving_endpoints()["split"]["acl"] == [
             {"group_name": "users", "permission_level": "CAN_VIEW"},
             {"user_name": "alice", "permission_level": "CAN_QUERY"},
         ]
-        assert backend.serving()["split"]["config"]["routes"] == [
+        assert backend.serving_endpoints()["split"]["config"]["routes"] == [
             {"served_model_name": "blue", "traffic_percentage": 90},
             {"served_model_name": "green", "traffic_percentage": 10},
         ]
-        assert backend.serving()["single"]["config"]["served_entities"][0]["name"] == "iris-classifier-1"
-        assert sorted(limit["calls"] for limit in backend.serving()["split"]["rate_limits"]) == [10, 100]
+        assert backend.serving_endpoints()["single"]["config"]["served_entities"][0]["name"] == "iris-classifier-1"
+        assert sorted(limit["calls"] for limit in backend.serving_endpoints()["split"]["rate_limits"]) == [10, 100]
         assert tf.output() == {"single_url": f"{url}/serving-endpoints/single/invocations", "split_ready": "READY"}
         assert not tf.plan().summary.has_changes
         tf.destroy()
-        assert backend.serving() == {}
+        assert backend.serving_endpoints() == {}

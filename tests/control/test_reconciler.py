@@ -7,7 +7,6 @@ from rtserve.server.control.reconciler import (
     PendingConfig,
     Prepare,
     PromoteConfig,
-    StageConfig,
     StartReplica,
     StopReplica,
     Tuning,
@@ -16,6 +15,7 @@ from rtserve.server.control.reconciler import (
 )
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import VersionTraffic
+from rtserve.server.control.workloads import Compute
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 
 pytestmark = pytest.mark.unit
@@ -58,7 +58,7 @@ def test_a_downloaded_version_gets_its_replicas_started():
 
 
 def test_medium_workload_starts_more_replicas():
-    configs = {"Production": StageConfig("Medium", False, 2)}
+    configs = {"Production": Compute("Medium", False, 2)}
     plan = reconcile(
         [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs([]), prepared("1"), {}, now=0
     )
@@ -70,7 +70,7 @@ def test_nothing_happens_when_observed_matches_desired():
     plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs(observed), prepared("1"), {}, now=0)
     assert plan.actions == []
     view = plan.views[(MODEL, "1")]
-    assert (view.state, view.ready_replicas, view.config_pending) == ("READY", 1, False)
+    assert (view.state, view.ready_replicas, view.compute_pending) == ("READY", 1, False)
 
 
 def test_scaling_down_stops_the_least_busy_ready_replica():
@@ -80,18 +80,18 @@ def test_scaling_down_stops_the_least_busy_ready_replica():
 
 
 def test_a_compute_change_is_pending_until_replicas_match_it():
-    memory = {(MODEL, "1"): VersionMemory(model_uri="/m", applied=StageConfig("Small", False, 1))}
-    configs = {"Production": StageConfig("Medium", False, 2)}
+    memory = {(MODEL, "1"): VersionMemory(model_uri="/m", applied=Compute("Small", False, 1))}
+    configs = {"Production": Compute("Medium", False, 2)}
     observed = [replica("r1", "1", ReplicaState.READY)]
     plan = reconcile(
         [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs(observed), memory, {}, now=0
     )
-    assert plan.views[(MODEL, "1")].config_pending
+    assert plan.views[(MODEL, "1")].compute_pending
     observed.append(replica("r2", "1", ReplicaState.READY))
     plan = reconcile(
         [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs(observed), plan.memory, {}, 1
     )
-    assert not plan.views[(MODEL, "1")].config_pending
+    assert not plan.views[(MODEL, "1")].compute_pending
 
 
 def test_promotion_keeps_the_old_version_until_the_new_one_is_ready():
@@ -144,7 +144,7 @@ def test_several_versions_in_one_stage_are_all_served_and_the_newest_takes_the_u
     assert set(plan.views) == {(MODEL, "1"), (MODEL, "2")}
 
 
-S2Z = {"Production": StageConfig("Small", True, 1)}
+S2Z = {"Production": Compute("Small", True, 1)}
 IDLE = Tuning(idle_seconds=60)
 
 
@@ -170,7 +170,7 @@ def test_a_request_at_zero_replicas_starts_one_at_once():
 
 def test_load_beyond_one_replica_scales_up_after_the_delay():
     versions = (RegisteredVersion("1", "Production"),)
-    configs = {"Production": StageConfig("Medium", False, 1)}
+    configs = {"Production": Compute("Medium", False, 1)}
     observed = [replica("a", "1", ReplicaState.READY, 8), replica("b", "1", ReplicaState.READY, 8)]
     loaded = obs(observed, **{"1": VersionTraffic(16, 10.0)})
     first = reconcile([endpoint(*versions, configs=configs)], loaded, prepared("1"), {}, now=10)
@@ -181,7 +181,7 @@ def test_load_beyond_one_replica_scales_up_after_the_delay():
 
 def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
     versions = (RegisteredVersion("1", "Production"),)
-    configs = {"Production": StageConfig("Small", False, 2, max_batch_size=16, max_batch_wait_ms=5)}
+    configs = {"Production": Compute("Small", False, 2, max_batch_size=16, max_batch_wait_ms=5)}
     old = replica("old", "1", ReplicaState.READY)
     plan = reconcile([endpoint(*versions, configs=configs)], obs([old]), prepared("1"), {}, now=0)
     assert plan.actions == [started("1", "starting", (16, 5))]
@@ -192,7 +192,7 @@ def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
 
 
 def test_a_version_pinned_by_a_serving_endpoint_runs_whatever_its_stage():
-    pinned = {(MODEL, "3"): StageConfig("Medium", False)}
+    pinned = {(MODEL, "3"): Compute("Medium", False)}
     plan = reconcile([], obs([]), prepared("3"), {}, now=0, pinned=pinned)
     assert plan.actions == [started("3")] * 2
     assert plan.views[(MODEL, "3")].stage is None
@@ -205,13 +205,13 @@ def test_a_version_pinned_by_a_serving_endpoint_runs_whatever_its_stage():
 
 
 def test_a_version_served_by_a_stage_and_an_endpoint_runs_once_sized_for_the_larger():
-    configs = {"Production": StageConfig("Small", True)}
-    pinned = {(MODEL, "1"): StageConfig("Medium", False)}
+    configs = {"Production": Compute("Small", True)}
+    pinned = {(MODEL, "1"): Compute("Medium", False)}
     plan = reconcile(
         [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs([]), prepared("1"), {}, 0, pinned=pinned
     )
     view = plan.views[(MODEL, "1")]
-    assert (view.stage, view.config.workload_size_id, view.config.scale_to_zero_enabled) == (
+    assert (view.stage, view.compute.workload_size_id, view.compute.scale_to_zero_enabled) == (
         "Production",
         "Medium",
         False,
@@ -220,7 +220,7 @@ def test_a_version_served_by_a_stage_and_an_endpoint_runs_once_sized_for_the_lar
 
 
 def test_a_version_only_an_endpoint_serves_is_not_counted_as_staged():
-    pinned = {(MODEL, "2"): StageConfig()}
+    pinned = {(MODEL, "2"): Compute()}
     plan = reconcile(
         [endpoint(RegisteredVersion("1", "Production"))], obs([]), prepared("1", "2"), {}, 0, pinned=pinned
     )
@@ -228,7 +228,7 @@ def test_a_version_only_an_endpoint_serves_is_not_counted_as_staged():
 
 
 def test_a_pending_config_is_promoted_by_an_action_once_every_version_it_serves_is_ready():
-    pinned = {(MODEL, "2"): StageConfig(), (MODEL, "3"): StageConfig()}
+    pinned = {(MODEL, "2"): Compute(), (MODEL, "3"): Compute()}
     update = PendingConfig("iris-ab", '{"config_version": 2}', ((MODEL, "2"), (MODEL, "3")))
     one_ready = [replica("r2", "2", ReplicaState.READY), replica("r3", "3", ReplicaState.STARTING)]
     plan = reconcile([], obs(one_ready), prepared("2", "3"), {}, 0, pinned=pinned, pending=[update])

@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from rtserve.server.control.endpoint import TRAFFIC_SPLIT, serving_endpoint
 from rtserve.server.control.serving_config import EndpointConfig, parse_config, parse_tags
 from rtserve.server.errors import ApiError
 
@@ -23,7 +24,7 @@ def test_one_served_entity_gets_defaults_and_all_the_traffic():
     config = parse_config({"served_entities": [entity()]}, config_version=1)
     (served,) = config.served_entities
     assert (served.name, served.workload_size, served.scale_to_zero_enabled) == ("iris-1", "Small", False)
-    assert config.routes == (("iris-1", 100),)
+    assert config.traffic == (("iris-1", 100),)
 
 
 def test_the_legacy_served_models_form_and_integer_versions_are_accepted():
@@ -86,7 +87,9 @@ def test_requests_are_drawn_by_the_traffic_percentages_and_a_zero_share_gets_non
         config_version=1,
     )
     chooser = random.Random(7)
-    drawn = Counter(config.pick(chooser).name for _ in range(10_000))
+    split = serving_endpoint("e", "id", config, None, (), ()).route(TRAFFIC_SPLIT)
+    assert split is not None
+    drawn = Counter(split.pick(chooser).served_name for _ in range(10_000))
     assert drawn["c"] == 0
     assert 7_800 < drawn["a"] < 8_200
 

@@ -1,4 +1,4 @@
-"""The local engine's settings: passed in explicitly, or read from the environment once, when it is made."""
+"""The local engine's settings: passed in by the app from its one `Settings`; the engine reads no environment."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from rtserve.server.engines.local import LocalEngine, environment
+from rtserve.server.engines.local import LocalEngine
+from rtserve.server.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-VARIABLES = (environment.DRAIN_TIMEOUT_ENV, environment.MAX_BYTES_ENV, environment.MAX_INPUT_COLUMNS_ENV)
+VARIABLES = ("RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS", "RTSERVE_REPLICA_LOG_MAX_BYTES", "RTSERVE_MAX_INPUT_COLUMNS")
 
 
 @pytest.fixture(autouse=True)
@@ -19,33 +20,30 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_without_settings_or_environment_the_defaults_apply(tmp_path: Path):
+def test_without_settings_the_defaults_apply_and_match_the_settings_defaults(tmp_path: Path):
     engine = LocalEngine(str(tmp_path))
+    defaults = Settings(data_dir=tmp_path / "data")
 
     assert (engine.stop_timeout, engine.log_max_bytes, engine.max_input_columns) == (10.0, 5 * 1024 * 1024, 1024)
+    assert (engine.stop_timeout, engine.log_max_bytes, engine.max_input_columns) == (
+        defaults.replica_drain_timeout_seconds,
+        defaults.replica_log_max_bytes,
+        defaults.max_input_columns,
+    )
 
 
-def test_settings_left_out_are_read_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(environment.DRAIN_TIMEOUT_ENV, "2.5")
-    monkeypatch.setenv(environment.MAX_BYTES_ENV, "65536")
-    monkeypatch.setenv(environment.MAX_INPUT_COLUMNS_ENV, "64")
+def test_the_environment_reaches_the_engine_only_through_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("RTSERVE_REPLICA_LOG_MAX_BYTES", "65536")
+    monkeypatch.setenv("RTSERVE_MAX_INPUT_COLUMNS", "64")
 
-    engine = LocalEngine(str(tmp_path))
+    assert LocalEngine(str(tmp_path / "a")).max_input_columns == 1024  # not read by the engine
+    settings = Settings(data_dir=tmp_path / "data")
+    engine = LocalEngine(
+        str(tmp_path / "b"),
+        stop_timeout=settings.replica_drain_timeout_seconds,
+        log_max_bytes=settings.replica_log_max_bytes,
+        max_input_columns=settings.max_input_columns,
+    )
 
     assert (engine.stop_timeout, engine.log_max_bytes, engine.max_input_columns) == (2.5, 65536, 64)
-
-
-def test_settings_passed_in_win_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(environment.DRAIN_TIMEOUT_ENV, "not a number")  # not even read
-    monkeypatch.setenv(environment.MAX_BYTES_ENV, "5MB")
-    monkeypatch.setenv(environment.MAX_INPUT_COLUMNS_ENV, "64")
-
-    engine = LocalEngine(str(tmp_path), stop_timeout=1.0, log_max_bytes=4096, max_input_columns=8)
-
-    assert (engine.stop_timeout, engine.log_max_bytes, engine.max_input_columns) == (1.0, 4096, 8)
-
-
-def test_an_invalid_drain_timeout_is_refused():
-    with pytest.raises(ValueError, match=environment.DRAIN_TIMEOUT_ENV):
-        environment.drain_timeout_from_env({environment.DRAIN_TIMEOUT_ENV: "soon"})
-    assert environment.drain_timeout_from_env({environment.DRAIN_TIMEOUT_ENV: "-3"}) == 0.0

@@ -328,9 +328,9 @@ class AppServer:
         return repr(
             (
                 sorted(seen.views.items()),
-                sorted(seen.routes.items()),
-                sorted(seen.serving.items()),
-                sorted(seen.enabled),
+                sorted(seen.endpoints.items()),
+                sorted(seen.serving_endpoints.items()),
+                sorted(seen.fresh),
                 sorted(getattr(controller, "_memory", {}).items()),
                 replicas,
             )
@@ -345,7 +345,7 @@ class AppServer:
             counted = path.endswith("/endpoints-v2/get-status")
         else:
             match = SERVING_ENDPOINT.match(path)
-            endpoint = _published(self.services.controller).serving.get(match.group(1)) if match else None
+            endpoint = _published(self.services.controller).serving_endpoints.get(match.group(1)) if match else None
             counted = endpoint is not None and endpoint.pending is not None
         if not counted:
             return
@@ -422,7 +422,8 @@ class AppServer:
         """Model -> stage -> workload spec of every model with serving enabled (the fake's `endpoints`)."""
         self.settle()
         found = {}
-        for model in sorted(_published(self.services.controller).enabled):
+        snapshot = _published(self.services.controller)
+        for model in sorted(name for kind, name in snapshot.endpoints if kind == "model"):
             status = self.api(
                 "GET", "/api/2.0/preview/mlflow/endpoints-v2/get-status", params={"registered_model_name": model}
             )
@@ -432,7 +433,7 @@ class AppServer:
             }
         return found
 
-    def serving(self) -> dict[str, dict]:
+    def serving_endpoints(self) -> dict[str, dict]:
         """Every named serving endpoint as the backend holds it: name -> {id, config, pending, tags, acl, rate_limits}
         (configs as {config_version, served_entities, routes}; acl and rate_limits in their stored form)."""
         self.settle()
@@ -445,7 +446,7 @@ class AppServer:
                 "acl": [grant.to_stored() for grant in endpoint.grants],
                 "rate_limits": [limit.to_stored() for limit in endpoint.rate_limits],
             }
-            for name, endpoint in sorted(_published(self.services.controller).serving.items())
+            for name, endpoint in sorted(_published(self.services.controller).serving_endpoints.items())
         }
 
     def rotate_token(self) -> None:
@@ -508,7 +509,7 @@ def _config(config: Any) -> dict | None:
             }
             for e in config.served_entities
         ],
-        "routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in config.routes],
+        "routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in config.traffic],
     }
 
 

@@ -68,7 +68,7 @@ def test_a_split_with_a_rate_limit_and_a_grant_applies_changes_in_place_and_dest
     tf.init()
 
     assert str(tf.apply().summary) == "2 to add, 0 to change, 0 to destroy"
-    endpoint = backend.serving()["canary"]
+    endpoint = backend.serving_endpoints()["canary"]
     assert endpoint["config"]["routes"] == [
         {"served_model_name": "current", "traffic_percentage": 90},
         {"served_model_name": "candidate", "traffic_percentage": 10},
@@ -98,12 +98,12 @@ def test_a_split_with_a_rate_limit_and_a_grant_applies_changes_in_place_and_dest
         ("module.canary.rtserve_serving_endpoint.this", "update")
     ]
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
-    assert backend.serving()["canary"]["config"]["config_version"] == 2
+    assert backend.serving_endpoints()["canary"]["config"]["config_version"] == 2
     assert tf.output()["traffic"] == {"current": 50, "candidate": 50}
     assert not tf.plan().summary.has_changes
 
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 2 to destroy"
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}
 
 
 def test_without_grants_the_endpoint_keeps_its_default_grants_and_one_entity_gets_all_traffic(
@@ -115,7 +115,7 @@ def test_without_grants_the_endpoint_keeps_its_default_grants_and_one_entity_get
     tf.init()
 
     assert str(tf.apply().summary) == "1 to add, 0 to change, 0 to destroy"
-    assert backend.serving()["canary"]["acl"] == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
+    assert backend.serving_endpoints()["canary"]["acl"] == [{"user_name": "admin", "permission_level": "CAN_MANAGE"}]
     outputs = tf.output()
     assert outputs["traffic"] == {"iris-classifier-1": 100}
     assert "permissions_id" not in outputs  # null: `terraform output` leaves it out
@@ -154,4 +154,4 @@ def test_invalid_inputs_fail_at_plan_with_the_modules_message(
     backend, url = server, server.url
     write_root(terraform, url, module_args)
     assert message in failed_plan(terraform).error_text()
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rtserve.server.engines.local.environment import max_bytes_from_env
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES, MAX_LINE_BYTES, LogPump, RotatingLog, timestamp
+from rtserve.server.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -108,9 +108,12 @@ def test_the_pump_copies_a_pipe_until_end_of_file(tmp_path: Path):
     assert texts == [b"hello", b"from the replica", b"no newline at the end"]
 
 
-def test_the_bound_comes_from_the_environment():
-    assert max_bytes_from_env({}) == DEFAULT_MAX_BYTES == 5 * 1024 * 1024
-    assert max_bytes_from_env({"RTSERVE_REPLICA_LOG_MAX_BYTES": "65536"}) == 65536
-    assert max_bytes_from_env({"RTSERVE_REPLICA_LOG_MAX_BYTES": "10"}) == 1024  # a floor keeps a line or two
-    with pytest.raises(ValueError, match="RTSERVE_REPLICA_LOG_MAX_BYTES"):
-        max_bytes_from_env({"RTSERVE_REPLICA_LOG_MAX_BYTES": "5MB"})
+def test_the_bound_comes_from_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("RTSERVE_REPLICA_LOG_MAX_BYTES", raising=False)
+    assert Settings(data_dir=tmp_path).replica_log_max_bytes == DEFAULT_MAX_BYTES == 5 * 1024 * 1024
+    monkeypatch.setenv("RTSERVE_REPLICA_LOG_MAX_BYTES", "65536")
+    assert Settings(data_dir=tmp_path).replica_log_max_bytes == 65536
+    for refused in ("10", "5MB"):  # below the 1 KiB that keeps a line or two, or not a number
+        monkeypatch.setenv("RTSERVE_REPLICA_LOG_MAX_BYTES", refused)
+        with pytest.raises(SettingsError, match="RTSERVE_REPLICA_LOG_MAX_BYTES"):
+            Settings(data_dir=tmp_path)

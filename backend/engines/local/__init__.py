@@ -12,7 +12,6 @@ requests in flight.
 - `forkserver`: the pre-loaded fork server, watched and replaced when it dies.
 - `client`: `WorkerClient`, the engine's side of the framed protocol.
 - `logs`: each replica's output pumped into its rotated log, and read back.
-- `environment`: the engine's settings from environment variables (only for those not passed in).
 
 Nothing outlives the backend: the fork server is killed by the kernel when the backend's process
 dies, and a replica exits when its status pipe reaches end of file. Imports point one way: this

@@ -30,10 +30,12 @@ from rtserve.server.engines.base import (
     ReplicaSpec,
     ReplicaState,
 )
-from rtserve.server.engines.local import environment
 from rtserve.server.engines.local.forkserver import FORKSERVER_PRELOAD, ForkServer
 from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.local.supervision import LIVE_STATES, Replica, Supervisor, kill, signal_replica
+from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
+from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
+from rtserve.server.worker.replica import DEFAULT_DRAIN_TIMEOUT
 
 # sun_path holds 108 bytes on Linux; stay well below it.
 MAX_SOCKET_PATH = 100
@@ -46,12 +48,12 @@ class LocalEngine:
     READY replica; one that misses `MAX_FAILED_PINGS` pings in a row (each waiting `ping_timeout`)
     is killed and reported CRASHED. `close_timeout` bounds the stop of every replica in `close()`.
 
-    The replicas' settings (None: read from the environment, once, here; see `environment`):
+    The replicas' settings (the app passes its `Settings`' values; the engine reads no environment):
     - `stop_timeout`: how long a graceful stop drains; the replica stops waiting for its requests
-      then, and is killed if it did not exit (RTSERVE_REPLICA_DRAIN_TIMEOUT_SECONDS, or 10 s).
-    - `log_max_bytes`: where a replica log rotates (RTSERVE_REPLICA_LOG_MAX_BYTES, or 5 MiB).
+      then, and is killed if it did not exit (10 s).
+    - `log_max_bytes`: where a replica log rotates (5 MiB).
     - `max_input_columns`: the most input columns a request may have, unless the model's signature
-      names more (RTSERVE_MAX_INPUT_COLUMNS, or 1024).
+      names more (1024).
     """
 
     def __init__(
@@ -60,20 +62,18 @@ class LocalEngine:
         health_interval: float = 0.5,
         *,
         ping_timeout: float = 2.0,
-        stop_timeout: float | None = None,
+        stop_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         close_timeout: float = 3.0,
         wall_clock: Callable[[], float] = time.time,
-        log_max_bytes: int | None = None,
-        max_input_columns: int | None = None,
+        log_max_bytes: int = DEFAULT_MAX_BYTES,
+        max_input_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
     ) -> None:
         self.run_dir = run_dir
-        self.log_max_bytes = log_max_bytes if log_max_bytes is not None else environment.max_bytes_from_env()
+        self.log_max_bytes = log_max_bytes
         self.health_interval = health_interval
         self.ping_timeout = ping_timeout
-        self.stop_timeout = stop_timeout if stop_timeout is not None else environment.drain_timeout_from_env()
-        self.max_input_columns = (
-            max_input_columns if max_input_columns is not None else environment.max_input_columns_from_env()
-        )
+        self.stop_timeout = stop_timeout
+        self.max_input_columns = max_input_columns
         self.close_timeout = close_timeout
         self._wall_clock = wall_clock
         self._context: ForkServerContext | None = None

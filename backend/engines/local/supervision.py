@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -328,9 +329,9 @@ class Supervisor:
             replica.process.close()
 
 
-async def first(*waits: object, timeout: float | None = None) -> None:
+async def first(*waits: Awaitable[object], timeout: float | None = None) -> None:
     """Return when the first of the awaitables finishes (or after `timeout`), cancelling the rest."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]  # type: ignore[call-overload]
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:
         await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -341,8 +342,13 @@ async def first(*waits: object, timeout: float | None = None) -> None:
 async def _readable(fd: int) -> None:
     """Return once `fd` is readable (for a pidfd: once its process exited)."""
     loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def _mark_ready() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, _mark_ready)
     try:
         await ready
     finally:

@@ -60,7 +60,7 @@ def server(tmp_path: Path) -> Iterator[AppServer]:
 
 
 def grants(backend: AppServer) -> list[dict]:
-    return backend.serving()["web"]["acl"]
+    return backend.serving_endpoints()["web"]["acl"]
 
 
 def test_create_reorder_update_drift_import_and_destroy(terraform: Terraform, server: AppServer) -> None:
@@ -114,7 +114,7 @@ def test_create_reorder_update_drift_import_and_destroy(terraform: Terraform, se
     assert str(tf.apply().summary) == "0 to add, 0 to change, 1 to destroy"
     assert grants(backend) == []
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 1 to destroy"
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}
 
 
 def test_invalid_grants_fail_at_plan_time_with_clear_diagnostics(terraform: Terraform, server: AppServer) -> None:
@@ -127,7 +127,7 @@ def test_invalid_grants_fail_at_plan_time_with_clear_diagnostics(terraform: Terr
     assert "The group admins cannot be granted to" in text
     assert "permission_level must be one of CAN_VIEW, CAN_QUERY, CAN_MANAGE; got 'IS_OWNER'" in text
     assert "Invalid access_control block" in text
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}
 
 
 def test_an_unknown_token_fails_the_apply_with_the_backends_message(terraform: Terraform, server: AppServer) -> None:

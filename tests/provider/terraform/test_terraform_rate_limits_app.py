@@ -70,11 +70,11 @@ def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, ser
     [(method, path, body)] = mutations(backend)
     assert (method, path) == ("PUT", AI_GATEWAY)
     assert sorted(limit["calls"] for limit in body["rate_limits"]) == [10, 50, 200]
-    assert backend.serving()["web"]["config"]["config_version"] == 1
+    assert backend.serving_endpoints()["web"]["config"]["config_version"] == 1
     assert not tf.plan().summary.has_changes
 
     # drift: a limit changed out of band shows as an in-place update
-    drifted = backend.serving()["web"]["rate_limits"]
+    drifted = backend.serving_endpoints()["web"]["rate_limits"]
     drifted[0]["calls"] = 1
     backend.api("PUT", AI_GATEWAY, json={"rate_limits": drifted})
     assert [(c.address, c.action) for c in tf.plan().changes] == [("rtserve_serving_endpoint.web", "update")]
@@ -84,7 +84,7 @@ def test_create_reorder_update_remove_drift_and_import(terraform: Terraform, ser
     backend.calls.clear()
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
     assert mutations(backend) == [("PUT", AI_GATEWAY, {"rate_limits": []})]
-    assert backend.serving()["web"]["rate_limits"] == []
+    assert backend.serving_endpoints()["web"]["rate_limits"] == []
     assert not tf.plan().summary.has_changes
 
     # import of an endpoint with limits: nothing left to change
@@ -110,7 +110,7 @@ def test_invalid_limits_fail_at_plan_time_with_clear_diagnostics(terraform: Terr
     assert "rtserve has no user groups to limit" in text
     assert "principal 'ci' names a token" in text
     assert "renewal_period must be 'minute'" in text
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}
 
     write_main_tf(terraform, url, render({"calls": 5, "key": "user"}, {"calls": 9, "key": "service_principal"}))
     text = failed_plan(terraform).error_text()

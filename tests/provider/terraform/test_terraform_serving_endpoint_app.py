@@ -88,7 +88,8 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, serve
     # a new version: the default name and the default traffic follow it, in place
     write(tf, url, ONE % "2")
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
-    assert backend.serving()["web"]["config"]["routes"] == [{"served_model_name": "iris-2", "traffic_percentage": 100}]
+    stored = backend.serving_endpoints()["web"]
+    assert stored["config"]["routes"] == [{"served_model_name": "iris-2", "traffic_percentage": 100}]
     assert not tf.plan().summary.has_changes
 
     # a traffic split, then another split
@@ -96,8 +97,8 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, serve
     assert str(tf.apply().summary) == "0 to add, 1 to change, 0 to destroy"
     write(tf, url, SPLIT % (50, 50))
     tf.apply()
-    assert [r["traffic_percentage"] for r in backend.serving()["web"]["config"]["routes"]] == [50, 50]
-    assert backend.serving()["web"]["config"]["config_version"] == 4
+    assert [r["traffic_percentage"] for r in backend.serving_endpoints()["web"]["config"]["routes"]] == [50, 50]
+    assert backend.serving_endpoints()["web"]["config"]["config_version"] == 4
     assert not tf.plan().summary.has_changes
 
     # tags alone: one PATCH, no new config
@@ -105,11 +106,12 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, serve
     backend.calls.clear()
     tf.apply()
     assert [m for m, path, _ in backend.calls if m != "GET"] == ["PATCH"]
-    assert backend.serving()["web"]["tags"] == [{"key": "costCenter", "value": "42"}, {"key": "team", "value": "ml"}]
+    stored = backend.serving_endpoints()["web"]
+    assert stored["tags"] == [{"key": "costCenter", "value": "42"}, {"key": "team", "value": "ml"}]
     assert not tf.plan().summary.has_changes
 
     # drift: a config changed out of band is an update, a deleted endpoint a re-create
-    drifted = backend.serving()["web"]["config"]
+    drifted = backend.serving_endpoints()["web"]["config"]
     drifted["served_entities"][1]["workload_size"] = "Large"
     config = {"served_entities": drifted["served_entities"], "traffic_config": {"routes": drifted["routes"]}}
     backend.api("PUT", "/api/2.0/serving-endpoints/web/config", json=config)
@@ -123,7 +125,7 @@ def test_create_update_tags_drift_import_and_destroy(terraform: Terraform, serve
     import_into_empty_state(tf, {"rtserve_serving_endpoint.web": "web"})
 
     assert str(tf.destroy().summary) == "0 to add, 0 to change, 1 to destroy"
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}
 
 
 def test_a_failed_deployment_fails_the_apply_and_the_next_apply_replaces_the_endpoint(
@@ -141,7 +143,7 @@ def test_a_failed_deployment_fails_the_apply_and_the_next_apply_replaces_the_end
     plan = tf.plan()
     assert [(c.address, c.action) for c in plan.changes] == [("rtserve_serving_endpoint.web", "replace")]
     assert tf.apply().ok
-    assert backend.serving()["web"]["config"]["served_entities"][0]["entity_version"] == "1"
+    assert backend.serving_endpoints()["web"]["config"]["served_entities"][0]["entity_version"] == "1"
 
 
 def test_a_missing_version_fails_with_the_backends_code_and_message(terraform: Terraform, server: AppServer) -> None:
@@ -156,4 +158,4 @@ def test_routes_that_do_not_add_up_fail_at_plan_time(terraform: Terraform, serve
     backend, url = server, server.url
     write(terraform, url, SPLIT % (80, 30))
     assert "Traffic does not add up to 100" in failed_plan(terraform).error_text()
-    assert backend.serving() == {}
+    assert backend.serving_endpoints() == {}

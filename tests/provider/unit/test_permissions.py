@@ -33,7 +33,7 @@ def planned(*grants: dict, endpoint_id: str = ENDPOINT_ID) -> dict:
 
 
 def own(server: AppServer, name: str = "web") -> list[dict]:
-    return server.serving()[name]["acl"]
+    return server.serving_endpoints()[name]["acl"]
 
 
 def same_grants(a: list[dict], b: list[dict]) -> bool:

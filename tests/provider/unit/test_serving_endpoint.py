@@ -116,7 +116,7 @@ def test_create_of_a_traffic_split_sends_both_entities_and_the_routes(
 ) -> None:
     state = resource.create(ctx.create(), split())
 
-    assert server.serving()["web"]["config"]["routes"] == routes(("blue", 80), ("green", 20))["routes"]
+    assert server.serving_endpoints()["web"]["config"]["routes"] == routes(("blue", 80), ("green", 20))["routes"]
     assert state["traffic_config"] == routes(("blue", 80), ("green", 20))
     assert [e["name"] for e in state["served_entities"]] == ["blue", "green"]
 
@@ -132,7 +132,7 @@ def test_create_naming_a_missing_model_version_reports_the_backends_code_and_mes
     assert error.summary == "Could not create serving endpoint 'web': RESOURCE_DOES_NOT_EXIST"
     assert "version 9 of registered model 'iris' does not exist" in error.detail
     assert "HTTP 404" in error.detail
-    assert server.serving() == {}
+    assert server.serving_endpoints() == {}
 
 
 def test_create_whose_entity_fails_to_deploy_reports_its_message_and_returns_the_endpoint(
@@ -252,13 +252,13 @@ def test_update_of_the_version_puts_a_new_config_and_waits_for_it(
     assert calls(server, "PATCH") == []
     assert state["config_version"] == 2
     assert (state["state_ready"], state["state_config_update"]) == ("READY", "NOT_UPDATING")
-    assert server.serving()["web"]["config"]["served_entities"][0]["entity_version"] == "2"
+    assert server.serving_endpoints()["web"]["config"]["served_entities"][0]["entity_version"] == "2"
 
 
 def test_update_of_the_traffic_split_alone_puts_a_config(resource: ServingEndpointResource, server: AppServer) -> None:
     current = resource.create(ctx.create(), split())
     state = resource.update(ctx.update(), current, split(blue=50, green=50))
-    assert server.serving()["web"]["config"]["routes"] == routes(("blue", 50), ("green", 50))["routes"]
+    assert server.serving_endpoints()["web"]["config"]["routes"] == routes(("blue", 50), ("green", 50))["routes"]
     assert state["traffic_config"] == routes(("blue", 50), ("green", 50))
 
 
@@ -350,7 +350,7 @@ def test_update_of_timeouts_alone_calls_no_mutating_route(
 def test_delete_deletes_the_endpoint(resource: ServingEndpointResource, server: AppServer, created: dict) -> None:
     c = ctx.delete()
     resource.delete(c, created)
-    assert errors(c) == [] and server.serving() == {}
+    assert errors(c) == [] and server.serving_endpoints() == {}
 
 
 def test_delete_of_an_endpoint_already_gone_is_not_an_error(

@@ -71,7 +71,7 @@ def test_create_refused_for_its_limits_reports_the_backends_message(
     [error] = errors(c)
     assert error.summary == "Could not create serving endpoint 'web': INVALID_PARAMETER_VALUE"
     assert "rtserve has no user groups to limit" in error.detail
-    assert server.serving() == {}
+    assert server.serving_endpoints() == {}
 
 
 def test_read_shows_limits_changed_out_of_band(
@@ -121,7 +121,7 @@ def test_removing_every_block_puts_an_empty_list(
     server.calls.clear()
     state = resource.update(ctx.update(), limited, {**limited, "rate_limits": []})
     assert calls(server, "PUT") == [(AI_GATEWAY, {"rate_limits": []})]
-    assert state["rate_limits"] == [] and server.serving()["web"]["rate_limits"] == []
+    assert state["rate_limits"] == [] and server.serving_endpoints()["web"]["rate_limits"] == []
 
 
 def test_the_same_limits_in_another_order_call_nothing(

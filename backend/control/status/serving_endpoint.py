@@ -1,4 +1,5 @@
-"""The GA API's endpoint objects: desired config (stored) merged with what the controller observes."""
+"""The GA API's status objects (a serving endpoint, its configs and served entities): the stored config
+merged with what the controller observed, from the published snapshot."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def _config(config: EndpointConfig, endpoint: ServingEndpointState, views: Mappi
         "traffic_config": {
             "routes": [
                 {"served_model_name": name, "served_entity_name": name, "traffic_percentage": share}
-                for name, share in config.routes
+                for name, share in config.traffic
             ]
         },
     }

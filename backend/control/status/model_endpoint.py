@@ -1,9 +1,9 @@
-"""Status objects of the preview API, built from what the controller observed (never from wishes)."""
+"""The preview API's status objects (a model endpoint and its served versions), from the published snapshot."""
 
 from __future__ import annotations
 
-from rtserve.server.control.controller import Controller
 from rtserve.server.control.reconciler import VersionState, VersionView
+from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.control.workloads import SERVING_STAGES
 from rtserve.server.store.models import ComputeConfig
 
@@ -40,23 +40,22 @@ def _config_for_view(view: VersionView, configs: dict[str, ComputeConfig]) -> di
         "creation_timestamp": None,
         "user_id": None,
         "workload_spec": {
-            "workload_size_id": view.config.workload_size_id,
-            "scale_to_zero_enabled": view.config.scale_to_zero_enabled,
+            "workload_size_id": view.compute.workload_size_id,
+            "scale_to_zero_enabled": view.compute.scale_to_zero_enabled,
         },
     }
 
 
-def endpoint_state(controller: Controller, model: str) -> tuple[str, str]:
-    views = sorted(version_views(controller, model), key=lambda v: int(v.version), reverse=True)
-    routes = controller.snapshot.routes.get(model)
-    if routes is None or controller.snapshot.is_stale(model):
+def endpoint_state(snapshot: Snapshot, model: str) -> tuple[str, str]:
+    views = sorted(version_views(snapshot, model), key=lambda v: int(v.version), reverse=True)
+    if snapshot.model_endpoint(model) is None or snapshot.is_stale(model):
         return VersionState.PENDING, "Reading the model's versions from the registry"
     if not views:
         return VersionState.READY, "Serving is enabled; no version is in Staging or Production yet"
     ready_routes = [
         f"{route} serves version {version}"
-        for route, version in routes.items()
-        if (view := controller.snapshot.view(model, version)) is not None and view.state == VersionState.READY
+        for route, version in snapshot.model_routes(model).items()
+        if (view := snapshot.view(model, version)) is not None and view.state == VersionState.READY
     ]
     if ready_routes:
         return VersionState.READY, "Ready: " + "; ".join(ready_routes)
@@ -65,8 +64,8 @@ def endpoint_state(controller: Controller, model: str) -> tuple[str, str]:
     return VersionState.PENDING, "Waiting for a model version to be ready"
 
 
-def endpoint_status(controller: Controller, model: str, configs: list[ComputeConfig]) -> dict:
-    state, message = endpoint_state(controller, model)
+def endpoint_status(snapshot: Snapshot, model: str, configs: list[ComputeConfig]) -> dict:
+    state, message = endpoint_state(snapshot, model)
     return {
         "registered_model_name": model,
         "state": ENDPOINT_STATE[state],
@@ -80,9 +79,9 @@ def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
     config = _config_for_view(view, by_stage)
     row = by_stage.get(view.stage or "")
     # A config stored after the last reconcile tick is pending too, though no tick has seen it yet.
-    unseen = row is not None and row.generation != view.config.generation
-    if view.config_pending or unseen:
-        size = row.workload_size_id if row is not None else view.config.workload_size_id
+    unseen = row is not None and row.generation != view.compute.generation
+    if view.compute_pending or unseen:
+        size = row.workload_size_id if row is not None else view.compute.workload_size_id
         update = {
             "state": "SERVICE_STATE_PENDING",
             "message": f"Applying compute config {size}: "
@@ -99,12 +98,12 @@ def version_status(view: VersionView, configs: list[ComputeConfig]) -> dict:
     }
 
 
-def version_views(controller: Controller, model: str) -> list[VersionView]:
-    """The versions the preview API serves for `model` (not those only named serving endpoints serve)."""
-    views = (v for (name, _), v in controller.snapshot.views.items() if name == model and v.staged)
+def version_views(snapshot: Snapshot, model: str) -> list[VersionView]:
+    """The versions the preview API serves for `model` (not those only serving endpoints serve)."""
+    views = (v for (name, _), v in snapshot.views.items() if name == model and v.staged)
     return sorted(views, key=lambda v: int(v.version))
 
 
-def staged_view(controller: Controller, model: str, version: str) -> VersionView | None:
-    view = controller.snapshot.view(model, version)
+def staged_view(snapshot: Snapshot, model: str, version: str) -> VersionView | None:
+    view = snapshot.view(model, version)
     return view if view is not None and view.staged else None

@@ -16,7 +16,8 @@ from urllib.parse import quote
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 from rtserve.server import paths
-from rtserve.server.control import logs, stages, status
+from rtserve.server.control import logs, stages
+from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import SERVING_STAGES, WORKLOAD_SIZES, replica_range
 from rtserve.server.errors import ApiError
 from rtserve.server.registry import registry_errors
@@ -106,7 +107,8 @@ async def model_rows(services: Services) -> list[ModelRow]:
                 by_stage.setdefault(mv.current_stage, []).append(str(mv.version))
         state = None
         if model.name in enabled:
-            state = status.ENDPOINT_STATE[status.endpoint_state(services.controller, model.name)[0]]
+            observed, _ = model_status.endpoint_state(services.controller.snapshot, model.name)
+            state = model_status.ENDPOINT_STATE[observed]
         rows.append(ModelRow(model.name, model.description or "", model.last_updated_timestamp, by_stage, state))
     return rows
 
@@ -136,13 +138,13 @@ async def model_versions(services: Services, name: str) -> list[ModelVersion]:
 # -- serving -----------------------------------------------------------------------------------
 def _enabled_models(services: Services) -> set[str]:
     with services.sessions() as session:
-        return {e.registered_model_name for e in repo.list_endpoints(session=session)}
+        return {e.registered_model_name for e in repo.list_model_endpoints(session=session)}
 
 
 def _compute_configs(services: Services, model: str) -> list[ComputeConfig] | None:
     """The model's compute configs, or None if serving is not enabled for it."""
     with services.sessions() as session:
-        if repo.get_endpoint(session=session, model_name=model) is None:
+        if repo.get_model_endpoint(session=session, model_name=model) is None:
             return None
         return repo.compute_configs(session=session, model_name=model)
 
@@ -152,16 +154,16 @@ async def serving_state(services: Services, model: str) -> ServingState:
     if configs is None:
         return ServingState(model, enabled=False)
     controller = services.controller
-    routes = dict(controller.snapshot.routes.get(model, {}))
+    routes = controller.snapshot.model_routes(model)
     tabs = []
-    for view in status.version_views(controller, model):
+    for view in model_status.version_views(controller.snapshot, model):
         labels = stages.stage_labels(routes, view.version)
         aliases = sorted(r for r, v in routes.items() if v == view.version and r not in SERVING_STAGES)
-        tabs.append(VersionTab(view.version, status.version_status(view, configs), labels, aliases, view.stage))
+        tabs.append(VersionTab(view.version, model_status.version_status(view, configs), labels, aliases, view.stage))
     return ServingState(
         model,
         enabled=True,
-        endpoint=status.endpoint_status(controller, model, configs),
+        endpoint=model_status.endpoint_status(controller.snapshot, model, configs),
         versions=tabs,
         routes=routes,
         configs=configs,
@@ -172,7 +174,9 @@ def model_urls(base_url: str, state: ServingState) -> list[tuple[str, str, str |
     """(label, URL, version it answers from) for each stage/alias route, then each served version."""
     prefix = f"{base_url.rstrip('/')}/model-endpoint/{quote(state.model, safe='')}"
     ordered = sorted(state.routes.items(), key=lambda item: (item[0] not in SERVING_STAGES, item[0] != "Production"))
-    urls = [(route, f"{prefix}/{quote(route, safe='')}/invocations", version) for route, version in ordered]
+    urls: list[tuple[str, str, str | None]] = [
+        (route, f"{prefix}/{quote(route, safe='')}/invocations", version) for route, version in ordered
+    ]
     urls += [(f"Version {v.version}", f"{prefix}/{v.version}/invocations", v.version) for v in state.versions]
     return urls
 

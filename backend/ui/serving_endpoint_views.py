@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from rtserve.server.control import serving_status
+from rtserve.server.control.status import serving_endpoint as serving_status
 from rtserve.server.errors import ApiError
 from rtserve.server.services import Services
 from rtserve.server.ui.render import SERVING_ENDPOINTS_PATH, PageError
@@ -93,7 +93,7 @@ class EndpointView:
         return self.detail["state"]["config_update"]
 
     @property
-    def serving(self) -> ConfigView | None:
+    def live_config(self) -> ConfigView | None:
         """The config requests go to: the active one, or the first one while it starts."""
         return self.config or self.pending
 
@@ -102,8 +102,8 @@ class EndpointView:
         """The badge colour of `ready`: NOT_READY is red only when a served entity failed to load."""
         if self.ready == "READY":
             return "ready"
-        serving = self.serving
-        return "failed" if serving is not None and serving.failed and not serving.creating else "pending"
+        live = self.live_config
+        return "failed" if live is not None and live.failed and not live.creating else "pending"
 
     @property
     def busy(self) -> bool:
@@ -143,7 +143,7 @@ class EndpointView:
     def served_model_urls(self) -> list[tuple[ServedEntityView, str, bool]]:
         """(served entity, its own scoring URL, whether it belongs to the pending config)."""
         base = self.detail["endpoint_url"].removesuffix("/invocations")
-        urls = []
+        urls: list[tuple[ServedEntityView, str, bool]] = []
         for config, pending in ((self.config, False), (self.pending, True)):
             for entity in config.entities if config else []:
                 if not any(entity.name == seen.name for seen, _, _ in urls):
@@ -180,13 +180,13 @@ def _view(detail: dict) -> EndpointView:
 
 async def endpoint_views(services: Services, base_url: str) -> list[EndpointView]:
     views = services.controller.snapshot.views
-    endpoints = sorted(await services.serving.list(), key=lambda endpoint: endpoint.name.lower())
+    endpoints = sorted(await services.serving_endpoints.list_all(), key=lambda endpoint: endpoint.name.lower())
     return [_view(serving_status.endpoint_detail(endpoint, views, base_url)) for endpoint in endpoints]
 
 
 async def endpoint_view(services: Services, name: str, base_url: str) -> EndpointView:
     try:
-        endpoint = await services.serving.require(name)
+        endpoint = await services.serving_endpoints.require(name)
     except ApiError as exc:
         if exc.status != 404:
             raise

@@ -12,20 +12,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from rtserve.server.auth import Permission
+from rtserve.server.control.endpoint import TRAFFIC_SPLIT, EndpointKind
 from rtserve.server.errors import ApiError
-from rtserve.server.services import Services
-from rtserve.server.ui import query, views
+from rtserve.server.services import services_of
+from rtserve.server.ui import model_views, query
 from rtserve.server.ui.actions import csrf_protect
-from rtserve.server.ui.endpoint_views import EndpointView, endpoint_view, endpoint_views
 from rtserve.server.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
+from rtserve.server.ui.serving_endpoint_views import EndpointView, endpoint_view, endpoint_views
 
 router = APIRouter(
     prefix=SERVING_ENDPOINTS_PATH, route_class=UiRoute, include_in_schema=False, dependencies=[Depends(csrf_protect)]
 )
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services
 
 
 def _base_url(request: Request) -> str:
@@ -42,14 +39,15 @@ def _live_context(request: Request, endpoint: EndpointView) -> dict:
 def _held(request: Request, name: str) -> Permission:
     """The signed-in token's permission on this endpoint: its own, or more from the endpoint's grants."""
     principal = require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
-    return _services(request).serving.permission_on(name, principal)
+    services = services_of(request)
+    return services.admission.held(services.controller.snapshot, EndpointKind.SERVING, name, principal)
 
 
 @router.get("")
 @router.get("/")
 async def endpoints_page(request: Request) -> Response:
     require(request, Permission.CAN_VIEW, "viewing serving endpoints")
-    endpoints = await endpoint_views(_services(request), _base_url(request))
+    endpoints = await endpoint_views(services_of(request), _base_url(request))
     return page(
         request,
         "serving_endpoints.html",
@@ -62,14 +60,14 @@ async def endpoints_page(request: Request) -> Response:
 @router.get("/{name}")
 async def endpoint_page(request: Request, name: str) -> Response:
     require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
-    endpoint = await endpoint_view(_services(request), name, _base_url(request))
+    endpoint = await endpoint_view(services_of(request), name, _base_url(request))
     return page(
         request,
         "serving_endpoint.html",
         nav="serving-endpoints",
         served="",
         body="{}",
-        access=await _services(request).serving.require(name),  # its grants and rate limits
+        access=await services_of(request).serving_endpoints.require(name),  # its grants and rate limits
         **_live_context(request, endpoint),
     )
 
@@ -83,7 +81,7 @@ async def endpoint_live(request: Request, name: str, targets: str = "", served: 
     """
     require(request, Permission.CAN_VIEW, "viewing a serving endpoint")
     try:
-        endpoint = await endpoint_view(_services(request), name, _base_url(request))
+        endpoint = await endpoint_view(services_of(request), name, _base_url(request))
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -107,13 +105,13 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
     Always answers with the request body editor, so a problem is a note under it, never a lost body.
     """
     require(request, Permission.CAN_VIEW, "reading the input example")
-    services = _services(request)
+    services = services_of(request)
     kept = body or "{}"
     try:
         endpoint = await endpoint_view(services, name, _base_url(request))
     except ApiError as exc:
         return fragment(request, "_query_body.html", body=kept, example_note=exc.message, example_level="warn")
-    entity = endpoint.entity(served) if served else (endpoint.serving.heaviest if endpoint.serving else None)
+    entity = endpoint.entity(served) if served else (endpoint.live_config.heaviest if endpoint.live_config else None)
     if entity is None:
         note = f"Serving endpoint '{name}' has no served model '{served}' any more; pick another one."
         return fragment(request, "_query_body.html", body=kept, example_note=note, example_level="warn")
@@ -121,7 +119,7 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
     if not served:
         where += f", {entity.traffic}% of the traffic"
     try:
-        found = await views.input_example(services, entity.model, entity.version)
+        found = await model_views.input_example(services, entity.model, entity.version)
     except ApiError as exc:
         note = f"Could not read the input example of {where}: {exc.message}"
         return fragment(request, "_query_body.html", body=kept, example_note=note, example_level="warn")
@@ -139,9 +137,7 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
 @router.post("/{name}/query")
 async def send_query(request: Request, name: str, served: str = Form(""), body: str = Form("")) -> Response:
     principal = require(request, Permission.CAN_VIEW, "sending a request to the serving endpoint")
-    services = _services(request)
-    services.serving.admit_query(name, principal, "sending a request to it")  # as the scoring URL does
-    if len(body.encode()) > services.settings.max_request_bytes:
-        raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
-    result = await query.send_to_serving_endpoint(services, name, served, body)
+    result = await query.send(
+        services_of(request), principal, EndpointKind.SERVING, name, served or TRAFFIC_SPLIT, body
+    )
     return fragment(request, "_query_result.html", **vars(result))

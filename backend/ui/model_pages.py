@@ -11,18 +11,14 @@ from rtserve.server.auth import Permission
 from rtserve.server.control import logs, stages
 from rtserve.server.control.workloads import SERVING_STAGES
 from rtserve.server.errors import ApiError
-from rtserve.server.services import Services
-from rtserve.server.ui import views
+from rtserve.server.services import services_of
+from rtserve.server.ui import model_views
 from rtserve.server.ui.render import UiRoute, fragment, model_path, page, require
 
 router = APIRouter(prefix="/ui", route_class=UiRoute, include_in_schema=False)
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
-def _selected(state: views.ServingState, requested: str | None) -> views.VersionTab | None:
+def _selected(state: model_views.ServingState, requested: str | None) -> model_views.VersionTab | None:
     """The version tab to show: the one asked for, else Production's, else Staging's, else the newest."""
     if requested:
         return state.version(requested)
@@ -32,16 +28,16 @@ def _selected(state: views.ServingState, requested: str | None) -> views.Version
     return state.versions[-1] if state.versions else None
 
 
-def _serving_context(request: Request, state: views.ServingState, requested: str | None) -> dict:
+def _serving_context(request: Request, state: model_views.ServingState, requested: str | None) -> dict:
     selected = _selected(state, requested)
-    services = _services(request)
+    services = services_of(request)
     params = {"version": requested or "", "enabled": int(state.enabled), "shown": selected.version if selected else ""}
     return {
         "state": state,
         "selected": selected,
         "requested": requested,
-        "urls": views.model_urls(str(request.base_url), state),
-        "replicas": views.replicas(services, state.model, selected.version) if selected else [],
+        "urls": model_views.model_urls(str(request.base_url), state),
+        "replicas": model_views.replicas(services, state.model, selected.version) if selected else [],
         "live_url": f"{model_path(state.model, 'serving')}/live?{urlencode(params)}",
     }
 
@@ -49,8 +45,8 @@ def _serving_context(request: Request, state: views.ServingState, requested: str
 @router.get("/")
 async def models_page(request: Request) -> Response:
     require(request, Permission.CAN_VIEW, "viewing models")
-    services = _services(request)
-    rows = await views.model_rows(services)
+    services = services_of(request)
+    rows = await model_views.model_rows(services)
     return page(
         request,
         "models.html",
@@ -64,8 +60,10 @@ async def models_page(request: Request) -> Response:
 @router.get("/models/{name}")
 async def versions_page(request: Request, name: str) -> Response:
     require(request, Permission.CAN_VIEW, "viewing a model")
-    services = _services(request)
-    model, versions = await asyncio.gather(views.registered_model(services, name), views.model_versions(services, name))
+    services = services_of(request)
+    model, versions = await asyncio.gather(
+        model_views.registered_model(services, name), model_views.model_versions(services, name)
+    )
     return page(
         request,
         "versions.html",
@@ -73,7 +71,7 @@ async def versions_page(request: Request, name: str) -> Response:
         tab="versions",
         model=model,
         versions=versions,
-        serving=await views.serving_state(services, name),
+        serving=await model_views.serving_state(services, name),
         stages=stages.ALL_STAGES,
     )
 
@@ -81,9 +79,9 @@ async def versions_page(request: Request, name: str) -> Response:
 @router.get("/models/{name}/serving")
 async def serving_page(request: Request, name: str, version: str | None = None) -> Response:
     require(request, Permission.CAN_VIEW, "viewing serving status")
-    services = _services(request)
-    model = await views.registered_model(services, name)
-    state = await views.serving_state(services, name)
+    services = services_of(request)
+    model = await model_views.registered_model(services, name)
+    state = await model_views.serving_state(services, name)
     context = _serving_context(request, state, version)
     selected = context["selected"]
     logs_context = await _logs_context(request, name, selected.version, None) if selected else {}
@@ -103,7 +101,7 @@ async def serving_page(request: Request, name: str, version: str | None = None) 
 async def serving_live(request: Request, name: str, version: str = "", enabled: int = 0, shown: str = "") -> Response:
     """The parts of the Serving tab that change by themselves, swapped out-of-band by the poller."""
     require(request, Permission.CAN_VIEW, "viewing serving status")
-    state = await views.serving_state(_services(request), name)
+    state = await model_views.serving_state(services_of(request), name)
     context = _serving_context(request, state, version or None)
     now_shown = context["selected"].version if context["selected"] else ""
     if bool(enabled) != state.enabled or now_shown != shown:
@@ -113,15 +111,15 @@ async def serving_live(request: Request, name: str, version: str = "", enabled: 
 
 
 async def _logs_context(request: Request, name: str, version: str, replica: str | None) -> dict:
-    services = _services(request)
+    services = services_of(request)
     log_error = ""
     try:
-        text = await views.version_logs(services, name, version, replica)
+        text = await model_views.version_logs(services, name, version, replica)
     except ApiError as exc:
         text, log_error = "", f"{exc.message} The replica's log may have been removed; pick another tab."
     return {
         "logs_url": f"{model_path(name)}/versions/{quote(version, safe='')}/logs",
-        "log_replicas": views.log_replicas(services, name, version),
+        "log_replicas": model_views.log_replicas(services, name, version),
         "replica": replica,
         "log_text": text,
         "log_error": log_error,
@@ -137,7 +135,7 @@ async def logs_fragment(request: Request, name: str, version: str, replica: str 
 @router.get("/models/{name}/versions/{version}/example")
 async def example_fragment(request: Request, name: str, version: str, body: str = "") -> Response:
     require(request, Permission.CAN_VIEW, "reading the input example")
-    found = await views.input_example(_services(request), name, version)
+    found = await model_views.input_example(services_of(request), name, version)
     if found is None:
         note = (
             f"Version {version} was logged without an input example. Write a request body, e.g. "
@@ -152,33 +150,35 @@ async def example_fragment(request: Request, name: str, version: str, body: str 
 @router.get("/models/{name}/compute")
 async def compute_page(request: Request, name: str) -> Response:
     require(request, Permission.CAN_VIEW, "viewing compute settings")
-    services = _services(request)
-    model = await views.registered_model(services, name)
+    services = services_of(request)
+    model = await model_views.registered_model(services, name)
     return page(
         request,
         "compute.html",
         nav="models",
         tab="compute",
         model=model,
-        state=await views.serving_state(services, name),
+        state=await model_views.serving_state(services, name),
         stages=SERVING_STAGES,
-        sizes=views.workload_sizes(services.settings.replica_concurrency),
+        sizes=model_views.workload_sizes(services.settings.replica_concurrency),
         replica_concurrency=services.settings.replica_concurrency,
-        idle=views.duration(services.settings.scale_to_zero_idle_seconds),
+        idle=model_views.duration(services.settings.scale_to_zero_idle_seconds),
     )
 
 
 @router.get("/models/{name}/compute/progress")
 async def compute_progress(request: Request, name: str) -> Response:
     require(request, Permission.CAN_VIEW, "viewing compute settings")
-    return fragment(request, "_compute_progress.html", state=await views.serving_state(_services(request), name))
+    return fragment(
+        request, "_compute_progress.html", state=await model_views.serving_state(services_of(request), name)
+    )
 
 
 @router.get("/models/{name}/events")
 async def events_page(request: Request, name: str, version: str | None = None) -> Response:
     require(request, Permission.CAN_VIEW, "viewing model events")
-    services = _services(request)
-    model = await views.registered_model(services, name)
+    services = services_of(request)
+    model = await model_views.registered_model(services, name)
     every_event = await logs.event_history(services.sessions, name, None)
     events = await logs.event_history(services.sessions, name, version) if version else every_event
     all_versions = sorted({e["endpoint_version_name"] for e in every_event} - {None}, key=stages.version_number)

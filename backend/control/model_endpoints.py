@@ -17,7 +17,7 @@ from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAG
 from rtserve.server.errors import ApiError, invalid, not_found
 from rtserve.server.registry import Registry
 from rtserve.server.store import repo
-from rtserve.server.store.models import ComputeConfig, Endpoint
+from rtserve.server.store.models import ComputeConfig, ModelEndpoint
 from rtserve.server.validate import one_of, version_number
 
 
@@ -25,7 +25,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class EndpointService:
+class ModelEndpointService:
     def __init__(self, sessions: sessionmaker[Session], registry: Registry, controller: Controller) -> None:
         self.sessions = sessions
         self.registry = registry
@@ -37,7 +37,7 @@ class EndpointService:
 
     def _compute_configs(self, model: str) -> list[ComputeConfig]:
         with self.sessions() as session:
-            if repo.get_endpoint(session=session, model_name=model) is None:
+            if repo.get_model_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
             return repo.compute_configs(session=session, model_name=model)
 
@@ -51,10 +51,10 @@ class EndpointService:
     def _add_endpoint(self, model: str, user: str) -> bool:
         now = _now_ms()
         with self.sessions.begin() as session:
-            if repo.get_endpoint(session=session, model_name=model) is not None:
+            if repo.get_model_endpoint(session=session, model_name=model) is not None:
                 return False
-            repo.add_endpoint(
-                session=session, endpoint=Endpoint(registered_model_name=model, creator=user, created_at=now)
+            repo.add_model_endpoint(
+                session=session, endpoint=ModelEndpoint(registered_model_name=model, creator=user, created_at=now)
             )
             for stage in SERVING_STAGES:
                 repo.add_compute_config(
@@ -78,9 +78,9 @@ class EndpointService:
 
     def _delete_endpoint(self, model: str) -> None:
         with self.sessions.begin() as session:
-            if repo.get_endpoint(session=session, model_name=model) is None:
+            if repo.get_model_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'.")
-            repo.delete_endpoint(session=session, model_name=model)
+            repo.delete_model_endpoint(session=session, model_name=model)
 
     async def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
         stage = one_of(canonical_stage(stage) or stage, SERVING_STAGES, "stage")
@@ -105,7 +105,7 @@ class EndpointService:
     ) -> tuple[int, float] | None:
         """Write the stage's compute config; its batching, or None if nothing changed."""
         with self.sessions.begin() as session:
-            if repo.get_endpoint(session=session, model_name=model) is None:
+            if repo.get_model_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
             row = repo.get_compute_config(session=session, model_name=model, stage=stage)
             if row is None:
