@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import shutil
@@ -55,6 +56,27 @@ def _local_engine(settings: Settings) -> tuple[Engine, str]:
     return engine, run_dir
 
 
+def _ray_engine(settings: Settings) -> Engine:
+    """The Ray engine (`--engine ray`): one actor per replica on the cluster at `settings.ray_address`."""
+    from rtserve.server.engines.ray import RayEngine
+
+    return RayEngine(
+        settings.ray_address,
+        settings.data_dir,
+        namespace=settings.ray_namespace,
+        stop_timeout=settings.replica_drain_timeout_seconds,
+        log_max_bytes=settings.replica_log_max_bytes,
+        max_input_columns=settings.max_input_columns,
+    )
+
+
+def _engine(settings: Settings) -> tuple[Engine, str | None]:
+    """The engine `settings.engine` names, and a run dir to remove at shutdown (the local engine's sockets)."""
+    if settings.engine == "ray":
+        return _ray_engine(settings), None
+    return _local_engine(settings)
+
+
 def _registry(settings: Settings) -> Registry:
     if settings.embedded_mlflow:
         return Registry(mlflow_server.store_uri(settings), mlflow_server.artifacts_root(settings))
@@ -105,10 +127,12 @@ def create_app(
 ) -> ASGIApp:
     """The whole service as one ASGI app, its collaborators injected or built from `settings`.
 
-    `engine` runs replicas (default: the local engine); `registry` is the MLflow registry the
-    controller reads (default: the embedded one, read in process, or `settings.mlflow_tracking_uri`);
+    `engine` runs replicas (default: the one `settings.engine` names); `registry` is the MLflow
+    registry the controller reads (default: the embedded one, read in process, or `settings.mlflow_tracking_uri`);
     `clock` is the controller's time. Started and stopped by the ASGI lifespan.
     """
+    if engine is None and settings.engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise RuntimeError("The ray engine needs the 'ray' extra, which is not installed: pip install 'rtserve[ray]'")
     settings.ensure_dirs()
     # MLflow's client retries for minutes by default; a registry outage should surface in seconds.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -127,7 +151,7 @@ def create_app(
         if settings.embedded_mlflow:
             await asyncio.to_thread(mlflow_server.warm_up)
         registry_client = registry or _registry(settings)
-        replicas, run_dir = (engine, None) if engine is not None else _local_engine(settings)
+        replicas, run_dir = (engine, None) if engine is not None else _engine(settings)
         await replicas.start()
         controller = Controller(settings, sessions, registry_client, replicas, clock)
         admission = Admission()

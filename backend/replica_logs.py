@@ -70,9 +70,20 @@ class RotatingLog:
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
+    def append_stamped(self, lines: bytes) -> None:
+        """Write lines that carry their timestamps already (copied from another replica log), rotating as usual.
+
+        `lines` must end with a newline; a copy of a log written elsewhere (the Ray engine's mirror of
+        an actor's log) keeps the times the lines were captured there.
+        """
+        if lines:
+            self._write_stamped(lines if lines.endswith(b"\n") else lines + b"\n")
+
     def _write_lines(self, lines: bytes) -> None:
         prefix = timestamp(self._clock())
-        stamped = prefix + lines[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+        self._write_stamped(prefix + lines[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+
+    def _write_stamped(self, stamped: bytes) -> None:
         # A burst read in one go may hold more than fits: write it in runs of whole lines, rotating
         # between runs, so that no file grows past max_bytes (unless one line alone is longer).
         start = 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -49,6 +49,8 @@ CLI_FLAGS = {
     "mlflow_tracking_uri": "--mlflow-tracking-uri",
     "max_connections": "--max-connections",
     "header_timeout_seconds": "--header-timeout",
+    "engine": "--engine",
+    "ray_address": "--ray-address",
 }
 
 
@@ -133,6 +135,15 @@ class Settings(BaseSettings):
         DEFAULT_DRAIN_TIMEOUT,
         ge=0,
         description="How long a stopping replica may finish its requests before it is killed.",
+    )
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where replicas run: `local` processes, or `ray` actors on a Ray cluster."
+    )
+    ray_address: str | None = Field(
+        None, description="With the ray engine: the cluster's address (HOST:PORT of its head); unset: `auto`."
+    )
+    ray_namespace: str = Field(
+        "rtserve", min_length=1, description="With the ray engine: the Ray namespace of this deployment's replicas."
     )
 
     def __init__(self, **values: Any) -> None:

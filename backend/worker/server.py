@@ -4,6 +4,9 @@ The event loop only moves frames; predictions run on a dedicated thread, one req
 batch) at a time, so health pings are answered while a long prediction runs, and concurrent
 requests queue in arrival order. A queued request whose caller gave up (the "cancel" op) leaves the
 queue unscored, so abandoned work does not delay the requests behind it.
+
+The same queue and scoring thread serve callers in this process without a socket
+(`ReplicaServer.submit`): the Ray engine's replica actor uses that, with the same batching.
 """
 
 from __future__ import annotations
@@ -52,11 +55,12 @@ def load_model(model_uri: str) -> Any:
 
 @dataclass(eq=False)
 class _Request:
-    writer: asyncio.StreamWriter
+    writer: asyncio.StreamWriter | None  # None: a caller in this process waits on `answer` (`submit`)
     request_id: Any
     body: bytes
     content_type: str | None
     deadline: float | None
+    answer: asyncio.Future[InvocationResult] | None = None
 
 
 class ReplicaServer:
@@ -129,8 +133,32 @@ class ReplicaServer:
         if os.path.exists(socket_path):
             os.unlink(socket_path)
         self._socket_path = socket_path
-        self._scorer = asyncio.create_task(self._score_queued(), name="replica-scorer")
+        self.start_scoring()
         self._server = await asyncio.start_unix_server(self._serve_connection, path=socket_path)
+
+    def start_scoring(self) -> None:
+        """Start taking requests from the queue; enough for `submit` (no socket). Called in the event loop."""
+        if self._scorer is None:
+            self._scorer = asyncio.create_task(self._score_queued(), name="replica-scorer")
+
+    async def submit(self, body: bytes, content_type: str | None, timeout: float | None = None) -> InvocationResult:
+        """Queue one request from this process and wait for its answer (no socket, same queue and batching).
+
+        Cancelled while still queued, the request leaves the queue unscored (like the "cancel" op);
+        `timeout` gives it a deadline, past which it is answered 504 instead of scored.
+        """
+        answer: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
+        request = _Request(None, None, body, content_type, self._deadline(timeout), answer)
+        self._queue.append(request)
+        self._in_flight += 1
+        self._arrived.set()
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            if request in self._queue:  # not taken by the scorer yet: nobody needs it scored
+                self._queue.remove(request)
+                self._answered()
+            raise
 
     def request_stop(self, drain_timeout: float | None = None) -> None:
         """Stop accepting connections, finish what was received, then return from `serve_until_stopped`.
@@ -296,6 +324,11 @@ class ReplicaServer:
 
     def _answer(self, request: _Request, result: InvocationResult) -> None:
         self._answered()
+        if request.answer is not None:
+            if not request.answer.done():
+                request.answer.set_result(result)
+            return
+        assert request.writer is not None
         if request.writer.is_closing():
             return  # the gateway hung up; nobody is waiting for this answer
         status, content_type = result.status, result.content_type

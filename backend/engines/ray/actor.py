@@ -1,0 +1,237 @@
+"""`ReplicaActor`: one replica as a detached, named Ray actor, running the worker's own scoring code.
+
+The actor is an async actor (Ray runs its methods as coroutines on one event loop, up to
+`max_concurrency` at once), so concurrent `invoke` calls meet in the worker's request queue
+(`backend.worker.server.ReplicaServer.submit`) and are batched there exactly as in a local replica:
+MLflow's pyfunc, the exact-frame fast path, adaptive batching. Predictions run on the server's
+scoring thread; the event loop stays free for `status` while a long prediction runs.
+
+Its life: created (fast: the log starts, nothing is loaded) -> `ready(shipment)` fetches the
+artifacts to its node, loads the model on a thread and starts scoring -> `stop(grace)` drains ->
+the engine kills it. `ready` answers "failed" with the loader's error instead of raising, and may
+be awaited again by an engine that adopts the actor later. The engine learns of a death at once
+through `wait_closed`, a call that only returns when the actor stops.
+
+Everything an engine needs to adopt a running actor is in `describe()`. This module imports Ray
+only inside the actor's methods: the engine imports it to create the actor (`ray.remote`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+from rtserve.server.engines.ray.artifacts import Shipment, unpack
+from rtserve.server.engines.ray.logs import COPY_BYTES, capture_output
+from rtserve.server.worker.replica import _loader_message
+from rtserve.server.worker.types import ReplicaSpec
+
+logger = logging.getLogger("rtserve.replica")
+
+# What `describe()` says it is: an engine adopts only actors that answer with this kind.
+KIND = "rtserve.replica/1"
+
+# The actor's own states (the engine maps them to `ReplicaState`).
+CREATED = "created"  # no artifacts were given yet
+LOADING = "loading"
+READY = "ready"
+FAILED = "failed"
+STOPPING = "stopping"
+STOPPED = "stopped"
+
+
+class ReplicaActor:
+    """One replica of `spec`; the engine wraps this class with `ray.remote` and starts it detached and named."""
+
+    def __init__(
+        self,
+        spec: ReplicaSpec,
+        *,
+        seal: str,
+        drain_timeout: float,
+        max_input_columns: int,
+        log_max_bytes: int,
+        work_root: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.seal = seal  # the engine's proof that it started this actor as `spec` (see the engine's adoption)
+        self.drain_timeout = drain_timeout
+        self.max_input_columns = max_input_columns
+        self.started_at = time.time()
+        self.state = CREATED
+        self.message = "created"
+        self.copied = 0  # how much of the log the engine said it has copied (`status`), for an adopting engine
+        # Everything of this replica on its node: the model's files and the actor's own log.
+        self.work_dir = tempfile.mkdtemp(prefix=f"rtserve-{spec.replica_id}-", dir=work_root)
+        self.log_path = os.path.join(self.work_dir, "replica.log")
+        self._capture, self._log = capture_output(self.log_path, log_max_bytes)
+        os.environ.update(spec.env)
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+        )
+        self._load: asyncio.Task[None] | None = None
+        self._server: Any = None  # a ReplicaServer once loaded
+        self._closed: asyncio.Event | None = None
+        self._stopping: asyncio.Task[bool] | None = None
+        logger.info(
+            "Replica %s (pid %d on %s): created for %s version %s",
+            spec.replica_id,
+            os.getpid(),
+            socket.gethostname(),
+            spec.model_name,
+            spec.version,
+        )
+
+    # -- what the engine calls -------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Who and where this replica is, and its state: enough for an engine to adopt it."""
+        import ray
+
+        spec = self.spec
+        return {
+            "kind": KIND,
+            "replica_id": spec.replica_id,
+            "model_name": spec.model_name,
+            "version": spec.version,
+            "max_batch_size": spec.max_batch_size,
+            "max_batch_wait_ms": spec.max_batch_wait_ms,
+            "state": self.state,
+            "message": self.message,
+            "started_at": self.started_at,
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "host": socket.gethostname(),
+            "work_dir": self.work_dir,
+            "in_flight": self._in_flight(),
+            "copied": self.copied,
+            "seal": self.seal,
+        }
+
+    async def ready(self, shipment: Shipment | None = None) -> dict[str, Any]:
+        """Load the model from `shipment` (once), and answer `describe()` when READY or FAILED.
+
+        Called again (by an engine that adopted the actor while it loads), it waits for the same load.
+        """
+        if self._load is None and self.state == CREATED:
+            if shipment is None:
+                self._fail("no artifacts were given to load")
+            else:
+                self.state, self.message = LOADING, "loading"
+                self._load = asyncio.create_task(self._load_model(shipment))
+        if self._load is not None:
+            await asyncio.shield(self._load)
+        return self.describe()
+
+    async def invoke(self, body: bytes, content_type: str, timeout: float | None) -> tuple[int, bytes, str]:
+        """Score one request: (status, body, content type). Cancelled while queued, it is dropped unscored."""
+        server = self._server
+        if server is None or self.state not in (READY, STOPPING):
+            from rtserve.server.worker.errors import error_result
+
+            result = error_result("TEMPORARILY_UNAVAILABLE", f"The replica is {self.state}; retry.", status=503)
+        else:
+            result = await server.submit(body, content_type, timeout)
+        return result.status, result.body, result.content_type
+
+    async def status(self, copied: int, max_bytes: int = COPY_BYTES) -> dict[str, Any]:
+        """The health check: state, requests in flight, and the log after position `copied` (what the engine has)."""
+        self.copied = max(self.copied, copied)
+        start, data = self._log.since(copied, max_bytes)
+        return {
+            "state": self.state,
+            "message": self.message,
+            "in_flight": self._in_flight(),
+            "pid": os.getpid(),
+            "log_start": start,
+            "log": data,
+        }
+
+    async def stop(self, grace: float) -> bool:
+        """Stop taking requests, answer those received for up to `grace` seconds; False if some were abandoned.
+
+        The files of the model are removed; the actor's own log stays on its node. The engine kills
+        the actor afterwards.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop(grace))
+        return await asyncio.shield(self._stopping)
+
+    async def wait_closed(self) -> None:
+        """Return once the replica stopped; raises (for the caller) at once if the actor dies first."""
+        await self._closed_event().wait()
+
+    # -- inside ----------------------------------------------------------------------------------
+    async def _load_model(self, shipment: Shipment) -> None:
+        from rtserve.server.worker.server import ReplicaServer, load_model
+
+        spec = self.spec
+        model_dir = os.path.join(self.work_dir, "model")
+        try:
+            logger.info("Replica %s: fetching %d bytes of artifacts", spec.replica_id, shipment.total_bytes)
+            await unpack(shipment, model_dir, _fetch)
+            logger.info("Replica %s: loading %s version %s", spec.replica_id, spec.model_name, spec.version)
+            model = await asyncio.to_thread(load_model, model_dir)
+            server = ReplicaServer(
+                model,
+                max_batch_size=spec.max_batch_size,
+                max_batch_wait_ms=spec.max_batch_wait_ms,
+                drain_timeout=self.drain_timeout,
+                max_input_columns=self.max_input_columns,
+            )
+        except BaseException as exc:  # noqa: BLE001 - whatever the loader raised is the replica's failure
+            traceback.print_exc()
+            if self.state == LOADING:
+                self._fail(_loader_message(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if self.state != LOADING:  # stopped while loading
+            return
+        server.start_scoring()
+        self._server = server
+        self.state, self.message = READY, "ready"
+        batching = f"batches of up to {server.max_batch_size}" if server.batching else "no batching"
+        logger.info("Replica %s: ready (%s)", spec.replica_id, batching)
+
+    def _fail(self, message: str) -> None:
+        self.state, self.message = FAILED, message
+        logger.error("Replica %s: the model could not be loaded: %s", self.spec.replica_id, message)
+        shutil.rmtree(os.path.join(self.work_dir, "model"), ignore_errors=True)
+
+    async def _stop(self, grace: float) -> bool:
+        was = self.state
+        self.state, self.message = STOPPING, "stopping"
+        drained = True
+        if self._server is not None:
+            logger.info("Replica %s: stopping, %d request(s) in flight", self.spec.replica_id, self._in_flight())
+            self._server.request_stop(grace)
+            drained = await self._server.serve_until_stopped()
+        elif was == LOADING:
+            logger.info("Replica %s: stopping while loading", self.spec.replica_id)
+        shutil.rmtree(os.path.join(self.work_dir, "model"), ignore_errors=True)
+        self.state, self.message = STOPPED, "stopped" if drained else "stopped; requests still running were abandoned"
+        logger.info("Replica %s: %s", self.spec.replica_id, self.message)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        self._closed_event().set()
+        return drained
+
+    def _closed_event(self) -> asyncio.Event:
+        if self._closed is None:  # made in the event loop, where it is awaited
+            self._closed = asyncio.Event()
+        return self._closed
+
+    def _in_flight(self) -> int:
+        return self._server.in_flight if self._server is not None else 0
+
+
+async def _fetch(ref: Any) -> bytes:
+    return await ref

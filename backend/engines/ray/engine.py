@@ -1,0 +1,662 @@
+"""`RayEngine`: the engine interface (`backend.engines.base.Engine`) over Ray actors, one per replica.
+
+Each replica is a detached, named actor (`ReplicaActor`, named after the replica id, in the engine's
+namespace, never restarted by Ray) placed by Ray anywhere in the cluster. The engine routes each
+request to the READY replica of its version with the fewest requests in flight, and one monitor task
+per replica follows it: it ships the model's artifacts (`artifacts`), awaits the actor's `ready`
+(READY, or FAILED with the loader's error), polls `status` as the health check (which also copies
+the actor's log to the backend: `logs`), and learns of the actor's death at once through a call
+that only returns when the actor stops (`wait_closed`): CRASHED.
+
+Actors outlive the backend (detached). At `start()` the engine adopts the live replica actors of
+its namespace that it can prove it started: each actor carries a seal (an HMAC of its identity under
+a key kept in the data dir) given at creation, which model code running in the actor cannot forge
+for another identity. Adopted actors keep serving; nothing is restarted or duplicated.
+
+Ray is imported when the engine starts, never at import: the server runs without the `ray` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtserve.server import paths
+from rtserve.server.engines.base import (
+    InvocationResult,
+    NoReadyReplica,
+    ReplicaLost,
+    ReplicaObservation,
+    ReplicaSpec,
+    ReplicaState,
+    ReplicaUnreachable,
+)
+from rtserve.server.engines.local.logs import LogBook
+from rtserve.server.engines.ray import actor as actor_module
+from rtserve.server.engines.ray.artifacts import Shipment, pack
+from rtserve.server.engines.ray.logs import LogMirror
+from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
+from rtserve.server.worker.errors import error_result
+from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
+from rtserve.server.worker.replica import DEFAULT_DRAIN_TIMEOUT
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "rtserve"
+MAX_FAILED_PINGS = 3
+LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.STOPPING)
+# Beyond a stop's grace: the time a stop call may take to come back before the actor is killed anyway.
+STOP_MARGIN = 5.0
+# The key that seals the identity of the actors this deployment starts (in the data dir, mode 0600).
+SEAL_KEY_FILE = "ray-engine.key"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+_STATES = {
+    actor_module.CREATED: ReplicaState.STARTING,
+    actor_module.LOADING: ReplicaState.STARTING,
+    actor_module.READY: ReplicaState.READY,
+    actor_module.STOPPING: ReplicaState.STOPPING,
+}
+
+
+@dataclass(eq=False)
+class _Replica:
+    """One replica actor and what the engine knows of it; its monitor task changes it."""
+
+    spec: ReplicaSpec
+    handle: Any  # ray.actor.ActorHandle
+    seal: str
+    started_at: float
+    state: ReplicaState = ReplicaState.STARTING
+    message: str = "starting"
+    pid: int | None = None
+    host: str = ""
+    in_flight: int = 0
+    dispatched: int = 0  # breaks ties between equally busy replicas, so sequential load spreads
+    adopted: bool = False
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_grace: float = DEFAULT_DRAIN_TIMEOUT
+    dead: asyncio.Future[str] | None = None  # resolves to the reason once the actor is known dead
+    monitor: asyncio.Task[None] | None = None
+    mirror: LogMirror | None = None
+
+    def observe(self) -> ReplicaObservation:
+        return ReplicaObservation(
+            replica_id=self.spec.replica_id,
+            model_name=self.spec.model_name,
+            version=self.spec.version,
+            state=self.state,
+            message=self.message,
+            started_at=self.started_at,
+            pid=self.pid,
+            in_flight=self.in_flight,
+        )
+
+    def set_state(self, state: ReplicaState, message: str, force: bool = False) -> None:
+        """Change the state; once stopping or gone, only `force` (the final word) changes it."""
+        if not force and self.state not in (ReplicaState.STARTING, ReplicaState.READY):
+            return
+        self.state = state
+        self.message = message
+
+    def request_stop(self, grace: float) -> None:
+        if self.stop_requested.is_set():
+            return
+        self.stop_grace = grace
+        self.stop_requested.set()
+        self.set_state(ReplicaState.STOPPING, "stopping")
+
+    @property
+    def is_dead(self) -> bool:
+        return self.dead is not None and self.dead.done()
+
+
+class RayEngine:
+    """Runs replicas as Ray actors; implements `backend.engines.base.Engine`.
+
+    - `address`: the Ray cluster (`ray.init(address=...)`: host:port of its head, or "auto" for the
+      cluster started on this machine / RAY_ADDRESS). The backend's process becomes a Ray driver, so
+      it must run where it can reach the cluster (on one of its nodes).
+    - `data_dir`: the backend's data dir: the key that seals actor identities, and the logs of
+      adopted replicas (`<data_dir>/logs/...`, as the controller lays them out).
+    - `namespace`: the Ray namespace of this deployment's actors; two deployments sharing a cluster
+      use two namespaces (an actor whose seal does not match is left alone in any case).
+    - `health_interval`, `ping_timeout`: a READY replica's `status` is asked every `health_interval`;
+      one that misses `MAX_FAILED_PINGS` in a row (each waiting `ping_timeout`) is killed and CRASHED.
+    - `stop_timeout`, `log_max_bytes`, `max_input_columns`: as for the local engine.
+    - `close_timeout`: how long `close()` lets replicas drain; with `keep_replicas_on_close`,
+      `close()` leaves them running instead, for the next backend to adopt.
+    - `num_cpus`, `max_concurrency`, `actor_options`: each actor's reservation, its concurrent
+      calls, and any other `ActorClass.options()` (e.g. `resources` or a `scheduling_strategy` to
+      place replicas on chosen nodes).
+    - `init_options`: more `ray.init` arguments.
+    """
+
+    def __init__(
+        self,
+        address: str | None,
+        data_dir: str | os.PathLike[str],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        health_interval: float = 1.0,
+        ping_timeout: float = 5.0,
+        stop_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        close_timeout: float = 3.0,
+        keep_replicas_on_close: bool = False,
+        wall_clock: Callable[[], float] = time.time,
+        log_max_bytes: int = DEFAULT_MAX_BYTES,
+        max_input_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
+        num_cpus: float = 1.0,
+        max_concurrency: int = 1000,
+        actor_options: Mapping[str, Any] | None = None,
+        init_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.address = address or "auto"
+        self.data_dir = Path(data_dir)
+        self.namespace = namespace
+        self.health_interval = health_interval
+        self.ping_timeout = ping_timeout
+        self.stop_timeout = stop_timeout
+        self.close_timeout = close_timeout
+        self.keep_replicas_on_close = keep_replicas_on_close
+        self.log_max_bytes = log_max_bytes
+        self.max_input_columns = max_input_columns
+        self.num_cpus = num_cpus
+        self.max_concurrency = max_concurrency
+        self.actor_options = dict(actor_options or {})
+        self.init_options = dict(init_options or {})
+        self._wall_clock = wall_clock
+        self._ray: Any = None
+        self._actor_class: Any = None
+        self._key = b""
+        self._replicas: dict[str, _Replica] = {}
+        self._monitors: set[asyncio.Task[None]] = set()
+        self._logs = LogBook()
+        # model_uri -> (the packing, how many replicas are loading from it)
+        self._shipments: dict[str, tuple[asyncio.Task[Shipment], int]] = {}
+
+    # -- the engine interface ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect to the cluster (a Ray driver in this process) and adopt this deployment's live actors."""
+        if self._ray is not None:
+            return
+        self._key = _seal_key(self.data_dir)
+        self._ray = await asyncio.to_thread(_connect, self.address, self.namespace, self.init_options)
+        self._actor_class = self._ray.remote(actor_module.ReplicaActor)
+        await self._adopt()
+
+    async def close(self) -> None:
+        """Stop every replica (or, with `keep_replicas_on_close`, leave them running) and disconnect."""
+        if self._ray is None:
+            return
+        if self.keep_replicas_on_close:
+            for monitor in list(self._monitors):
+                monitor.cancel()
+            await asyncio.gather(*self._monitors, return_exceptions=True)
+        else:
+            for replica in list(self._replicas.values()):
+                replica.request_stop(self.close_timeout)
+            if self._monitors:
+                _, stuck = await asyncio.wait(self._monitors, timeout=self.close_timeout + STOP_MARGIN + 2.0)
+                for monitor in stuck:
+                    monitor.cancel()
+            for replica in self._replicas.values():
+                self._kill(replica)
+        for replica in self._replicas.values():
+            if replica.mirror is not None:
+                replica.mirror.close()
+        self._replicas.clear()
+        self._shipments.clear()
+        self._ray = None
+        await asyncio.to_thread(_disconnect)
+
+    async def start_replica(self, spec: ReplicaSpec) -> None:
+        """Create the actor (STARTING) and return; its monitor ships the model, then READY or FAILED.
+
+        Raises ValueError if the replica exists, here or (by its name) anywhere in the namespace.
+        """
+        if spec.replica_id in self._replicas:
+            raise ValueError(f"replica {spec.replica_id!r} already exists")
+        if self._ray is None:
+            await self.start()
+        if not _SAFE_ID.match(spec.replica_id):
+            raise ValueError(f"replica id {spec.replica_id!r} is not usable as an actor name")
+        seal = self._seal(spec)
+        options = {
+            "name": spec.replica_id,
+            "namespace": self.namespace,
+            "lifetime": "detached",
+            "max_restarts": 0,
+            "max_concurrency": self.max_concurrency,
+            "num_cpus": self.num_cpus,
+            **self.actor_options,
+        }
+        handle = self._actor_class.options(**options).remote(
+            spec,
+            seal=seal,
+            drain_timeout=self.stop_timeout,
+            max_input_columns=self.max_input_columns,
+            log_max_bytes=self.log_max_bytes,
+        )  # a taken name raises ValueError here: the fencing between engines
+        replica = _Replica(spec=spec, handle=handle, seal=seal, started_at=self._wall_clock())
+        replica.mirror = self._open_mirror(spec.replica_id, spec.log_path, 0)
+        self._track(replica)
+
+    async def stop_replica(self, replica_id: str) -> None:
+        """Stop gracefully: no new requests, in-flight ones finish (for `stop_timeout`), then the actor is killed.
+
+        The replica is forgotten afterwards. Unknown ids are ignored, so a retried stop is harmless.
+        """
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            return
+        replica.request_stop(self.stop_timeout)
+        if replica.monitor is not None:
+            await asyncio.shield(replica.monitor)
+        self._replicas.pop(replica_id, None)
+
+    def replicas(self) -> list[ReplicaObservation]:
+        return [replica.observe() for replica in self._replicas.values()]
+
+    def forget(self, replica_id: str) -> None:
+        """Drop a FAILED, CRASHED or STOPPED replica; its log stays readable through `read_logs`."""
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            return
+        if replica.state in LIVE_STATES:
+            raise ValueError(f"replica {replica_id!r} is {replica.state}; stop it instead of forgetting it")
+        self._replicas.pop(replica_id)
+
+    def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
+        """The tail of the backend's copy of the replica's log (see `logs`)."""
+        return self._logs.read(replica_id, max_bytes)
+
+    async def invoke(
+        self, model_name: str, version: str, body: bytes, content_type: str, timeout: float
+    ) -> InvocationResult:
+        """Score on the READY replica of the version with the fewest requests in flight."""
+        replica = self._pick(model_name, version)
+        exceptions = self._ray.exceptions
+        replica.in_flight += 1
+        replica.dispatched += 1
+        try:
+            if replica.is_dead:
+                raise ReplicaUnreachable(f"replica {replica.spec.replica_id} is gone")
+            ref = replica.handle.invoke.remote(body, content_type, timeout)
+            try:
+                async with asyncio.timeout(timeout):
+                    status, answer, answer_type = await ref
+            except (TimeoutError, asyncio.CancelledError):
+                self._ray.cancel(ref)  # the actor drops it if it is still queued there
+                raise
+            return InvocationResult(status=status, body=answer, content_type=answer_type)
+        except exceptions.RayActorError as exc:
+            if isinstance(exc, exceptions.ActorDiedError):
+                replica.set_state(ReplicaState.CRASHED, "the actor died during a request")
+            raise ReplicaLost(f"replica {replica.spec.replica_id}: {_first_line(exc)}") from exc
+        except exceptions.RayError as exc:  # the actor's method raised: an engine/actor mismatch, not the model
+            logger.error("Replica %s could not take a request: %s", replica.spec.replica_id, exc)
+            return error_result("TEMPORARILY_UNAVAILABLE", "The replica could not handle the request; retry.", 503)
+        finally:
+            replica.in_flight -= 1
+
+    # -- routing -----------------------------------------------------------------------------------
+    def _pick(self, model_name: str, version: str) -> _Replica:
+        ready = [
+            replica
+            for replica in self._replicas.values()
+            if replica.state is ReplicaState.READY
+            and replica.spec.model_name == model_name
+            and replica.spec.version == version
+        ]
+        if not ready:
+            raise NoReadyReplica(f"no READY replica of version {version} of {model_name!r}")
+        return min(ready, key=lambda replica: (replica.in_flight, replica.dispatched))
+
+    # -- one replica's life ------------------------------------------------------------------------
+    def _track(self, replica: _Replica) -> None:
+        self._logs.remember(replica.spec.replica_id, replica.spec.log_path)
+        self._replicas[replica.spec.replica_id] = replica
+        replica.dead = asyncio.ensure_future(self._death_of(replica))
+        replica.monitor = asyncio.create_task(self._supervise(replica), name=f"ray-replica:{replica.spec.replica_id}")
+        self._monitors.add(replica.monitor)
+        replica.monitor.add_done_callback(self._monitors.discard)
+
+    async def _death_of(self, replica: _Replica) -> str:
+        """Resolves with the reason as soon as the actor is dead (a call that only returns when it stops)."""
+        while True:
+            try:
+                await replica.handle.wait_closed.remote()
+            except self._ray.exceptions.ActorDiedError as exc:
+                return _death_reason(exc)
+            except self._ray.exceptions.ActorUnavailableError:
+                await asyncio.sleep(self.health_interval)  # unreachable for now (a network hiccup): ask again
+                continue
+            except self._ray.exceptions.RayError as exc:
+                return _first_line(exc)
+            # Stopped on request; the actor is killed next. Wait for that to be seen, without a call.
+            await asyncio.Future()
+
+    async def _supervise(self, replica: _Replica) -> None:
+        spec = replica.spec
+        try:
+            if replica.state is ReplicaState.STARTING and await self._until_ready(replica):
+                await self._watch(replica)
+            elif replica.state is ReplicaState.READY:  # adopted while serving
+                await self._watch(replica)
+            await self._finish(replica)
+        except asyncio.CancelledError:
+            raise  # close() with keep_replicas_on_close: the actor keeps running
+        except Exception:
+            logger.exception("Supervising replica %s failed", spec.replica_id)
+            replica.set_state(ReplicaState.CRASHED, "the engine lost track of the actor; killed", force=True)
+            self._kill(replica)
+        finally:
+            if replica.dead is not None and not replica.dead.done():
+                replica.dead.cancel()
+
+    async def _until_ready(self, replica: _Replica) -> bool:
+        """STARTING -> READY (True), or FAILED / stop requested (False)."""
+        spec = replica.spec
+        shipment: Shipment | None = None
+        if not replica.adopted:
+            try:
+                shipment = await self._ship(spec.model_uri)
+            except Exception as exc:
+                logger.warning("Could not ship the model of replica %s: %s", spec.replica_id, exc)
+                replica.set_state(ReplicaState.FAILED, f"could not ship the model's artifacts: {exc}")
+                return False
+        try:
+            readiness = asyncio.ensure_future(_result(replica.handle.ready.remote(shipment)))
+            assert replica.dead is not None
+            while True:
+                await _first(readiness, replica.dead, replica.stop_requested.wait(), timeout=self.health_interval)
+                if readiness.done() or replica.dead.done() or replica.stop_requested.is_set():
+                    break
+                await self._poll(replica)  # copies the log while the model loads
+        finally:
+            if shipment is not None:
+                self._unship(spec.model_uri)
+        if replica.stop_requested.is_set():
+            readiness.cancel()
+            return False
+        if replica.dead.done():
+            readiness.cancel()
+            replica.set_state(ReplicaState.FAILED, f"the actor died before it was ready: {replica.dead.result()}")
+            return False
+        try:
+            info = readiness.result()
+        except self._ray.exceptions.RayError as exc:
+            replica.set_state(ReplicaState.FAILED, f"the actor failed before it was ready: {_first_line(exc)}")
+            return False
+        replica.pid = info.get("pid")
+        replica.host = str(info.get("host", ""))
+        if info.get("state") != actor_module.READY:
+            await self._poll(replica)  # the traceback, before anyone sees FAILED
+            replica.set_state(ReplicaState.FAILED, str(info.get("message") or "the model could not be loaded"))
+            return False
+        replica.set_state(ReplicaState.READY, "ready")
+        logger.info("Replica %s is READY (pid %s on %s)", spec.replica_id, replica.pid, replica.host)
+        return True
+
+    async def _watch(self, replica: _Replica) -> None:
+        """Health-check a READY replica every `health_interval` until it dies, hangs or is asked to stop."""
+        assert replica.dead is not None
+        failed_pings = 0
+        while True:
+            await _first(replica.dead, replica.stop_requested.wait(), timeout=self.health_interval)
+            if replica.stop_requested.is_set():
+                return
+            if replica.dead.done():
+                message = f"the actor died while it was serving: {replica.dead.result()}"
+                replica.set_state(ReplicaState.CRASHED, message, force=True)
+                logger.error("Replica %s crashed: %s", replica.spec.replica_id, message)
+                return
+            if await self._poll(replica):
+                failed_pings = 0
+                continue
+            failed_pings += 1
+            if failed_pings >= MAX_FAILED_PINGS and not replica.is_dead:
+                logger.error("Replica %s missed %d health checks; killing it", replica.spec.replica_id, failed_pings)
+                self._kill(replica)
+                replica.set_state(ReplicaState.CRASHED, f"did not answer {failed_pings} health checks; killed")
+                return
+
+    async def _finish(self, replica: _Replica) -> None:
+        """Drain on request, then kill the actor (a FAILED or CRASHED one at once)."""
+        if replica.stop_requested.is_set() and not replica.is_dead:
+            with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
+                async with asyncio.timeout(replica.stop_grace + STOP_MARGIN):
+                    await replica.handle.stop.remote(replica.stop_grace)
+            await self._poll(replica)  # its last lines ("Stopped")
+        self._kill(replica)
+        if replica.stop_requested.is_set():
+            replica.set_state(ReplicaState.STOPPED, "stopped", force=True)
+        if replica.mirror is not None:
+            if replica.state is not ReplicaState.STOPPED:
+                replica.mirror.note(f"{replica.state}: {replica.message}")
+            replica.mirror.close()
+            replica.mirror = None
+
+    async def _poll(self, replica: _Replica) -> bool:
+        """One health check: the actor's state and in-flight count, and its new log lines copied here."""
+        mirror = replica.mirror
+        copied = mirror.position if mirror is not None else 0
+        try:
+            async with asyncio.timeout(self.ping_timeout):
+                status = await replica.handle.status.remote(copied)
+        except (TimeoutError, self._ray.exceptions.RayError):
+            return False
+        if mirror is not None and mirror is replica.mirror:
+            try:
+                mirror.write(int(status.get("log_start", copied)), bytes(status.get("log", b"")))
+            except (OSError, TypeError, ValueError) as exc:
+                logger.warning("Could not copy the log of replica %s: %s", replica.spec.replica_id, exc)
+        pid = status.get("pid")
+        if isinstance(pid, int):
+            replica.pid = pid
+        return True
+
+    def _kill(self, replica: _Replica) -> None:
+        if self._ray is None:
+            return
+        with contextlib.suppress(Exception):  # already gone
+            self._ray.kill(replica.handle, no_restart=True)
+
+    # -- artifacts ---------------------------------------------------------------------------------
+    async def _ship(self, model_uri: str) -> Shipment:
+        """The shipment of `model_uri` (packed once while replicas of it are loading)."""
+        entry = self._shipments.get(model_uri)
+        if entry is None:
+            packing = asyncio.ensure_future(asyncio.to_thread(pack, model_uri, self._ray.put))
+            entry = (packing, 0)
+        self._shipments[model_uri] = (entry[0], entry[1] + 1)
+        try:
+            return await asyncio.shield(entry[0])
+        except BaseException:
+            self._unship(model_uri)
+            raise
+
+    def _unship(self, model_uri: str) -> None:
+        entry = self._shipments.get(model_uri)
+        if entry is None:
+            return
+        if entry[1] <= 1:
+            del self._shipments[model_uri]  # the objects go once the actors that fetched them let go
+        else:
+            self._shipments[model_uri] = (entry[0], entry[1] - 1)
+
+    # -- adoption ----------------------------------------------------------------------------------
+    async def _adopt(self) -> None:
+        """Take over the live replica actors of this namespace that this deployment started (by their seal)."""
+        ray = self._ray
+        names = await asyncio.to_thread(ray.util.list_named_actors, True)
+        mine = [
+            entry["name"] for entry in names if isinstance(entry, dict) and entry.get("namespace") == self.namespace
+        ]
+        found = await asyncio.gather(*(self._describe(name) for name in mine))
+        adopted = 0
+        for name, (handle, info) in zip(mine, found, strict=True):
+            if handle is None or info is None or name in self._replicas:
+                continue
+            spec = self._adoptable(name, info)
+            if spec is None:
+                continue
+            state = info.get("state")
+            if state not in _STATES or state == actor_module.CREATED:
+                logger.info("Replica actor %s is %s; killing it (the controller starts what it needs)", name, state)
+                with contextlib.suppress(Exception):
+                    ray.kill(handle, no_restart=True)
+                continue
+            replica = _Replica(
+                spec=spec,
+                handle=handle,
+                seal=str(info["seal"]),
+                started_at=float(info.get("started_at") or self._wall_clock()),
+                state=_STATES[state],
+                message="adopted" if state == actor_module.READY else str(info.get("message", "")),
+                pid=info.get("pid") if isinstance(info.get("pid"), int) else None,
+                host=str(info.get("host", "")),
+                adopted=True,
+            )
+            if replica.state is ReplicaState.STOPPING:
+                replica.request_stop(self.stop_timeout)
+            replica.mirror = self._open_mirror(name, spec.log_path, int(info.get("copied") or 0))
+            if replica.mirror is not None:
+                replica.mirror.note(f"adopted by a new engine ({replica.state})")
+            self._track(replica)
+            adopted += 1
+        if adopted:
+            logger.info("Adopted %d replica actor(s) in Ray namespace %r", adopted, self.namespace)
+
+    async def _describe(self, name: str) -> tuple[Any, dict[str, Any] | None]:
+        ray = self._ray
+        try:
+            handle = await asyncio.to_thread(ray.get_actor, name, self.namespace)
+            method = handle.describe
+        except (ValueError, AttributeError):  # gone since it was listed, or not a replica actor
+            return None, None
+        try:
+            async with asyncio.timeout(self.ping_timeout):
+                info = await method.remote()
+        except (TimeoutError, ray.exceptions.RayError) as exc:
+            logger.warning("Replica actor %s did not describe itself: %s", name, _first_line(exc))
+            return None, None
+        return handle, info if isinstance(info, dict) else None
+
+    def _adoptable(self, name: str, info: dict[str, Any]) -> ReplicaSpec | None:
+        """The spec of an actor this deployment started, rebuilt from what it says and proven by its seal."""
+        if info.get("kind") != actor_module.KIND or info.get("replica_id") != name:
+            return None
+        try:
+            model_name, version = str(info["model_name"]), str(info["version"])
+            batch_size, batch_wait = int(info["max_batch_size"]), float(info["max_batch_wait_ms"])
+            log_path = str(paths.log_dir(self.data_dir, model_name, version) / f"{paths.segment(name)}.log")
+        except Exception:  # noqa: BLE001 - whatever it says, it is not adoptable
+            return None
+        spec = ReplicaSpec(
+            name, model_name, version, "", log_path, max_batch_size=batch_size, max_batch_wait_ms=batch_wait
+        )
+        if not hmac.compare_digest(self._seal(spec), str(info.get("seal", ""))):
+            logger.info("Replica actor %s was not started by this deployment (its seal differs); left alone", name)
+            return None
+        return spec
+
+    def _seal(self, spec: ReplicaSpec) -> str:
+        identity = [spec.replica_id, spec.model_name, spec.version, spec.max_batch_size, spec.max_batch_wait_ms]
+        return hmac.new(self._key, json.dumps(identity).encode(), hashlib.sha256).hexdigest()
+
+    def _open_mirror(self, replica_id: str, log_path: str, position: int) -> LogMirror | None:
+        try:
+            return LogMirror(log_path, self.log_max_bytes, position)
+        except OSError as exc:
+            logger.warning("Cannot write the log of replica %s to %s: %s", replica_id, log_path, exc)
+            return None
+
+
+# -- Ray, once per process -------------------------------------------------------------------------
+_connections = 0
+
+
+def _connect(address: str, namespace: str, options: Mapping[str, Any]) -> Any:
+    """`ray.init` unless this process is connected already (several engines share one driver)."""
+    global _connections
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("the Ray engine needs the 'ray' extra: pip install 'rtserve[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, namespace=namespace, log_to_driver=False, **options)
+        _connections = 0
+    _connections += 1
+    return ray
+
+
+def _disconnect() -> None:
+    global _connections
+    import ray
+
+    _connections -= 1
+    if _connections <= 0 and ray.is_initialized():
+        ray.shutdown()
+
+
+def _seal_key(data_dir: Path) -> bytes:
+    """This deployment's key for actor seals, created (0600) at the first start."""
+    path = data_dir / SEAL_KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    key = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key + b"\n")
+    return key
+
+
+async def _result(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+async def _first(*waits: Awaitable[object], timeout: float | None = None) -> None:
+    """Return when the first of the awaitables finishes (or after `timeout`); futures passed in are not cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task, wait in zip(tasks, waits, strict=True):
+            if task is not wait:
+                task.cancel()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _death_reason(exc: BaseException) -> str:
+    """A short reason from Ray's long ActorDiedError text."""
+    text = " ".join(str(exc).split())
+    worker = re.search(r"Worker exit type: (\w+) Worker exit detail: ([^.]*)", text)
+    if worker:
+        return f"its process exited ({worker.group(1)}: {worker.group(2).strip()})"
+    killed = re.search(r"[^.]*ray\.kill[^.]*", text)
+    if killed:
+        return killed.group(0).strip()
+    node = re.search(r"[^.]*node[^.]*(died|dead)[^.]*", text, re.IGNORECASE)
+    if node:
+        return node.group(0).strip()
+    return _first_line(exc)[:300]

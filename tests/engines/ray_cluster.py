@@ -1,0 +1,174 @@
+"""A throw-away two-node Ray cluster on this machine, for the Ray engine's tests.
+
+Each node is `ray start --block` in a session of its own, with explicit ports (nothing of Ray's
+defaults, which another cluster on the machine may hold), its own HOME, RAY_AUTH_MODE set (Ray turns
+token authentication on by itself once `~/.ray/auth_token` exists) and a short temp dir of its own
+(Ray's Unix socket paths must stay under 108 bytes). It is stopped by signalling every process of
+those sessions (Ray's workers have process groups of their own, but keep the session): never with
+`ray stop`, which stops every Ray cluster on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HEAD_IP = "127.0.0.2"
+WORKER_IP = "127.0.0.3"
+WORKER_PORTS = 40  # per node: one per worker process
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))  # Ray's servers listen on every interface
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("0.0.0.0", 0))
+            ports.add(sock.getsockname()[1])
+    return sorted(ports)
+
+
+def free_range(size: int, taken: set[int]) -> int:
+    """The first port of `size` consecutive free ports."""
+    for _ in range(200):
+        base = random.randrange(20000, 30000)
+        if all(port not in taken and _port_free(port) for port in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no {size} consecutive free ports")
+
+
+def _sessions_processes(session_ids: list[int]) -> list[int]:
+    """The live processes (zombies aside) of these sessions."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.getsid(int(entry)) not in session_ids:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                if stat.read().rsplit(")", 1)[-1].split()[0] != "Z":
+                    pids.append(int(entry))
+    return pids
+
+
+@dataclass
+class RayCluster:
+    root: Path  # HOME and logs of the cluster's processes
+    temp_dir: Path  # Ray's own temp dir (short)
+    address: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, root: Path, cpus: int = 4, timeout: float = 90.0) -> RayCluster:
+        home = root / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        cluster = cls(root=root, temp_dir=Path(tempfile.mkdtemp(prefix="rtray-", dir="/tmp")))
+        cluster.env = {
+            **os.environ,
+            "HOME": str(home),
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+        try:
+            head_port = cluster._node(HEAD_IP, {"nodeA": 1}, cpus, head=True)
+            cluster.address = f"{HEAD_IP}:{head_port}"
+            cluster._wait_for_nodes(1, timeout)
+            cluster._node(WORKER_IP, {"nodeB": 1}, cpus, head=False)
+            cluster._wait_for_nodes(2, timeout)
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _node(self, ip: str, resources: dict[str, float], cpus: int, *, head: bool) -> int:
+        ports = free_ports(9)
+        workers = free_range(WORKER_PORTS, set(ports))
+        argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
+        argv += ["--node-ip-address", ip, "--num-cpus", str(cpus), "--resources", json.dumps(resources)]
+        argv += ["--temp-dir", str(self.temp_dir)]
+        argv += ["--node-manager-port", str(ports[0]), "--object-manager-port", str(ports[1])]
+        argv += ["--dashboard-agent-listen-port", str(ports[2]), "--dashboard-agent-grpc-port", str(ports[3])]
+        argv += ["--metrics-export-port", str(ports[4]), "--runtime-env-agent-port", str(ports[5])]
+        argv += ["--min-worker-port", str(workers), "--max-worker-port", str(workers + WORKER_PORTS - 1)]
+        argv += ["--object-store-memory", str(200 * 1024 * 1024)]
+        if head:
+            argv += ["--head", "--port", str(ports[6]), "--ray-client-server-port", str(ports[7])]
+            argv += ["--include-dashboard", "false", "--dashboard-port", str(ports[8])]
+        else:
+            argv += ["--address", self.address]
+        log = open(self.root / f"ray-{ip}.log", "ab")  # noqa: SIM115 - the child keeps it
+        process = subprocess.Popen(
+            argv, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.processes.append(process)
+        return ports[6]
+
+    def _wait_for_nodes(self, count: int, timeout: float) -> None:
+        """Until `count` nodes are alive (asked in a child process, so this one stays no Ray driver)."""
+        probe = (
+            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False, logging_level='ERROR'); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a Ray node exited with {process.returncode}; see {self.root}/ray-*.log")
+            result = subprocess.run(
+                [sys.executable, "-c", probe, self.address],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if result.returncode == 0 and result.stdout.strip().isdigit() and int(result.stdout.strip()) >= count:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"the Ray cluster did not reach {count} node(s) in {timeout:g} s; see {self.root}")
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM each node's session, then SIGKILL whatever of those sessions is left."""
+        sessions = [process.pid for process in self.processes]
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _sessions_processes(sessions):
+            time.sleep(0.1)
+        for pid in _sessions_processes(sessions):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _sessions_processes(sessions):
+            time.sleep(0.1)
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def leftovers(self) -> list[int]:
+        return _sessions_processes([process.pid for process in self.processes])
