@@ -587,29 +587,32 @@ class RayEngine:
 
 
 # -- Ray, once per process -------------------------------------------------------------------------
+# Engines of one process share its Ray connection; the last one to close ends it, if an engine opened it.
 _connections = 0
+_opened_here = False
 
 
 def _connect(address: str, namespace: str, options: Mapping[str, Any]) -> Any:
-    """`ray.init` unless this process is connected already (several engines share one driver)."""
-    global _connections
+    """`ray.init` unless this process is connected already (then that connection is used, and left open)."""
+    global _connections, _opened_here
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("the Ray engine needs the 'ray' extra: pip install 'rtserve[ray]'") from exc
     if not ray.is_initialized():
         ray.init(address=address, namespace=namespace, log_to_driver=False, **options)
-        _connections = 0
+        _opened_here = True
     _connections += 1
     return ray
 
 
 def _disconnect() -> None:
-    global _connections
+    global _connections, _opened_here
     import ray
 
-    _connections -= 1
-    if _connections <= 0 and ray.is_initialized():
+    _connections = max(0, _connections - 1)
+    if _connections == 0 and _opened_here:
+        _opened_here = False
         ray.shutdown()
 
 

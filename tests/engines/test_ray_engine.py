@@ -1,0 +1,356 @@
+"""The Ray engine on a real two-node Ray cluster (on this machine), with real MLflow models.
+
+One cluster serves the whole module (a node takes 10-25 s to start here). The test process is a Ray
+driver of it for the module (`driver`), which the engines share; each test uses a namespace of its
+own, so that actors left by one test never meet the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+
+from rtserve.server.demo_model import iris_frame, register_demo_model
+from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
+from rtserve.server.registry import Registry
+from tests.engines.ray_cluster import RayCluster
+
+ray = pytest.importorskip("ray", reason="the Ray engine's tests need the 'ray' extra: pip install -e '.[test,ray]'")
+
+from rtserve.server.engines.ray import RayEngine  # noqa: E402 - only with the extra
+
+pytestmark = pytest.mark.ray
+
+JSON = "application/json"
+SETTLED = {ReplicaState.READY, ReplicaState.FAILED, ReplicaState.CRASHED}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    """Two nodes (resources nodeA and nodeB), HOME and RAY_AUTH_MODE of their own, for this process too."""
+    root = tmp_path_factory.mktemp("ray-cluster")
+    saved = {name: os.environ.get(name) for name in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(HOME=str(root / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    started = RayCluster.start(root)
+    try:
+        yield started
+    finally:
+        started.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert started.leftovers() == []
+
+
+@pytest.fixture(scope="module")
+def driver(cluster: RayCluster) -> Iterator[Any]:
+    """This process as a driver of the cluster for the module: the engines use this connection."""
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model, registered in a registry of its own and downloaded as the controller does."""
+    root = tmp_path_factory.mktemp("ray-registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    cwd = os.getcwd()
+    os.chdir(root)  # the registry's artifacts go to ./mlruns
+    try:
+        register_demo_model(uri, name="iris-demo", versions=1)
+        return Path(Registry(uri).download("iris-demo", "1", root / "models"))
+    finally:
+        os.chdir(cwd)
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def run_engine(
+    tmp_path: Path, scenario: Callable[[RayEngine], Awaitable[Any]], timeout: float = 180, **options: Any
+) -> Any:
+    options.setdefault("namespace", f"t-{tmp_path.name}"[:60])
+    options.setdefault("health_interval", 0.2)
+
+    async def main() -> Any:
+        engine = RayEngine(None, tmp_path / "data", **options)
+        await engine.start()
+        try:
+            return await scenario(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(asyncio.wait_for(main(), timeout))
+
+
+def make_spec(tmp_path: Path, model_path: Path, replica_id: str = "iris-1-a", version: str = "1", **options: Any):
+    return ReplicaSpec(
+        replica_id=replica_id,
+        model_name="iris",
+        version=version,
+        model_uri=str(model_path),
+        log_path=str(tmp_path / "logs" / f"{replica_id}.log"),
+        **options,
+    )
+
+
+def observe(engine: RayEngine, replica_id: str) -> ReplicaObservation | None:
+    return next((o for o in engine.replicas() if o.replica_id == replica_id), None)
+
+
+async def wait_for_state(
+    engine: RayEngine, replica_id: str, states: set[ReplicaState], timeout: float = 120.0
+) -> ReplicaObservation:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        observation = observe(engine, replica_id)
+        if observation is not None and observation.state in states:
+            return observation
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{replica_id} did not reach {states}: {observe(engine, replica_id)}")
+
+
+async def start_ready(engine: RayEngine, spec: ReplicaSpec) -> ReplicaObservation:
+    await engine.start_replica(spec)
+    observation = await wait_for_state(engine, spec.replica_id, SETTLED)
+    assert observation.state is ReplicaState.READY, (observation, engine.read_logs(spec.replica_id))
+    return observation
+
+
+def named_actors(namespace: str) -> set[str]:
+    return {
+        entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True) if entry["namespace"] == namespace
+    }
+
+
+async def until_no_actors(namespace: str, timeout: float = 10.0) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while (names := named_actors(namespace)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return names
+
+
+def iris_request(row: int) -> bytes:
+    features, _ = iris_frame()
+    split = json.loads(features.iloc[[row]].to_json(orient="split", index=False))
+    return json.dumps({"dataframe_split": split}).encode()
+
+
+def slow_request(seconds: float, x: float = 1.0) -> bytes:
+    return json.dumps({"dataframe_records": [{"x": x}], "params": {"seconds": seconds}}).encode()
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, driver: Any, demo_model_dir: Path):
+    rows = [0, 1, 50, 51, 100, 101, 149]
+    features, _ = iris_frame()
+    expected = mlflow.pyfunc.load_model(str(demo_model_dir)).predict(features.iloc[rows]).tolist()
+
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        spec = make_spec(tmp_path, demo_model_dir, max_batch_size=8, max_batch_wait_ms=2.0)
+        started = time.monotonic()
+        await engine.start_replica(spec)
+        first = observe(engine, "iris-1-a")
+        observation = await wait_for_state(engine, "iris-1-a", SETTLED)
+        assert observation.state is ReplicaState.READY, (observation, engine.read_logs("iris-1-a"))
+        ready_after = time.monotonic() - started
+        alone = await engine.invoke("iris", "1", iris_request(0), JSON, 30)
+        together = await asyncio.gather(*(engine.invoke("iris", "1", iris_request(row), JSON, 30) for row in rows))
+        with pytest.raises(NoReadyReplica):
+            await engine.invoke("iris", "2", iris_request(0), JSON, 5)
+        await asyncio.sleep(0.5)  # a health check copies the newest log lines
+        return first, observation, ready_after, alone, together, engine.read_logs("iris-1-a")
+
+    first, observation, ready_after, alone, together, log = run_engine(tmp_path, scenario)
+
+    assert first is not None and first.state is ReplicaState.STARTING
+    assert observation.pid is not None and observation.in_flight == 0
+    assert (alone.status, json.loads(alone.body)) == (200, {"predictions": [expected[0]]})
+    assert [json.loads(result.body)["predictions"] for result in together] == [[label] for label in expected]
+    assert "ready (batches of up to 8)" in log
+    # The backend's copy of the actor's log, where the log routes read it.
+    assert "ready (batches of up to 8)" in (tmp_path / "logs" / "iris-1-a.log").read_text()
+    print(f"demo model READY in {ready_after:.1f} s")
+
+
+def test_a_model_that_cannot_load_is_failed_with_the_loaders_error(
+    tmp_path: Path, driver: Any, failing_load_path: Path
+):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario(engine: RayEngine) -> tuple[ReplicaObservation, str, set[str]]:
+        await engine.start_replica(make_spec(tmp_path, failing_load_path))
+        failed = await wait_for_state(engine, "iris-1-a", SETTLED)
+        # Its actor is killed: a FAILED replica holds no process on the cluster.
+        return failed, engine.read_logs("iris-1-a"), await until_no_actors(namespace)
+
+    failed, log, left = run_engine(tmp_path, scenario, namespace=namespace)
+
+    assert failed.state is ReplicaState.FAILED
+    assert failed.message == "RuntimeError: cannot load"
+    assert "Traceback" in log and "cannot load" in log
+    assert left == set()
+
+
+def test_killing_the_actor_makes_it_crashed_at_once(tmp_path: Path, driver: Any, slow_path: Path):
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        observation = await start_ready(engine, make_spec(tmp_path, slow_path))
+        assert observation.pid is not None
+        running = asyncio.create_task(engine.invoke("iris", "1", slow_request(5.0), JSON, 30))
+        await asyncio.sleep(0.5)
+        killed_at = time.monotonic()
+        os.kill(observation.pid, signal.SIGKILL)
+        crashed = await wait_for_state(engine, "iris-1-a", {ReplicaState.CRASHED}, timeout=10)
+        noticed_after = time.monotonic() - killed_at
+        with pytest.raises(ConnectionError) as lost:
+            await running
+        with pytest.raises(NoReadyReplica):
+            await engine.invoke("iris", "1", slow_request(0.0), JSON, 5)
+        engine.forget("iris-1-a")
+        return crashed, noticed_after, lost.value, engine.replicas()
+
+    crashed, noticed_after, lost, remaining = run_engine(tmp_path, scenario)
+
+    assert "died while it was serving" in crashed.message
+    assert noticed_after < 2.0
+    assert type(lost).__name__ == "ReplicaLost"  # sent, and may have run: not retried blindly
+    assert remaining == []
+
+
+def test_stop_drains_in_flight_requests_then_kills_the_actor(tmp_path: Path, driver: Any, slow_path: Path):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        observation = await start_ready(engine, make_spec(tmp_path, slow_path))
+        requests = [
+            asyncio.create_task(engine.invoke("iris", "1", slow_request(0.5, x), JSON, 30)) for x in (1.0, 2.0, 3.0)
+        ]
+        await asyncio.sleep(0.2)
+        stopping = asyncio.create_task(engine.stop_replica("iris-1-a"))
+        await asyncio.sleep(0.05)
+        seen = observe(engine, "iris-1-a")
+        with pytest.raises(NoReadyReplica):
+            await engine.invoke("iris", "1", slow_request(0.0), JSON, 5)
+        await stopping
+        results = await asyncio.gather(*requests)
+        return results, seen, engine.replicas(), observation.pid, await until_no_actors(namespace)
+
+    results, seen, remaining, pid, left = run_engine(tmp_path, scenario, namespace=namespace)
+
+    assert seen is not None and seen.state is ReplicaState.STOPPING
+    assert [json.loads(result.body) for result in results] == [{"predictions": [x]} for x in (1.0, 2.0, 3.0)]
+    assert remaining == []
+    assert left == set()
+    assert not process_exists(pid)
+    assert "Stopped" in (tmp_path / "logs" / "iris-1-a.log").read_text()  # copied before the actor was killed
+
+
+def test_a_request_past_its_timeout_raises_timeout_error_and_is_dropped(tmp_path: Path, driver: Any, slow_path: Path):
+    async def scenario(engine: RayEngine) -> tuple[float, ReplicaState, Any]:
+        await start_ready(engine, make_spec(tmp_path, slow_path))
+        blocker = asyncio.create_task(engine.invoke("iris", "1", slow_request(1.0), JSON, 30))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):  # queued behind the blocker, then given up
+            await engine.invoke("iris", "1", slow_request(2.0), JSON, 0.3)
+        waited = time.monotonic() - started
+        await blocker
+        # The abandoned request left the queue unscored: the next one does not wait 2 s for it.
+        quick_started = time.monotonic()
+        await engine.invoke("iris", "1", slow_request(0.0), JSON, 30)
+        return waited, observe(engine, "iris-1-a").state, time.monotonic() - quick_started
+
+    waited, state, quick = run_engine(tmp_path, scenario)
+
+    assert waited < 1.0
+    assert state is ReplicaState.READY
+    assert quick < 1.5
+
+
+def test_a_new_engine_adopts_the_live_actors_without_restarting_them(
+    tmp_path: Path, driver: Any, iris_path: Path, slow_path: Path
+):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario() -> tuple[Any, ...]:
+        first = RayEngine(None, tmp_path / "data", namespace=namespace, keep_replicas_on_close=True)
+        await first.start()
+        await first.start_replica(make_spec(tmp_path, iris_path, "iris-1-a"))
+        await first.start_replica(make_spec(tmp_path, slow_path, "slow-1-a", version="2", max_batch_size=4))
+        before = {}
+        for replica_id in ("iris-1-a", "slow-1-a"):
+            observation = await wait_for_state(first, replica_id, SETTLED)
+            assert observation.state is ReplicaState.READY, first.read_logs(replica_id)
+            before[replica_id] = observation
+        await first.close()  # a backend going away: its actors stay
+        names_between = named_actors(namespace)
+
+        # Another deployment (another data dir, so another seal key) sharing the namespace adopts nothing.
+        stranger = RayEngine(None, tmp_path / "other-data", namespace=namespace, keep_replicas_on_close=True)
+        await stranger.start()
+        stranger_sees = stranger.replicas()
+        await stranger.close()
+
+        second = RayEngine(None, tmp_path / "data", namespace=namespace)
+        await second.start()
+        adopted = {o.replica_id: o for o in second.replicas()}
+        answer = await second.invoke("iris", "1", iris_request(0), JSON, 30)
+        names_after = named_actors(namespace)
+        await second.close()  # not kept: stops and kills them
+        return before, names_between, stranger_sees, adopted, answer, names_after, await until_no_actors(namespace)
+
+    before, names_between, stranger_sees, adopted, answer, names_after, left = asyncio.run(
+        asyncio.wait_for(scenario(), 180)
+    )
+
+    assert names_between == {"iris-1-a", "slow-1-a"}
+    assert stranger_sees == []
+    assert set(adopted) == {"iris-1-a", "slow-1-a"}
+    for replica_id, observation in adopted.items():
+        assert observation.state is ReplicaState.READY
+        assert observation.pid == before[replica_id].pid  # the same process: not restarted
+        assert observation.started_at == pytest.approx(before[replica_id].started_at, abs=2.0)
+    assert answer.status == 200
+    assert names_after == {"iris-1-a", "slow-1-a"}  # no duplicates
+    assert left == set()
+
+
+def test_replicas_can_be_placed_on_node_b(tmp_path: Path, driver: Any, iris_path: Path):
+    node_b = next(node["NodeID"] for node in ray.nodes() if node["Alive"] and "nodeB" in node["Resources"])
+
+    async def scenario(engine: RayEngine) -> list[str]:
+        nodes = []
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            observation = await wait_for_state(engine, replica_id, SETTLED)
+            assert observation.state is ReplicaState.READY, engine.read_logs(replica_id)
+            handle = ray.get_actor(replica_id, namespace=engine.namespace)
+            nodes.append((await handle.describe.remote())["node_id"])
+        assert (await engine.invoke("iris", "1", iris_request(0), JSON, 30)).status == 200
+        return nodes
+
+    nodes = run_engine(tmp_path, scenario, actor_options={"resources": {"nodeB": 0.01}})
+
+    assert nodes == [node_b, node_b]
