@@ -193,7 +193,8 @@ class RayEngine:
         if self._ray is not None:
             return
         self._key = _seal_key(self.data_dir)
-        self._ray = await asyncio.to_thread(_connect, self.address, self.namespace, self.init_options)
+        # In this thread (Ray sets signal handlers from the main one); it blocks for a fraction of a second.
+        self._ray = _connect(self.address, self.namespace, self.init_options)
         self._actor_class = self._ray.remote(actor_module.ReplicaActor)
         await self._adopt()
 
@@ -220,7 +221,7 @@ class RayEngine:
         self._replicas.clear()
         self._shipments.clear()
         self._ray = None
-        await asyncio.to_thread(_disconnect)
+        _disconnect()
 
     async def start_replica(self, spec: ReplicaSpec) -> None:
         """Create the actor (STARTING) and return; its monitor ships the model, then READY or FAILED.
@@ -407,6 +408,7 @@ class RayEngine:
             await self._poll(replica)  # the traceback, before anyone sees FAILED
             replica.set_state(ReplicaState.FAILED, str(info.get("message") or "the model could not be loaded"))
             return False
+        await self._poll(replica)  # its log says it is ready by the time it shows READY
         replica.set_state(ReplicaState.READY, "ready")
         logger.info("Replica %s is READY (pid %s on %s)", spec.replica_id, replica.pid, replica.host)
         return True
