@@ -135,7 +135,10 @@ class Controller:
         await self.refresh_serving_endpoints()
         pinned = serving_endpoints.pinned_versions(self._serving_endpoints.values())
         pending = serving_endpoints.pending_configs(self._serving_endpoints.values())
-        observed = Observed(self.engine.replicas(), self.traffic.snapshot(), dict(self._replica_batching))
+        replicas = self.engine.replicas()
+        # Replicas this controller did not start (adopted by the engine) count with the batching they report.
+        batching = {r.replica_id: r.batching for r in replicas if r.batching is not None}
+        observed = Observed(replicas, self.traffic.snapshot(), {**batching, **self._replica_batching})
         plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
         self._routes, self._views, self._memory = plan.routes, plan.views, plan.memory

@@ -48,6 +48,9 @@ class ReplicaObservation:
     started_at: float  # epoch seconds
     pid: int | None
     in_flight: int  # requests currently being processed or queued on this replica
+    # (max_batch_size, max_batch_wait_ms) the replica runs with, if the engine reports it: a replica
+    # the engine adopted (started by an earlier backend) is known to the control plane only by this.
+    batching: tuple[int, float] | None = None
 
 
 class NoReadyReplica(Exception):

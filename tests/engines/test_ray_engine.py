@@ -387,6 +387,7 @@ def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_af
         admin = BackendClient(first.url, token)
         try:
             admin.enable("iris-ray")
+            admin.update_compute("iris-ray", "Production", "Small", max_batch_size=4, max_batch_wait_ms=2.0)
             admin.transition("iris-ray", "1", "Production")
             admin.wait_ready("iris-ray", ["1"], timeout=120)
             scored = admin.score("iris-ray", "Production", body, content_type)
@@ -401,7 +402,7 @@ def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_af
         assert scored.status_code == 200, scored.text
         assert len(scored.json()["predictions"]) == 2
         assert [r["last_known_status"] for r in replicas] == ["READY"]
-        assert "ready (no batching)" in logs
+        assert "ready (batches of up to 4)" in logs
         replica_id = replicas[0]["replica_id"]
         assert named_actors("rtserve") == {replica_id}
     finally:
@@ -413,9 +414,12 @@ def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_af
         try:
             adopted = admin.replicas("iris-ray", "1")
             scored = admin.score("iris-ray", "Production", body, content_type)
+            time.sleep(2.0)  # a few reconciler ticks: the adopted replica, batching as configured, is kept
+            later = admin.replicas("iris-ray", "1")
         finally:
             admin.close()
         assert [(r["replica_id"], r["last_known_status"]) for r in adopted] == [(replica_id, "READY")]
+        assert [(r["replica_id"], r["last_known_status"]) for r in later] == [(replica_id, "READY")]
         assert scored.status_code == 200, scored.text
         assert named_actors("rtserve") == {replica_id}  # adopted, not started again
     finally:

@@ -150,6 +150,7 @@ class ReplicaActor:
             "message": self.message,
             "in_flight": self._in_flight(),
             "pid": os.getpid(),
+            "host": socket.gethostname(),
             "log_start": start,
             "log": data,
         }

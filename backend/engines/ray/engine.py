@@ -80,7 +80,7 @@ class _Replica:
     seal: str
     started_at: float
     state: ReplicaState = ReplicaState.STARTING
-    message: str = "starting"
+    message: str = "starting: waiting for Ray to place the actor"
     pid: int | None = None
     host: str = ""
     in_flight: int = 0
@@ -102,6 +102,7 @@ class _Replica:
             started_at=self.started_at,
             pid=self.pid,
             in_flight=self.in_flight,
+            batching=(self.spec.max_batch_size, self.spec.max_batch_wait_ms),
         )
 
     def set_state(self, state: ReplicaState, message: str, force: bool = False) -> None:
@@ -135,6 +136,8 @@ class RayEngine:
       use two namespaces (an actor whose seal does not match is left alone in any case).
     - `health_interval`, `ping_timeout`: a READY replica's `status` is asked every `health_interval`;
       one that misses `MAX_FAILED_PINGS` in a row (each waiting `ping_timeout`) is killed and CRASHED.
+    - `start_timeout`: a replica not READY this long after its start (no node could take it, or
+      its model loads forever) is killed and FAILED.
     - `stop_timeout`, `log_max_bytes`, `max_input_columns`: as for the local engine.
     - `close_timeout`: how long `close()` lets replicas drain; with `keep_replicas_on_close`,
       `close()` leaves them running instead, for the next backend to adopt.
@@ -152,6 +155,7 @@ class RayEngine:
         namespace: str = DEFAULT_NAMESPACE,
         health_interval: float = 1.0,
         ping_timeout: float = 5.0,
+        start_timeout: float = 1800.0,
         stop_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         close_timeout: float = 3.0,
         keep_replicas_on_close: bool = False,
@@ -168,6 +172,7 @@ class RayEngine:
         self.namespace = namespace
         self.health_interval = health_interval
         self.ping_timeout = ping_timeout
+        self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.close_timeout = close_timeout
         self.keep_replicas_on_close = keep_replicas_on_close
@@ -382,11 +387,18 @@ class RayEngine:
         try:
             readiness = asyncio.ensure_future(_result(replica.handle.ready.remote(shipment)))
             assert replica.dead is not None
+            deadline = asyncio.get_running_loop().time() + self.start_timeout
             while True:
                 await _first(readiness, replica.dead, replica.stop_requested.wait(), timeout=self.health_interval)
                 if readiness.done() or replica.dead.done() or replica.stop_requested.is_set():
                     break
-                await self._poll(replica)  # copies the log while the model loads
+                if asyncio.get_running_loop().time() > deadline:
+                    readiness.cancel()
+                    message = f"not ready {self.start_timeout:g} s after its start ({replica.message}); killed"
+                    replica.set_state(ReplicaState.FAILED, message)
+                    return False
+                if await self._poll(replica) and replica.message.startswith("starting: waiting"):
+                    replica.message = f"starting: loading the model on {replica.host or 'its node'}"
         finally:
             if shipment is not None:
                 self._unship(spec.model_uri)
@@ -469,6 +481,8 @@ class RayEngine:
         pid = status.get("pid")
         if isinstance(pid, int):
             replica.pid = pid
+        if status.get("host"):
+            replica.host = str(status["host"])
         return True
 
     def _kill(self, replica: _Replica) -> None:
