@@ -280,3 +280,57 @@ def test_concurrent_callers_wait_up_to_the_batch_wait_for_company(iris: Any, tmp
 
     assert answers == alone(iris, requests)
     assert counting.calls == [12]  # all six requests in one predict call
+
+
+# -- without a socket: `submit`, as the Ray engine's actor calls it ----------------------------
+
+
+def test_submitted_requests_are_batched_like_those_from_a_socket(iris: Any):
+    requests = iris_requests(seed=5, count=40)
+    counting = CountingModel(iris)
+
+    async def main() -> list[tuple[int, bytes]]:
+        server = ReplicaServer(counting, max_batch_size=16, max_batch_wait_ms=5)
+        server.start_scoring()
+        try:
+            results = await asyncio.gather(*(server.submit(body, kind, 10) for body, kind in requests))
+        finally:
+            server.request_stop()
+            assert await server.serve_until_stopped()
+        return [(result.status, result.body) for result in results]
+
+    answers = asyncio.run(main())
+
+    assert answers == alone(iris, requests)
+    assert len(counting.calls) < len(requests) / 2
+
+
+class SlowModel(CountingModel):
+    """Holds the scoring thread for a while at every predict call."""
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        time.sleep(0.3)
+        return super().predict(data, params)
+
+
+def test_a_submitted_request_cancelled_while_queued_is_never_scored(iris: Any):
+    slow = SlowModel(iris)
+    body, kind = records_request([0])
+
+    async def main() -> tuple[int, int]:
+        server = ReplicaServer(slow)
+        server.start_scoring()
+        first = asyncio.create_task(server.submit(body, kind))
+        await asyncio.sleep(0.05)  # the first is being scored
+        queued = asyncio.create_task(server.submit(body, kind))
+        await asyncio.sleep(0.05)
+        in_flight = server.in_flight
+        queued.cancel()
+        await asyncio.gather(queued, return_exceptions=True)
+        assert (await first).status == 200
+        server.request_stop()
+        await server.serve_until_stopped()
+        return in_flight, server.in_flight
+
+    assert asyncio.run(main()) == (2, 0)
+    assert slow.calls == [1]  # only the first request was predicted
