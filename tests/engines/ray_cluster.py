@@ -85,9 +85,11 @@ class RayCluster:
         home = root / "home"
         home.mkdir(parents=True, exist_ok=True)
         cluster = cls(root=root, temp_dir=Path(tempfile.mkdtemp(prefix="rtray-", dir="/tmp")))
+        (cluster.temp_dir / "tmp").mkdir()
         cluster.env = {
             **os.environ,
             "HOME": str(home),
+            "TMPDIR": str(cluster.temp_dir / "tmp"),  # the replicas' work dirs, removed with the cluster
             "RAY_AUTH_MODE": "disabled",
             "RAY_USAGE_STATS_ENABLED": "0",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -169,6 +171,11 @@ class RayCluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    @property
+    def node_tmp(self) -> Path:
+        """The nodes' TMPDIR: where replica actors keep their files."""
+        return self.temp_dir / "tmp"
 
     def leftovers(self) -> list[int]:
         return _sessions_processes([process.pid for process in self.processes])

@@ -202,15 +202,15 @@ def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, drive
 
 
 def test_a_model_that_cannot_load_is_failed_with_the_loaders_error(
-    tmp_path: Path, driver: Any, failing_load_path: Path
+    tmp_path: Path, cluster: RayCluster, driver: Any, failing_load_path: Path
 ):
     namespace = f"t-{tmp_path.name}"[:60]
 
     async def scenario(engine: RayEngine) -> tuple[ReplicaObservation, str, set[str]]:
-        await engine.start_replica(make_spec(tmp_path, failing_load_path))
-        failed = await wait_for_state(engine, "iris-1-a", SETTLED)
+        await engine.start_replica(make_spec(tmp_path, failing_load_path, "iris-1-fails"))
+        failed = await wait_for_state(engine, "iris-1-fails", SETTLED)
         # Its actor is killed: a FAILED replica holds no process on the cluster.
-        return failed, engine.read_logs("iris-1-a"), await until_no_actors(namespace)
+        return failed, engine.read_logs("iris-1-fails"), await until_no_actors(namespace)
 
     failed, log, left = run_engine(tmp_path, scenario, namespace=namespace)
 
@@ -218,6 +218,7 @@ def test_a_model_that_cannot_load_is_failed_with_the_loaders_error(
     assert failed.message == "RuntimeError: cannot load"
     assert "Traceback" in log and "cannot load" in log
     assert left == set()
+    assert list(cluster.node_tmp.glob("rtserve-iris-1-fails-*")) == []  # nothing left on the node
 
 
 def test_killing_the_actor_makes_it_crashed_at_once(tmp_path: Path, driver: Any, slow_path: Path):
@@ -245,18 +246,20 @@ def test_killing_the_actor_makes_it_crashed_at_once(tmp_path: Path, driver: Any,
     assert remaining == []
 
 
-def test_stop_drains_in_flight_requests_then_kills_the_actor(tmp_path: Path, driver: Any, slow_path: Path):
+def test_stop_drains_in_flight_requests_then_kills_the_actor(
+    tmp_path: Path, cluster: RayCluster, driver: Any, slow_path: Path
+):
     namespace = f"t-{tmp_path.name}"[:60]
 
     async def scenario(engine: RayEngine) -> tuple[Any, ...]:
-        observation = await start_ready(engine, make_spec(tmp_path, slow_path))
+        observation = await start_ready(engine, make_spec(tmp_path, slow_path, "iris-1-drains"))
         requests = [
             asyncio.create_task(engine.invoke("iris", "1", slow_request(0.5, x), JSON, 30)) for x in (1.0, 2.0, 3.0)
         ]
         await asyncio.sleep(0.2)
-        stopping = asyncio.create_task(engine.stop_replica("iris-1-a"))
+        stopping = asyncio.create_task(engine.stop_replica("iris-1-drains"))
         await asyncio.sleep(0.05)
-        seen = observe(engine, "iris-1-a")
+        seen = observe(engine, "iris-1-drains")
         with pytest.raises(NoReadyReplica):
             await engine.invoke("iris", "1", slow_request(0.0), JSON, 5)
         await stopping
@@ -270,7 +273,8 @@ def test_stop_drains_in_flight_requests_then_kills_the_actor(tmp_path: Path, dri
     assert remaining == []
     assert left == set()
     assert wait_until_gone(pid)  # ray.kill returns before the raylet has ended the process
-    assert "Stopped" in (tmp_path / "logs" / "iris-1-a.log").read_text()  # copied before the actor was killed
+    assert "Stopped" in (tmp_path / "logs" / "iris-1-drains.log").read_text()  # copied before the actor was killed
+    assert list(cluster.node_tmp.glob("rtserve-iris-1-drains-*")) == []  # nothing left on the node
 
 
 def test_a_request_past_its_timeout_raises_timeout_error_and_is_dropped(tmp_path: Path, driver: Any, slow_path: Path):

@@ -158,12 +158,18 @@ class ReplicaActor:
     async def stop(self, grace: float) -> bool:
         """Stop taking requests, answer those received for up to `grace` seconds; False if some were abandoned.
 
-        The files of the model are removed; the actor's own log stays on its node. The engine kills
-        the actor afterwards.
+        The files of the model are removed. The engine copies the last lines of the log, has the
+        rest removed (`discard`) and kills the actor.
         """
         if self._stopping is None:
             self._stopping = asyncio.create_task(self._stop(grace))
         return await asyncio.shield(self._stopping)
+
+    async def discard(self) -> None:
+        """Remove everything of this replica from its node (the engine has copied its log); killed next."""
+        if self.state in (LOADING, READY):
+            return  # only a replica that stopped or failed
+        shutil.rmtree(self.work_dir, ignore_errors=True)
 
     async def wait_closed(self) -> None:
         """Return once the replica stopped; raises (for the caller) at once if the actor dies first."""

@@ -305,12 +305,14 @@ class RayEngine:
                 async with asyncio.timeout(timeout):
                     status, answer, answer_type = await ref
             except (TimeoutError, asyncio.CancelledError):
-                self._ray.cancel(ref)  # the actor drops it if it is still queued there
+                with contextlib.suppress(Exception):  # already finished, or the actor is gone
+                    self._ray.cancel(ref)  # the actor drops it if it is still queued there
                 raise
             return InvocationResult(status=status, body=answer, content_type=answer_type)
         except exceptions.RayActorError as exc:
             if isinstance(exc, exceptions.ActorDiedError):
-                replica.set_state(ReplicaState.CRASHED, "the actor died during a request")
+                # Stop routing to it now; its death watch says the same a moment later.
+                replica.set_state(ReplicaState.CRASHED, f"the actor died while it was serving: {_death_reason(exc)}")
             raise ReplicaLost(f"replica {replica.spec.replica_id}: {_first_line(exc)}") from exc
         except exceptions.RayError as exc:  # the actor's method raised: an engine/actor mismatch, not the model
             logger.error("Replica %s could not take a request: %s", replica.spec.replica_id, exc)
@@ -449,12 +451,20 @@ class RayEngine:
                 return
 
     async def _finish(self, replica: _Replica) -> None:
-        """Drain on request, then kill the actor (a FAILED or CRASHED one at once)."""
+        """Drain on request, then kill the actor (a FAILED or CRASHED one at once).
+
+        A replica that stopped or failed leaves nothing on its node; one whose actor died leaves its
+        own log there (what it wrote last may not have been copied).
+        """
         if replica.stop_requested.is_set() and not replica.is_dead:
             with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
                 async with asyncio.timeout(replica.stop_grace + STOP_MARGIN):
                     await replica.handle.stop.remote(replica.stop_grace)
             await self._poll(replica)  # its last lines ("Stopped")
+        if not replica.is_dead and (replica.stop_requested.is_set() or replica.state is ReplicaState.FAILED):
+            with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
+                async with asyncio.timeout(self.ping_timeout):
+                    await replica.handle.discard.remote()
         self._kill(replica)
         if replica.stop_requested.is_set():
             replica.set_state(ReplicaState.STOPPED, "stopped", force=True)
