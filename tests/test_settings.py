@@ -101,6 +101,19 @@ def test_a_bad_value_names_the_variable_and_the_value(monkeypatch: pytest.Monkey
     assert "pydantic" not in message and "errors.pydantic.dev" not in message
 
 
+def test_the_engine_is_local_or_ray_from_option_or_variable(monkeypatch: pytest.MonkeyPatch):
+    assert (Settings().engine, Settings().ray_address, Settings().ray_namespace) == ("local", None, "rtserve")
+    monkeypatch.setenv("RTSERVE_ENGINE", "ray")
+    monkeypatch.setenv("RTSERVE_RAY_ADDRESS", "10.0.0.5:6379")
+    assert (Settings().engine, Settings().ray_address) == ("ray", "10.0.0.5:6379")
+    assert Settings(engine="local", ray_address="head:6379").engine == "local"  # the option wins
+    monkeypatch.setenv("RTSERVE_ENGINE", "kubernetes")
+    with pytest.raises(SettingsError, match="RTSERVE_ENGINE='kubernetes'"):
+        Settings()
+    with pytest.raises(SettingsError, match="--engine='k8s'"):
+        Settings(engine="k8s")
+
+
 def test_the_admin_token_is_never_shown():
     with pytest.raises(SettingsError) as raised:
         Settings(admin_token=12345)
