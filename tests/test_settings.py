@@ -136,6 +136,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     fake_app.create_app = create_app  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rtserve.server.app", fake_app)
     monkeypatch.setattr("uvicorn.run", lambda asgi, **kwargs: seen.update(run=kwargs))
+    monkeypatch.setattr("rtserve.server.cli._check_port", lambda host, port: None)  # nothing listens here
     return seen
 
 

@@ -125,3 +125,35 @@ def test_the_repositorys_main_py_deploys(
     assert {p.name for p in stacks.iterdir()} == {"staging", "production"}
     # production also owns the serving endpoint `<model>-canary`, checked (and scored) by the demo test
     deploy_both_then_destroy(stacks, installation, admin, model, {"staging": 2, "production": 4})
+
+
+def test_rtserve_plan_exits_2_with_changes_pending_and_0_once_deployed(
+    tmp_path: Path, backend: BackendProcess, model: str
+) -> None:
+    (tmp_path / "main.py").write_text(APP.format(repo=str(REPO)))
+    (tmp_path / "cdktf.json").write_text('{"language": "python", "app": "python main.py"}')
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),  # the provider's mirror goes under this run's own home
+        "RTSERVE_HOST": backend.url,
+        "RTSERVE_MODEL": model,
+        "RTSERVE_TOKEN": ADMIN_TOKEN,
+    }
+
+    def rtserve(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "rtserve.server", *args, "--project", str(tmp_path)]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
+
+    pending = rtserve("plan")
+    assert pending.returncode == 2, pending.stdout + pending.stderr
+    try:
+        deployed = rtserve("deploy")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        settled = rtserve("plan")
+        assert settled.returncode == 0, settled.stdout + settled.stderr
+    finally:
+        refused = rtserve("destroy")  # not at a terminal: it will not act without --auto-approve
+        assert refused.returncode == 1 and "--auto-approve" in refused.stderr
+        destroyed = rtserve("destroy", "--auto-approve")
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+        assert "staging: destroyed: " in destroyed.stdout
