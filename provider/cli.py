@@ -27,7 +27,8 @@ def install_command(
         typer.Option(
             "--mirror",
             metavar="DIR",
-            help=f"Filesystem mirror directory [default: ${HOME_ENV}/mirror or ~/.rtserve/terraform/mirror].",
+            help=f"Filesystem mirror directory [default: ${HOME_ENV}/mirror, or this installation's own "
+            "~/.rtserve/terraform/<version>-<id>/mirror].",
         ),
     ] = None,
     cli_config: Annotated[
@@ -48,9 +49,9 @@ def install_command(
         return
     verb = "installed" if result.changed else "already installed (unchanged)"
     console.print(f"[green]✓[/] {ADDRESS} {VERSION} {verb}")
-    console.print(f"  mirror:     {result.mirror}")
-    console.print(f"  CLI config: {result.cli_config}")
+    console.print(f"  mirror:     {result.mirror}", soft_wrap=True)
+    console.print(f"  CLI config: {result.cli_config}", soft_wrap=True)
     console.print("For your own terraform or tofu:")
-    console.print(f"  {line}", highlight=False)
+    console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print("For the npm cdktf-cli (`cdktf deploy --skip-provider-lock`) with the embedded Terraform:")
-    console.print(f"  {line} TERRAFORM_BINARY_NAME={result.terraform}", highlight=False)
+    console.print(f"  {line} TERRAFORM_BINARY_NAME={result.terraform}", highlight=False, soft_wrap=True)
