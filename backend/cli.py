@@ -217,13 +217,25 @@ def _check_port(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def _sessions(data_dir: Path | None, database_url: str | None):
+def _sessions(data_dir: Path | None, database_url: str | None, *, create: bool = False):
+    """The store the server of this data dir (or database) uses; a data dir without one is refused unless
+    `create`, so a command run from the wrong directory does not quietly make a second, empty store."""
     import os
 
     from rtserve.server.store import db
 
     # The same Settings as the server's: an option wins over RTSERVE_DATA_DIR / RTSERVE_DATABASE_URL.
     settings = _settings(data_dir=data_dir, database_url=database_url)
+    if settings.database_url is None and not (settings.data_dir / "rtserve.db").exists() and not create:
+        where = settings.data_dir.resolve()
+        err_console.print(
+            f"[red]Error:[/] no rtserve state in {escape(str(where))}. The server keeps its state in the data dir "
+            "it was started with (--data-dir, or RTSERVE_DATA_DIR; default .rtserve in its working directory): "
+            "pass the same --data-dir here. To make tokens before the server's first start, add --create.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     os.umask(0o077)  # a database this command creates is private to this user, as the server's are
     settings.ensure_dirs()
     db.migrate(settings.resolved_database_url)
@@ -238,6 +250,9 @@ def tokens_create(
     ] = "CAN_QUERY",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the data dir's store if it has none yet (before a first start).")
+    ] = False,
     allow_existing_name: Annotated[
         bool,
         typer.Option(
@@ -253,7 +268,7 @@ def tokens_create(
         level = Permission[permission.upper()]
     except KeyError:
         raise typer.BadParameter(f"permission must be one of {', '.join(p.name for p in Permission)}") from None
-    sessions = _sessions(data_dir, database_url)
+    sessions = _sessions(data_dir, database_url, create=create)
     try:
         row, clear = create_token(sessions, name=name, permission=level, allow_existing_name=allow_existing_name)
     except TokenNameInUse as exc:
