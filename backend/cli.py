@@ -376,6 +376,40 @@ def _run_iac(
         raise typer.Exit(2)  # as `terraform plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes
 
 
+@app.command(short_help="Write a CDKTF project that serves one model, with a CI workflow.")
+def init(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", hidden=True)] = Path("."),
+    model: Annotated[str, typer.Option(metavar="NAME", help="The registered model main.py serves.")] = "my-model",
+    model_version: Annotated[
+        str, typer.Option("--model-version", metavar="N", help="The version main.py promotes to Production.")
+    ] = "1",
+    host: Annotated[str, typer.Option(metavar="URL", help="The rtserve server (RTSERVE_HOST overrides it).")] = (
+        "http://127.0.0.1:8080"
+    ),
+) -> None:
+    """Write a CDKTF project into DIR (default: here) that serves one registered model as it is.
+
+    cdktf.json, main.py, requirements.txt, .gitignore and a GitHub Actions workflow that plans on pull
+    requests and deploys on merge. Nothing is overwritten.
+    """
+    from rtserve.server.scaffold import WORKFLOW, ScaffoldError, write_project
+
+    try:
+        scaffold = write_project(directory, model, model_version, host)
+    except ScaffoldError as exc:
+        err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for path in scaffold.files:
+        console.print(f"[green]✓[/] wrote {path}", highlight=False, soft_wrap=True)
+    console.print(
+        f"Next: export RTSERVE_HOST={host} RTSERVE_TOKEN=<a CAN_MANAGE token>, then `rtserve plan` and "
+        f"`rtserve deploy` in {directory}. In CI, {WORKFLOW} needs the RTSERVE_HOST variable, the "
+        "RTSERVE_PLAN_TOKEN and RTSERVE_DEPLOY_TOKEN secrets, and a remote Terraform state (docs/pipeline.md).",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command(short_help="Apply main.py's stacks; wait until endpoints are READY.")
 def deploy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
     """Synthesize main.py and apply its stacks with Terraform; waits until every endpoint is READY.
