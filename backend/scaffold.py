@@ -147,18 +147,15 @@ jobs:
         id: plan
         run: |
           set +e
-          rtserve plan 2>&1 | tee plan.txt
-          status=${PIPESTATUS[0]}
+          rtserve plan --format markdown > plan.md
+          status=$?
           [ "$status" -eq 1 ] && exit 1 || exit 0
       - name: Post the plan on the pull request
         uses: actions/github-script@v7
         with:
           script: |
-            const plan = require("fs").readFileSync("plan.txt", "utf8").slice(-60000);
-            await github.rest.issues.createComment({
-              ...context.repo, issue_number: context.issue.number,
-              body: `### Serving plan\\n\\n\\`\\`\\`\\n${plan}\\n\\`\\`\\``,
-            });
+            const body = require("fs").readFileSync("plan.md", "utf8").slice(0, 60000);
+            await github.rest.issues.createComment({ ...context.repo, issue_number: context.issue.number, body });
 
   deploy:
     if: github.event_name == 'push'
