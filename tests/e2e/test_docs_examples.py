@@ -21,9 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def blocks(document: str, section: str) -> list[tuple[str, str]]:
-    """(language, code) of every fenced block under the heading `section`, up to the next heading of its level."""
+def blocks(document: str, section: str | None) -> list[tuple[str, str]]:
+    """(language, code) of every fenced block under the heading `section` (up to the next heading of its
+    level), or of the whole document."""
     text = (REPO / document).read_text()
+    if section is None:
+        return FENCE.findall(text)
     start = text.index(section)
     level = section.split(" ")[0]
     following = re.search(rf"^{level} ", text[start + len(section) :], re.MULTILINE)
@@ -36,7 +39,7 @@ def as_script(parts: list[tuple[str, str]], port: int, workdir: Path) -> str:
     for language, code in parts:
         if language == "python":
             lines += [".venv/bin/python - <<'PYTHON'", code.rstrip("\n"), "PYTHON"]
-        elif language in ("sh", "bash", ""):
+        elif language in ("sh", "bash"):
             lines.append(code)
     script = "\n".join(lines) + "\n"
     # The walkthrough's server listens on this test's port: where the docs leave the default, say it.
@@ -45,15 +48,18 @@ def as_script(parts: list[tuple[str, str]], port: int, workdir: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("document", "sections", "expected"),
+    ("sections", "expected"),
     [
-        ("README.md", ["## Running it yourself"], ['{"predictions": [0]}', "Created token"]),
-        ("docs/quickstart.md", ["## Your first endpoint"], ['{"predictions": [0]}']),
+        ([("README.md", "## Running it yourself")], ['{"predictions": [0]}', "Created token"]),
+        ([("docs/quickstart.md", "## Your first endpoint")], ['{"predictions": [0]}']),
+        # The API reference's examples (the deployment client, rate limits, a grant) on the README's setup.
+        ([("README.md", "## Running it yourself"), ("docs/api.md", None)], ["{'predictions': [0]}", "CAN_QUERY"]),
     ],
+    ids=["readme", "quickstart", "api-reference"],
 )
-def test_a_walkthrough_runs_as_written(tmp_path: Path, document: str, sections: list[str], expected: list[str]):
+def test_a_walkthrough_runs_as_written(tmp_path: Path, sections: list[tuple[str, str | None]], expected: list[str]):
     port = free_port()
-    parts = [part for section in sections for part in blocks(document, section)]
+    parts = [part for document, section in sections for part in blocks(document, section)]
     script = as_script(parts, port, tmp_path)
     env = {**os.environ, "HOME": str(tmp_path / "home")}
     env.pop("RTSERVE_ADMIN_TOKEN", None)
