@@ -50,12 +50,15 @@ def as_script(parts: list[tuple[str, str]], port: int, workdir: Path) -> str:
 @pytest.mark.parametrize(
     ("sections", "expected"),
     [
-        ([("README.md", "## Running it yourself")], ['{"predictions": [0]}', "Created token"]),
+        # The README's walkthrough, then the API reference's examples (the deployment client, rate limits,
+        # a grant) on what it set up.
+        (
+            [("README.md", "## Running it yourself"), ("docs/api.md", None)],
+            ['{"predictions": [0]}', "Created token", "{'predictions': [0]}", "CAN_QUERY"],
+        ),
         ([("docs/quickstart.md", "## Your first endpoint")], ['{"predictions": [0]}']),
-        # The API reference's examples (the deployment client, rate limits, a grant) on the README's setup.
-        ([("README.md", "## Running it yourself"), ("docs/api.md", None)], ["{'predictions': [0]}", "CAN_QUERY"]),
     ],
-    ids=["readme", "quickstart", "api-reference"],
+    ids=["readme-and-api-reference", "quickstart"],
 )
 def test_a_walkthrough_runs_as_written(tmp_path: Path, sections: list[tuple[str, str | None]], expected: list[str]):
     port = free_port()
