@@ -6,9 +6,11 @@ PYTHON ?= python3
 .PHONY: install system-deps demo test test-unit bench lint clean screenshots
 
 $(BIN)/.installed: pyproject.toml
+	@echo "Creating $(VENV) and installing rtserve with its Python packages (a few minutes the first time)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --progress-bar off -e ".[test]"  # each package as it comes: no minute of silence
+	@echo "Installed into $(VENV)."
 	touch $@
 
 system-deps:

@@ -36,7 +36,7 @@ from rtserve.server.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorL
 from rtserve.server.registry import Registry
 from rtserve.server.services import Services
 from rtserve.server.settings import Settings
-from rtserve.server.store import db
+from rtserve.server.store import db, instance_lock
 
 log = logging.getLogger("rtserve")
 VERSION = __version__
@@ -143,6 +143,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         url = settings.resolved_database_url
+        took_data_dir = instance_lock.hold(settings.data_dir)  # one backend per data dir: a second stops here
         await asyncio.to_thread(db.migrate, url)
         engine_db = db.make_engine(url)
         sessions = db.session_factory(engine_db)
@@ -176,6 +177,8 @@ def create_app(
             engine_db.dispose()
             if run_dir is not None:
                 shutil.rmtree(run_dir, ignore_errors=True)
+            if took_data_dir:
+                instance_lock.release(settings.data_dir)
 
     api = FastAPI(title="rtserve", description=description, version=VERSION, lifespan=lifespan)
     openapi.install(api)  # the parameters, bodies, errors and scoring URLs FastAPI cannot see

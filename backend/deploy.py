@@ -13,16 +13,19 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from rtserve.provider.terraform import RunResult, Terraform, TerraformError
+from rtserve.server import plan_report
+from rtserve.server.plan_report import ResourceDiff, resource_diffs
 
 
 class DeployError(Exception):
@@ -41,6 +44,8 @@ class StackOutcome:
     summary: str
     seconds: float
     outputs: dict
+    changes: bool = False  # the plan had changes (applied, for a deploy)
+    diffs: list[ResourceDiff] = field(default_factory=list)  # the plan's resource changes, attribute by attribute
 
 
 def synthesize(project: Path, console: Console, outdir: Path | None = None) -> list[Stack]:
@@ -75,6 +80,60 @@ def select(stacks: list[Stack], names: list[str]) -> list[Stack]:
     return [known[n] for n in names]
 
 
+def check_backends(stacks: list[Stack], console: Console, environ: Mapping[str, str] | None = None) -> None:
+    """Before any Terraform runs: every stack's rtserve server answers, and takes the token it will get.
+
+    The host and token are the provider's (in the synthesized stack) or RTSERVE_HOST / RTSERVE_TOKEN, as
+    the provider itself resolves them. A failure says what to do instead of surfacing mid-plan.
+    """
+    environ = os.environ if environ is None else environ
+    checked: set[tuple[str, str]] = set()
+    for stack in stacks:
+        host, token = _provider_settings(stack, environ)
+        if not host:
+            raise DeployError(
+                f"Stack {stack.name} names no rtserve server: set RTSERVE_HOST (e.g. http://127.0.0.1:8080) "
+                "or the stack's host."
+            )
+        if (host, token) in checked:
+            continue
+        checked.add((host, token))
+        with console.status(f"Checking the rtserve server at {host}..."):
+            _check_backend(host, token)
+
+
+def _provider_settings(stack: Stack, environ: Mapping[str, str]) -> tuple[str, str]:
+    document = json.loads((stack.workdir / "cdk.tf.json").read_text())
+    configs = document.get("provider", {}).get("rtserve", [{}])
+    config = next((c for c in configs if "alias" not in c), configs[0] if configs else {})
+
+    def setting(name: str, variable: str) -> str:
+        value = config.get(name)
+        # A value Terraform computes (a variable, a reference) is known only to Terraform: use the environment's.
+        return value if isinstance(value, str) and "${" not in value else environ.get(variable, "")
+
+    return setting("host", "RTSERVE_HOST").rstrip("/"), setting("token", "RTSERVE_TOKEN")
+
+
+def _check_backend(host: str, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(f"{host}/api/2.0/serving-endpoints", headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise DeployError(
+            f"Cannot reach the rtserve server at {host} ({type(exc).__name__}: {exc}). Is it running? "
+            "Start it with `rtserve server`, or point RTSERVE_HOST (or the stack's host) at it."
+        ) from None
+    if response.status_code == 401:
+        given = "the token in RTSERVE_TOKEN (or the stack)" if token else "no token (RTSERVE_TOKEN is not set)"
+        raise DeployError(
+            f"The rtserve server at {host} refused {given}. Set RTSERVE_TOKEN to a token made on that server "
+            "with `rtserve tokens create --name ci --permission CAN_MANAGE --data-dir <the server's data dir>`."
+        )
+    if response.status_code >= 400:
+        raise DeployError(f"The rtserve server at {host} answered {response.status_code}: {response.text[:500]}")
+
+
 def _step(console: Console, label: str, run: Callable[[], RunResult]) -> RunResult:
     with console.status(label):
         try:
@@ -94,16 +153,22 @@ def run_stacks(
         terraform = Terraform.for_rtserve(stack.workdir, terraform_bin=terraform_bin, check=True)
         _step(console, f"{stack.name}: terraform init...", terraform.init)
         outputs: dict[str, Any] = {}
+        changes = False
+        diffs: list[ResourceDiff] = []
         if action == "destroy":
             result = _step(console, f"{stack.name}: destroying...", terraform.destroy)
-            summary = f"destroyed in {result.seconds:.1f} s"
+            for change in result.changes:
+                console.print(f"  {stack.name}: destroyed: {change.address}")
+            summary = f"destroyed {len(result.changes)} resources in {result.seconds:.1f} s"
         else:
             plan = _step(console, f"{stack.name}: planning...", partial(terraform.plan, out="rtserve.tfplan"))
             summary = str(plan.summary or "no changes")
-            for change in plan.changes:
-                console.print(f"  {stack.name}: {change.action}: {change.address}")
+            changes = plan.summary is not None and plan.summary.has_changes
+            diffs = resource_diffs(stack.name, terraform.show_plan("rtserve.tfplan")) if changes else []
             if action == "deploy":
-                if plan.summary is not None and plan.summary.has_changes:
+                for line in plan_report.as_text(diffs, plan_report.ServingSummary()):
+                    console.print(f"  {line}", highlight=False, soft_wrap=True)
+                if changes:
                     _step(
                         console,
                         f"{stack.name}: applying {plan.summary} (waits until endpoints are READY)...",
@@ -112,8 +177,42 @@ def run_stacks(
                 outputs = terraform.output()
         elapsed = time.monotonic() - started
         console.print(f"[green]✓[/] {stack.name}: {summary} ({elapsed:.1f} s)")
-        outcomes.append(StackOutcome(stack.name, summary, elapsed, outputs))
+        outcomes.append(StackOutcome(stack.name, summary, elapsed, outputs, changes, diffs))
     return outcomes
+
+
+def serving_report(stacks: list[Stack], outcomes: list[StackOutcome], environ: Mapping[str, str] | None = None):
+    """The plan's resource changes of every stack and the serving summary above them (plan_report)."""
+    environ = os.environ if environ is None else environ
+    diffs = [diff for outcome in outcomes for diff in outcome.diffs]
+    settings = {stack.name: _provider_settings(stack, environ) for stack in stacks}
+    hosts = {name: host for name, (host, _) in settings.items()}
+    models = sorted({str((d.after or d.before).get("name")) for d in diffs if d.type == "rtserve_model_version_stage"})
+    stages: dict[tuple[str, str], str] = {}
+    for host, token in set(settings.values()):
+        stages.update(current_stages(host, token, models))
+    return diffs, plan_report.serving_summary(diffs, hosts, stages)
+
+
+def current_stages(host: str, token: str, models: list[str]) -> dict[tuple[str, str], str]:
+    """(model, version) -> its registry stage now, for the plan's warnings; empty if the server cannot say."""
+    stages: dict[tuple[str, str], str] = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    for model in models:
+        escaped = model.replace("'", "\\'")
+        try:
+            response = httpx.get(
+                f"{host}/api/2.0/mlflow/model-versions/search",
+                params={"filter": f"name='{escaped}'"},
+                headers=headers,
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200:
+            for version in response.json().get("model_versions", []):
+                stages[(model, str(version.get("version")))] = str(version.get("current_stage") or "None")
+    return stages
 
 
 def print_outcomes(outcomes: list[StackOutcome], console: Console) -> None:

@@ -46,6 +46,40 @@ def resolve(snapshot: Snapshot, kind: EndpointKind, name: str, route_name: str) 
     raise not_found(f"Serving endpoint '{name}' has no served model '{route_name}'. Served: {served}.")
 
 
+async def resolve_when_known(
+    services: Services, kind: EndpointKind, name: str, route_name: str, deadline: float
+) -> Destination:
+    """`resolve`, except that a model endpoint whose routes are being re-read (a stage moved, serving
+    was just enabled) is waited for until `deadline`, and a 404 for a model the registry does not
+    have says so. Off the hot path: only a request that `resolve` refuses gets here."""
+    controller = services.controller
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return resolve(controller.snapshot, kind, name, route_name)
+        except ApiError as exc:
+            if kind is not EndpointKind.MODEL or exc.status != 404:
+                raise
+            seen = controller.snapshot
+            if seen.model_endpoint(name) is not None and seen.is_stale(name) and loop.time() < deadline:
+                controller.nudge()
+                await controller.wait_tick(min(0.05, deadline - loop.time()))
+                continue
+            if seen.model_endpoint(name) is None:
+                await _unless_registered(services, name)
+            raise
+
+
+async def _unless_registered(services: Services, model: str) -> None:
+    """Raise the registry's 404 if `model` is not a registered model (a typo in the URL, most often)."""
+    try:
+        await asyncio.to_thread(services.registry.require_model, model)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise not_found(f"Registered model '{model}' does not exist; check the name in the URL.") from None
+        # The registry cannot answer now: the endpoint's own 404 stands.
+
+
 @dataclass(frozen=True)
 class Scored:
     destination: Destination
@@ -66,7 +100,7 @@ async def score(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(controller.synced.wait(), timeout)
     while True:
-        destination = resolve(controller.snapshot, kind, name, route_name)
+        destination = await resolve_when_known(services, kind, name, route_name, deadline)
         model, version = destination.key
         try:
             scored = await _score_on(

@@ -94,8 +94,9 @@ class InvocationsEndpoint:
         services = self.services()
         principal: Principal = scope["state"]["principal"]
         services.admission.admit(services.controller.snapshot, kind, name, principal, "querying it")
-        if services.controller.synced.is_set():
-            gateway.resolve(services.controller.snapshot, kind, name, route)  # 404 before reading the body
+        if services.controller.synced.is_set():  # 404 before reading the body
+            deadline = asyncio.get_running_loop().time() + services.settings.request_timeout_seconds
+            await gateway.resolve_when_known(services, kind, name, route, deadline)
         body, content_type = await self._request(scope, receive, services)
         scoring = gateway.score(services, kind, name, route, body, content_type)
         scored = await _unless_client_leaves(scoring, receive)

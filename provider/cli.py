@@ -26,13 +26,17 @@ def install_command(
         Path | None,
         typer.Option(
             "--mirror",
-            help=f"Filesystem mirror directory [default: ${HOME_ENV}/mirror or ~/.rtserve/terraform/mirror].",
+            metavar="DIR",
+            help=f"Filesystem mirror directory [default: ${HOME_ENV}/mirror, or this installation's own "
+            "~/.rtserve/terraform/<version>-<id>/mirror].",
         ),
     ] = None,
     cli_config: Annotated[
         Path | None,
         typer.Option(
-            "--cli-config", help="Terraform CLI config file to write [default: terraformrc next to the mirror]."
+            "--cli-config",
+            metavar="FILE",
+            help="Terraform CLI config file to write [default: terraformrc next to the mirror].",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the export line.")] = False,
@@ -45,9 +49,9 @@ def install_command(
         return
     verb = "installed" if result.changed else "already installed (unchanged)"
     console.print(f"[green]✓[/] {ADDRESS} {VERSION} {verb}")
-    console.print(f"  mirror:     {result.mirror}")
-    console.print(f"  CLI config: {result.cli_config}")
+    console.print(f"  mirror:     {result.mirror}", soft_wrap=True)
+    console.print(f"  CLI config: {result.cli_config}", soft_wrap=True)
     console.print("For your own terraform or tofu:")
-    console.print(f"  {line}", highlight=False)
+    console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print("For the npm cdktf-cli (`cdktf deploy --skip-provider-lock`) with the embedded Terraform:")
-    console.print(f"  {line} TERRAFORM_BINARY_NAME={result.terraform}", highlight=False)
+    console.print(f"  {line} TERRAFORM_BINARY_NAME={result.terraform}", highlight=False, soft_wrap=True)

@@ -12,6 +12,7 @@ Idempotent: an identical launcher is not rewritten, because `.terraform.lock.hcl
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shlex
@@ -27,8 +28,17 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
 
 
 def default_home() -> Path:
-    """Where the mirror and the CLI config live by default: $RTSERVE_TERRAFORM_HOME or ~/.rtserve/terraform."""
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".rtserve" / "terraform")
+    """Where the mirror and the CLI config live by default: $RTSERVE_TERRAFORM_HOME, or a directory of
+    ~/.rtserve/terraform of this installation's own (`<version>-<digest of its Python environment>`).
+
+    Each virtualenv writes a launcher of its own interpreter; in one shared mirror the last one to run
+    would rewrite the others' and break their lock files (a checksum mismatch), so each has its own.
+    """
+    explicit = os.environ.get(HOME_ENV)
+    if explicit:
+        return Path(explicit)
+    installation = hashlib.sha256(sys.prefix.encode()).hexdigest()[:10]
+    return Path.home() / ".rtserve" / "terraform" / f"{VERSION}-{installation}"
 
 
 def platform_dir() -> str:

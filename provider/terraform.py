@@ -184,6 +184,14 @@ class Terraform:
         except ValueError:
             return {}
 
+    def show_plan(self, plan_file: str) -> dict[str, Any]:
+        """A saved plan as `terraform show -json <plan>` reports it: `resource_changes` with before and after."""
+        result = self._finish(self._run("show", ["show", "-json", "-no-color", plan_file], json_lines=False))
+        try:
+            return json.loads(result.stdout or "{}")
+        except ValueError:
+            return {}
+
     def show(self) -> dict[str, Any]:
         """The state as `terraform show -json` reports it."""
         result = self._finish(self._run("show", ["show", "-json", "-no-color"], json_lines=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,23 @@ from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
 
 ADMIN_TOKEN = "rtsv-admin-token-for-tests"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Nothing a test does reaches the user's home directory: HOME is this run's own (so is the provider's
+    mirror under ~/.rtserve/terraform), and npm keeps its downloads in the repository's ignored .cache/."""
+    home = tmp_path_factory.mktemp("home")
+    saved = {name: os.environ.get(name) for name in ("HOME", "npm_config_cache")}
+    os.environ["HOME"] = str(home)
+    os.environ.setdefault("npm_config_cache", str(REPO / ".cache" / "npm"))
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

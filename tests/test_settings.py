@@ -149,6 +149,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     fake_app.create_app = create_app  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rtserve.server.app", fake_app)
     monkeypatch.setattr("uvicorn.run", lambda asgi, **kwargs: seen.update(run=kwargs))
+    monkeypatch.setattr("rtserve.server.cli._check_port", lambda host, port: None)  # nothing listens here
     return seen
 
 
@@ -186,9 +187,10 @@ def test_a_variable_beats_the_default(started: dict[str, Any], monkeypatch: pyte
 def test_tokens_commands_read_the_same_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RTSERVE_DATA_DIR", str(tmp_path / "from-env"))
-    assert CliRunner().invoke(app, ["tokens", "list"]).exit_code == 0
+    creating = ["tokens", "create", "--name", "ci", "--create"]
+    assert CliRunner().invoke(app, creating).exit_code == 0
     assert (tmp_path / "from-env" / "rtserve.db").is_file()
-    result = CliRunner().invoke(app, ["tokens", "list", "--data-dir", str(tmp_path / "from-option")])
+    result = CliRunner().invoke(app, [*creating, "--data-dir", str(tmp_path / "from-option")])
     assert result.exit_code == 0
     assert (tmp_path / "from-option" / "rtserve.db").is_file()
 
@@ -196,3 +198,20 @@ def test_tokens_commands_read_the_same_settings(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("RTSERVE_DATABASE_URL", f"sqlite:///{database}")
     assert CliRunner().invoke(app, ["tokens", "list"]).exit_code == 0
     assert database.is_file()
+
+
+def test_tokens_commands_refuse_a_data_dir_without_state_rather_than_make_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """Run from the wrong directory, `rtserve tokens` says where the server's state is expected; it creates
+    nothing, so no token lands in a store the server never reads."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RTSERVE_DATA_DIR", raising=False)
+    monkeypatch.delenv("RTSERVE_DATABASE_URL", raising=False)
+    for command in (["tokens", "list"], ["tokens", "create", "--name", "ci"], ["tokens", "revoke", "abc"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, command
+        message = " ".join(result.stderr.split())
+        assert f"no rtserve state in {tmp_path / '.rtserve'}" in message and "--data-dir" in message
+        assert "--create" in message
+    assert not (tmp_path / ".rtserve").exists()

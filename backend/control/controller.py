@@ -347,6 +347,22 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ticked.wait(), max(0.0, timeout))
 
+    async def observe(self, done: Callable[[Snapshot], bool], timeout: float) -> bool:
+        """Wait until the published snapshot satisfies `done` (at most `timeout` s); whether it does.
+
+        A change made through the API waits for this before it answers, so the caller's next request
+        (a score, a status, the page rendered next) sees the change rather than the state before it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done(self.snapshot):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._wake.set()
+            await self.wait_tick(remaining)
+        return True
+
 
 def _short(model: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "-" for ch in model.lower()).strip("-")

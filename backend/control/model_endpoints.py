@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server.control import events
 from rtserve.server.control.controller import Controller
+from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.control.stages import canonical_stage
 from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES
 from rtserve.server.errors import ApiError, invalid, not_found
@@ -19,6 +20,10 @@ from rtserve.server.registry import Registry
 from rtserve.server.store import repo
 from rtserve.server.store.models import ComputeConfig, ModelEndpoint
 from rtserve.server.validate import one_of, version_number
+
+# How long a change waits for the controller to see it before answering (one tick, normally milliseconds):
+# a client that scores right after enabling or transitioning finds the routes in place, not a 404.
+SETTLE_SECONDS = 2.0
 
 
 def _now_ms() -> int:
@@ -47,6 +52,7 @@ class ModelEndpointService:
             return  # enabling twice is harmless, as in Databricks
         await self._event(model, f"Serving enabled by {user}")
         self.controller.wake(model)
+        await self.controller.observe(lambda seen: _read(seen, model), SETTLE_SECONDS)
 
     def _add_endpoint(self, model: str, user: str) -> bool:
         now = _now_ms()
@@ -75,6 +81,7 @@ class ModelEndpointService:
         await asyncio.to_thread(self._delete_endpoint, model)
         await self._event(model, f"Serving disabled by {user}")
         self.controller.wake(model)
+        await self.controller.observe(lambda seen: seen.model_endpoint(model) is None, SETTLE_SECONDS)
 
     def _delete_endpoint(self, model: str) -> None:
         with self.sessions.begin() as session:
@@ -144,10 +151,16 @@ class ModelEndpointService:
             time.time(),
         )
         self.controller.wake(name)
+        await self.controller.observe(lambda seen: _read(seen, name), SETTLE_SECONDS)
         return model_version
 
     async def _event(self, model: str, message: str, stage: str | None = None) -> None:
         await events.record(self.sessions, model, events.MODEL_SERVICE_EVENT, message, None, stage, time.time())
+
+
+def _read(snapshot: Snapshot, model: str) -> bool:
+    """Serving is enabled for the model and its versions were read since its last change: its routes are known."""
+    return snapshot.model_endpoint(model) is not None and not snapshot.is_stale(model)
 
 
 MAX_BATCH_SIZE = 1024

@@ -7,9 +7,7 @@ session's CSRF token (the X-CSRF-Token header, or the csrf_token form field), or
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -22,7 +20,7 @@ from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import SERVING_STAGES
 from rtserve.server.errors import ApiError, invalid
-from rtserve.server.services import Services, services_of
+from rtserve.server.services import services_of
 from rtserve.server.ui import query
 from rtserve.server.ui.render import (
     UiRoute,
@@ -165,28 +163,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def _observed(services: Services, done: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until the controller has observed a change (at most `timeout` s), so the next page shows it.
-
-    Without this, the page rendered right after a change could still show the state from before it.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not done() and (remaining := deadline - loop.time()) > 0:
-        await services.controller.wait_tick(remaining)
-
-
-def _read(snapshot: Snapshot, model: str) -> bool:
-    """Serving is enabled and the model's versions have been read: the page can show its routes."""
-    return snapshot.model_endpoint(model) is not None and not snapshot.is_stale(model)
-
-
 @router.post("/models/{name}/enable")
 async def enable(request: Request, name: str) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "enabling serving")
     services = services_of(request)
     await services.model_endpoints.enable(name, principal.name)
-    await _observed(services, lambda: _read(services.controller.snapshot, name))
     return redirect(
         f"{model_path(name, 'serving')}",
         session_of(request),
@@ -200,13 +181,12 @@ async def disable(request: Request, name: str) -> Response:
     principal = require(request, Permission.CAN_MANAGE, "disabling serving")
     services = services_of(request)
     await services.model_endpoints.disable(name, principal.name)
-    await _observed(services, lambda: services.controller.snapshot.model_endpoint(name) is None)
     message = "Serving disabled: every replica is stopping."
     return redirect(model_path(name, "serving"), session_of(request), "ok", message)
 
 
-def _observes_config(services: Services, name: str, stage: str, wanted: tuple[str, bool]) -> bool:
-    served = [v for v in model_status.version_views(services.controller.snapshot, name) if v.stage == stage]
+def _observes_config(snapshot: Snapshot, name: str, stage: str, wanted: tuple[str, bool]) -> bool:
+    served = [v for v in model_status.version_views(snapshot, name) if v.stage == stage]
     return all((v.compute.workload_size_id, v.compute.scale_to_zero_enabled) == wanted for v in served)
 
 
@@ -232,7 +212,9 @@ async def update_compute(
     if before == (workload_size_id, scale_to_zero):
         message = f"{stage} already runs {described}: nothing to change."
     else:
-        await _observed(services, lambda: _observes_config(services, name, stage, (workload_size_id, scale_to_zero)))
+        await services.controller.observe(
+            lambda seen: _observes_config(seen, name, stage, (workload_size_id, scale_to_zero)), 2.0
+        )
         message = f"Saved {stage}: {described}. The versions in that stage apply it now; progress is below."
     return redirect(model_path(name, "compute"), session_of(request), "ok", message)
 
@@ -251,10 +233,10 @@ async def transition(
     await services.model_endpoints.transition(name, version, target, archive, "from the rtserve UI", principal.name)
     if target in SERVING_STAGES and services.controller.snapshot.model_endpoint(name) is not None:
 
-        def moved() -> bool:
-            return getattr(services.controller.snapshot.view(name, version), "stage", None) == target
+        def moved(seen: Snapshot) -> bool:
+            return getattr(seen.view(name, version), "stage", None) == target
 
-        await _observed(services, moved)
+        await services.controller.observe(moved, 2.0)
     archived = " Any versions that were in that stage are archived." if archive else ""
     return redirect(model_path(name), session_of(request), "ok", f"Version {version} moved to {target}.{archived}")
 

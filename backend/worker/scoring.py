@@ -60,16 +60,21 @@ def score(
         return _unsupported_content_type(content_type)
     if input_schema is None:
         input_schema = model.metadata.get_input_schema()
+    decoded: dict = {}
     try:
         data = _decode_once(body, mime_type)
         # Before MLflow parses it: a very wide input costs seconds to parse (see backend.worker.limits).
         decoded = data if isinstance(data, dict) else {}
+        if _is_bare_split(decoded):
+            return error_result("BAD_REQUEST", BARE_SPLIT_MESSAGE)
         too_wide = limits.check(body, content_type, input_schema, decoded, max_columns=max_input_columns)
         if too_wide is not None:
             return too_wide
         response = scoring_server.invocations(data, content_type, model, input_schema)
     except MlflowException as exc:
-        return _from_mlflow_exception(exc)
+        message = _from_mlflow_exception(exc)
+        hint = _positional_rows_hint(decoded, input_schema)
+        return _with_hint(message, hint) if hint else message
     except RecursionError:
         return error_result("MALFORMED_REQUEST", "The request body is nested too deeply to parse.")
     except MemoryError:
@@ -83,6 +88,40 @@ def score(
         # MLflow answers some content-type problems (charset, parameters) with a plain-text 415.
         return error_result("BAD_REQUEST", _clean_message(response.response), status=response.status)
     return InvocationResult(status=200, body=response.response.encode(), content_type=response.mimetype)
+
+
+INPUT_KEYS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
+BARE_SPLIT_MESSAGE = (
+    "The body is a data frame in pandas' split orientation without its key (the form MLflow took before 2.0). "
+    'Wrap it: {"dataframe_split": {"columns": [...], "data": [[...]]}}; dataframe_records, instances and '
+    "inputs are the other accepted forms."
+)
+
+
+def _is_bare_split(decoded: dict) -> bool:
+    """`{"columns": ..., "data": ...}` (and maybe "index") with none of the keys MLflow 2 reads."""
+    return {"columns", "data"} <= decoded.keys() <= {"columns", "data", "index"}
+
+
+def _positional_rows_hint(decoded: dict, input_schema: Any) -> str:
+    """What to send instead, when rows without column names (`inputs`/`instances` as lists) met a
+    signature of named columns: MLflow's own message only says that every column is missing."""
+    rows = next((decoded[key] for key in ("inputs", "instances") if key in decoded), None)
+    if not (isinstance(rows, list) and rows and isinstance(rows[0], list)):
+        return ""
+    if input_schema is None or input_schema.is_tensor_spec() or not input_schema.has_input_names():
+        return ""
+    columns = input_schema.input_names()
+    shown = ", ".join(map(str, columns[:8])) + (", ..." if len(columns) > 8 else "")
+    return (
+        f"This model's signature takes named columns ({shown}) and the rows sent have none: send "
+        '{"dataframe_split": {"columns": [...], "data": [[...]]}} or {"dataframe_records": [{"column": value}]}.'
+    )
+
+
+def _with_hint(result: InvocationResult, hint: str) -> InvocationResult:
+    error = json.loads(result.body)
+    return error_result(error["error_code"], _truncate(f"{hint} ({error['message']})"), result.status)
 
 
 def _decode_once(body: bytes, mime_type: str) -> bytes | dict:

@@ -158,3 +158,23 @@ def test_an_external_mlflow_server_can_hold_the_registry(tmp_path: Path):
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_instances_starting_at_once_on_postgresql_migrate_once(postgres_url: str):
+    """Three instances start together on a new database: one migrates under the lock, none fails."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE DATABASE migrate_race")
+    url = postgres_url.rsplit("/", 1)[0] + "/migrate_race"
+    code = "import sys; from rtserve.server.store import db; db.migrate(sys.argv[1])"
+    starts = [
+        subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(3)
+    ]
+    outputs = [start.communicate(timeout=120)[0].decode(errors="replace") for start in starts]
+    assert [start.returncode for start in starts] == [0, 0, 0], outputs
+    with psycopg.connect(url) as connection:
+        versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        tables = connection.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'serving_endpoints'").fetchone()
+    assert len(versions) == 1 and tables == (1,)

@@ -211,3 +211,23 @@ def test_disable_stops_serving(admin: BackendClient, mlflow_client_env: str):
     with pytest.raises(BackendError) as raised:
         admin.status("iris-disable")
     assert raised.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_the_readme_sequence_scores_at_once_enable_transition_score(admin: BackendClient, mlflow_client_env: str):
+    """No 404 window: a score sent right after enable and transition waits for the version to start."""
+    register_demo_model(mlflow_client_env, name="iris-at-once", versions=1)
+    try:
+        admin.enable("iris-at-once")
+        admin.transition("iris-at-once", "1", "Production")
+        _, body = request_bodies()["dataframe_split"]
+        response = admin.score("iris-at-once", "Production", body, "application/json")
+        assert response.status_code == 200, response.text
+    finally:
+        admin.disable("iris-at-once")
+
+
+def test_scoring_a_model_that_does_not_exist_says_so(admin: BackendClient):
+    _, body = request_bodies()["dataframe_split"]
+    response = admin.score("iris-classifer", "Production", body, "application/json")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Registered model 'iris-classifer' does not exist; check the name in the URL."

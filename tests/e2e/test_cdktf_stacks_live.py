@@ -5,6 +5,7 @@ embedded Terraform against a live backend, then scored.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -125,3 +126,53 @@ def test_the_repositorys_main_py_deploys(
     assert {p.name for p in stacks.iterdir()} == {"staging", "production"}
     # production also owns the serving endpoint `<model>-canary`, checked (and scored) by the demo test
     deploy_both_then_destroy(stacks, installation, admin, model, {"staging": 2, "production": 4})
+
+
+def test_rtserve_plan_exits_2_with_changes_pending_and_0_once_deployed(
+    tmp_path: Path, backend: BackendProcess, model: str
+) -> None:
+    (tmp_path / "main.py").write_text(APP.format(repo=str(REPO)))
+    (tmp_path / "cdktf.json").write_text('{"language": "python", "app": "python main.py"}')
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),  # the provider's mirror goes under this run's own home
+        "RTSERVE_HOST": backend.url,
+        "RTSERVE_MODEL": model,
+        "RTSERVE_TOKEN": ADMIN_TOKEN,
+    }
+
+    def rtserve(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "rtserve.server", *args, "--project", str(tmp_path)]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
+
+    pending = rtserve("plan")
+    assert pending.returncode == 2, pending.stdout + pending.stderr
+    assert f"/model-endpoint/{model}/Staging/invocations answers from version 2" in pending.stdout
+    assert 'version = "2"' in pending.stdout  # the resource's attributes, as Terraform shows them
+    try:
+        deployed = rtserve("deploy")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        settled = rtserve("plan")
+        assert settled.returncode == 0, settled.stdout + settled.stderr
+
+        # A promotion of version 2 to Production, reviewed as a plan: the URL, the attribute, and the warning
+        # that version 2 leaves Staging (a version is in one stage at a time).
+        main = tmp_path / "main.py"
+        main.write_text(main.read_text().replace('{"Production": "1"}', '{"Production": "2"}'))
+        report = rtserve("plan", "--json")
+        assert report.returncode == 2, report.stderr
+        plan = json.loads(report.stdout)
+        assert f"/model-endpoint/{model}/Production/invocations answers from version 2 (was version 1)" in " ".join(
+            plan["serving"]["urls"]
+        )
+        assert any("leaves Staging for Production" in warning for warning in plan["serving"]["warnings"])
+        (change,) = [r for r in plan["resources"] if r["type"] == "rtserve_model_version_stage"]
+        assert {"path": "version", "before": "1", "after": "2"} in change["attributes"]
+        markdown = rtserve("plan", "--format", "markdown")
+        assert markdown.stdout.startswith("### Serving plan") and ":warning:" in markdown.stdout
+    finally:
+        refused = rtserve("destroy")  # not at a terminal: it will not act without --auto-approve
+        assert refused.returncode == 1 and "--auto-approve" in refused.stderr
+        destroyed = rtserve("destroy", "--auto-approve")
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+        assert "staging: destroyed: " in destroyed.stdout

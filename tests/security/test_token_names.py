@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rtserve.server.cli import app
+from rtserve.server.store import db
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +30,10 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RTSERVE_DATA_DIR", raising=False)
     monkeypatch.delenv("RTSERVE_DATABASE_URL", raising=False)
-    return tmp_path / "data"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    db.migrate(f"sqlite:///{data_dir / 'rtserve.db'}")  # a server's store, as after its first start
+    return data_dir
 
 
 def tokens(data_dir: Path, *args: str) -> tuple[int, str, str]:

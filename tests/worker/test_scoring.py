@@ -208,3 +208,19 @@ def test_a_malformed_request_is_a_4xx_in_the_error_envelope(request: pytest.Fixt
     assert set(error) == {"error_code", "message"}
     assert error["error_code"] in {"BAD_REQUEST", "INVALID_PARAMETER_VALUE", "MALFORMED_REQUEST"}
     assert error["message"]
+
+
+def test_a_bare_split_frame_names_the_format_to_send(iris: Any, rows: pd.DataFrame):
+    body = _json(json.loads(rows.to_json(orient="split", index=False)))  # {"columns": ..., "data": ...}
+    result = score(body, "application/json", iris)
+    assert result.status == 400
+    assert '{"dataframe_split": {"columns": [...], "data": [[...]]}}' in json.loads(result.body)["message"]
+
+
+@pytest.mark.parametrize("key", ["inputs", "instances"])
+def test_rows_without_names_against_named_columns_say_how_to_name_them(iris: Any, rows: pd.DataFrame, key: str):
+    result = score(_json({key: rows.values.tolist()}), "application/json", iris)
+    assert result.status == 400
+    message = json.loads(result.body)["message"]
+    assert message.startswith("This model's signature takes named columns (sepal length (cm),")
+    assert "dataframe_split" in message and "Model is missing inputs" in message  # MLflow's own words follow

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from rtserve.provider import VERSION
 from rtserve.provider.cli import provider_app
-from rtserve.provider.install import cli_config_text, install, launcher_text, platform_dir
+from rtserve.provider.install import HOME_ENV, cli_config_text, default_home, install, launcher_text, platform_dir
 
 pytestmark = pytest.mark.unit
 
@@ -68,3 +70,16 @@ def test_the_cli_command_prints_the_export_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(provider_app, ["install", "--mirror", str(tmp_path / "m"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"export TF_CLI_CONFIG_FILE={tmp_path / 'terraformrc'}"
+
+
+def test_each_python_environment_has_its_own_default_mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(HOME_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "prefix", "/venvs/one")
+    one = default_home()
+    monkeypatch.setattr(sys, "prefix", "/venvs/two")
+    two = default_home()
+    assert one != two and one.parent == two.parent == tmp_path / ".rtserve" / "terraform"
+    assert one.name.startswith(f"{VERSION}-")
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "chosen"))
+    assert default_home() == tmp_path / "chosen"
