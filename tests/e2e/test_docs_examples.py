@@ -64,8 +64,9 @@ def test_a_walkthrough_runs_as_written(tmp_path: Path, sections: list[tuple[str,
     port = free_port()
     parts = [part for document, section in sections for part in blocks(document, section)]
     script = as_script(parts, port, tmp_path)
-    env = {**os.environ, "HOME": str(tmp_path / "home")}
-    env.pop("RTSERVE_ADMIN_TOKEN", None)
+    # A reader's shell: none of the MLflow, Databricks or rtserve settings other tests left in this process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DATABRICKS_", "RTSERVE_"))}
+    env["HOME"] = str(tmp_path / "home")
     try:
         result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300)
         log = (tmp_path / "rtserve.log").read_text(errors="replace") if (tmp_path / "rtserve.log").exists() else ""

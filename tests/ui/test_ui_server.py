@@ -136,7 +136,8 @@ def test_htmx_requests_may_carry_the_csrf_token_in_a_header(admin_ui: UiClient):
         f"/ui/models/{UNREGISTERED}/query", data={"target": "1", "body": "{}"}, headers=headers
     )
     assert response.status_code == 200  # the fragment shows the scoring error, below
-    assert "RESOURCE_DOES_NOT_EXIST" in response.text and "Serving is not enabled" in response.text
+    # The model is not registered at all, and the error says so (not "serving is not enabled").
+    assert "RESOURCE_DOES_NOT_EXIST" in response.text and "does not exist" in response.text
     refused = admin_ui.http.post(
         f"/ui/models/{UNREGISTERED}/query", data={"target": "1", "body": "{}"}, headers={"HX-Request": "true"}
     )
@@ -183,7 +184,7 @@ def test_a_query_token_can_send_requests_but_not_manage(ui: UiClient, backend: B
     token, _ = create_token(backend, "CAN_QUERY")
     ui.sign_in(token)
     query = ui.post(f"/ui/models/{UNREGISTERED}/query", {"target": "Production", "body": "{}"})
-    assert query.status_code == 200 and "Serving is not enabled" in query.text
+    assert query.status_code == 200 and f"Registered model &#39;{UNREGISTERED}&#39; does not exist" in query.text
     denied = ui.post(f"/ui/models/{UNREGISTERED}/enable")
     assert denied.status_code == 403 and "has CAN_QUERY; enabling serving needs CAN_MANAGE" in denied.text
 
