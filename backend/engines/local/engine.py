@@ -25,14 +25,13 @@ from multiprocessing.context import ForkServerContext
 
 from rtserve.server.engines.base import (
     InvocationResult,
-    NoReadyReplica,
-    ReplicaObservation,
     ReplicaSpec,
     ReplicaState,
 )
 from rtserve.server.engines.local.forkserver import FORKSERVER_PRELOAD, ForkServer
 from rtserve.server.engines.local.logs import LogBook
-from rtserve.server.engines.local.supervision import LIVE_STATES, Replica, Supervisor, kill, signal_replica
+from rtserve.server.engines.local.supervision import Replica, Supervisor, kill, signal_replica
+from rtserve.server.engines.replicas import ReplicaTable
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
 from rtserve.server.worker.replica import DEFAULT_DRAIN_TIMEOUT
@@ -41,7 +40,7 @@ from rtserve.server.worker.replica import DEFAULT_DRAIN_TIMEOUT
 MAX_SOCKET_PATH = 100
 
 
-class LocalEngine:
+class LocalEngine(ReplicaTable[Replica]):
     """Runs replicas as local processes; implements `backend.engines.base.Engine`.
 
     `run_dir` holds the replicas' sockets. `health_interval` is the time between health pings of a
@@ -165,32 +164,6 @@ class LocalEngine:
         replica.monitor.add_done_callback(self._monitors.discard)
         _live_engines.add(self)
 
-    async def stop_replica(self, replica_id: str) -> None:
-        """Stop gracefully: no new requests, SIGTERM, in-flight ones finish (SIGKILL after `stop_timeout`).
-
-        The replica is forgotten afterwards. Unknown ids are ignored, so a retried stop is harmless.
-        """
-        replica = self._replicas.get(replica_id)
-        if replica is None:
-            return
-        replica.request_stop(self.stop_timeout)
-        if replica.monitor is not None:
-            await asyncio.shield(replica.monitor)
-        self._replicas.pop(replica_id, None)
-
-    def replicas(self) -> list[ReplicaObservation]:
-        """A snapshot of every replica the engine knows, including FAILED and CRASHED ones."""
-        return [replica.observe() for replica in self._replicas.values()]
-
-    def forget(self, replica_id: str) -> None:
-        """Drop a FAILED, CRASHED or STOPPED replica; its log stays readable through `read_logs`."""
-        replica = self._replicas.get(replica_id)
-        if replica is None:
-            return
-        if replica.state in LIVE_STATES:
-            raise ValueError(f"replica {replica_id!r} is {replica.state}; stop it instead of forgetting it")
-        self._replicas.pop(replica_id)
-
     def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
         """The last `max_bytes` of the replica's log (its rotated part too), starting at a line boundary."""
         return self._logs.read(replica_id, max_bytes)
@@ -211,18 +184,6 @@ class LocalEngine:
             raise
         finally:
             replica.in_flight -= 1
-
-    def _pick(self, model_name: str, version: str) -> Replica:
-        ready = [
-            replica
-            for replica in self._replicas.values()
-            if replica.state is ReplicaState.READY
-            and replica.spec.model_name == model_name
-            and replica.spec.version == version
-        ]
-        if not ready:
-            raise NoReadyReplica(f"no READY replica of version {version} of {model_name!r}")
-        return min(ready, key=lambda replica: (replica.in_flight, replica.dispatched))
 
     def _choose_socket_dir(self) -> str:
         socket_dir = os.path.join(os.path.abspath(self.run_dir), "s")

@@ -24,76 +24,43 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from rtserve.server.engines.base import ReplicaObservation, ReplicaSpec, ReplicaState
+from rtserve.server.engines.base import ReplicaState
 from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.engines.local.forkserver import ForkServer, open_pidfd
 from rtserve.server.engines.local.forkserver import died as forkserver_died
 from rtserve.server.engines.local.logs import start_pump
+from rtserve.server.engines.replicas import ReplicaRecord
 from rtserve.server.replica_logs import LogPump
 
 logger = logging.getLogger(__name__)
 
 MAX_FAILED_PINGS = 3
-LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.STOPPING)
 # Once a replica exited, how long the fork server may take to report its exit code.
 EXIT_STATUS_WAIT = 1.0
 
 
-@dataclass(eq=False)
-class Replica:
+@dataclass(eq=False, kw_only=True)
+class Replica(ReplicaRecord):
     """One replica process and what the engine knows of it; its monitor task changes it."""
 
-    spec: ReplicaSpec
     process: BaseProcess
     status_conn: Connection
     log_conn: Connection  # the write end of the log pipe, handed to the child
     log_read_fd: int
     socket_path: str
-    started_at: float
-    pid: int | None
-    state: ReplicaState = ReplicaState.STARTING
-    message: str = "starting"
     client: WorkerClient | None = None
-    in_flight: int = 0
-    dispatched: int = 0  # breaks ties between equally busy replicas, so sequential load spreads
     exited: asyncio.Event = field(default_factory=asyncio.Event)
-    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    stop_grace: float = 10.0
-    monitor: asyncio.Task[None] | None = None
     log_pump: LogPump | None = None
     pidfd: int | None = None  # the replica's own liveness (Linux); None: the fork server's sentinel
     forkserver_pid: int | None = None  # the fork server that started it, and reports its exit code
     exit_code: int | None = None  # set with `exited`; None if nobody could tell
 
-    def observe(self) -> ReplicaObservation:
-        return ReplicaObservation(
-            replica_id=self.spec.replica_id,
-            model_name=self.spec.model_name,
-            version=self.spec.version,
-            state=self.state,
-            message=self.message,
-            started_at=self.started_at,
-            pid=self.pid,
-            in_flight=self.in_flight,
-        )
-
-    def request_stop(self, grace: float) -> None:
+    def request_stop(self, grace: float) -> bool:
         """Ask the process to stop (SIGTERM); it may drain for `grace` seconds before it is killed."""
-        if self.stop_requested.is_set():
-            return
-        self.stop_grace = grace
-        self.stop_requested.set()
-        if self.state in LIVE_STATES:
-            self.set_state(ReplicaState.STOPPING, "stopping")
-        if not self.exited.is_set():
+        asked = super().request_stop(grace)
+        if asked and not self.exited.is_set():
             signal_replica(self, signal.SIGTERM)
-
-    def set_state(self, state: ReplicaState, message: str, force: bool = False) -> None:
-        """Change the state; once stopping or dead, only `force` (the final word) changes it."""
-        if not force and self.state not in (ReplicaState.STARTING, ReplicaState.READY):
-            return
-        self.state = state
-        self.message = message
+        return asked
 
 
 class Supervisor:

@@ -29,16 +29,14 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rtserve.server import paths
 from rtserve.server.engines.base import (
     InvocationResult,
-    NoReadyReplica,
     ReplicaLost,
-    ReplicaObservation,
     ReplicaSpec,
     ReplicaState,
     ReplicaUnreachable,
@@ -47,6 +45,7 @@ from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.ray import actor as actor_module
 from rtserve.server.engines.ray.artifacts import Shipment, pack
 from rtserve.server.engines.ray.logs import LogMirror
+from rtserve.server.engines.replicas import ReplicaRecord, ReplicaTable
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
 from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
@@ -56,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "rtserve"
 MAX_FAILED_PINGS = 3
-LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.STOPPING)
 # Beyond a stop's grace: the time a stop call may take to come back before the actor is killed anyway.
 STOP_MARGIN = 5.0
 # The key that seals the identity of the actors this deployment starts (in the data dir, mode 0600).
@@ -71,60 +69,24 @@ _STATES = {
 }
 
 
-@dataclass(eq=False)
-class _Replica:
+@dataclass(eq=False, kw_only=True)
+class _Replica(ReplicaRecord):
     """One replica actor and what the engine knows of it; its monitor task changes it."""
 
-    spec: ReplicaSpec
     handle: Any  # ray.actor.ActorHandle
     seal: str
-    started_at: float
-    state: ReplicaState = ReplicaState.STARTING
     message: str = "starting: waiting for Ray to place the actor"
-    pid: int | None = None
     host: str = ""
-    in_flight: int = 0
-    dispatched: int = 0  # breaks ties between equally busy replicas, so sequential load spreads
     adopted: bool = False
-    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    stop_grace: float = DEFAULT_DRAIN_TIMEOUT
     dead: asyncio.Future[str] | None = None  # resolves to the reason once the actor is known dead
-    monitor: asyncio.Task[None] | None = None
     mirror: LogMirror | None = None
-
-    def observe(self) -> ReplicaObservation:
-        return ReplicaObservation(
-            replica_id=self.spec.replica_id,
-            model_name=self.spec.model_name,
-            version=self.spec.version,
-            state=self.state,
-            message=self.message,
-            started_at=self.started_at,
-            pid=self.pid,
-            in_flight=self.in_flight,
-            batching=(self.spec.max_batch_size, self.spec.max_batch_wait_ms),
-        )
-
-    def set_state(self, state: ReplicaState, message: str, force: bool = False) -> None:
-        """Change the state; once stopping or gone, only `force` (the final word) changes it."""
-        if not force and self.state not in (ReplicaState.STARTING, ReplicaState.READY):
-            return
-        self.state = state
-        self.message = message
-
-    def request_stop(self, grace: float) -> None:
-        if self.stop_requested.is_set():
-            return
-        self.stop_grace = grace
-        self.stop_requested.set()
-        self.set_state(ReplicaState.STOPPING, "stopping")
 
     @property
     def is_dead(self) -> bool:
         return self.dead is not None and self.dead.done()
 
 
-class RayEngine:
+class RayEngine(ReplicaTable[_Replica]):
     """Runs replicas as Ray actors; implements `backend.engines.base.Engine`.
 
     - `address`: the Ray cluster (`ray.init(address=...)`: host:port of its head, or "auto" for the
@@ -260,31 +222,6 @@ class RayEngine:
         replica.mirror = self._open_mirror(spec.replica_id, spec.log_path, 0)
         self._track(replica)
 
-    async def stop_replica(self, replica_id: str) -> None:
-        """Stop gracefully: no new requests, in-flight ones finish (for `stop_timeout`), then the actor is killed.
-
-        The replica is forgotten afterwards. Unknown ids are ignored, so a retried stop is harmless.
-        """
-        replica = self._replicas.get(replica_id)
-        if replica is None:
-            return
-        replica.request_stop(self.stop_timeout)
-        if replica.monitor is not None:
-            await asyncio.shield(replica.monitor)
-        self._replicas.pop(replica_id, None)
-
-    def replicas(self) -> list[ReplicaObservation]:
-        return [replica.observe() for replica in self._replicas.values()]
-
-    def forget(self, replica_id: str) -> None:
-        """Drop a FAILED, CRASHED or STOPPED replica; its log stays readable through `read_logs`."""
-        replica = self._replicas.get(replica_id)
-        if replica is None:
-            return
-        if replica.state in LIVE_STATES:
-            raise ValueError(f"replica {replica_id!r} is {replica.state}; stop it instead of forgetting it")
-        self._replicas.pop(replica_id)
-
     def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
         """The tail of the backend's copy of the replica's log (see `logs`)."""
         return self._logs.read(replica_id, max_bytes)
@@ -321,18 +258,6 @@ class RayEngine:
             replica.in_flight -= 1
 
     # -- routing -----------------------------------------------------------------------------------
-    def _pick(self, model_name: str, version: str) -> _Replica:
-        ready = [
-            replica
-            for replica in self._replicas.values()
-            if replica.state is ReplicaState.READY
-            and replica.spec.model_name == model_name
-            and replica.spec.version == version
-        ]
-        if not ready:
-            raise NoReadyReplica(f"no READY replica of version {version} of {model_name!r}")
-        return min(ready, key=lambda replica: (replica.in_flight, replica.dispatched))
-
     # -- one replica's life ------------------------------------------------------------------------
     def _track(self, replica: _Replica) -> None:
         self._logs.remember(replica.spec.replica_id, replica.spec.log_path)
