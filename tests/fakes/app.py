@@ -495,22 +495,8 @@ def _published(controller: Any) -> Any:
 
 
 def _config(config: Any) -> dict | None:
-    if config is None:
-        return None
-    return {
-        "config_version": config.config_version,
-        "served_entities": [
-            {
-                "name": e.name,
-                "entity_name": e.entity_name,
-                "entity_version": e.entity_version,
-                "workload_size": e.workload_size,
-                "scale_to_zero_enabled": e.scale_to_zero_enabled,
-            }
-            for e in config.served_entities
-        ],
-        "routes": [{"served_model_name": name, "traffic_percentage": share} for name, share in config.traffic],
-    }
+    """A config in its stored form ({config_version, served_entities, routes}), as the store holds it."""
+    return None if config is None else config.to_stored()
 
 
 class _Bridge(httpx.BaseTransport):
