@@ -124,13 +124,28 @@ def create_token(
     return row, clear
 
 
-def revoke_token(sessions: sessionmaker[Session], token_id: str) -> bool:
+class AmbiguousTokenName(Exception):
+    def __init__(self, name: str, token_ids: list[str]) -> None:
+        super().__init__(name)
+        self.token_ids = token_ids
+
+
+def revoke_token(sessions: sessionmaker[Session], token: str) -> str | None:
+    """Revoke the active token with this id, or else the one active token with this name; its id, or None.
+
+    Several active tokens share a name only by `--allow-existing-name`: then the id must say which one.
+    """
     with sessions.begin() as session:
-        row = repo.get_token(session=session, token_id=token_id)
+        row = repo.get_token(session=session, token_id=token)
         if row is None or row.revoked_at is not None:
-            return False
+            named = list(repo.list_active_tokens_named(session=session, name=token))
+            if len(named) > 1:
+                raise AmbiguousTokenName(token, [t.id for t in named])
+            row = named[0] if named else None
+        if row is None:
+            return None
         row.revoked_at = int(time.time() * 1000)
-        return True
+        return row.id
 
 
 def bootstrap_admin_token(sessions: sessionmaker[Session], data_dir: Path, env_token: str | None) -> str | None:

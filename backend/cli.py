@@ -328,17 +328,27 @@ def tokens_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID", help="The id shown by `rtserve tokens list`.")],
+    token: Annotated[
+        str, typer.Argument(metavar="TOKEN", help="The token's id or name, as `rtserve tokens list` shows them.")
+    ],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Revoke a token; the backend refuses it within a few seconds."""
-    from rtserve.server.auth import revoke_token
+    """Revoke a token, by id or name; the backend refuses it within a few seconds."""
+    from rtserve.server.auth import AmbiguousTokenName, revoke_token
 
-    if not revoke_token(_sessions(data_dir, database_url), token_id):
-        console.print(f"[red]No active token with id {token_id}.[/] See `rtserve tokens list`.")
+    try:
+        revoked = revoke_token(_sessions(data_dir, database_url), token)
+    except AmbiguousTokenName as exc:
+        err_console.print(
+            f"[red]Several active tokens are named '{token}'[/] ({', '.join(exc.token_ids)}): revoke one by its id.",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    if revoked is None:
+        err_console.print(f"[red]No active token has the id or name {token}.[/] See `rtserve tokens list`.")
         raise typer.Exit(1)
-    console.print(f"Revoked token {token_id}.")
+    console.print(f"Revoked token {revoked}.")
 
 
 app.add_typer(provider_app, name="provider", help="Install the Terraform provider for offline use.")

@@ -222,4 +222,4 @@ def print_outcomes(outcomes: list[StackOutcome], console: Console) -> None:
     console.print(table)
     for outcome in outcomes:
         for name, value in outcome.outputs.items():
-            console.print(f"  {outcome.stack}.{name} = {json.dumps(value)}")
+            console.print(f"  {outcome.stack}.{name} = {json.dumps(value)}", highlight=False, soft_wrap=True)

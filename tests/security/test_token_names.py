@@ -99,3 +99,21 @@ def test_other_names_are_unaffected(data_dir: Path):
     assert create(data_dir, "reader", "CAN_VIEW")[0] == 0
     assert create(data_dir, "Reader", "CAN_VIEW")[0] == 0  # grants match names exactly
     assert create(data_dir, "writer", "CAN_QUERY")[0] == 0
+
+
+def test_a_token_is_revoked_by_name_unless_several_share_it(data_dir: Path):
+    first = token_id(create(data_dir, "billing-app", "CAN_VIEW")[2])
+    assert tokens(data_dir, "revoke", "billing-app")[:2] == (0, f"Revoked token {first}.\n")
+    assert active(data_dir, "billing-app") == 0
+
+    second = token_id(create(data_dir, "billing-app", "CAN_VIEW")[2])
+    third = token_id(create(data_dir, "billing-app", "CAN_VIEW", "--allow-existing-name")[2])
+    code, _, stderr = tokens(data_dir, "revoke", "billing-app")
+
+    assert code == 1
+    assert f"Several active tokens are named 'billing-app' ({second}, {third}): revoke one by its id" in " ".join(
+        stderr.split()
+    )
+    assert active(data_dir, "billing-app") == 2
+    assert tokens(data_dir, "revoke", third)[0] == 0
+    assert tokens(data_dir, "revoke", "no-such-token")[0] == 1
