@@ -72,15 +72,23 @@ class Registry:
         with registry_errors():
             return list(self.client.search_model_versions(f"name = '{_quote_filter(name)}'"))
 
+    def aliases(self, name: str) -> dict[str, str]:
+        """Alias -> version, from the registered model: MLflow's SQL store leaves `ModelVersion.aliases` empty
+        in `search_model_versions` (mlflow/mlflow#9783, #16734), so a version's own list cannot be trusted."""
+        with registry_errors():
+            return {alias: str(version) for alias, version in self.client.get_registered_model(name).aliases.items()}
+
     def versions(self, name: str) -> tuple[RegisteredVersion, ...]:
+        found = self.model_versions(name)
+        aliases = self.aliases(name) if found else {}
         return tuple(
             RegisteredVersion(
                 version=str(mv.version),
                 stage=mv.current_stage or "None",
-                aliases=tuple(mv.aliases or ()),
+                aliases=tuple(alias for alias, version in aliases.items() if version == str(mv.version)),
                 creation_timestamp=mv.creation_timestamp or 0,
             )
-            for mv in self.model_versions(name)
+            for mv in found
         )
 
     def get_version(self, name: str, version: str) -> ModelVersion:
