@@ -6,7 +6,7 @@ become the API's errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
 from rtserve.server.errors import invalid
@@ -34,3 +34,23 @@ def version_number(value: object, field: str = "version") -> str:
 def one_of(value: object, allowed: Collection[str], field: str) -> str:
     """`value` if it is one of the strings `allowed`, else 400 naming `field` and the choices."""
     return checked(check_one_of, value, allowed, field)
+
+
+def known_fields(obj: dict, where: str, accepted: Collection[str], refused: Mapping[str, str] | None = None) -> None:
+    """Every field of `obj` is one rtserve honours, or a 400 that names the first other one: a field is never
+    dropped silently. `refused` maps fields rtserve knows but does not offer to the reason; a null field is
+    absent, as Databricks' clients send it."""
+    prefix = f"{where}." if where else ""
+    for name, value in obj.items():
+        if value is None or name in accepted:
+            continue
+        if refused and name in refused:
+            raise invalid(f"'{prefix}{name}' is not supported: {refused[name]}")
+        raise invalid(f"'{prefix}{name}' is not a field rtserve knows here; it accepts {', '.join(sorted(accepted))}.")
+
+
+def asks_for(setting: object) -> bool:
+    """Whether a setting object asks for something (`{"enabled": false}` and empty objects do not)."""
+    if isinstance(setting, dict):
+        return bool(setting) and setting.get("enabled", True) is not False
+    return bool(setting)

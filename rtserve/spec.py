@@ -83,6 +83,8 @@ def canonical_stage(name: str) -> str | None:
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # endpoint and served entity names
 NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
 MAX_SERVED_ENTITIES = 15
+# The largest provisioned concurrency a served entity may ask for: Large's upper bound.
+MAX_PROVISIONED_CONCURRENCY = 64
 TRAFFIC_TOTAL = 100
 TRAFFIC_PERCENTAGE_RULE = f"a whole number from 0 to {TRAFFIC_TOTAL}"
 

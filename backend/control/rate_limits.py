@@ -20,7 +20,7 @@ from typing import Any
 
 from rtserve import spec
 from rtserve.server.errors import ApiError, invalid
-from rtserve.server.validate import checked
+from rtserve.server.validate import asks_for, checked, known_fields
 from rtserve.spec import CALLER_KEYS, ENDPOINT_KEY, MAX_CALLS, RENEWAL_PERIODS
 
 # Fields of Databricks' AI gateway that belong to LLM serving or Databricks' own tables.
@@ -77,6 +77,7 @@ def _parse_limit(item: Any, where: str) -> RateLimit:
         raise invalid(f"'{where}' must be an object {{calls, key, renewal_period}}; got {type(item).__name__}.")
     if item.get("tokens") is not None:
         raise invalid(f"'{where}.tokens': token-based limits are for LLM endpoints; limit 'calls' instead.")
+    known_fields(item, where, ("calls", "key", "renewal_period", "principal"))
     calls = checked(spec.check_calls, item.get("calls"), f"{where}.calls")
     key = checked(spec.check_rate_limit_key, item.get("key"), f"{where}.key")
     period = checked(spec.check_renewal_period, item.get("renewal_period"), f"{where}.renewal_period")
@@ -90,20 +91,14 @@ def parse_ai_gateway(value: Any) -> tuple[RateLimit, ...]:
         return ()
     if not isinstance(value, dict):
         raise invalid(f"'ai_gateway' must be an object with 'rate_limits'; got {type(value).__name__}.")
-    unsupported = [name for name in UNSUPPORTED_GATEWAY_FIELDS if _enabled(value.get(name))]
+    unsupported = [name for name in UNSUPPORTED_GATEWAY_FIELDS if asks_for(value.get(name))]
     if unsupported:
         raise invalid(
             f"rtserve's AI gateway supports rate_limits only; remove {', '.join(unsupported)} "
             "(usage tracking, inference tables, guardrails and fallbacks are not available)."
         )
+    known_fields(value, "ai_gateway", ("rate_limits", *UNSUPPORTED_GATEWAY_FIELDS))
     return parse_rate_limits(value.get("rate_limits"), "ai_gateway.rate_limits")
-
-
-def _enabled(setting: Any) -> bool:
-    """Whether a gateway setting asks for something (`{"enabled": false}` and empty objects do not)."""
-    if isinstance(setting, dict):
-        return bool(setting) and setting.get("enabled", True) is not False
-    return bool(setting)
 
 
 def limits_for(limits: Iterable[RateLimit], caller: str) -> list[RateLimit]:

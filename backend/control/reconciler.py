@@ -231,7 +231,7 @@ def _plan_version(
         memory = replace(memory, failures=0, last_error="")
 
     traffic = observed.traffic.get(key, VersionTraffic())
-    low, high = replica_range(config.workload_size_id, False, tuning.replica_concurrency)
+    low, high = replica_range(config.concurrency, False, tuning.replica_concurrency)
     target, scaling = decide(
         ScalingContext(
             now=now,

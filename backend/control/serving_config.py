@@ -12,8 +12,8 @@ from typing import Any
 from rtserve import spec
 from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
-from rtserve.server.validate import checked, version_number
-from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_SERVED_ENTITIES
+from rtserve.server.validate import asks_for, checked, known_fields, version_number
+from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_PROVISIONED_CONCURRENCY, MAX_SERVED_ENTITIES
 from rtserve.spec import NAME_PATTERN as NAME_PATTERN
 from rtserve.spec import NAME_RULE as NAME_RULE
 
@@ -25,14 +25,23 @@ class ServedEntity:
     entity_version: str
     workload_size: str = DEFAULT_WORKLOAD_SIZE
     scale_to_zero_enabled: bool = False
+    # Provisioned concurrency, Databricks' alternative to a workload size: the range replicas scale within.
+    min_provisioned_concurrency: int | None = None
+    max_provisioned_concurrency: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.entity_name, self.entity_version)
 
     @property
+    def provisioned(self) -> tuple[int, int] | None:
+        if self.min_provisioned_concurrency is None or self.max_provisioned_concurrency is None:
+            return None
+        return (self.min_provisioned_concurrency, self.max_provisioned_concurrency)
+
+    @property
     def compute(self) -> Compute:
-        return Compute(self.workload_size, self.scale_to_zero_enabled)
+        return Compute(self.workload_size, self.scale_to_zero_enabled, provisioned_concurrency=self.provisioned)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,14 @@ class EndpointConfig:
                     "entity_version": e.entity_version,
                     "workload_size": e.workload_size,
                     "scale_to_zero_enabled": e.scale_to_zero_enabled,
+                    **(
+                        {
+                            "min_provisioned_concurrency": e.min_provisioned_concurrency,
+                            "max_provisioned_concurrency": e.max_provisioned_concurrency,
+                        }
+                        if e.provisioned
+                        else {}
+                    ),
                 }
                 for e in self.served_entities
             ],
@@ -69,10 +86,44 @@ class EndpointConfig:
         )
 
 
+CONFIG_FIELDS = ("served_entities", "served_models", "traffic_config", "name")
+REFUSED_CONFIG_FIELDS = {
+    "auto_capture_config": "inference tables are not available in rtserve yet; remove it (or set enabled: false).",
+}
+ENTITY_FIELDS = (
+    "name",
+    "workload_size",
+    "scale_to_zero_enabled",
+    "workload_type",
+    "environment_vars",
+    "min_provisioned_concurrency",
+    "max_provisioned_concurrency",
+)
+REFUSED_ENTITY_FIELDS = {
+    "external_model": "rtserve serves registered MLflow models only (no external model providers).",
+    "instance_profile_arn": "rtserve runs no cloud instances; give replicas credentials in the backend's environment.",
+    "min_provisioned_throughput": "provisioned throughput is for foundation models; use workload_size or "
+    "min_provisioned_concurrency/max_provisioned_concurrency.",
+    "max_provisioned_throughput": "provisioned throughput is for foundation models; use workload_size or "
+    "min_provisioned_concurrency/max_provisioned_concurrency.",
+    "provisioned_model_units": "provisioned throughput is for foundation models; use workload_size.",
+    "burst_scaling_enabled": "rtserve never scales a served entity past its range (its workload size or "
+    "max_provisioned_concurrency); remove it.",
+}
+ROUTE_FIELDS = ("served_model_name", "served_entity_name", "traffic_percentage")
+
+
 def parse_config(config: Any, config_version: int) -> EndpointConfig:
     """A request's `config` ({served_entities | served_models, traffic_config}) as an EndpointConfig."""
     if not isinstance(config, dict):
         raise invalid("'config' must be an object with 'served_entities' (or 'served_models') and 'traffic_config'.")
+    auto_capture = config.get("auto_capture_config")
+    known_fields(
+        {**config, "auto_capture_config": auto_capture if asks_for(auto_capture) else None},
+        "config",
+        CONFIG_FIELDS,
+        REFUSED_CONFIG_FIELDS,
+    )
     has_entities, has_models = "served_entities" in config, "served_models" in config
     if has_entities == has_models:
         raise invalid("'config' needs exactly one of 'served_entities' and 'served_models' (the legacy form).")
@@ -94,10 +145,12 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     if not isinstance(item, dict):
         raise invalid(f"'{where}' must be an object.")
     name_field, version_field = ("model_name", "model_version") if legacy else ("entity_name", "entity_version")
+    known_fields(item, where, (name_field, version_field, *ENTITY_FIELDS), REFUSED_ENTITY_FIELDS)
     model = item.get(name_field)
     if not isinstance(model, str) or not model:
         raise invalid(f"'{where}.{name_field}' is required: the registered model to serve.")
     version = version_number(item.get(version_field), f"{where}.{version_field}")
+    provisioned = _provisioned_concurrency(item, where)
     size = checked(spec.check_workload_size, item.get("workload_size", DEFAULT_WORKLOAD_SIZE), f"{where}.workload_size")
     scale_to_zero = item.get("scale_to_zero_enabled", False)
     if not isinstance(scale_to_zero, bool):
@@ -111,7 +164,32 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
         raise invalid(f"'{where}.workload_type' must be CPU (rtserve serves on CPU); got {item['workload_type']!r}.")
     name = item.get("name", f"{model}-{version}")
     name = checked(spec.check_name, name, f"{where}.name")
-    return ServedEntity(name, model, version, size, scale_to_zero)
+    low, high = provisioned or (None, None)
+    return ServedEntity(name, model, version, size, scale_to_zero, low, high)
+
+
+def _provisioned_concurrency(item: dict[str, Any], where: str) -> tuple[int, int] | None:
+    """Databricks' rules: both bounds or neither, not with a workload size, multiples of 4, min <= max."""
+    low, high = item.get("min_provisioned_concurrency"), item.get("max_provisioned_concurrency")
+    if low is None and high is None:
+        return None
+    if low is None or high is None:
+        missing = "min_provisioned_concurrency" if low is None else "max_provisioned_concurrency"
+        raise invalid(f"'{where}.{missing}' is required with the other bound of provisioned concurrency.")
+    if item.get("workload_size") is not None:
+        raise invalid(
+            f"'{where}.workload_size' and provisioned concurrency exclude each other: give workload_size, or "
+            "min_provisioned_concurrency and max_provisioned_concurrency."
+        )
+    for field, value in (("min_provisioned_concurrency", low), ("max_provisioned_concurrency", high)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value % 4:
+            raise invalid(f"'{where}.{field}' must be a multiple of 4, 0 or more; got {value!r}.")
+    if high < 4 or high > MAX_PROVISIONED_CONCURRENCY or low > high:
+        raise invalid(
+            f"'{where}' provisioned concurrency must satisfy min <= max and 4 <= max <= "
+            f"{MAX_PROVISIONED_CONCURRENCY}; got {low}-{high}."
+        )
+    return (low, high)
 
 
 def _parse_traffic(traffic: Any, names: list[str]) -> tuple[tuple[str, int], ...]:
@@ -124,11 +202,13 @@ def _parse_traffic(traffic: Any, names: list[str]) -> tuple[tuple[str, int], ...
         )
     if not isinstance(traffic, dict) or not isinstance(traffic.get("routes"), list) or not traffic["routes"]:
         raise invalid('\'config.traffic_config\' must be {"routes": [{"served_model_name", "traffic_percentage"}]}.')
+    known_fields(traffic, "config.traffic_config", ("routes",))
     routes: list[tuple[str, int]] = []
     for i, route in enumerate(traffic["routes"]):
         where = f"config.traffic_config.routes[{i}]"
         if not isinstance(route, dict):
             raise invalid(f"'{where}' must be an object.")
+        known_fields(route, where, ROUTE_FIELDS)
         name = route.get("served_model_name", route.get("served_entity_name"))
         if name not in names:
             raise invalid(f"'{where}.served_model_name' must name a served entity of this config ({', '.join(names)}).")
@@ -150,6 +230,7 @@ def parse_tags(tags: Any, where: str = "tags") -> list[dict[str, str]]:
     for i, tag in enumerate(tags):
         if not isinstance(tag, dict) or not isinstance(tag.get("key"), str) or not tag["key"]:
             raise invalid(f"'{where}[{i}]' must be an object with a non-empty string 'key'.")
+        known_fields(tag, f"{where}[{i}]", ("key", "value"))
         value = tag.get("value")
         if value is not None and not isinstance(value, str):
             raise invalid(f"'{where}[{i}].value' must be a string.")

@@ -41,6 +41,8 @@ class ServingEndpointState:
     stored_pending: str | None = None  # the pending config's stored text, to promote exactly what was read
     grants: tuple[Grant, ...] = ()  # its access control list (see endpoint_permissions.py)
     rate_limits: tuple[RateLimit, ...] = ()
+    description: str | None = None
+    route_optimized: bool = False
 
     @property
     def live_config(self) -> EndpointConfig | None:
@@ -77,6 +79,8 @@ def from_row(row: ServingEndpoint) -> ServingEndpointState:
         stored_pending=row.pending_config,
         grants=tuple(Grant.from_stored(stored) for stored in json.loads(row.access_control or "[]")),
         rate_limits=tuple(RateLimit.from_stored(stored) for stored in json.loads(row.rate_limits or "[]")),
+        description=row.description,
+        route_optimized=bool(row.route_optimized),
     )
 
 

@@ -28,6 +28,7 @@ from rtserve.server.errors import ApiError, invalid, not_found
 from rtserve.server.registry import Registry
 from rtserve.server.store import repo
 from rtserve.server.store.models import ServingEndpoint
+from rtserve.server.validate import known_fields
 
 
 def _now_ms() -> int:
@@ -70,8 +71,16 @@ class ServingEndpointService:
         name = params.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise invalid(f"'name' must be {NAME_RULE}; got {name!r}.")
+        known_fields(params, "", CREATE_FIELDS, REFUSED_CREATE_FIELDS)
         config = parse_config(params.get("config"), config_version=1)
+        _same_name(params.get("config"), name)
         tags = parse_tags(params.get("tags"))
+        description = params.get("description")
+        if description is not None and not isinstance(description, str):
+            raise invalid(f"'description' must be a string; got {description!r}.")
+        route_optimized = params.get("route_optimized", False)
+        if not isinstance(route_optimized, bool):
+            raise invalid(f"'route_optimized' must be true or false; got {route_optimized!r}.")
         rate_limits = _limits_of_create(params)
         if await asyncio.to_thread(self._exists, name):
             raise _already_exists(name)
@@ -90,6 +99,8 @@ class ServingEndpointService:
             # Like Databricks, the creator can manage what it created.
             access_control=json.dumps([Grant("user_name", user, Permission.CAN_MANAGE).to_stored()]),
             rate_limits=_stored_limits(rate_limits),
+            description=description,
+            route_optimized=route_optimized,
         )
         await asyncio.to_thread(self._add, row)
         return await self._changed(name)
@@ -112,6 +123,7 @@ class ServingEndpointService:
             )
         versions = [c.config_version for c in (current.config, current.pending) if c is not None]
         config = parse_config(params, config_version=max(versions, default=0) + 1)
+        _same_name(params, name)
         await self._check_registered(config)
         await asyncio.to_thread(self._store_pending, name, current, config)
         return await self._changed(name)
@@ -264,6 +276,21 @@ def _permitted(
     held = effective_permission(principal, endpoint.grants)
     endpoint_permissions.check(f"serving endpoint '{endpoint.name}'", endpoint.id, held, needed, action)
     return endpoint
+
+
+CREATE_FIELDS = ("name", "config", "tags", "rate_limits", "ai_gateway", "description", "route_optimized")
+REFUSED_CREATE_FIELDS = {
+    "email_notifications": "rtserve sends no email yet; watch the endpoint's events or its metrics instead.",
+    "budget_policy_id": "rtserve has no budget policies.",
+    "telemetry_config": "rtserve exports its metrics at GET /metrics (Prometheus) only.",
+}
+
+
+def _same_name(config: Any, name: str) -> None:
+    """A config's own `name` (the SDK's EndpointCoreConfigInput sends it) must be the endpoint's."""
+    given = config.get("name") if isinstance(config, dict) else None
+    if given is not None and given != name:
+        raise invalid(f"'config.name' is the endpoint's name, '{name}'; got {given!r}.")
 
 
 def _limits_of_create(params: dict[str, Any]) -> tuple[RateLimit, ...]:

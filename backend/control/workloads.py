@@ -1,4 +1,4 @@
-"""How workload sizes (their concurrency ranges are in rtserve.spec) map to replicas."""
+"""How workload sizes (their concurrency ranges are in rtserve.spec) and provisioned concurrency map to replicas."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from rtserve.spec import SERVING_STAGES as SERVING_STAGES
 from rtserve.spec import WORKLOAD_SIZES
 
 
-def replica_range(workload_size_id: str, scale_to_zero: bool, replica_concurrency: int) -> tuple[int, int]:
-    """Replicas needed to serve the size's concurrency range, each replica taking `replica_concurrency`."""
-    size = WORKLOAD_SIZES[workload_size_id]
-    low = max(1, math.ceil(size.min_concurrency / replica_concurrency))
-    high = max(low, math.ceil(size.max_concurrency / replica_concurrency))
+def replica_range(concurrency: tuple[int, int], scale_to_zero: bool, replica_concurrency: int) -> tuple[int, int]:
+    """Replicas needed to serve a concurrency range, each replica taking `replica_concurrency`."""
+    low = max(1, math.ceil(concurrency[0] / replica_concurrency))
+    high = max(low, math.ceil(concurrency[1] / replica_concurrency))
     return (0 if scale_to_zero else low, high)
 
 
@@ -31,6 +30,15 @@ class Compute:
     generation: int = 0
     max_batch_size: int = 1
     max_batch_wait_ms: float = 0.0
+    provisioned_concurrency: tuple[int, int] | None = None  # a serving endpoint's alternative to the size
+
+    @property
+    def concurrency(self) -> tuple[int, int]:
+        """The range of concurrent requests to provision for: the provisioned one, else the size's."""
+        if self.provisioned_concurrency is not None:
+            return self.provisioned_concurrency
+        size = WORKLOAD_SIZES[self.workload_size_id]
+        return (size.min_concurrency, size.max_concurrency)
 
     @property
     def batching(self) -> tuple[int, float]:
@@ -41,7 +49,7 @@ def combine(a: Compute, b: Compute) -> Compute:
     """One compute for a version that several endpoints serve: the larger size, scale to zero only if all agree."""
 
     def most_replicas(compute: Compute) -> int:
-        return replica_range(compute.workload_size_id, False, 1)[1]
+        return compute.concurrency[1]
 
     chosen = b if most_replicas(b) > most_replicas(a) else a
     return replace(chosen, scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled)

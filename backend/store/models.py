@@ -91,3 +91,5 @@ class ServingEndpoint(Base):
     access_control: Mapped[str] = mapped_column(Text, default="[]")
     # Its rate limits (control/rate_limits.py), JSON.
     rate_limits: Mapped[str] = mapped_column(Text, default="[]")
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    route_optimized: Mapped[bool] = mapped_column(Boolean, default=False)

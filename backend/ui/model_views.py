@@ -208,7 +208,7 @@ async def version_logs(services: Services, model: str, version: str, replica_id:
 def workload_sizes(replica_concurrency: int) -> list[dict]:
     sizes = []
     for size in WORKLOAD_SIZES.values():
-        low, high = replica_range(size.key, False, replica_concurrency)
+        low, high = replica_range((size.min_concurrency, size.max_concurrency), False, replica_concurrency)
         sizes.append(
             {
                 "key": size.key,

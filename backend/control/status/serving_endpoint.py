@@ -76,6 +76,8 @@ def _common(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionVi
         "state": endpoint_state(endpoint, views),
         "tags": endpoint.tags,
         "task": "",
+        **({"description": endpoint.description} if endpoint.description else {}),
+        **({"route_optimized": True} if endpoint.route_optimized else {}),
     }
 
 
@@ -103,13 +105,21 @@ def _entity(entity: ServedEntity, endpoint: ServingEndpointState, view: VersionV
         "name": entity.name,
         "entity_name": entity.entity_name,
         "entity_version": entity.entity_version,
-        "workload_size": entity.workload_size,
+        **_size(entity),
         "workload_type": "CPU",
         "scale_to_zero_enabled": entity.scale_to_zero_enabled,
         "creator": endpoint.creator,
         "creation_timestamp": endpoint.creation_timestamp,
         "state": {"deployment": deployment, "deployment_state_message": message},
     }
+
+
+def _size(entity: ServedEntity) -> dict[str, Any]:
+    """Its workload size, or the provisioned concurrency given instead (Databricks answers the one set)."""
+    if entity.provisioned is None:
+        return {"workload_size": entity.workload_size}
+    low, high = entity.provisioned
+    return {"min_provisioned_concurrency": low, "max_provisioned_concurrency": high}
 
 
 def _legacy(entity: dict[str, Any]) -> dict[str, Any]:
