@@ -57,7 +57,7 @@ def _config_view(config: dict) -> ConfigView:
             name=e["name"],
             model=e["entity_name"],
             version=e["entity_version"],
-            workload_size=e["workload_size"],
+            workload_size=_size(e),
             scale_to_zero=e["scale_to_zero_enabled"],
             traffic=shares.get(e["name"], 0),
             deployment=e["state"]["deployment"],
@@ -66,6 +66,13 @@ def _config_view(config: dict) -> ConfigView:
         for e in config["served_entities"]
     ]
     return ConfigView(config["config_version"], entities, config.get("start_time"))
+
+
+def _size(entity: dict) -> str:
+    """Its workload size, or the provisioned concurrency it has instead."""
+    if "workload_size" in entity:
+        return entity["workload_size"]
+    return f"{entity['min_provisioned_concurrency']}-{entity['max_provisioned_concurrency']} concurrent requests"
 
 
 @dataclass(frozen=True)

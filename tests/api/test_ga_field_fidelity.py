@@ -12,6 +12,9 @@ import pytest
 
 from rtserve.server.client import BackendClient
 from rtserve.server.demo_model import register_demo_model
+from rtserve.server.process import BackendProcess
+from tests.conftest import ADMIN_TOKEN
+from tests.ui.helpers import UiClient
 
 pytestmark = pytest.mark.api
 MODEL = "iris-fidelity"
@@ -150,7 +153,7 @@ def test_a_field_rtserve_does_not_offer_is_refused_by_name(admin: BackendClient,
     assert admin.http.get(f"{API}/fidelity-refused").status_code == 404
 
 
-def test_every_honoured_field_comes_back(admin: BackendClient, model: str):
+def test_every_honoured_field_comes_back(backend: BackendProcess, admin: BackendClient, model: str):
     body = {
         "name": "fidelity",
         "description": "Iris, with every field",
@@ -196,6 +199,13 @@ def test_every_honoured_field_comes_back(admin: BackendClient, model: str):
         assert [r["traffic_percentage"] for r in config["traffic_config"]["routes"]] == [50, 50]
         listed = {e["name"]: e for e in admin.http.get(API).json()["endpoints"]}
         assert listed["fidelity"]["description"] == "Iris, with every field"
+        ui = UiClient(backend)
+        try:
+            assert ui.sign_in(ADMIN_TOKEN).status_code == 303
+            page = ui.http.get("/ui/serving-endpoints/fidelity")
+            assert page.status_code == 200 and "4-8 concurrent requests" in page.text
+        finally:
+            ui.close()
     finally:
         admin.http.delete(f"{API}/fidelity")
 
