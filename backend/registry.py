@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import mlflow.artifacts
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -71,6 +71,10 @@ class Registry:
     def model_versions(self, name: str) -> list[ModelVersion]:
         with registry_errors():
             return list(self.client.search_model_versions(f"name = '{_quote_filter(name)}'"))
+
+    def registered_model(self, name: str) -> RegisteredModel:
+        with registry_errors():
+            return self.client.get_registered_model(name)
 
     def aliases(self, name: str) -> dict[str, str]:
         """Alias -> version, from the registered model: MLflow's SQL store leaves `ModelVersion.aliases` empty

@@ -54,6 +54,19 @@ def error_response(status: int) -> Schema:
     return response
 
 
+# Databricks' alternative to workload_size on a served entity (both bounds or neither).
+_PROVISIONED_CONCURRENCY: Schema = {
+    "min_provisioned_concurrency": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 64,
+        "multipleOf": 4,
+        "description": "with max_provisioned_concurrency, instead of workload_size",
+    },
+    "max_provisioned_concurrency": {"type": "integer", "minimum": 4, "maximum": 64, "multipleOf": 4},
+}
+
+
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -204,9 +217,11 @@ SCHEMAS: dict[str, Schema] = {
             "workload_size": {"type": "string", "enum": WORKLOAD_SIZES, "default": "Small"},
             "scale_to_zero_enabled": {"type": "boolean", "default": False},
             "workload_type": {"type": ["string", "null"], "enum": ["CPU", None]},
+            **_PROVISIONED_CONCURRENCY,
         },
         ("entity_name", "entity_version"),
-        description="environment_vars are refused (400): replicas share one pre-loaded parent process.",
+        description="environment_vars are refused (400): replicas share one pre-loaded parent process. Any "
+        "other field is refused with a 400 that names it.",
     ),
     "ServedModelInput": _obj(
         {
@@ -216,6 +231,7 @@ SCHEMAS: dict[str, Schema] = {
             "workload_size": {"type": "string", "enum": WORKLOAD_SIZES, "default": "Small"},
             "scale_to_zero_enabled": {"type": "boolean", "default": False},
             "workload_type": {"type": ["string", "null"], "enum": ["CPU", None]},
+            **_PROVISIONED_CONCURRENCY,
         },
         ("model_name", "model_version"),
         description="The legacy form of a served entity.",
@@ -243,6 +259,7 @@ SCHEMAS: dict[str, Schema] = {
             "served_entities": _array(_ref("ServedEntityInput"), minItems=1, maxItems=15),
             "served_models": _array(_ref("ServedModelInput"), minItems=1, maxItems=15),
             "traffic_config": _ref("TrafficConfig"),
+            "name": {"type": "string", "description": "the endpoint's own name, if given"},
         },
         "oneOf": [{"required": ["served_entities"]}, {"required": ["served_models"]}],
         "description": "Exactly one of served_entities and served_models; traffic_config is required with "
@@ -325,6 +342,9 @@ SCHEMAS: dict[str, Schema] = {
             "config": {"type": "object"},
             "pending_config": {"type": "object"},
             "ai_gateway": _obj({"rate_limits": _array(_ref("RateLimit"))}),
+            "description": {"type": "string"},
+            "route_optimized": {"type": "boolean"},
+            "permission_level": {"type": "string", "enum": ["CAN_VIEW", "CAN_QUERY", "CAN_MANAGE"]},
         },
         ("name", "id", "state"),
     ),
@@ -483,6 +503,8 @@ CREATE_SERVING_ENDPOINT = operation(
                 "description": "the legacy form; not with ai_gateway",
             },
             "ai_gateway": {"anyOf": [_ref("AiGatewayInput"), {"type": "null"}]},
+            "description": {"type": ["string", "null"]},
+            "route_optimized": {"type": ["boolean", "null"], "description": "recorded and answered"},
         },
         ("name", "config"),
     ),
@@ -512,6 +534,11 @@ PUT_RATE_LIMITS = operation(
 )
 PUT_AI_GATEWAY = operation(body=_ref("AiGatewayInput"), body_required=False, ok=_ref("RateLimits"))
 SERVED_MODEL_LOGS = operation(ok=_ref("Logs"))
+GET_REGISTERED_MODEL_DATABRICKS = operation(
+    query=[_query("name", "the registered model")],
+    ok=_obj({"registered_model_databricks": {"type": "object"}}, ("registered_model_databricks",)),
+)
+ENDPOINT_OPENAPI = operation(ok_description="The endpoint's scoring paths as an OpenAPI 3.1 document")
 PROMETHEUS = operation(ok_description="Prometheus' text exposition format")
 
 

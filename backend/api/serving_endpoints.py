@@ -7,14 +7,20 @@ by the plain ASGI handler in backend/invocations_asgi.py, like the other scoring
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from rtserve.server import logged_files
+from rtserve.server.api import endpoint_openapi as endpoint_openapi_doc
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer
+from rtserve.server.auth import Permission, Principal
 from rtserve.server.control import logs, rate_limits
+from rtserve.server.control.endpoint_permissions import effective_permission
 from rtserve.server.control.serving_endpoints import ServingEndpointState
 from rtserve.server.control.status import serving_endpoint as serving_status
 from rtserve.server.errors import not_found
@@ -23,29 +29,40 @@ from rtserve.server.services import Services, services_of
 router = APIRouter(prefix="/api/2.0/serving-endpoints", tags=["serving-endpoints"])
 
 
-def _detail(request: Request, endpoint: ServingEndpointState) -> dict:
-    return serving_status.endpoint_detail(
+def _detail(request: Request, endpoint: ServingEndpointState, principal: Principal) -> dict:
+    detail = serving_status.endpoint_detail(
         endpoint, services_of(request).controller.snapshot.views, str(request.base_url)
     )
+    return {**detail, "permission_level": _permission_level(endpoint, principal)}
+
+
+def _permission_level(endpoint: ServingEndpointState, principal: Principal) -> str:
+    """The caller's level on the endpoint, in Databricks' words (an ADMIN token manages every endpoint)."""
+    return min(effective_permission(principal, endpoint.grants), Permission.CAN_MANAGE).name
 
 
 @router.post("", openapi_extra=openapi.CREATE_SERVING_ENDPOINT)
 async def create(request: Request, params: Params, principal: Manager) -> dict:
     endpoint = await services_of(request).serving_endpoints.create(params, principal.name)
-    return _detail(request, endpoint)
+    return _detail(request, endpoint, principal)
 
 
 @router.get("", openapi_extra=openapi.LIST_SERVING_ENDPOINTS)
-async def list_endpoints(request: Request, _: Viewer) -> dict:
+async def list_endpoints(request: Request, principal: Viewer) -> dict:
     services = services_of(request)
     views = services.controller.snapshot.views
     endpoints = await services.serving_endpoints.list_all()
-    return {"endpoints": [serving_status.endpoint_summary(e, views) for e in endpoints]}
+    return {
+        "endpoints": [
+            {**serving_status.endpoint_summary(e, views), "permission_level": _permission_level(e, principal)}
+            for e in endpoints
+        ]
+    }
 
 
 @router.get("/{name}", openapi_extra=openapi.GET_SERVING_ENDPOINT)
-async def get(request: Request, name: str, _: Viewer) -> dict:
-    return _detail(request, await services_of(request).serving_endpoints.require(name))
+async def get(request: Request, name: str, principal: Viewer) -> dict:
+    return _detail(request, await services_of(request).serving_endpoints.require(name), principal)
 
 
 @router.delete("/{name}", openapi_extra=openapi.DELETE_SERVING_ENDPOINT)
@@ -57,7 +74,7 @@ async def delete(request: Request, name: str, principal: Viewer) -> dict:
 @router.put("/{name}/config", openapi_extra=openapi.UPDATE_CONFIG)
 async def update_config(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     endpoint = await services_of(request).serving_endpoints.update_config(name, params, principal)
-    return _detail(request, endpoint)
+    return _detail(request, endpoint, principal)
 
 
 @router.patch("/{name}/tags", openapi_extra=openapi.PATCH_TAGS)
@@ -108,6 +125,29 @@ async def served_model_build_logs(request: Request, name: str, served_model: str
         if event["endpoint_version_name"] == version
     ]
     return {"logs": "\n".join(lines) + ("\n" if lines else "")}
+
+
+@router.get("/{name}/openapi", openapi_extra=openapi.ENDPOINT_OPENAPI)
+async def endpoint_openapi(request: Request, name: str, _: Viewer) -> dict:
+    """The endpoint's scoring paths, typed by each served model's signature, with its input example."""
+    services = services_of(request)
+    endpoint = await services.serving_endpoints.require(name)
+    config = endpoint.live_config
+    served = []
+    for entity in config.served_entities if config else ():
+        model, version = entity.key
+        found = await logged_files.input_example(services, model, version)
+        example = _json_or_none(found[1]) if found else None
+        columns = await logged_files.signature_inputs(services, model, version)
+        served.append(endpoint_openapi_doc.ServedModelDoc(entity.name, model, version, columns, example))
+    return endpoint_openapi_doc.document(name, str(request.base_url), served)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
 
 
 @router.get("/{name}/metrics", response_class=openapi.PrometheusText, openapi_extra=openapi.PROMETHEUS)

@@ -7,6 +7,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
 
+from rtserve.server import logged_files
 from rtserve.server.auth import Permission
 from rtserve.server.control import logs, stages
 from rtserve.server.control.workloads import SERVING_STAGES
@@ -135,7 +136,7 @@ async def logs_fragment(request: Request, name: str, version: str, replica: str 
 @router.get("/models/{name}/versions/{version}/example")
 async def example_fragment(request: Request, name: str, version: str, body: str = "") -> Response:
     require(request, Permission.CAN_VIEW, "reading the input example")
-    found = await model_views.input_example(services_of(request), name, version)
+    found = await logged_files.input_example(services_of(request), name, version)
     if found is None:
         note = (
             f"Version {version} was logged without an input example. Write a request body, e.g. "

@@ -8,14 +8,11 @@ objects say, PENDING included.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
-from rtserve.server import paths
 from rtserve.server.control import logs, stages
 from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import SERVING_STAGES, WORKLOAD_SIZES, replica_range
@@ -26,7 +23,6 @@ from rtserve.server.store import repo
 from rtserve.server.store.models import ComputeConfig
 
 MAX_MODELS = 1000
-EXAMPLE_FILES = ("serving_input_example.json", "input_example.json")
 
 
 @dataclass
@@ -226,71 +222,3 @@ def duration(seconds: float) -> str:
             count = int(seconds // size)
             return f"{count} {unit}{'' if count == 1 else 's'}"
     return f"{seconds:g} seconds"
-
-
-# -- input examples ----------------------------------------------------------------------------
-def _example_from_files(directory: Path) -> tuple[str, str] | None:
-    for filename in EXAMPLE_FILES:
-        path = directory / filename
-        if path.is_file():
-            return filename, path.read_text(encoding="utf-8")
-    return None
-
-
-def _download_example(services: Services, model: str, version: str) -> tuple[str, str] | None:
-    import tempfile
-
-    for filename in EXAMPLE_FILES:
-        with tempfile.TemporaryDirectory(prefix="rtserve-example-") as scratch:
-            try:
-                local = services.registry.download_file(model, version, filename, Path(scratch))
-            except (ApiError, OSError):
-                continue
-            if local is not None:
-                return filename, local.read_text(encoding="utf-8")
-    return None
-
-
-def compact_json(value: object, indent: int = 0) -> str:
-    """Indented JSON with each list of plain values on one line: a data row stays a row in the editor."""
-    pad = " " * indent
-    if isinstance(value, dict) and value:
-        items = [f"{pad}  {json.dumps(k)}: {compact_json(v, indent + 2)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-        items = [f"{pad}  {compact_json(v, indent + 2)}" for v in value]
-        return "[\n" + ",\n".join(items) + f"\n{pad}]"
-    return json.dumps(value)
-
-
-def scoring_body(filename: str, text: str) -> str:
-    """The example as a scoring request body (serving_input_example.json already is one)."""
-    example = json.loads(text)
-    if (
-        filename == "input_example.json"
-        and isinstance(example, dict)
-        and not ({"dataframe_split", "dataframe_records", "instances", "inputs"} & example.keys())
-    ):
-        example = {"dataframe_split": example} if {"columns", "data"} <= example.keys() else {"inputs": example}
-    elif filename == "input_example.json" and isinstance(example, list):
-        example = {"instances": example}
-    return compact_json(example)
-
-
-async def input_example(services: Services, model: str, version: str) -> tuple[str, str] | None:
-    """(file it came from, request body) of the input example logged with the version, or None.
-
-    Served versions are read from the copy the backend downloaded for its replicas; others from
-    the registry (just the example file).
-    """
-    local = paths.model_dir(services.settings.data_dir, model, version)
-    found = await asyncio.to_thread(_example_from_files, local)
-    if found is None:
-        found = await asyncio.to_thread(_download_example, services, model, version)
-    if found is None:
-        return None
-    filename, text = found
-    try:
-        return filename, scoring_body(filename, text)
-    except json.JSONDecodeError:
-        return filename, text

@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
+from rtserve.server import logged_files
 from rtserve.server.auth import Permission
 from rtserve.server.control.endpoint import TRAFFIC_SPLIT, EndpointKind
 from rtserve.server.errors import ApiError
 from rtserve.server.services import services_of
-from rtserve.server.ui import model_views, query
+from rtserve.server.ui import query
 from rtserve.server.ui.actions import csrf_protect
 from rtserve.server.ui.render import SERVING_ENDPOINTS_PATH, UiRoute, endpoint_path, fragment, page, require
 from rtserve.server.ui.serving_endpoint_views import EndpointView, endpoint_view, endpoint_views
@@ -119,7 +120,7 @@ async def example_fragment(request: Request, name: str, served: str = "", body: 
     if not served:
         where += f", {entity.traffic}% of the traffic"
     try:
-        found = await model_views.input_example(services, entity.model, entity.version)
+        found = await logged_files.input_example(services, entity.model, entity.version)
     except ApiError as exc:
         note = f"Could not read the input example of {where}: {exc.message}"
         return fragment(request, "_query_body.html", body=kept, example_note=note, example_level="warn")

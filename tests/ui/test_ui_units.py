@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from rtserve.server.ui.model_views import compact_json, duration, scoring_body
+from rtserve.server.logged_files import compact_json, scoring_body
+from rtserve.server.ui.model_views import duration
 from rtserve.server.ui.query import invalid_body, prediction_table
 from rtserve.server.ui.session import BrowserAuth, SessionStore, cookie_value, csrf_matches, safe_next
 
