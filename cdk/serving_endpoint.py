@@ -37,6 +37,7 @@ from rtserve.spec import (
     DEFAULT_WORKLOAD_SIZE,
     ENDPOINT_KEY,
     MAX_CALLS,
+    MAX_PROVISIONED_CONCURRENCY,
     MAX_SERVED_ENTITIES,
     NAME_PATTERN,
     NAME_RULE,
@@ -80,6 +81,15 @@ ENTITY_MODEL = "ServedEntity: model must be a non-empty string (the registered m
 ENTITY_VERSION = "ServedEntity: version must be a model version number such as '2'; got {value!r}"
 ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
 ENTITY_SIZE = "ServedEntity: {field} must be {rule}; got {value!r}"
+DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
+ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
+ENTITY_PROVISIONED = (
+    f"ServedEntity: provisioned_concurrency must be (min, max): multiples of 4, 0 <= min <= max, "
+    f"4 <= max <= {MAX_PROVISIONED_CONCURRENCY}; got {{value!r}}"
+)
+ENTITY_PROVISIONED_AND_SIZE = (
+    "ServedEntity: give workload_size or provisioned_concurrency, not both; got workload_size {value!r}"
+)
 LIMITS_LIST = "ServingEndpoint: rate_limits must be a list of RateLimit, e.g. [RateLimit(calls=100)]; got {value!r}"
 LIMIT_TYPE = "ServingEndpoint: rate_limits[{index}] must be a RateLimit; got {value!r}"
 LIMITS_TWICE = (
@@ -105,26 +115,34 @@ class ServedEntity:
 
     :param model: the registered model (required).
     :param version: its version number, ``"2"`` or ``2`` (required).
-    :param workload_size: requests served in parallel: Small 4, Medium 8-16, Large 16-64. @default WorkloadSize.SMALL
+    :param workload_size: requests served in parallel: Small 4, Medium 8-16, Large 16-64.
+        @default WorkloadSize.SMALL, unless provisioned concurrency is given
     :param scale_to_zero: release every replica when idle; the next request waits for a cold start. @default False
     :param name: the name traffic routes and ``/served-models/<name>/invocations`` use.
         @default ``"<model>-<version>"``, as the backend
+    :param provisioned_concurrency: ``(min, max)`` concurrent requests to provision for, instead of
+        ``workload_size`` (multiples of 4, ``0 <= min <= max``, ``4 <= max <= 64``). @default None
     """
 
     model: str
     version: str | int
-    workload_size: WorkloadSize | str = WorkloadSize(DEFAULT_WORKLOAD_SIZE)
+    workload_size: WorkloadSize | str | None = None
     scale_to_zero: bool = DEFAULT_SCALE_TO_ZERO
     name: str | None = None
+    provisioned_concurrency: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
             raise ValueError(ENTITY_MODEL.format(value=self.model))
         object.__setattr__(self, "version", version_text(self.version, ENTITY_VERSION.format(value=self.version)))
-        try:
-            object.__setattr__(self, "workload_size", WorkloadSize(check_workload_size(self.workload_size)))
-        except SpecError as error:
-            raise ValueError(ENTITY_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
+        if self.provisioned_concurrency is not None:
+            _check_provisioned(self.provisioned_concurrency, self.workload_size)
+        else:
+            try:
+                size = DEFAULT_WORKLOAD_SIZE if self.workload_size is None else self.workload_size
+                object.__setattr__(self, "workload_size", WorkloadSize(check_workload_size(size)))
+            except SpecError as error:
+                raise ValueError(ENTITY_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
         if self.name is not None and not _is_name(self.name):
             raise ValueError(ENTITY_NAME.format(value=self.name))
 
@@ -142,9 +160,25 @@ class ServedEntity:
             entity_name=self.model,
             entity_version=str(self.version),
             name=self.name,
-            workload_size=WorkloadSize(self.workload_size).value,
+            workload_size=WorkloadSize(self.workload_size).value if self.workload_size is not None else None,
             scale_to_zero_enabled=self.scale_to_zero,
+            min_provisioned_concurrency=self.provisioned_concurrency[0] if self.provisioned_concurrency else None,
+            max_provisioned_concurrency=self.provisioned_concurrency[1] if self.provisioned_concurrency else None,
         )
+
+
+def _check_provisioned(provisioned: object, workload_size: object) -> None:
+    if workload_size is not None:
+        raise ValueError(ENTITY_PROVISIONED_AND_SIZE.format(value=workload_size))
+    valid = (
+        isinstance(provisioned, tuple)
+        and len(provisioned) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 and b % 4 == 0 for b in provisioned)
+        and provisioned[0] <= provisioned[1]
+        and 4 <= provisioned[1] <= MAX_PROVISIONED_CONCURRENCY
+    )
+    if not valid:
+        raise ValueError(ENTITY_PROVISIONED.format(value=provisioned))
 
 
 @dataclass(frozen=True)
@@ -215,6 +249,9 @@ class ServingEndpoint(Construct):
         (required with several).
     :param tags: tags of the endpoint. @default None
     :param rate_limits: limits on scoring requests, each a RateLimit; changed in place. @default None: no limits
+    :param description: what the endpoint is for; changing it replaces the endpoint. @default None
+    :param route_optimized: recorded and answered as on Databricks (rtserve endpoints already take the
+        shortest path); changing it replaces the endpoint. @default False
     :param timeout: how long a deploy waits for the endpoint to be ready. @default "20m"
     :param provider: the rtserve provider to use. @default the stack's default provider
     """
@@ -229,10 +266,16 @@ class ServingEndpoint(Construct):
         traffic: Mapping[str, int] | None = None,
         tags: Mapping[str, str] | None = None,
         rate_limits: Sequence[RateLimit] | None = None,
+        description: str | None = None,
+        route_optimized: bool = False,
         timeout: str = "20m",
         provider: RtserveProvider | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if description is not None and not isinstance(description, str):
+            raise ValueError(DESCRIPTION.format(value=description))
+        if not isinstance(route_optimized, bool):
+            raise ValueError(ROUTE_OPTIMIZED.format(value=route_optimized))
         _validate(name, served_entities, traffic, tags, timeout)
         self.rate_limits = _validate_rate_limits(rate_limits)
         self.name = name
@@ -245,6 +288,8 @@ class ServingEndpoint(Construct):
             traffic_config=_traffic_config(traffic),
             tags=tags,
             rate_limits=[limit._binding() for limit in self.rate_limits] or None,
+            description=description,
+            route_optimized=route_optimized or None,
             timeouts=ServingEndpointTimeouts(create=timeout, update=timeout),
             provider=provider,
         )

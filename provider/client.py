@@ -149,11 +149,22 @@ class RtserveClient:
 
     # -- serving endpoints (GA) ------------------------------------------------------------------
     def create_serving_endpoint(
-        self, name: str, config: dict, tags: list[dict[str, str]], rate_limits: list[dict] | None = None
+        self,
+        name: str,
+        config: dict,
+        tags: list[dict[str, str]],
+        rate_limits: list[dict] | None = None,
+        *,
+        description: str | None = None,
+        route_optimized: bool = False,
     ) -> dict:
         """The endpoint's detail; its config starts as `pending_config` (config_update IN_PROGRESS). Rate limits
         go in the same request, so the endpoint never serves without them."""
         body: dict[str, Any] = {"name": name, "config": config}
+        if description is not None:
+            body["description"] = description
+        if route_optimized:
+            body["route_optimized"] = True
         if tags:
             body["tags"] = tags
         if rate_limits:

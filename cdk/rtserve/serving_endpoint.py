@@ -22,6 +22,8 @@ class ServingEndpointServedEntities:
     name: str | None = None
     workload_size: str | None = None
     scale_to_zero_enabled: bool | None = None
+    min_provisioned_concurrency: int | None = None
+    max_provisioned_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ServingEndpoint(cdktf.TerraformResource):
         tags: Mapping[str, str] | None = None,
         rate_limits: Sequence[ServingEndpointRateLimits | Mapping[str, Any]] | None = None,
         timeouts: ServingEndpointTimeouts | Mapping[str, Any] | None = None,
+        description: str | None = None,
+        route_optimized: bool | None = None,
         **meta: Unpack[MetaArguments],
     ) -> None:
         super().__init__(
@@ -99,6 +103,8 @@ class ServingEndpoint(cdktf.TerraformResource):
         self.tags = dict(tags) if tags is not None else None
         self.rate_limits = list(rate_limits) if rate_limits is not None else None
         self.timeouts = timeouts
+        self.description = description
+        self.route_optimized = route_optimized
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
         return without_none(
@@ -107,6 +113,8 @@ class ServingEndpoint(cdktf.TerraformResource):
                 "served_entities": blocks(self.served_entities),
                 "traffic_config": _traffic_config(self.traffic_config),
                 "tags": self.tags,
+                "description": self.description,
+                "route_optimized": self.route_optimized,
                 "rate_limits": blocks(self.rate_limits),
                 "timeouts": block(self.timeouts),
             }

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from tf.iface import Config, PlanContext, State
 from tf.schema import Attribute, Block, Schema
-from tf.types import List, Map, Number, String, Unknown
+from tf.types import Bool, List, Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from rtserve.provider.base import report_api_error
@@ -70,6 +70,19 @@ SERVED_ENTITIES = ListNestedBlock(
             Attribute("entity_name", String(), description="The registered model.", required=True),
             Attribute("entity_version", String(), description='The model version number, e.g. `"2"`.', required=True),
             *compute_attributes(),
+            Attribute(
+                "min_provisioned_concurrency",
+                Number(),
+                description="With `max_provisioned_concurrency`, instead of `workload_size`: the range of "
+                "concurrent requests to provision for (multiples of 4, 0 to 64), as on Databricks.",
+                optional=True,
+            ),
+            Attribute(
+                "max_provisioned_concurrency",
+                Number(),
+                description="The upper bound of provisioned concurrency (a multiple of 4, 4 to 64).",
+                optional=True,
+            ),
         ],
     ),
     min_items=1,
@@ -112,6 +125,23 @@ class ServingEndpointResource(RtserveResource):
                     computed=True,
                 ),
                 Attribute("tags", Map(String()), description="Tags of the endpoint (key -> value).", optional=True),
+                Attribute(
+                    "description",
+                    String(),
+                    description="What the endpoint is for; set at creation, so changing it replaces the endpoint.",
+                    optional=True,
+                    requires_replace=True,
+                ),
+                Attribute(
+                    "route_optimized",
+                    Bool(),
+                    description="Recorded and answered as on Databricks (every rtserve endpoint already takes the "
+                    "backend's shortest path); set at creation, so changing it replaces the endpoint. "
+                    "Default: `false`.",
+                    optional=True,
+                    computed=True,
+                    requires_replace=True,
+                ),
                 Attribute("endpoint_id", String(), description="The backend's id of the endpoint.", computed=True),
                 Attribute(
                     "endpoint_url",
@@ -157,6 +187,8 @@ class ServingEndpointResource(RtserveResource):
         if source.get("traffic_config") is None:
             planned["traffic_config"] = default_traffic(planned["served_entities"])
         planned["rate_limits"] = limits_with_defaults(source.get("rate_limits"))
+        if source.get("route_optimized") is None:
+            planned["route_optimized"] = False
         name = planned.get("name")
         client = self.provider.client
         if isinstance(name, str):
@@ -183,7 +215,12 @@ class ServingEndpointResource(RtserveResource):
         name = planned["name"]
         try:
             detail = client.create_serving_endpoint(
-                name, request_config(planned), tag_list(tags_of(planned)), request_limits(planned.get("rate_limits"))
+                name,
+                request_config(planned),
+                tag_list(tags_of(planned)),
+                request_limits(planned.get("rate_limits")),
+                description=planned.get("description"),
+                route_optimized=bool(planned.get("route_optimized")),
             )
         except ApiError as error:
             self._report_create_error(diags, name, error)
@@ -241,7 +278,9 @@ class ServingEndpointResource(RtserveResource):
         except ApiError as error:
             report_api_error(diags, f"Cannot import serving endpoint {name!r}", error)
             return None
-        base: State = dict.fromkeys(("served_entities", "traffic_config", "rate_limits", "tags", "timeouts"))
+        base: State = dict.fromkeys(
+            ("served_entities", "traffic_config", "rate_limits", "tags", "timeouts", "description", "route_optimized")
+        )
         base["name"] = name
         return state_from_detail(base, detail, client.serving_endpoint_url(name))
 

@@ -27,7 +27,8 @@ IN_PROGRESS = "IN_PROGRESS"
 UPDATE_FAILED = "UPDATE_FAILED"
 DEPLOYMENT_READY = "DEPLOYMENT_READY"
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
-ENTITY_FIELDS = ("name", "entity_name", "entity_version", "workload_size", "scale_to_zero_enabled")
+PROVISIONED_FIELDS = ("min_provisioned_concurrency", "max_provisioned_concurrency")
+ENTITY_FIELDS = ("name", "entity_name", "entity_version", "workload_size", "scale_to_zero_enabled", *PROVISIONED_FIELDS)
 
 
 # -- plan: declared defaults -----------------------------------------------------------------------
@@ -52,7 +53,10 @@ def _entity_with_defaults(entity: dict, configured: Mapping[str, Any]) -> dict:
     filled = dict(entity)
     if configured.get("name") is None:
         filled["name"] = default_entity_name(filled)
-    return with_compute_defaults(filled, configured)
+    filled = with_compute_defaults(filled, configured)
+    if any(configured.get(field) is not None for field in PROVISIONED_FIELDS):
+        filled["workload_size"] = None  # provisioned concurrency replaces the size: the backend answers none
+    return filled
 
 
 def default_traffic(entities: Any) -> Any:
@@ -90,6 +94,7 @@ def validate_config(diags: Diagnostics, config: Mapping[str, Any]) -> None:
     names = _entity_names(diags, config.get("served_entities"))
     traffic = config.get("traffic_config")
     entities = config.get("served_entities")
+    _check_provisioned(diags, entities)
     if traffic is None:
         if isinstance(entities, list) and len(entities) > 1:
             diags.add_error(
@@ -102,6 +107,28 @@ def validate_config(diags: Diagnostics, config: Mapping[str, Any]) -> None:
     routes = traffic.get("routes") if isinstance(traffic, dict) else Unknown
     if isinstance(routes, list):
         _check_routes(diags, routes, names)
+
+
+def _check_provisioned(diags: Diagnostics, entities: Any) -> None:
+    """Provisioned concurrency is both bounds or neither, and replaces workload_size (the values are the backend's)."""
+    for index, entity in enumerate(entities if isinstance(entities, list) else []):
+        if not isinstance(entity, dict):
+            continue
+        given = [field for field in PROVISIONED_FIELDS if entity.get(field) is not None]
+        path = ["served_entities", (index,)]
+        if len(given) == 1:
+            missing = next(field for field in PROVISIONED_FIELDS if field not in given)
+            diags.add_error(
+                "Incomplete provisioned concurrency",
+                f"Give {missing} too: provisioned concurrency is a range (both bounds, multiples of 4).",
+                [*path, missing],
+            )
+        if given and entity.get("workload_size") is not None:
+            diags.add_error(
+                "workload_size with provisioned concurrency",
+                "A served entity takes workload_size or min/max_provisioned_concurrency, not both: remove one.",
+                [*path, "workload_size"],
+            )
 
 
 def _entity_names(diags: Diagnostics, entities: Any) -> list[str] | None:
@@ -180,9 +207,7 @@ def _check_routes(diags: Diagnostics, routes: list, names: list[str] | None) -> 
 # -- the request -----------------------------------------------------------------------------------
 def request_config(state: Mapping[str, Any]) -> dict[str, Any]:
     """The `config` body of a create or an update, from a planned state."""
-    body: dict[str, Any] = {
-        "served_entities": [{k: e[k] for k in ENTITY_FIELDS if e.get(k) is not None} for e in state["served_entities"]]
-    }
+    body: dict[str, Any] = {"served_entities": [_request_entity(e) for e in state["served_entities"]]}
     traffic = state.get("traffic_config")
     if isinstance(traffic, dict):
         body["traffic_config"] = {
@@ -191,6 +216,14 @@ def request_config(state: Mapping[str, Any]) -> dict[str, Any]:
                 for r in traffic["routes"]
             ]
         }
+    return body
+
+
+def _request_entity(entity: Mapping[str, Any]) -> dict[str, Any]:
+    body = {k: entity[k] for k in ENTITY_FIELDS if entity.get(k) is not None}
+    for field in PROVISIONED_FIELDS:  # Terraform numbers may arrive as floats
+        if field in body:
+            body[field] = int(body[field])
     return body
 
 
@@ -235,7 +268,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
                 "name": reported.get("name"),
                 "entity_name": reported.get("entity_name"),
                 "entity_version": version,
-                "workload_size": reported.get("workload_size", DEFAULT_WORKLOAD_SIZE),
+                **_reported_size(reported),
                 "scale_to_zero_enabled": bool(reported.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
             }
         )
@@ -256,12 +289,21 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
         # An endpoint without tags reads as the configuration wrote it: null or {}.
         "tags": tags if tags or isinstance(base.get("tags"), dict) else None,
         "rate_limits": limits_from_detail(detail),
+        "description": detail.get("description"),
+        "route_optimized": bool(detail.get("route_optimized", False)),
         "endpoint_id": detail.get("id"),
         "endpoint_url": endpoint_url,
         "config_version": config.get("config_version"),
         "state_ready": state.get("ready"),
         "state_config_update": state.get("config_update"),
     }
+
+
+def _reported_size(reported: Mapping[str, Any]) -> dict[str, Any]:
+    """The workload size, or the provisioned concurrency the backend answers instead of one."""
+    if any(reported.get(field) is not None for field in PROVISIONED_FIELDS):
+        return {"workload_size": None, **{field: reported.get(field) for field in PROVISIONED_FIELDS}}
+    return {"workload_size": reported.get("workload_size", DEFAULT_WORKLOAD_SIZE), **dict.fromkeys(PROVISIONED_FIELDS)}
 
 
 def _same_number(a: Any, b: str) -> bool:

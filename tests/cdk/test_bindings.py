@@ -88,7 +88,16 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
         "e",
         name="e",
         served_entities=[
-            ServingEndpointServedEntities("m", "1", name="a", workload_size="Large", scale_to_zero_enabled=True),
+            # Every attribute, to check the binding renders each (the provider refuses a size with a range).
+            ServingEndpointServedEntities(
+                "m",
+                "1",
+                name="a",
+                workload_size="Large",
+                scale_to_zero_enabled=True,
+                min_provisioned_concurrency=4,
+                max_provisioned_concurrency=8,
+            ),
             {"entity_name": "m", "entity_version": "2", "name": "b"},
         ],
         traffic_config=ServingEndpointTrafficConfig(
@@ -97,6 +106,8 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
         tags={"team": "ml"},
         rate_limits=[ServingEndpointRateLimits(100), {"calls": 5, "key": "user", "principal": "ci"}],
         timeouts={"create": "1m"},
+        description="Iris",
+        route_optimized=True,
     )
     resource = only(synth(stack), "rtserve_serving_endpoint")
     assert set(resource) == schema_names("rtserve_serving_endpoint")

@@ -283,3 +283,38 @@ def test_nothing_is_created_when_validation_fails(stack: RtserveStack) -> None:
     with pytest.raises(ValueError):
         ServingEndpoint(stack, "iris", **blue_green(traffic={"blue": 1}))
     assert TYPE not in synth(stack).get("resource", {})
+
+
+def test_provisioned_concurrency_replaces_the_workload_size(stack: RtserveStack) -> None:
+    ServingEndpoint(
+        stack,
+        "e",
+        name="e",
+        served_entities=[ServedEntity("iris", 1, provisioned_concurrency=(4, 8))],
+        description="Iris, provisioned",
+        route_optimized=True,
+    )
+
+    resource = only(synth(stack), "rtserve_serving_endpoint")
+
+    [entity] = resource["served_entities"]
+    assert (entity["min_provisioned_concurrency"], entity["max_provisioned_concurrency"]) == (4, 8)
+    assert "workload_size" not in entity
+    assert (resource["description"], resource["route_optimized"]) == ("Iris, provisioned", True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"provisioned_concurrency": (4, 6)}, "provisioned_concurrency must be (min, max): multiples of 4"),
+        ({"provisioned_concurrency": (8, 4)}, "0 <= min <= max"),
+        ({"provisioned_concurrency": (0, 128)}, "4 <= max <= 64"),
+        (
+            {"provisioned_concurrency": (4, 8), "workload_size": "Small"},
+            "give workload_size or provisioned_concurrency",
+        ),
+    ],
+)
+def test_a_bad_provisioned_concurrency_is_refused(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ServedEntity("iris", 1, **arguments)

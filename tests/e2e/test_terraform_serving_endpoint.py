@@ -216,3 +216,28 @@ def test_a_model_that_fails_to_load_fails_the_apply_with_its_deployment_message(
     assert admin.serving_endpoint(ENDPOINT)["state"]["config_update"] == "UPDATE_FAILED"
     # recorded as tainted: the next plan replaces it
     assert [c.action for c in tf.plan().changes] == ["replace"]
+
+
+def test_description_route_optimized_and_provisioned_concurrency_apply_and_plan_empty(
+    terraform: Terraform, backend: BackendProcess, admin: BackendClient, model: str
+) -> None:
+    body = f"""
+  description     = "Iris, provisioned"
+  route_optimized = true
+  served_entities {{
+    entity_name                 = "{MODEL}"
+    entity_version              = "1"
+    min_provisioned_concurrency = 4
+    max_provisioned_concurrency = 8
+  }}
+"""
+    write(terraform, backend, body)
+    terraform.init()
+    assert str(terraform.apply().summary) == "1 to add, 0 to change, 0 to destroy"
+
+    detail = admin.serving_endpoint(ENDPOINT)
+    assert (detail["description"], detail["route_optimized"]) == ("Iris, provisioned", True)
+    [entity] = detail["config"]["served_entities"]
+    assert (entity["min_provisioned_concurrency"], entity["max_provisioned_concurrency"]) == (4, 8)
+    assert not terraform.plan().summary.has_changes
+    assert score(detail["endpoint_url"]).status_code == 200

@@ -27,8 +27,15 @@ def entity(version: str = "1", name: str | None = None, **overrides: object) -> 
         "entity_version": version,
         "workload_size": "Small",
         "scale_to_zero_enabled": False,
+        "min_provisioned_concurrency": None,
+        "max_provisioned_concurrency": None,
         **overrides,
     }
+
+
+def sent(block: dict) -> dict:
+    """A served entity as the request carries it: unset attributes left out."""
+    return {key: value for key, value in block.items() if value is not None}
 
 
 def routes(*shares: tuple[str, int]) -> dict:
@@ -96,7 +103,7 @@ def test_create_posts_the_config_and_returns_once_ready_and_not_updating(
     assert body == {
         "name": "web",
         "config": {
-            "served_entities": [entity("1")],
+            "served_entities": [sent(entity("1"))],
             "traffic_config": routes(("iris-1", 100)),
         },
         "tags": [{"key": "team", "value": "ml"}],
@@ -189,7 +196,9 @@ def test_read_reports_a_config_changed_out_of_band(
     resource: ServingEndpointResource, server: AppServer, created: dict
 ) -> None:
     server.api(
-        "PUT", "/api/2.0/serving-endpoints/web/config", json={"served_entities": [entity("1", workload_size="Large")]}
+        "PUT",
+        "/api/2.0/serving-endpoints/web/config",
+        json={"served_entities": [sent(entity("1", workload_size="Large"))]},
     )
     state = resource.read(ctx.read(), created)
     assert state["served_entities"][0]["workload_size"] == "Large"
@@ -248,7 +257,7 @@ def test_update_of_the_version_puts_a_new_config_and_waits_for_it(
     assert errors(c) == []
     [(path, body)] = calls(server, "PUT")
     assert path == "/api/2.0/serving-endpoints/web/config"
-    assert body["served_entities"] == [entity("2")]
+    assert body["served_entities"] == [sent(entity("2"))]
     assert calls(server, "PATCH") == []
     assert state["config_version"] == 2
     assert (state["state_ready"], state["state_config_update"]) == ("READY", "NOT_UPDATING")
@@ -399,8 +408,10 @@ def validation(resource: ServingEndpointResource, **config: object) -> list[tupl
     return [(d.summary, d.path) for d in diags.diagnostics]
 
 
-def bare(version: str = "1", name: str | None = None) -> dict:
-    return {"name": name, "entity_name": "iris", "entity_version": version, "workload_size": None}
+def bare(version: str = "1", name: str | None = None, **given: object) -> dict:
+    """A served_entities block as configured: what is not given is null."""
+    unset = dict.fromkeys(("workload_size", "min_provisioned_concurrency", "max_provisioned_concurrency"))
+    return {"name": name, "entity_name": "iris", "entity_version": version, **unset, **given}
 
 
 def test_validate_accepts_one_entity_without_traffic_config(resource: ServingEndpointResource) -> None:
@@ -544,3 +555,42 @@ def test_progress_fails_with_the_deployment_message_of_a_failed_entity() -> None
     }
     progress = rollout_progress(detail("READY", "UPDATE_FAILED", pending=failed), 2)
     assert progress.failure == "served entity 'iris-2' (iris version 2): DEPLOYMENT_FAILED OOM"
+
+
+def test_plan_of_provisioned_concurrency_fills_no_workload_size(resource: ServingEndpointResource) -> None:
+    block = bare(min_provisioned_concurrency=4, max_provisioned_concurrency=8)
+    config = {"name": "web", "served_entities": [block], "traffic_config": None, "tags": None}
+    proposed = {**planned(), "served_entities": [{**block, "scale_to_zero_enabled": None}], "traffic_config": Unknown}
+
+    result = configured_plan(resource, None, proposed, config)
+
+    assert result["served_entities"] == [
+        entity("1", workload_size=None, min_provisioned_concurrency=4, max_provisioned_concurrency=8)
+    ]
+
+
+def test_validate_refuses_half_a_provisioned_range_and_a_size_with_it(resource: ServingEndpointResource) -> None:
+    half = validation(resource, served_entities=[bare(min_provisioned_concurrency=4)], traffic_config=None)
+    both = validation(
+        resource,
+        served_entities=[bare(workload_size="Small", min_provisioned_concurrency=4, max_provisioned_concurrency=8)],
+        traffic_config=None,
+    )
+
+    assert half == [("Incomplete provisioned concurrency", ["served_entities", (0,), "max_provisioned_concurrency"])]
+    assert both == [("workload_size with provisioned concurrency", ["served_entities", (0,), "workload_size"])]
+
+
+def test_create_sends_description_route_optimized_and_provisioned_concurrency(
+    resource: ServingEndpointResource, server: AppServer
+) -> None:
+    provisioned = entity("1", workload_size=None, min_provisioned_concurrency=4, max_provisioned_concurrency=8)
+    state = resource.create(
+        ctx.create(), planned(served_entities=[provisioned], description="Iris", route_optimized=True)
+    )
+
+    [(_, body)] = calls(server, "POST")
+    assert body["description"] == "Iris" and body["route_optimized"] is True
+    assert body["config"]["served_entities"] == [sent(provisioned)]
+    assert (state["description"], state["route_optimized"]) == ("Iris", True)
+    assert state["served_entities"] == [provisioned]
