@@ -529,15 +529,16 @@ def destroy(
 
 @app.command(short_help="Run a SQL statement on DuckDB with ai_query (score rows on endpoints).")
 def sql(
-    statement: Annotated[str, typer.Argument(metavar="STATEMENT", help="One SQL statement (DuckDB's dialect).")],
+    # Described in the docstring (typer would print the argument next to a column of its type).
+    statement: Annotated[str, typer.Argument(metavar="STATEMENT", hidden=True)],
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write the rows to FILE (.parquet or .csv)."),
     ] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", metavar="N", min=0, help="Rows to print.")] = 40,
     database: Annotated[
-        str, typer.Option("--database", metavar="FILE", help="A DuckDB database file (default: in memory).")
-    ] = ":memory:",
+        str | None, typer.Option("--database", metavar="FILE", help="A DuckDB database file (default: in memory).")
+    ] = None,
     host: Annotated[
         str | None,
         typer.Option("--host", metavar="URL", help="The server ai_query scores on (default RTSERVE_HOST)."),
@@ -546,8 +547,8 @@ def sql(
         int, typer.Option("--max-in-flight", metavar="N", min=1, help="ai_query's requests in flight at once.")
     ] = 4,
 ) -> None:
-    """Run STATEMENT on DuckDB, where ai_query(endpoint, request [, returnType => ...] [, failOnError => false])
-    scores rows on serving endpoints, and print its rows (docs/sql.md).
+    """Run STATEMENT, one SQL statement in DuckDB's dialect, where ai_query(endpoint, request
+    [, returnType => ...] [, failOnError => false]) scores rows on serving endpoints; print its rows (docs/sql.md).
 
     Files are tables, as in DuckDB: SELECT * FROM 'rows.parquet'. The token is RTSERVE_TOKEN (or DATABRICKS_TOKEN).
     """
@@ -558,7 +559,9 @@ def sql(
         if output is not None:
             check_output(output)
         options = {"host": host, "max_in_flight": max_in_flight}
-        table = run_statement(statement, database=database, client_options=options, progress_console=err_console)
+        table = run_statement(
+            statement, database=database or ":memory:", client_options=options, progress_console=err_console
+        )
     except SqlError as exc:
         err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -35,6 +35,9 @@ def run_statement(
 ) -> pa.Table | None:
     """Run `statement` with `ai_query` defined; its rows, or None for a statement without any (DDL, COPY)."""
     connection = duckdb.connect(database)
+    # DuckDB tracks a statement's progress only with its bar on; this command draws the bar itself.
+    connection.execute("SET enable_progress_bar = true")
+    connection.execute("SET enable_progress_bar_print = false")
     try:
         try:
             register(connection, EndpointClient(**(client_options or {})))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import duckdb
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from rtserve.server.cli import app
 from rtserve.server.process import BackendProcess
+from rtserve.sql.shell import run_statement
 
 pytestmark = pytest.mark.api
 
@@ -62,3 +66,16 @@ def test_files_are_read_without_a_server(tmp_path: Path, monkeypatch: pytest.Mon
     assert "│ 3     │" in result.stdout
     missing = CliRunner().invoke(app, ["sql", "SELECT ai_query('sql-label', {'x': 1.0})"])
     assert missing.exit_code == 1 and "set RTSERVE_HOST" in missing.stderr
+
+
+def test_a_long_statement_shows_a_progress_bar_at_a_terminal(monkeypatch: pytest.MonkeyPatch):
+    for name in ("RTSERVE_HOST", "DATABRICKS_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=80)
+    table = run_statement("SELECT sum(hash(i) % 7) AS s FROM range(200000000) t(i)", progress_console=terminal)
+    assert table is not None and table.num_rows == 1
+    drawn = terminal.file.getvalue()
+    assert "running" in drawn and re.search(r"\b[1-9]\d?%", drawn)  # DuckDB's progress, between 0 and 100
+    quiet = Console(file=io.StringIO(), force_terminal=True)
+    run_statement("SELECT 1", progress_console=quiet)
+    assert quiet.file.getvalue() == ""  # a quick statement draws nothing
