@@ -21,8 +21,9 @@ import httpx
 from rtserve.server.client import BackendError as EndpointError
 
 # Statuses a single row can cause (the model or the signature refused it): with failOnError => false,
-# the batch is split until the rows at fault are found. Any other failure fails the query.
-ROW_STATUSES = frozenset({400, 422, 500})
+# the batch is split until the rows at fault are found. Any other failure fails the query (a 5xx, which
+# every row would meet, would otherwise cost a request per row to find that out).
+ROW_STATUSES = frozenset({400, 422})
 DEFAULT_MAX_IN_FLIGHT = 4  # a Small workload's concurrency
 
 
@@ -105,8 +106,8 @@ class EndpointClient:
                 predictions = self._predict(endpoint, batch)
             except EndpointError as exc:
                 raise AiQueryError(self._describe(endpoint, exc)) from None
-            for index, prediction in zip(present, predictions, strict=True):
-                out[index] = json.dumps(prediction)
+            for index, text in zip(present, json_texts(predictions), strict=True):
+                out[index] = text
             return out
         for index, (prediction, error) in zip(present, self._isolate(endpoint, batch), strict=True):
             out[index] = json.dumps({"result": prediction, "errorMessage": error})
@@ -193,6 +194,14 @@ class EndpointClient:
                 "Ask the endpoint's manager for CAN_QUERY on it (docs/api.md, permissions)."
             )
         return f"ai_query: endpoint '{endpoint}' failed: {exc}"
+
+
+def json_texts(values: list[Any]) -> list[str]:
+    """Each value as JSON text. Numbers, the usual prediction, in one `json.dumps` split apart (its ", "
+    occurs in no number): a call per value costs several milliseconds per 2,048 rows."""
+    if all(type(value) is int or type(value) is float for value in values):
+        return json.dumps(values)[1:-1].split(", ") if values else []
+    return [json.dumps(value) for value in values]
 
 
 def _retry_after(response: httpx.Response) -> float:
