@@ -23,13 +23,14 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 def blocks(document: str, section: str | None) -> list[tuple[str, str]]:
     """(language, code) of every fenced block under the heading `section` (up to the next heading of its
-    level), or of the whole document."""
+    level or above), or of the whole document."""
     text = (REPO / document).read_text()
     if section is None:
         return FENCE.findall(text)
     start = text.index(section)
     level = section.split(" ")[0]
-    following = re.search(rf"^{level} ", text[start + len(section) :], re.MULTILINE)
+    # Headings of its level or above; not "# ", which starts comments in code blocks (the title is above all).
+    following = re.search(rf"^#{{2,{len(level)}}} ", text[start + len(section) :], re.MULTILINE)
     end = start + len(section) + following.start() if following else len(text)
     return FENCE.findall(text[start:end])
 
@@ -51,10 +52,21 @@ def as_script(parts: list[tuple[str, str]], port: int, workdir: Path) -> str:
     ("sections", "expected"),
     [
         # The README's walkthrough, then the API reference's examples (the deployment client, rate limits,
-        # a grant) on what it set up.
+        # a grant) and the SQL page's worked example (`rtserve sql` on a Parquet file) on what it set up.
         (
-            [("README.md", "## Running it yourself"), ("docs/api.md", None)],
-            ['{"predictions": [0]}', "Created token", "{'predictions': [0]}", "CAN_QUERY"],
+            [
+                ("README.md", "## Running it yourself"),
+                ("docs/api.md", None),
+                ("docs/sql.md", "### Worked example: scoring a Parquet file"),
+            ],
+            [
+                '{"predictions": [0]}',
+                "Created token",
+                "{'predictions': [0]}",
+                "CAN_QUERY",
+                "wrote 10000 rows to classes.parquet",
+                "10000 rows, the first 40 shown",
+            ],
         ),
         ([("docs/quickstart.md", "## Your first endpoint")], ['{"predictions": [0]}']),
     ],
@@ -67,6 +79,7 @@ def test_a_walkthrough_runs_as_written(tmp_path: Path, sections: list[tuple[str,
     # A reader's shell: none of the MLflow, Databricks or rtserve settings other tests left in this process.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DATABRICKS_", "RTSERVE_"))}
     env["HOME"] = str(tmp_path / "home")
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"  # `rtserve` as a reader's install puts it on PATH
     try:
         result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300)
         log = (tmp_path / "rtserve.log").read_text(errors="replace") if (tmp_path / "rtserve.log").exists() else ""
