@@ -183,3 +183,15 @@ def test_retries_stop_at_their_limit_with_a_clear_error(
         assert "gave up after 0 retries" in str(error.value)
     finally:
         admin.call("PUT", "/api/2.0/serving-endpoints/sql-label/ai-gateway", json={"rate_limits": []})
+
+
+def test_a_null_request_scores_null_and_is_not_sent(sql: duckdb.DuckDBPyConnection):
+    rows = sql.execute(
+        "SELECT i, ai_query('sql-label', CASE WHEN i = 1 THEN NULL ELSE {'x': i::DOUBLE} END, "
+        "returnType => 'STRUCT<score:DOUBLE>', failOnError => false) AS p FROM range(3) t(i) ORDER BY i"
+    ).fetchall()
+    assert rows == [
+        (0, {"result": {"score": 0.0}, "errorMessage": None}),
+        (1, None),
+        (2, {"result": {"score": 4.0}, "errorMessage": None}),
+    ]
