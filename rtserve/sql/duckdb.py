@@ -12,7 +12,6 @@ NULL, as `from_json` does); without a `returnType` the result is DuckDB's JSON.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any
 
 import duckdb
@@ -61,17 +60,7 @@ def register(connection: duckdb.DuckDBPyConnection, client: EndpointClient | Non
             pass  # not registered yet
 
     def score(endpoints: pa.Array, requests: pa.Array, fail_on_error: pa.Array) -> pa.Array:
-        rows: list[str | None] = requests.to_pylist()
-        out: list[str | None] = [None] * len(rows)
-        # One request per endpoint in the vector: in practice the endpoint and failOnError are constants.
-        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
-        for index, (endpoint, fail) in enumerate(zip(endpoints.to_pylist(), fail_on_error.to_pylist(), strict=True)):
-            if endpoint is not None:
-                groups[(endpoint, fail is not False)].append(index)
-        for (endpoint, fail), indices in groups.items():
-            scored = client.score(endpoint, [rows[index] for index in indices], fail_on_error=fail)
-            for index, value in zip(indices, scored, strict=True):
-                out[index] = value
+        out = client.score_batch(endpoints.to_pylist(), requests.to_pylist(), fail_on_error.to_pylist())
         return pa.array(out, pa.string())
 
     connection.create_function(

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -111,6 +112,22 @@ class EndpointClient:
             return out
         for index, (prediction, error) in zip(present, self._isolate(endpoint, batch), strict=True):
             out[index] = json.dumps({"result": prediction, "errorMessage": error})
+        return out
+
+    def score_batch(
+        self, endpoints: Sequence[str | None], rows: Sequence[str | None], fail_on_error: Sequence[bool | None]
+    ) -> list[str | None]:
+        """`score` for a batch whose rows each name their endpoint and failOnError (NULL: NULL; NULL
+        failOnError: true); one request per endpoint and flag, which in practice are constants."""
+        out: list[str | None] = [None] * len(rows)
+        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+        for index, (endpoint, fail) in enumerate(zip(endpoints, fail_on_error, strict=True)):
+            if endpoint is not None:
+                groups[(endpoint, fail is not False)].append(index)
+        for (endpoint, fail), indices in groups.items():
+            scored = self.score(endpoint, [rows[index] for index in indices], fail_on_error=fail)
+            for index, value in zip(indices, scored, strict=True):
+                out[index] = value
         return out
 
     def _isolate(self, endpoint: str, batch: list[str]) -> list[tuple[Any, str | None]]:

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import VariantVal
 
-from rtserve.sql.scoring import DEFAULT_MAX_IN_FLIGHT, AiQueryError, EndpointClient
+from rtserve.sql.scoring import DEFAULT_MAX_IN_FLIGHT, EndpointClient
 from rtserve.sql.types import to_duckdb
 
 # One client per executor process and settings: its connections and its bound on requests in flight
@@ -103,12 +103,8 @@ def _score_udf(settings: dict[str, Any], *, as_json: bool = False) -> Any:
             for text in returnType.dropna().unique():
                 to_duckdb(str(text))  # a bad returnType fails before any request
         rows = _rows_as_json(request)
-        flag = None if failOnError is None or len(failOnError) == 0 else failOnError.iloc[0]
-        fail = flag is None or pd.isna(flag) or bool(flag)  # NULL means the default, true
-        names = endpoint.dropna().unique()
-        if len(names) > 1:
-            raise AiQueryError(f"ai_query: one endpoint per query, not {len(names)} ({', '.join(map(str, names))}).")
-        scored = _client(settings).score(str(names[0]), rows, fail_on_error=fail) if len(names) else rows
+        flags = [True] * len(rows) if failOnError is None else [None if pd.isna(f) else bool(f) for f in failOnError]
+        scored = _client(settings).score_batch(endpoint.tolist(), rows, flags)
         if as_json:
             return pd.Series([None if value is None else '{"v":' + value + "}" for value in scored])
         return pd.Series([None if value is None else VariantVal.parseJson(value) for value in scored])
