@@ -13,6 +13,7 @@ from rtserve.server.process import BackendProcess
 from rtserve.sql.duckdb import connect, register
 from rtserve.sql.scoring import EndpointClient
 from tests.sql.conftest import MODEL, requests_served
+from tests.tokens import create_token
 
 pytestmark = pytest.mark.api
 LABEL_SCORE = "STRUCT<label:STRING, score:DOUBLE>"
@@ -105,6 +106,15 @@ def test_a_bad_token_fails_the_query_saying_which_variable_to_set(backend: Backe
         connection.sql("SELECT ai_query('sql-label', {'x': 1.0})").fetchall()
     assert "refused the token for endpoint 'sql-label'" in str(error.value)
     assert "Set RTSERVE_TOKEN" in str(error.value)
+
+
+def test_a_token_without_can_query_fails_the_query_saying_whom_to_ask(backend: BackendProcess, label_endpoint: str):
+    viewer, _ = create_token(backend, "CAN_VIEW")
+    connection = connect(host=backend.url, token=viewer)
+    with pytest.raises(duckdb.Error) as error:
+        connection.execute("SELECT ai_query('sql-label', {'x': 1.0})").fetchall()
+    assert "the token may not query endpoint 'sql-label'" in str(error.value)
+    assert "Ask the endpoint's manager for CAN_QUERY" in str(error.value)
 
 
 def test_a_bad_return_type_fails_before_any_request(
