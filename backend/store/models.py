@@ -91,3 +91,29 @@ class ServingEndpoint(Base):
     access_control: Mapped[str] = mapped_column(Text, default="[]")
     # Its rate limits (control/rate_limits.py), JSON.
     rate_limits: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class BackendInstance(Base):
+    """One running backend sharing this database: its heartbeat, and the traffic its gateway sees.
+
+    Every instance rewrites its row at each controller tick; the leader adds up the traffic of the
+    rows seen recently, so autoscaling and scale to zero count every instance's requests.
+    """
+
+    __tablename__ = "backend_instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    # JSON: [[model, version, in flight, last request at (epoch s)], ...]
+    traffic: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class DeploymentKey(Base):
+    """A secret every instance of the deployment must share (e.g. the key sealing Ray actors' identities)."""
+
+    __tablename__ = "deployment_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
