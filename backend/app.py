@@ -38,6 +38,7 @@ from rtserve.server.registry import Registry
 from rtserve.server.services import Services
 from rtserve.server.settings import Settings
 from rtserve.server.store import db, instance_lock, keys
+from rtserve.server.store.rate_buckets import DatabaseBuckets
 
 log = logging.getLogger("rtserve")
 RAY_SEAL_KEY = "ray-seal"  # the deployment key sealing Ray actor identities, when instances share a database
@@ -169,7 +170,8 @@ def create_app(
         replicas.set_leading(leadership.leading)
         await replicas.start()
         controller = Controller(settings, sessions, registry_client, replicas, clock, leadership)
-        admission = Admission()
+        # Shared, the buckets are in the database and the time is the wall clock (instances on several machines).
+        admission = Admission(time.time, DatabaseBuckets(sessions)) if leadership.shared else Admission()
         api.state.services = Services(
             settings=settings,
             sessions=sessions,

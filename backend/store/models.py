@@ -117,3 +117,14 @@ class DeploymentKey(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RateBucket(Base):
+    """A rate limit's token bucket, shared by the instances on one database (control/rate_limits.py)."""
+
+    __tablename__ = "rate_buckets"
+
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the limit and the caller, JSON
+    level: Mapped[float] = mapped_column(Float)  # requests left
+    since: Mapped[float] = mapped_column(Float)  # when it was last refilled (epoch seconds)

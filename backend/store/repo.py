@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from rtserve.server.store.models import (
@@ -12,6 +13,7 @@ from rtserve.server.store.models import (
     DeploymentKey,
     Event,
     ModelEndpoint,
+    RateBucket,
     ServingEndpoint,
 )
 
@@ -125,3 +127,19 @@ def get_deployment_key(*, session: Session, name: str) -> DeploymentKey | None:
 
 def add_deployment_key(*, session: Session, key: DeploymentKey) -> None:
     session.add(key)
+
+
+def lock_rate_buckets(*, session: Session, endpoint: str, buckets: list[str]) -> list[RateBucket]:
+    """The endpoint's named buckets, locked until the transaction ends (PostgreSQL only)."""
+    query = select(RateBucket).where(RateBucket.endpoint == endpoint, RateBucket.bucket.in_(buckets))
+    return list(session.scalars(query.with_for_update()))
+
+
+def create_rate_buckets(*, session: Session, endpoint: str, buckets: list[str], level: float) -> None:
+    """Create the buckets that do not exist yet, at `level`; those that do (another instance's) are left alone."""
+    rows = [{"endpoint": endpoint, "bucket": name, "level": level, "since": 0.0} for name in buckets]
+    session.execute(pg_insert(RateBucket).values(rows).on_conflict_do_nothing())
+
+
+def delete_rate_buckets(*, session: Session, endpoint: str) -> None:
+    session.execute(delete(RateBucket).where(RateBucket.endpoint == endpoint))

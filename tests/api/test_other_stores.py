@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,16 +14,10 @@ from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
 from tests.conftest import mlflow_pointing_at
-from tests.stores import mlflow_server, postgres_cluster
+from tests.stores import mlflow_server
 
 pytestmark = pytest.mark.api
 TOKEN = "rtsv-other-stores"
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_cluster(tmp_path_factory.mktemp("pg")) as url:
-        yield url
 
 
 def serve_and_score(backend: BackendProcess, registry_url: str) -> None:

@@ -1,8 +1,9 @@
 """Two backend instances on one PostgreSQL database and one two-node Ray cluster, an external MLflow registry.
 
 The module shares the database, the cluster, the registry and the two instances across its tests
-(they run in order): one leads, both serve; a config rolls out under load through both; the leader
-is killed during a rollout and the other finishes it; a third instance on the local engine is refused.
+(they run in order): one leads, both serve; a config rolls out under load through both; a rate limit
+holds across both; traffic behind the follower keeps a version up; the leader is killed during a
+rollout and the other finishes it; a third instance on the local engine is refused.
 """
 
 from __future__ import annotations
@@ -197,6 +198,21 @@ def test_one_instance_leads_and_a_promotion_under_load_through_both_fails_no_req
     assert [[e["entity_version"] for e in s["config"]["served_entities"]] for s in served] == [["2"], ["2"]]
     assert events and set(events.values()) == {1}, events  # every replica started once, its event written once
     assert leader_of([a, b]) is leader  # nothing moved the lead
+
+
+def test_a_rate_limit_of_n_per_minute_admits_n_in_all_through_both_instances(deployment: Deployment):
+    a, b = deployment.instances
+    clients = [BackendClient(instance.url, TOKEN) for instance in (a, b)]
+    limit = {"calls": 10, "key": "endpoint", "renewal_period": "minute"}
+    try:
+        clients[0].call("PUT", f"/api/2.0/serving-endpoints/{ENDPOINT}/rate-limits", json={"rate_limits": [limit]})
+        time.sleep(1.0)  # the other instance reads the change at its next tick
+        statuses = Counter(clients[i % 2].score_serving(ENDPOINT, BODY).status_code for i in range(20))
+    finally:
+        clients[1].call("PUT", f"/api/2.0/serving-endpoints/{ENDPOINT}/rate-limits", json={"rate_limits": []})
+        for client in clients:
+            client.close()
+    assert statuses == {200: 10, 429: 10}
 
 
 def test_a_version_busy_only_behind_the_follower_is_not_scaled_to_zero(deployment: Deployment):

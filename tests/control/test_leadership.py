@@ -4,7 +4,6 @@ and the traffic every instance reports added up."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,17 +12,9 @@ from rtserve.server.control import instances
 from rtserve.server.control.leadership import EngineConflict, Leadership
 from rtserve.server.control.traffic import VersionTraffic
 from rtserve.server.store import db
-from tests.stores import postgres_cluster
 
 pytestmark = pytest.mark.postgres
 HEARTBEAT = 0.2
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_cluster(tmp_path_factory.mktemp("pg")) as url:
-        db.migrate(url)
-        yield url
 
 
 async def _leaders(candidates: list[Leadership], timeout: float = 3.0) -> list[Leadership]:

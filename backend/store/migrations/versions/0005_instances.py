@@ -1,4 +1,4 @@
-"""Several backend instances on one database: each one's heartbeat and traffic, and keys they share.
+"""Several backend instances on one database: each one's heartbeat and traffic, keys and rate-limit buckets they share.
 
 Revision ID: 0005
 Revises: 0004
@@ -27,8 +27,16 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
     )
+    op.create_table(
+        "rate_buckets",
+        sa.Column("endpoint", sa.String(63), primary_key=True),
+        sa.Column("bucket", sa.String(1024), primary_key=True),
+        sa.Column("level", sa.Float, nullable=False),
+        sa.Column("since", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rate_buckets")
     op.drop_table("deployment_keys")
     op.drop_table("backend_instances")
