@@ -165,6 +165,11 @@ def create_app(
         # Before the engine starts: a second instance on the local engine is refused here.
         leadership = Leadership(url, settings.leader_heartbeat_seconds, settings.engine)
         await leadership.start()
+        if leadership.shared and settings.embedded_mlflow:
+            log.warning(
+                "The registry is embedded (SQLite in this data dir): other instances on this database will not "
+                "see its models. Several instances share an MLflow server: --mlflow-tracking-uri (docs/scale-out.md)."
+            )
         seal_key = await asyncio.to_thread(keys.shared_key, sessions, RAY_SEAL_KEY) if leadership.shared else None
         replicas, run_dir = (engine, None) if engine is not None else _engine(settings, seal_key)
         replicas.set_leading(leadership.leading)

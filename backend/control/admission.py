@@ -3,7 +3,8 @@
 A request needs CAN_QUERY on the endpoint (its token's own permission, or more through one of the
 endpoint's grants; 403), then a place in each of the endpoint's rate limits (429). Everything comes
 from the published snapshot, so admission never waits on the store, except for the rate limits of
-instances sharing a database, whose buckets live there (counted off the event loop). A model endpoint has no grants
+instances sharing a database, whose buckets live there (counted off the event loop; while the
+database is out of reach, requests are not counted, and pass). A model endpoint has no grants
 and no rate limits: its token's permission decides. An endpoint not in the snapshot (unknown, so a
 404 follows, or created a moment ago) is judged by the token's own permission and has no limits yet.
 """
@@ -11,14 +12,19 @@ and no rate limits: its token's permission decides. An endpoint not in the snaps
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from rtserve.server.auth import Permission, Principal
 from rtserve.server.control import endpoint_permissions
 from rtserve.server.control.endpoint import EndpointKind
 from rtserve.server.control.rate_limits import BucketStore, RateLimiter
 from rtserve.server.control.snapshot import Snapshot
+
+log = logging.getLogger("rtserve.admission")
 
 
 class Admission:
@@ -33,7 +39,11 @@ class Admission:
         endpoint_permissions.check(f"{kind.noun} '{name}'", endpoint_id, held, Permission.CAN_QUERY, action)
         if endpoint is not None and endpoint.rate_limits:
             if self.limiter.store.blocking:
-                await asyncio.to_thread(self.limiter.admit, name, endpoint.rate_limits, principal.name)
+                try:
+                    await asyncio.to_thread(self.limiter.admit, name, endpoint.rate_limits, principal.name)
+                except SQLAlchemyError as exc:
+                    # Scoring goes on while the database is out of reach; its limits wait for it.
+                    log.warning("Rate limits of %r not counted (database unavailable): %s", name, exc)
             else:
                 self.limiter.admit(name, endpoint.rate_limits, principal.name)
 
