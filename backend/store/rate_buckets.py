@@ -1,6 +1,6 @@
 """Rate-limit buckets in the database, for instances sharing one PostgreSQL (control/rate_limits.py).
 
-Each request's buckets are created (full) if missing, then read and changed inside one transaction that
+Each request's buckets are locked (and created full if missing), then read and changed inside one transaction that
 holds their rows (`SELECT ... FOR UPDATE`), so two instances counting requests of one endpoint at
 once take turns: a limit of N per minute admits N in all. A request with limits costs one short
 transaction; one without limits none. Blocking: the limiter runs it off the event loop.
@@ -27,9 +27,11 @@ class DatabaseBuckets:
     @contextmanager
     def locked(self, endpoint: str, buckets: Sequence[str]) -> Iterator[dict[str, tuple[float, float]]]:
         with self.sessions.begin() as session:
-            # Missing ones are made full first (a level above any limit), so that there is a row to lock.
-            repo.create_rate_buckets(session=session, endpoint=endpoint, buckets=list(buckets), level=FULL)
             rows = repo.lock_rate_buckets(session=session, endpoint=endpoint, buckets=list(buckets))
+            missing = [name for name in buckets if name not in {row.bucket for row in rows}]
+            if missing:  # made full (a level above any limit) by whichever instance comes first, then locked
+                repo.create_rate_buckets(session=session, endpoint=endpoint, buckets=missing, level=FULL)
+                rows += repo.lock_rate_buckets(session=session, endpoint=endpoint, buckets=missing)
             held = {row.bucket: (row.level, row.since) for row in rows}
             yield held
             for row in rows:
