@@ -26,6 +26,7 @@ from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, serv
 from rtserve.server.api import registry as registry_routes
 from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
+from rtserve.server.control.leadership import Leadership
 from rtserve.server.control.model_endpoints import ModelEndpointService
 from rtserve.server.control.serving_service import ServingEndpointService
 from rtserve.server.engines.base import Engine
@@ -36,9 +37,11 @@ from rtserve.server.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorL
 from rtserve.server.registry import Registry
 from rtserve.server.services import Services
 from rtserve.server.settings import Settings
-from rtserve.server.store import db, instance_lock
+from rtserve.server.store import db, instance_lock, keys
+from rtserve.server.store.rate_buckets import DatabaseBuckets
 
 log = logging.getLogger("rtserve")
+RAY_SEAL_KEY = "ray-seal"  # the deployment key sealing Ray actor identities, when instances share a database
 VERSION = __version__
 
 
@@ -56,8 +59,12 @@ def _local_engine(settings: Settings) -> tuple[Engine, str]:
     return engine, run_dir
 
 
-def _ray_engine(settings: Settings) -> Engine:
-    """The Ray engine (`--engine ray`): one actor per replica on the cluster at `settings.ray_address`."""
+def _ray_engine(settings: Settings, seal_key: bytes | None) -> Engine:
+    """The Ray engine (`--engine ray`): one actor per replica on the cluster at `settings.ray_address`.
+
+    With a `seal_key` (from a database several instances share), the engine keeps its replicas when
+    its instance stops (the others serve on with them) and adopts those other instances start.
+    """
     from rtserve.server.engines.ray import RayEngine
 
     return RayEngine(
@@ -67,13 +74,16 @@ def _ray_engine(settings: Settings) -> Engine:
         stop_timeout=settings.replica_drain_timeout_seconds,
         log_max_bytes=settings.replica_log_max_bytes,
         max_input_columns=settings.max_input_columns,
+        seal_key=seal_key,
+        discover=seal_key is not None,
+        keep_replicas_on_close=seal_key is not None,
     )
 
 
-def _engine(settings: Settings) -> tuple[Engine, str | None]:
+def _engine(settings: Settings, seal_key: bytes | None) -> tuple[Engine, str | None]:
     """The engine `settings.engine` names, and a run dir to remove at shutdown (the local engine's sockets)."""
     if settings.engine == "ray":
-        return _ray_engine(settings), None
+        return _ray_engine(settings, seal_key), None
     return _local_engine(settings)
 
 
@@ -152,10 +162,21 @@ def create_app(
         if settings.embedded_mlflow:
             await asyncio.to_thread(mlflow_server.warm_up)
         registry_client = registry or _registry(settings)
-        replicas, run_dir = (engine, None) if engine is not None else _engine(settings)
+        # Before the engine starts: a second instance on the local engine is refused here.
+        leadership = Leadership(url, settings.leader_heartbeat_seconds, settings.engine)
+        await leadership.start()
+        if leadership.shared and settings.embedded_mlflow:
+            log.warning(
+                "The registry is embedded (SQLite in this data dir): other instances on this database will not "
+                "see its models. Several instances share an MLflow server: --mlflow-tracking-uri (docs/scale-out.md)."
+            )
+        seal_key = await asyncio.to_thread(keys.shared_key, sessions, RAY_SEAL_KEY) if leadership.shared else None
+        replicas, run_dir = (engine, None) if engine is not None else _engine(settings, seal_key)
+        replicas.set_leading(leadership.leading)
         await replicas.start()
-        controller = Controller(settings, sessions, registry_client, replicas, clock)
-        admission = Admission()
+        controller = Controller(settings, sessions, registry_client, replicas, clock, leadership)
+        # Shared, the buckets are in the database and the time is the wall clock (instances on several machines).
+        admission = Admission(time.time, DatabaseBuckets(sessions)) if leadership.shared else Admission()
         api.state.services = Services(
             settings=settings,
             sessions=sessions,
@@ -173,6 +194,7 @@ def create_app(
             yield
         finally:
             await controller.stop()
+            await leadership.close()  # at once: another instance takes over without waiting for a timeout
             await replicas.close()
             engine_db.dispose()
             if run_dir is not None:

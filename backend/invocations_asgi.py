@@ -93,7 +93,7 @@ class InvocationsEndpoint:
     async def _score(self, scope: Scope, receive: Receive, kind: EndpointKind, name: str, route: str) -> Answer:
         services = self.services()
         principal: Principal = scope["state"]["principal"]
-        services.admission.admit(services.controller.snapshot, kind, name, principal, "querying it")
+        await services.admission.admit(services.controller.snapshot, kind, name, principal, "querying it")
         if services.controller.synced.is_set():  # 404 before reading the body
             deadline = asyncio.get_running_loop().time() + services.settings.request_timeout_seconds
             await gateway.resolve_when_known(services, kind, name, route, deadline)

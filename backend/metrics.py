@@ -55,7 +55,11 @@ class _LiveState(Collector):
         for (model, version), usage in sorted(self.usage.read(observed).items()):
             cpu.add_metric([model, version], usage.cpu_percent)
             memory.add_metric([model, version], usage.memory_percent)
-        yield from (in_flight, replicas, provisioned, cpu, memory)
+        leader = GaugeMetricFamily(
+            "rtserve_leader", "1 if this backend instance is the reconciler leader (it acts), 0 if it follows"
+        )
+        leader.add_metric([], 1 if controller.leadership.leading else 0)
+        yield from (in_flight, replicas, provisioned, cpu, memory, leader)
 
 
 class Metrics:

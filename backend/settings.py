@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None, description="With the ray engine: the cluster's address (HOST:PORT of its head); unset: `auto`."
     )
+    leader_heartbeat_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="With several instances on one PostgreSQL database: how often each checks or tries to take "
+        "the reconciler's leadership; a dead leader is replaced within about this long (twice at most).",
+    )
     ray_namespace: str = Field(
         "rtserve", min_length=1, description="With the ray engine: the Ray namespace of this deployment's replicas."
     )

@@ -85,3 +85,14 @@ def iris_model(mlflow_client_env: str) -> str:
     """The demo model registered twice (versions 1 and 2) under a session-unique name."""
     register_demo_model(mlflow_client_env, name="iris-tests")
     return "iris-tests"
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL cluster for a test module (tests/stores.py), its schema migrated."""
+    from rtserve.server.store import db
+    from tests.stores import postgres_cluster
+
+    with postgres_cluster(tmp_path_factory.mktemp("pg")) as url:
+        db.migrate(url)
+        yield url

@@ -2,6 +2,12 @@
 
 All decisions live in reconciler.reconcile; this module only does I/O (database, registry, engine)
 and records an event for every change of observed state it sees.
+
+Every instance sharing a database runs a controller: each one observes, reconciles and publishes
+its snapshot at every tick (so its gateway routes), but only the leader (control/leadership.py)
+acts on what is shared: it starts and stops replicas, promotes configs and records the events. A
+follower still prepares the artifacts and forgets dead replicas, which only concern itself, so it
+can take over at once.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server import paths
-from rtserve.server.control import events, serving_endpoints
+from rtserve.server.control import events, instances, serving_endpoints
 from rtserve.server.control.endpoint import Endpoint, EndpointKind, model_endpoint
+from rtserve.server.control.leadership import Leadership
 from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
@@ -39,7 +46,7 @@ from rtserve.server.control.reconciler import (
 from rtserve.server.control.serving_endpoints import ServingEndpointState
 from rtserve.server.control.snapshot import EndpointKey, Snapshot
 from rtserve.server.control.stages import RegisteredVersion
-from rtserve.server.control.traffic import Traffic
+from rtserve.server.control.traffic import Traffic, VersionTraffic
 from rtserve.server.control.workloads import Compute
 from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
 from rtserve.server.errors import ApiError
@@ -60,8 +67,12 @@ class Controller:
         registry: Registry,
         engine: Engine,
         clock: Callable[[], float] = time.time,
+        leadership: Leadership | None = None,
     ) -> None:
         self.settings = settings
+        self.leadership = leadership or Leadership.alone()
+        self.instance_id = uuid.uuid4().hex
+        self.started_at = clock()
         self.sessions = sessions
         self.registry = registry
         self.engine = engine
@@ -103,6 +114,9 @@ class Controller:
                 await self._task
         for task in list(self._tasks):
             task.cancel()
+        if self.leadership.shared:
+            with contextlib.suppress(Exception):  # its row goes stale anyway
+                await asyncio.to_thread(instances.leave, self.sessions, self.instance_id)
 
     def wake(self, model_name: str | None = None) -> None:
         """Re-read the registry for `model_name` (or every model) and reconcile now."""
@@ -131,6 +145,8 @@ class Controller:
     async def tick(self) -> None:
         """One round: read desired state, reconcile, act; the store is read and written off the event loop,
         and the tick's events are written together, in one transaction."""
+        leading = self.leadership.leading
+        self.engine.set_leading(leading)
         desired = await self._desired()
         await self.refresh_serving_endpoints()
         pinned = serving_endpoints.pinned_versions(self._serving_endpoints.values())
@@ -138,16 +154,18 @@ class Controller:
         replicas = self.engine.replicas()
         # Replicas this controller did not start (adopted by the engine) count with the batching they report.
         batching = {r.replica_id: r.batching for r in replicas if r.batching is not None}
-        observed = Observed(replicas, self.traffic.snapshot(), {**batching, **self._replica_batching})
+        observed = Observed(replicas, await self._traffic(), {**batching, **self._replica_batching})
         plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
         self._routes, self._views, self._memory = plan.routes, plan.views, plan.memory
         self._publish()
         if len(desired) == len(self._enabled):
             self.synced.set()
+        # Checked on the database just before acting: a leader that lost its lock must not act.
+        acting = leading and await self.leadership.confirm()
         for action in plan.actions:
-            await self._apply(action)
-        await self._write_events()
+            await self._apply(action, acting)
+        await self._write_events(acting)
         async with self._ticked:
             self._ticked.notify_all()
 
@@ -175,8 +193,24 @@ class Controller:
             fresh=frozenset(self._fetched_at),
         )
 
-    async def _write_events(self) -> None:
+    async def _traffic(self) -> dict[VersionKey, VersionTraffic]:
+        """Requests in flight and the last request per version: this instance's, or every instance's when shared."""
+        own = self.traffic.snapshot()
+        if not self.leadership.shared:
+            return own
+        stale_after = 5 * self.settings.leader_heartbeat_seconds
+        try:
+            return await asyncio.to_thread(
+                instances.exchange, self.sessions, self.instance_id, self.started_at, own, self.clock(), stale_after
+            )
+        except Exception:  # the database is out of reach: decide on what this instance sees
+            log.exception("could not share this instance's traffic")
+            return own
+
+    async def _write_events(self, acting: bool) -> None:
         made, self._events = self._events, []
+        if not acting:
+            return  # the leader records them: once
         try:
             await asyncio.to_thread(events.record_all, self.sessions, made)
         except Exception:  # events are history: losing one tick's must not stop reconciling
@@ -234,20 +268,23 @@ class Controller:
             if name in self._versions
         ]
 
-    async def _apply(self, action: object) -> None:
+    async def _apply(self, action: object, acting: bool) -> None:
+        """Carry out one action; one that changes shared state (replicas, configs) only while `acting`."""
         match action:
             case Prepare(model_name=model, version=version):
                 self._spawn(self._prepare(model, version))
+            case ForgetReplica(replica_id=replica_id):
+                self.engine.forget(replica_id)
+                self._replica_states.pop(replica_id, None)
+                self._replica_batching.pop(replica_id, None)
+            case _ if not acting:
+                return
             case StartReplica():
                 await self._start_replica(action)
             case StopReplica(replica_id=replica_id):
                 self._spawn(self.engine.stop_replica(replica_id))
             case PromoteConfig():
                 await self._promote(action)
-            case ForgetReplica(replica_id=replica_id):
-                self.engine.forget(replica_id)
-                self._replica_states.pop(replica_id, None)
-                self._replica_batching.pop(replica_id, None)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -337,7 +374,12 @@ class Controller:
                     )
 
     def _event(self, model: str, kind: str, message: str, version: str | None = None, stage: str | None = None) -> None:
-        """Note an event; the tick writes its events together at its end (`_write_events`)."""
+        """Note an event; the tick writes its events together at its end (`_write_events`).
+
+        Only the leader's: a follower sees the same changes, which the leader records once.
+        """
+        if not self.leadership.leading:
+            return
         self._events.append(events.new(model, kind, message, version, stage, self.clock()))
 
     # -- waiting for the controller ---------------------------------------------------------------

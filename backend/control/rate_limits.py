@@ -7,16 +7,21 @@ The endpoint's limit and the caller's limit both apply.
 
 Each limit is a token bucket holding up to `calls` requests and refilled at `calls` per minute: a
 burst of `calls` passes, then requests pass at the steady rate. The buckets live in the gateway's
-memory (one backend process answers every request), so a backend restart refills them.
+memory (`MemoryBuckets`: a backend restart refills them), or, when several instances share a
+PostgreSQL database, in its `rate_buckets` table (`store/rate_buckets.py`), where each request's
+buckets are read and changed under row locks: a limit of N per minute is N across all instances.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rtserve import spec
 from rtserve.server.errors import ApiError, invalid
@@ -110,38 +115,75 @@ def limits_for(limits: Iterable[RateLimit], caller: str) -> list[RateLimit]:
     return applying + (own or generic)
 
 
-class RateLimiter:
-    """Token buckets per endpoint, limit and caller. Thread-safe; time comes from `clock` (seconds)."""
+Bucket = tuple[float, float]  # (requests left, when last refilled)
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+
+class BucketStore(Protocol):
+    """Where the buckets live. `blocking`: its calls wait on I/O (run them off the event loop)."""
+
+    blocking: bool
+
+    def locked(self, endpoint: str, buckets: Sequence[str]) -> contextlib.AbstractContextManager[dict[str, Bucket]]:
+        """The named buckets of an endpoint that exist, held until the block ends; what the block
+        sets in the mapping is kept if it ends normally (nothing is if it raises)."""
+
+    def forget(self, endpoint: str) -> None:
+        """Drop every bucket of an endpoint."""
+
+
+class MemoryBuckets:
+    """This process's buckets (one instance answers every request)."""
+
+    blocking = False
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buckets: dict[tuple, tuple[float, float]] = {}  # -> (requests left, when last refilled)
+        self._buckets: dict[tuple[str, str], Bucket] = {}
+
+    @contextmanager
+    def locked(self, endpoint: str, buckets: Sequence[str]) -> Iterator[dict[str, Bucket]]:
+        with self._lock:
+            held = {name: self._buckets[(endpoint, name)] for name in buckets if (endpoint, name) in self._buckets}
+            yield held
+            self._buckets.update({(endpoint, name): bucket for name, bucket in held.items()})
+
+    def forget(self, endpoint: str) -> None:
+        with self._lock:
+            self._buckets = {key: value for key, value in self._buckets.items() if key[0] != endpoint}
+
+
+class RateLimiter:
+    """Token buckets per endpoint, limit and caller, in `store`. Thread-safe; time comes from `clock` (seconds,
+    the wall clock when instances on several machines share the store)."""
+
+    def __init__(self, clock: Callable[[], float], store: BucketStore | None = None) -> None:
+        self._clock = clock
+        self.store: BucketStore = store or MemoryBuckets()
 
     def admit(self, endpoint: str, limits: Sequence[RateLimit], caller: str) -> None:
         """Count one request, or refuse it (429) if any of its limits has no request left."""
         applying = limits_for(limits, caller)
         if not applying:
             return
+        names = [json.dumps([limit.to_stored(), None if limit.key == ENDPOINT_KEY else caller]) for limit in applying]
         now = self._clock()
-        with self._lock:
-            keys = [(endpoint, limit, None if limit.key == ENDPOINT_KEY else caller) for limit in applying]
-            levels = [self._refilled(key, limit, now) for key, limit in zip(keys, applying, strict=True)]
+        with self.store.locked(endpoint, names) as buckets:
+            levels = [_refilled(buckets.get(name), limit, now) for name, limit in zip(names, applying, strict=True)]
             for limit, level in zip(applying, levels, strict=True):
                 if level < 1:
                     wait = (1 - level) * limit.period_seconds / limit.calls if limit.calls else limit.period_seconds
                     raise rate_limited(endpoint, limit, wait)
-            for key, level in zip(keys, levels, strict=True):
-                self._buckets[key] = (level - 1, now)
-
-    def _refilled(self, key: tuple, limit: RateLimit, now: float) -> float:
-        left, since = self._buckets.get(key, (float(limit.calls), now))
-        return min(float(limit.calls), left + (now - since) * limit.calls / limit.period_seconds)
+            for name, level in zip(names, levels, strict=True):
+                buckets[name] = (level - 1, now)
 
     def forget(self, endpoint: str) -> None:
         """Drop an endpoint's buckets (it was deleted or its limits changed)."""
-        with self._lock:
-            self._buckets = {key: value for key, value in self._buckets.items() if key[0] != endpoint}
+        self.store.forget(endpoint)
+
+
+def _refilled(bucket: Bucket | None, limit: RateLimit, now: float) -> float:
+    left, since = bucket or (float(limit.calls), now)
+    return min(float(limit.calls), left + max(0.0, now - since) * limit.calls / limit.period_seconds)
 
 
 class RateLimited(ApiError):

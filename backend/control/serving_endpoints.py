@@ -117,10 +117,11 @@ def pending_failed(endpoint: ServingEndpointState, views: Mapping[VersionKey, Ve
 def promote(sessions: sessionmaker[Session], endpoint: ServingEndpointState, now_ms: int, stored: str) -> bool:
     """Make the pending config the config, unless it is no longer exactly `stored`. True if promoted.
 
-    The condition is in the update itself, so a promotion decided twice (or on a stale read) applies once.
+    The row is locked while it is checked and changed, so a promotion decided twice (by two instances
+    leading for a moment, or on a stale read) applies once.
     """
     with sessions.begin() as session:
-        row = repo.get_serving_endpoint(session=session, name=endpoint.name)
+        row = repo.get_serving_endpoint(session=session, name=endpoint.name, for_update=True)
         if row is None or row.pending_config is None or row.pending_config != stored:
             return False
         row.config = row.pending_config

@@ -141,7 +141,7 @@ class ServingEndpointService:
     async def delete(self, name: str, principal: Principal) -> None:
         await self.require_permission(name, principal, Permission.CAN_MANAGE, "deleting it")
         await asyncio.to_thread(self._delete, name)
-        self.admission.forget(name)
+        await asyncio.to_thread(self.admission.forget, name)
         await self.controller.refresh_serving_endpoints()
         self.controller.nudge()
 
@@ -176,7 +176,7 @@ class ServingEndpointService:
         """Replace the endpoint's rate limits (PUT .../rate-limits or .../ai-gateway); they apply at once."""
         await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its rate limits")
         await asyncio.to_thread(self._store_limits, name, limits)
-        self.admission.forget(name)
+        await asyncio.to_thread(self.admission.forget, name)
         await self.controller.refresh_serving_endpoints()
         return self.controller.snapshot.serving_endpoints[name].rate_limits
 

@@ -87,6 +87,11 @@ class Engine(Protocol):
     def forget(self, replica_id: str) -> None:
         """Drop a FAILED/CRASHED/STOPPED replica from `replicas()` once the control plane handled it."""
 
+    def set_leading(self, leading: bool) -> None:
+        """Whether this backend instance leads (control/leadership.py). An engine whose replicas other
+        instances can reach (Ray) follows while not leading: it routes to the replicas the leader
+        started, found in the cluster, and never starts, stops or kills one. Called at every tick."""
+
     async def invoke(
         self, model_name: str, version: str, body: bytes, content_type: str, timeout: float
     ) -> InvocationResult:

@@ -97,6 +97,9 @@ class ReplicaTable(Generic[R]):
             raise ValueError(f"replica {replica_id!r} is {replica.state}; stop it instead of forgetting it")
         self._replicas.pop(replica_id)
 
+    def set_leading(self, leading: bool) -> None:
+        """Engines whose replicas only this instance can reach always lead (the local engine)."""
+
     def _pick(self, model_name: str, version: str) -> R:
         """The READY replica of the version with the fewest requests in flight."""
         ready = [

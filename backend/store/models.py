@@ -93,3 +93,40 @@ class ServingEndpoint(Base):
     rate_limits: Mapped[str] = mapped_column(Text, default="[]")
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     route_optimized: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BackendInstance(Base):
+    """One running backend sharing this database: its heartbeat, and the traffic its gateway sees.
+
+    Every instance rewrites its row at each controller tick; the leader adds up the traffic of the
+    rows seen recently, so autoscaling and scale to zero count every instance's requests.
+    """
+
+    __tablename__ = "backend_instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    # JSON: [[model, version, in flight, last request at (epoch s)], ...]
+    traffic: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class DeploymentKey(Base):
+    """A secret every instance of the deployment must share (e.g. the key sealing Ray actors' identities)."""
+
+    __tablename__ = "deployment_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RateBucket(Base):
+    """A rate limit's token bucket, shared by the instances on one database (control/rate_limits.py)."""
+
+    __tablename__ = "rate_buckets"
+
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the limit and the caller, JSON
+    level: Mapped[float] = mapped_column(Float)  # requests left
+    since: Mapped[float] = mapped_column(Float)  # when it was last refilled (epoch seconds)

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from rtserve.server.store.models import ApiToken, ComputeConfig, Event, ModelEndpoint, ServingEndpoint
+from rtserve.server.store.models import (
+    ApiToken,
+    BackendInstance,
+    ComputeConfig,
+    DeploymentKey,
+    Event,
+    ModelEndpoint,
+    RateBucket,
+    ServingEndpoint,
+)
 
 
 def find_token_by_hash(*, session: Session, token_hash: str) -> ApiToken | None:
@@ -80,8 +90,10 @@ def list_serving_endpoints(*, session: Session) -> list[ServingEndpoint]:
     return list(session.scalars(select(ServingEndpoint).order_by(ServingEndpoint.name)))
 
 
-def get_serving_endpoint(*, session: Session, name: str) -> ServingEndpoint | None:
-    return session.get(ServingEndpoint, name)
+def get_serving_endpoint(*, session: Session, name: str, for_update: bool = False) -> ServingEndpoint | None:
+    """The endpoint's row; `for_update` locks it until the transaction ends (PostgreSQL), so that two
+    instances deciding the same change one after the other see each other's write."""
+    return session.get(ServingEndpoint, name, with_for_update=for_update)
 
 
 def get_serving_endpoint_by_id(*, session: Session, endpoint_id: str) -> ServingEndpoint | None:
@@ -94,3 +106,40 @@ def add_serving_endpoint(*, session: Session, endpoint: ServingEndpoint) -> None
 
 def delete_serving_endpoint(*, session: Session, name: str) -> None:
     session.execute(delete(ServingEndpoint).where(ServingEndpoint.name == name))
+
+
+def save_instance(*, session: Session, instance: BackendInstance) -> None:
+    session.merge(instance)
+
+
+def list_instances_seen_since(*, session: Session, seen_at: int) -> list[BackendInstance]:
+    query = select(BackendInstance).where(BackendInstance.seen_at >= seen_at).order_by(BackendInstance.started_at)
+    return list(session.scalars(query))
+
+
+def delete_instance(*, session: Session, instance_id: str) -> None:
+    session.execute(delete(BackendInstance).where(BackendInstance.id == instance_id))
+
+
+def get_deployment_key(*, session: Session, name: str) -> DeploymentKey | None:
+    return session.get(DeploymentKey, name)
+
+
+def add_deployment_key(*, session: Session, key: DeploymentKey) -> None:
+    session.add(key)
+
+
+def lock_rate_buckets(*, session: Session, endpoint: str, buckets: list[str]) -> list[RateBucket]:
+    """The endpoint's named buckets, locked until the transaction ends (PostgreSQL only)."""
+    query = select(RateBucket).where(RateBucket.endpoint == endpoint, RateBucket.bucket.in_(buckets))
+    return list(session.scalars(query.with_for_update()))
+
+
+def create_rate_buckets(*, session: Session, endpoint: str, buckets: list[str], level: float) -> None:
+    """Create the buckets that do not exist yet, at `level`; those that do (another instance's) are left alone."""
+    rows = [{"endpoint": endpoint, "bucket": name, "level": level, "since": 0.0} for name in buckets]
+    session.execute(pg_insert(RateBucket).values(rows).on_conflict_do_nothing())
+
+
+def delete_rate_buckets(*, session: Session, endpoint: str) -> None:
+    session.execute(delete(RateBucket).where(RateBucket.endpoint == endpoint))

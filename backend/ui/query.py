@@ -107,7 +107,7 @@ async def send(
     rate limits), scored through the gateway and counted alike. `route` is a stage, alias or version of a
     model endpoint, or a served model of a serving endpoint (TRAFFIC_SPLIT for its traffic split)."""
     action = "sending a request to the model" if kind is EndpointKind.MODEL else "sending a request to it"
-    services.admission.admit(services.controller.snapshot, kind, name, principal, action)
+    await services.admission.admit(services.controller.snapshot, kind, name, principal, action)
     if len(body.encode()) > services.settings.max_request_bytes:
         raise ApiError("REQUEST_LIMIT_EXCEEDED", "The request body is larger than the scoring limit.", 413)
     label = f"POST {_scoring_path(kind, name, route)}"

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,63 +12,12 @@ import pytest
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
-from rtserve.server.process import BackendProcess, free_port
+from rtserve.server.process import BackendProcess
 from tests.conftest import mlflow_pointing_at
+from tests.stores import mlflow_server
 
 pytestmark = pytest.mark.api
 TOKEN = "rtsv-other-stores"
-
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if not candidates:
-        pytest.skip(f"PostgreSQL's {name} is not installed (make system-deps installs it)")
-    return str(candidates[-1])
-
-
-def _as_postgres(*argv: str) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else list(argv)
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = Path(tempfile_dir := str(tmp_path_factory.mktemp("pg")))
-    data = root / "cluster"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        os.chmod(root, 0o755)
-        for parent in root.parents:  # postgres must be able to reach its data dir
-            if parent == Path("/"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
-    port = free_port()
-    subprocess.run(
-        _as_postgres(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        _as_postgres(
-            _pg_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "pg.log"),
-            "-w",
-            "-o",
-            f"-k {tempfile_dir} -p {port} -c listen_addresses=127.0.0.1",
-            "start",
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"), capture_output=True)
 
 
 def serve_and_score(backend: BackendProcess, registry_url: str) -> None:
@@ -113,40 +58,7 @@ def test_state_lives_in_postgresql_and_survives_a_restart(tmp_path: Path, postgr
 
 
 def test_an_external_mlflow_server_can_hold_the_registry(tmp_path: Path):
-    port = free_port()
-    mlflow_dir = tmp_path / "mlflow"
-    mlflow_dir.mkdir()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(mlflow_dir / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.3)
-        external = f"http://127.0.0.1:{port}"
+    with mlflow_server(tmp_path / "mlflow") as external:
         backend = BackendProcess(tmp_path / "data", admin_token=TOKEN, extra_args=["--mlflow-tracking-uri", external])
         with backend:
             serve_and_score(backend, external)
@@ -155,9 +67,6 @@ def test_an_external_mlflow_server_can_hold_the_registry(tmp_path: Path):
                 f"{external}/api/2.0/mlflow/model-versions/get", params={"name": "iris-stores", "version": "1"}
             ).json()["model_version"]["current_stage"]
             assert stage == "Production"
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def test_instances_starting_at_once_on_postgresql_migrate_once(postgres_url: str):

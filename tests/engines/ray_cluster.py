@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,3 +181,22 @@ class RayCluster:
 
     def leftovers(self) -> list[int]:
         return _sessions_processes([process.pid for process in self.processes])
+
+
+@contextmanager
+def running_cluster(root: Path) -> Iterator[RayCluster]:
+    """A two-node cluster (resources nodeA and nodeB) for a test module, with HOME and RAY_AUTH_MODE of its
+    own set for this process too (its Ray driver, and the backends it starts, must match the nodes)."""
+    saved = {name: os.environ.get(name) for name in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(HOME=str(root / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    started = RayCluster.start(root)
+    try:
+        yield started
+    finally:
+        started.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert started.leftovers() == []

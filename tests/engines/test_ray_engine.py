@@ -22,7 +22,7 @@ import pytest
 from rtserve.server.demo_model import iris_frame, register_demo_model
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.registry import Registry
-from tests.engines.ray_cluster import RayCluster
+from tests.engines.ray_cluster import RayCluster, running_cluster
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need the 'ray' extra: pip install -e '.[test,ray]'")
 
@@ -37,20 +37,8 @@ SETTLED = {ReplicaState.READY, ReplicaState.FAILED, ReplicaState.CRASHED}
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     """Two nodes (resources nodeA and nodeB), HOME and RAY_AUTH_MODE of their own, for this process too."""
-    root = tmp_path_factory.mktemp("ray-cluster")
-    saved = {name: os.environ.get(name) for name in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(HOME=str(root / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    started = RayCluster.start(root)
-    try:
+    with running_cluster(tmp_path_factory.mktemp("ray-cluster")) as started:
         yield started
-    finally:
-        started.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    assert started.leftovers() == []
 
 
 @pytest.fixture(scope="module")

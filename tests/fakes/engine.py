@@ -94,6 +94,9 @@ class FakeEngine:
         with self._lock:
             self._replicas.pop(replica_id, None)
 
+    def set_leading(self, leading: bool) -> None:
+        """The fake's replicas are this process's records: its instance always leads."""
+
     def replicas(self) -> list[ReplicaObservation]:
         with self._lock:
             for replica in self._replicas.values():

@@ -155,6 +155,12 @@ class ReplicaActor:
             "log": data,
         }
 
+    async def retire(self) -> None:
+        """Report STOPPING while still answering requests: the other backend instances that route here
+        stop sending before `stop` (which follows) refuses new requests."""
+        if self.state == READY:
+            self.state, self.message = STOPPING, "stopping"
+
     async def stop(self, grace: float) -> bool:
         """Stop taking requests, answer those received for up to `grace` seconds; False if some were abandoned.
 

@@ -13,6 +13,12 @@ its namespace that it can prove it started: each actor carries a seal (an HMAC o
 a key kept in the data dir) given at creation, which model code running in the actor cannot forge
 for another identity. Adopted actors keep serving; nothing is restarted or duplicated.
 
+Several backend instances (one database, control/leadership.py) share one namespace. The engine of
+an instance that does not lead *follows*: with `discover`, it adopts the actors the leader starts
+as they appear (every `health_interval`), routes requests to them, and follows their state through
+the health checks, but never ships, stops or kills one. When its instance becomes the leader, it
+supervises the replicas it followed as its own (`set_leading`).
+
 Ray is imported when the engine starts, never at import: the server runs without the `ray` extra.
 """
 
@@ -55,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "rtserve"
 MAX_FAILED_PINGS = 3
+# With other instances routing to the replicas: health checks they get to see a replica STOPPING before it stops.
+HANDOFF_CHECKS = 2
 # Beyond a stop's grace: the time a stop call may take to come back before the actor is killed anyway.
 STOP_MARGIN = 5.0
 # The key that seals the identity of the actors this deployment starts (in the data dir, mode 0600).
@@ -78,6 +86,7 @@ class _Replica(ReplicaRecord):
     message: str = "starting: waiting for Ray to place the actor"
     host: str = ""
     adopted: bool = False
+    reported: str = ""  # the actor's own state at the last health check
     dead: asyncio.Future[str] | None = None  # resolves to the reason once the actor is known dead
     mirror: LogMirror | None = None
 
@@ -107,6 +116,9 @@ class RayEngine(ReplicaTable[_Replica]):
       calls, and any other `ActorClass.options()` (e.g. `resources` or a `scheduling_strategy` to
       place replicas on chosen nodes).
     - `init_options`: more `ray.init` arguments.
+    - `seal_key`: the key sealing actor identities, when it is not the data dir's (instances sharing
+      a database share one); `discover`: adopt new actors of the namespace as they appear, not only
+      at start (other instances start them).
     """
 
     def __init__(
@@ -128,6 +140,8 @@ class RayEngine(ReplicaTable[_Replica]):
         max_concurrency: int = 1000,
         actor_options: Mapping[str, Any] | None = None,
         init_options: Mapping[str, Any] | None = None,
+        seal_key: bytes | None = None,
+        discover: bool = False,
     ) -> None:
         self.address = address or "auto"
         self.data_dir = Path(data_dir)
@@ -147,7 +161,12 @@ class RayEngine(ReplicaTable[_Replica]):
         self._wall_clock = wall_clock
         self._ray: Any = None
         self._actor_class: Any = None
-        self._key = b""
+        self._key = seal_key or b""
+        self.discover = discover
+        self._leading = asyncio.Event()
+        self._leading.set()
+        self._strangers: set[str] = set()  # actor names of the namespace that are not this deployment's
+        self._discovery: asyncio.Task[None] | None = None
         self._replicas: dict[str, _Replica] = {}
         self._monitors: set[asyncio.Task[None]] = set()
         self._logs = LogBook()
@@ -159,17 +178,32 @@ class RayEngine(ReplicaTable[_Replica]):
         """Connect to the cluster (a Ray driver in this process) and adopt this deployment's live actors."""
         if self._ray is not None:
             return
-        self._key = _seal_key(self.data_dir)
+        self._key = self._key or _seal_key(self.data_dir)
         # In this thread (Ray sets signal handlers from the main one); it blocks for a fraction of a second.
         self._ray = _connect(self.address, self.namespace, self.init_options)
         self._actor_class = self._ray.remote(actor_module.ReplicaActor)
         await self._adopt()
+        if self.discover:
+            self._discovery = asyncio.create_task(self._discover(), name="ray-discovery")
+
+    def set_leading(self, leading: bool) -> None:
+        """Lead (supervise, stop and kill replicas, adopt and kill strays) or follow (only observe and route)."""
+        if leading and not self._leading.is_set():
+            logger.info("Leading: the replicas followed so far are supervised from now on")
+            self._leading.set()
+        elif not leading and self._leading.is_set():
+            self._leading.clear()
 
     async def close(self) -> None:
         """Stop every replica (or, with `keep_replicas_on_close`, leave them running) and disconnect."""
         if self._ray is None:
             return
-        if self.keep_replicas_on_close:
+        if self._discovery is not None:
+            self._discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._discovery
+            self._discovery = None
+        if self.keep_replicas_on_close or not self._leading.is_set():
             for monitor in list(self._monitors):
                 monitor.cancel()
             await asyncio.gather(*self._monitors, return_exceptions=True)
@@ -280,11 +314,21 @@ class RayEngine(ReplicaTable[_Replica]):
             except self._ray.exceptions.RayError as exc:
                 return _first_line(exc)
             # Stopped on request; the actor is killed next. Wait for that to be seen, without a call.
+            replica.reported = actor_module.STOPPED
             await asyncio.Future()
 
     async def _supervise(self, replica: _Replica) -> None:
         spec = replica.spec
         try:
+            if not self._leading.is_set() and not await self._follow(replica):
+                self._close_mirror(replica)
+                return
+            if replica.adopted and replica.state is ReplicaState.STARTING:
+                # Its model was (or was to be) shipped by the backend that started it, which is gone: start afresh.
+                self._kill(replica)
+                replica.set_state(ReplicaState.STOPPED, "its starter left before it was ready; killed", force=True)
+                self._close_mirror(replica)
+                return
             if replica.state is ReplicaState.STARTING and await self._until_ready(replica):
                 await self._watch(replica)
             elif replica.state is ReplicaState.READY:  # adopted while serving
@@ -375,12 +419,57 @@ class RayEngine(ReplicaTable[_Replica]):
                 replica.set_state(ReplicaState.CRASHED, f"did not answer {failed_pings} health checks; killed")
                 return
 
+    async def _follow(self, replica: _Replica) -> bool:
+        """Follow a replica another instance leads: its state from health checks, no action on it.
+
+        True once this instance leads (it then supervises the replica as its own); False once the
+        actor is gone (STOPPED if the leader stopped it, else CRASHED or FAILED).
+        """
+        assert replica.dead is not None
+        failed_pings = 0
+        while True:
+            await _first(replica.dead, self._leading.wait(), timeout=self.health_interval)
+            if replica.dead.done():
+                stopping = replica.state is ReplicaState.STOPPING or replica.reported == actor_module.STOPPED
+                reason = "stopped by the leader" if stopping else f"the actor died: {replica.dead.result()}"
+                replica.set_state(ReplicaState.STOPPED if stopping else ReplicaState.CRASHED, reason, force=True)
+                return False
+            if self._leading.is_set():
+                if replica.state is ReplicaState.STOPPING:
+                    replica.request_stop(self.stop_timeout)  # the old leader was stopping it: finish that
+                return True
+            if not await self._poll(replica):
+                if replica.reported in (actor_module.STOPPING, actor_module.STOPPED):
+                    replica.set_state(ReplicaState.STOPPED, "stopped by the leader", force=True)
+                    return False
+                failed_pings += 1
+                if failed_pings >= MAX_FAILED_PINGS:  # hung: the leader kills it; here it is gone
+                    replica.set_state(ReplicaState.CRASHED, "did not answer its health checks", force=True)
+                    return False
+                continue
+            failed_pings = 0
+            match replica.reported:
+                case actor_module.READY:
+                    replica.set_state(ReplicaState.READY, "ready")
+                case actor_module.STOPPING | actor_module.STOPPED:
+                    replica.set_state(ReplicaState.STOPPING, "stopping (by the leader)")
+                case actor_module.FAILED:
+                    replica.set_state(ReplicaState.FAILED, replica.message)
+                    return False
+
     async def _finish(self, replica: _Replica) -> None:
         """Drain on request, then kill the actor (a FAILED or CRASHED one at once).
 
         A replica that stopped or failed leaves nothing on its node; one whose actor died leaves its
         own log there (what it wrote last may not have been copied).
         """
+        if replica.stop_requested.is_set() and not replica.is_dead and self.discover:
+            # Other instances route here too: they see it STOPPING at their next health check, and stop
+            # sending, while it still takes what they send meanwhile.
+            with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
+                async with asyncio.timeout(self.ping_timeout):
+                    await replica.handle.retire.remote()
+            await asyncio.sleep(HANDOFF_CHECKS * self.health_interval)
         if replica.stop_requested.is_set() and not replica.is_dead:
             with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
                 async with asyncio.timeout(replica.stop_grace + STOP_MARGIN):
@@ -393,6 +482,9 @@ class RayEngine(ReplicaTable[_Replica]):
         self._kill(replica)
         if replica.stop_requested.is_set():
             replica.set_state(ReplicaState.STOPPED, "stopped", force=True)
+        self._close_mirror(replica)
+
+    def _close_mirror(self, replica: _Replica) -> None:
         if replica.mirror is not None:
             if replica.state is not ReplicaState.STOPPED:
                 replica.mirror.note(f"{replica.state}: {replica.message}")
@@ -413,6 +505,9 @@ class RayEngine(ReplicaTable[_Replica]):
                 mirror.write(int(status.get("log_start", copied)), bytes(status.get("log", b"")))
             except (OSError, TypeError, ValueError) as exc:
                 logger.warning("Could not copy the log of replica %s: %s", replica.spec.replica_id, exc)
+        replica.reported = str(status.get("state", ""))
+        if replica.reported == actor_module.FAILED:
+            replica.message = str(status.get("message") or replica.message)
         pid = status.get("pid")
         if isinstance(pid, int):
             replica.pid = pid
@@ -450,12 +545,31 @@ class RayEngine(ReplicaTable[_Replica]):
             self._shipments[model_uri] = (entry[0], entry[1] - 1)
 
     # -- adoption ----------------------------------------------------------------------------------
+    async def _discover(self) -> None:
+        """Adopt the actors other instances start, as they appear (see `_adopt`)."""
+        while True:
+            await asyncio.sleep(self.health_interval)
+            try:
+                await self._adopt()
+            except Exception as exc:  # noqa: BLE001 - the cluster out of reach for a moment: try again
+                logger.warning("Could not look for new replica actors: %s", _first_line(exc))
+
     async def _adopt(self) -> None:
-        """Take over the live replica actors of this namespace that this deployment started (by their seal)."""
+        """Take over the live replica actors of this namespace that this deployment started (by their seal).
+
+        Leading, an actor that was never given its model (its starter is gone) is killed: the controller
+        starts what it needs. Following, it is followed: the leader is giving it its model.
+        """
         ray = self._ray
+        leading = self._leading.is_set()
         names = await asyncio.to_thread(ray.util.list_named_actors, True)
         mine = [
-            entry["name"] for entry in names if isinstance(entry, dict) and entry.get("namespace") == self.namespace
+            entry["name"]
+            for entry in names
+            if isinstance(entry, dict)
+            and entry.get("namespace") == self.namespace
+            and entry["name"] not in self._replicas
+            and entry["name"] not in self._strangers
         ]
         found = await asyncio.gather(*(self._describe(name) for name in mine))
         adopted = 0
@@ -464,12 +578,14 @@ class RayEngine(ReplicaTable[_Replica]):
                 continue
             spec = self._adoptable(name, info)
             if spec is None:
+                self._strangers.add(name)
                 continue
             state = info.get("state")
-            if state not in _STATES or state == actor_module.CREATED:
-                logger.info("Replica actor %s is %s; killing it (the controller starts what it needs)", name, state)
-                with contextlib.suppress(Exception):
-                    ray.kill(handle, no_restart=True)
+            if state not in _STATES or (state == actor_module.CREATED and leading):
+                if leading:
+                    logger.info("Replica actor %s is %s; killing it (the controller starts what it needs)", name, state)
+                    with contextlib.suppress(Exception):
+                        ray.kill(handle, no_restart=True)
                 continue
             replica = _Replica(
                 spec=spec,
@@ -482,9 +598,10 @@ class RayEngine(ReplicaTable[_Replica]):
                 host=str(info.get("host", "")),
                 adopted=True,
             )
-            if replica.state is ReplicaState.STOPPING:
+            if replica.state is ReplicaState.STOPPING and leading:
                 replica.request_stop(self.stop_timeout)
-            replica.mirror = self._open_mirror(name, spec.log_path, int(info.get("copied") or 0))
+            # A follower copies the whole log into its own data dir; a restarted leader has the start of it.
+            replica.mirror = self._open_mirror(name, spec.log_path, int(info.get("copied") or 0) if leading else 0)
             if replica.mirror is not None:
                 replica.mirror.note(f"adopted by a new engine ({replica.state})")
             self._track(replica)
