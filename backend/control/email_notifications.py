@@ -1,21 +1,17 @@
 """A serving endpoint's e-mail notifications (the SDK's `EmailNotifications`): who is told when a config
-update finishes, and what they are told. Delivery is backend/mailer.py's."""
+update finishes, and what they are told. Delivery is backend/mailer.py's; the address rule is rtserve/spec.py's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.headerregistry import Address
 from typing import TYPE_CHECKING, Any
 
 from rtserve.server.errors import invalid
-from rtserve.server.validate import known_fields
+from rtserve.server.validate import checked, known_fields
+from rtserve.spec import EMAIL_NOTIFICATION_LISTS, check_email_addresses
 
 if TYPE_CHECKING:
     from rtserve.server.control.serving_config import EndpointConfig
-
-FIELDS = ("on_update_failure", "on_update_success")
-# Bounds what one PATCH can make the backend send per update (Databricks documents no limit).
-MAX_ADDRESSES = 50
 
 
 @dataclass(frozen=True)
@@ -25,11 +21,11 @@ class EmailNotifications:
 
     def to_stored(self) -> dict[str, list[str]]:
         """Stored and answered like the SDK's `as_dict`: an empty list is left out."""
-        return {name: list(addresses) for name in FIELDS if (addresses := getattr(self, name))}
+        return {name: list(addresses) for name in EMAIL_NOTIFICATION_LISTS if (addresses := getattr(self, name))}
 
     @classmethod
     def from_stored(cls, stored: dict[str, list[str]]) -> EmailNotifications:
-        return cls(**{name: tuple(stored.get(name, ())) for name in FIELDS})
+        return cls(**{name: tuple(stored.get(name, ())) for name in EMAIL_NOTIFICATION_LISTS})
 
 
 def parse_email_notifications(value: Any, where: str = "email_notifications") -> EmailNotifications:
@@ -37,33 +33,14 @@ def parse_email_notifications(value: Any, where: str = "email_notifications") ->
     if value is None:
         return EmailNotifications()
     if not isinstance(value, dict):
-        raise invalid(f"'{where}' must be an object with {' and/or '.join(FIELDS)}; got {value!r}.")
-    known_fields(value, where, FIELDS)
-    return EmailNotifications(**{name: _addresses(value.get(name), f"{where}.{name}") for name in FIELDS})
-
-
-def _addresses(value: Any, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise invalid(f"'{where}' must be a list of e-mail addresses; got {value!r}.")
-    if len(value) > MAX_ADDRESSES:
-        raise invalid(f"'{where}' lists {len(value)} addresses; at most {MAX_ADDRESSES} are accepted.")
-    for address in value:
-        if not is_address(address):
-            raise invalid(f"'{where}': {address!r} is not an e-mail address (like name@example.com).")
-    return tuple(dict.fromkeys(value))  # once each, in the given order
-
-
-def is_address(value: Any) -> bool:
-    """Whether `value` is one plain address (`local@domain`): no display name, no second address, no line break."""
-    if not isinstance(value, str) or not value or value != value.strip():
-        return False
-    try:
-        parsed = Address(addr_spec=value)
-    except Exception:  # noqa: BLE001 - the email package raises several kinds for a malformed address
-        return False
-    return bool(parsed.username) and "." in parsed.domain and parsed.addr_spec == value
+        raise invalid(f"'{where}' must be an object with {' and/or '.join(EMAIL_NOTIFICATION_LISTS)}; got {value!r}.")
+    known_fields(value, where, EMAIL_NOTIFICATION_LISTS)
+    return EmailNotifications(
+        **{
+            name: checked(check_email_addresses, value.get(name), f"{where}.{name}")
+            for name in EMAIL_NOTIFICATION_LISTS
+        }
+    )
 
 
 def update_message(endpoint: str, config_version: int, failure: str | None) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rtserve.server.control.email_notifications import EmailNotifications, is_address, parse_email_notifications
+from rtserve.server.control.email_notifications import EmailNotifications, parse_email_notifications
 from rtserve.server.errors import ApiError
+from rtserve.spec import is_email_address
 
 pytestmark = pytest.mark.unit
 
@@ -59,4 +60,4 @@ def test_a_bad_value_is_a_400_naming_it(value, named):
     ],
 )
 def test_plain_addresses_only(address, accepted):
-    assert is_address(address) is accepted
+    assert is_email_address(address) is accepted
