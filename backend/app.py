@@ -32,6 +32,7 @@ from rtserve.server.control.serving_service import ServingEndpointService
 from rtserve.server.engines.base import Engine
 from rtserve.server.errors import ApiError, error_response, request_id_of
 from rtserve.server.invocations_asgi import InvocationsEndpoint
+from rtserve.server.mailer import Mailer
 from rtserve.server.metrics import Metrics
 from rtserve.server.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorLayer, MlflowDispatch, mark_logged
 from rtserve.server.registry import Registry
@@ -174,7 +175,10 @@ def create_app(
         replicas, run_dir = (engine, None) if engine is not None else _engine(settings, seal_key)
         replicas.set_leading(leadership.leading)
         await replicas.start()
-        controller = Controller(settings, sessions, registry_client, replicas, clock, leadership)
+        mailer = Mailer(settings) if settings.smtp_host else None
+        if mailer is not None:
+            mailer.start()
+        controller = Controller(settings, sessions, registry_client, replicas, clock, leadership, mailer)
         # Shared, the buckets are in the database and the time is the wall clock (instances on several machines).
         admission = Admission(time.time, DatabaseBuckets(sessions)) if leadership.shared else Admission()
         api.state.services = Services(
@@ -187,13 +191,15 @@ def create_app(
             admission=admission,
             model_endpoints=ModelEndpointService(sessions, registry_client, controller),
             serving_endpoints=ServingEndpointService(sessions, registry_client, controller, admission),
-            metrics=Metrics(controller, replicas),
+            metrics=Metrics(controller, replicas, mailer),
         )
         controller.start()
         try:
             yield
         finally:
             await controller.stop()
+            if mailer is not None:
+                mailer.close()
             await leadership.close()  # at once: another instance takes over without waiting for a timeout
             await replicas.close()
             engine_db.dispose()

@@ -169,6 +169,7 @@ def server(
 
     from rtserve.server.app import create_app
     from rtserve.server.http_server import effective_max_connections, protocol_class
+    from rtserve.server.settings import SECRET_FIELDS, env_name
 
     # Options win over RTSERVE_* variables, which win over the defaults (docs/configuration.md).
     settings = _settings(
@@ -186,7 +187,8 @@ def server(
         _require("ray", "server --engine ray")
     _check_port(settings.host, settings.port)  # before anything is created or changed: a busy port fails at once
     # Held in `settings` from here on: out of the environment, it reaches no child process (replicas run model code).
-    os.environ.pop("RTSERVE_ADMIN_TOKEN", None)
+    for secret in SECRET_FIELDS:
+        os.environ.pop(env_name(secret), None)
     os.umask(0o077)  # before anything is created: the data dir's files are private to this user (docs/cli.md)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A limit someone chose (option or variable) is worth a warning if the descriptor limit lowers it.

@@ -10,11 +10,12 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rtserve.server.control.controller import Controller
 from rtserve.server.engines.base import Engine, ReplicaState
+from rtserve.server.mailer import OUTCOMES, Mailer
 from rtserve.server.replica_usage import ReplicaUsage
 
 LABELS = ("model", "version")
@@ -62,8 +63,23 @@ class _LiveState(Collector):
         yield from (in_flight, replicas, provisioned, cpu, memory, leader)
 
 
+class _MailCounts(Collector):
+    """The e-mail notifications the mailer sent, failed to send, or dropped (its queue full)."""
+
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "rtserve_email_notifications", "E-mail notifications by outcome", labels=("outcome",)
+        )
+        for outcome in OUTCOMES:
+            family.add_metric([outcome], self.mailer.counts[outcome])
+        yield family
+
+
 class Metrics:
-    def __init__(self, controller: Controller, engine: Engine) -> None:
+    def __init__(self, controller: Controller, engine: Engine, mailer: Mailer | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("request_count", "Scoring requests", LABELS, registry=self.registry)
         self.requests_4xx = Counter(
@@ -87,6 +103,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_LiveState(controller, engine))
+        if mailer is not None:
+            self.registry.register(_MailCounts(mailer))
 
     def observe(self, model: str, version: str, status: int, latency_ms: float, queue_ms: float | None) -> None:
         self.requests.labels(model, version).inc()

@@ -40,6 +40,9 @@ NOT_FROM_ENV = frozenset(
     }
 )
 
+# Fields whose values are never shown (repr, errors, logs).
+SECRET_FIELDS = frozenset({"admin_token", "smtp_password"})
+
 # The `rtserve server` option of a field, where it has one (named in errors and in docs/configuration.md).
 CLI_FLAGS = {
     "host": "--host",
@@ -151,6 +154,16 @@ class Settings(BaseSettings):
     ray_namespace: str = Field(
         "rtserve", min_length=1, description="With the ray engine: the Ray namespace of this deployment's replicas."
     )
+    # The SMTP server serving endpoints' e-mail notifications go through (backend/mailer.py).
+    smtp_host: str | None = Field(
+        None, description="SMTP server for e-mail notifications; unset: they are only recorded as events."
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="The SMTP server's port.")
+    smtp_username: str | None = Field(None, description="Log in to the SMTP server as this user; unset: no login.")
+    smtp_password: str | None = Field(None, repr=False, description="The SMTP user's password; never shown.")
+    smtp_from: str = Field("rtserve@localhost", min_length=3, description="The notifications' From address.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS before logging in.")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of each SMTP connection and command.")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -240,6 +253,6 @@ def _describe(exc: ValidationError, given: dict[str, Any]) -> str:
             where = env_name(field)
         else:
             where = field or "settings"
-        shown = "(hidden)" if field == "admin_token" else repr(value)
+        shown = "(hidden)" if field in SECRET_FIELDS else repr(value)
         lines.append(f"{where}={shown}: {error['msg']}")
     return "Invalid setting" + ("s" if len(lines) > 1 else "") + ":\n  " + "\n  ".join(lines)

@@ -17,13 +17,14 @@
 """
 
 from rtserve.cdk.model_endpoint import ComputeConfig, ModelEndpoint, WorkloadSize
-from rtserve.cdk.serving_endpoint import RateLimit, ServedEntity, ServingEndpoint
+from rtserve.cdk.serving_endpoint import EmailNotifications, RateLimit, ServedEntity, ServingEndpoint
 from rtserve.cdk.serving_endpoint_permissions import AccessControl, PermissionLevel, ServingEndpointPermissions
 from rtserve.cdk.stack import RtserveStack
 
 __all__ = [
     "AccessControl",
     "ComputeConfig",
+    "EmailNotifications",
     "ModelEndpoint",
     "PermissionLevel",
     "RateLimit",

@@ -22,6 +22,7 @@ from rtserve.cdk._props import is_duration, unresolved
 from rtserve.cdk.model_endpoint import version_text
 from rtserve.cdk.rtserve import (
     RtserveProvider,
+    ServingEndpointEmailNotifications,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTimeouts,
@@ -47,6 +48,7 @@ from rtserve.spec import (
     SpecError,
     WorkloadSize,
     check_calls,
+    check_email_addresses,
     check_principal,
     check_rate_limit_key,
     check_renewal_period,
@@ -83,6 +85,8 @@ ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
 ENTITY_SIZE = "ServedEntity: {field} must be {rule}; got {value!r}"
 DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
 ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
+NOTIFICATIONS_TYPE = "ServingEndpoint: email_notifications must be an EmailNotifications; got {value!r}"
+NOTIFIED_ADDRESSES = "EmailNotifications: {message}"
 ENTITY_PROVISIONED = (
     f"ServedEntity: provisioned_concurrency must be (min, max): multiples of 4, 0 <= min <= max, "
     f"4 <= max <= {MAX_PROVISIONED_CONCURRENCY}; got {{value!r}}"
@@ -236,6 +240,35 @@ class RateLimit:
         )
 
 
+@dataclass(frozen=True)
+class EmailNotifications:
+    """Who the backend e-mails when a config update of the endpoint finishes (through the SMTP server it is
+    configured with; without one, the e-mail is only recorded in the endpoint's events). Changed in place.
+
+    :param on_update_failure: addresses told when a config update fails (UPDATE_FAILED). @default (): nobody
+    :param on_update_success: addresses told when a config update succeeds (the new config serves).
+        @default (): nobody
+    """
+
+    on_update_failure: Sequence[str] = ()
+    on_update_success: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        for field in ("on_update_failure", "on_update_success"):
+            addresses = getattr(self, field)
+            known = [a for a in addresses if not unresolved(a)] if isinstance(addresses, list | tuple) else addresses
+            try:
+                check_email_addresses(known, field)
+            except SpecError as error:
+                raise ValueError(NOTIFIED_ADDRESSES.format(message=error.message)) from None
+
+    def _binding(self) -> ServingEndpointEmailNotifications:
+        return ServingEndpointEmailNotifications(
+            on_update_failure=list(self.on_update_failure) or None,
+            on_update_success=list(self.on_update_success) or None,
+        )
+
+
 class ServingEndpoint(Construct):
     """A named serving endpoint: one or more model versions behind one URL, with a traffic split.
 
@@ -252,6 +285,8 @@ class ServingEndpoint(Construct):
     :param description: what the endpoint is for; changing it replaces the endpoint. @default None
     :param route_optimized: recorded and answered as on Databricks (rtserve endpoints already take the
         shortest path); changing it replaces the endpoint. @default False
+    :param email_notifications: who is e-mailed when a config update finishes, an EmailNotifications;
+        changed in place. @default None: nobody
     :param timeout: how long a deploy waits for the endpoint to be ready. @default "20m"
     :param provider: the rtserve provider to use. @default the stack's default provider
     """
@@ -268,6 +303,7 @@ class ServingEndpoint(Construct):
         rate_limits: Sequence[RateLimit] | None = None,
         description: str | None = None,
         route_optimized: bool = False,
+        email_notifications: EmailNotifications | None = None,
         timeout: str = "20m",
         provider: RtserveProvider | None = None,
     ) -> None:
@@ -276,6 +312,8 @@ class ServingEndpoint(Construct):
             raise ValueError(DESCRIPTION.format(value=description))
         if not isinstance(route_optimized, bool):
             raise ValueError(ROUTE_OPTIMIZED.format(value=route_optimized))
+        if email_notifications is not None and not isinstance(email_notifications, EmailNotifications):
+            raise ValueError(NOTIFICATIONS_TYPE.format(value=email_notifications))
         _validate(name, served_entities, traffic, tags, timeout)
         self.rate_limits = _validate_rate_limits(rate_limits)
         self.name = name
@@ -290,6 +328,7 @@ class ServingEndpoint(Construct):
             rate_limits=[limit._binding() for limit in self.rate_limits] or None,
             description=description,
             route_optimized=route_optimized or None,
+            email_notifications=email_notifications._binding() if email_notifications else None,
             timeouts=ServingEndpointTimeouts(create=timeout, update=timeout),
             provider=provider,
         )

@@ -157,6 +157,7 @@ class RtserveClient:
         *,
         description: str | None = None,
         route_optimized: bool = False,
+        email_notifications: dict[str, list[str]] | None = None,
     ) -> dict:
         """The endpoint's detail; its config starts as `pending_config` (config_update IN_PROGRESS). Rate limits
         go in the same request, so the endpoint never serves without them."""
@@ -169,6 +170,8 @@ class RtserveClient:
             body["tags"] = tags
         if rate_limits:
             body["ai_gateway"] = {"rate_limits": rate_limits}
+        if email_notifications:
+            body["email_notifications"] = email_notifications
         return self.request("POST", SERVING_ENDPOINTS, json=body)
 
     def get_serving_endpoint(self, name: str) -> dict:
@@ -188,6 +191,11 @@ class RtserveClient:
         body = {"rate_limits": rate_limits}
         answer = self.request("PUT", f"{SERVING_ENDPOINTS}/{_quote(name)}/ai-gateway", json=body)
         return list(answer.get("rate_limits") or [])
+
+    def set_serving_endpoint_notifications(self, name: str, email_notifications: dict[str, list[str]]) -> dict:
+        """Replace who is e-mailed when the endpoint's config updates finish (empty: nobody)."""
+        body = {"email_notifications": email_notifications}
+        return self.request("PATCH", f"{SERVING_ENDPOINTS}/{_quote(name)}/notifications", json=body)
 
     def delete_serving_endpoint(self, name: str) -> None:
         self.request("DELETE", f"{SERVING_ENDPOINTS}/{_quote(name)}")

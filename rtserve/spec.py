@@ -262,3 +262,47 @@ def rate_limit_callers(key: str | None, principal: str | None) -> tuple[str, str
 
 def check_permission_level(value: object, field: str = "permission_level") -> str:
     return check_one_of(value, PERMISSION_LEVELS, field)
+
+
+# A serving endpoint's email_notifications: its two lists, and how many addresses each may hold (Databricks
+# documents no limit; this bounds what one change can make the backend send per update).
+EMAIL_NOTIFICATION_LISTS = ("on_update_failure", "on_update_success")
+MAX_NOTIFIED_ADDRESSES = 50
+EMAIL_ADDRESS_RULE = "a plain e-mail address, like name@example.com"
+
+
+def is_email_address(value: object) -> bool:
+    """Whether `value` is one plain address (`local@domain.tld`): no display name, no second address, no line break."""
+    from email.headerregistry import Address
+
+    if not isinstance(value, str) or not value or value != value.strip():
+        return False
+    try:
+        parsed = Address(addr_spec=value)
+    except Exception:  # noqa: BLE001 - the email package raises several kinds for a malformed address
+        return False
+    return bool(parsed.username) and "." in parsed.domain and parsed.addr_spec == value
+
+
+def check_email_addresses(value: object, field: str) -> tuple[str, ...]:
+    """A list of e-mail addresses (None: none), each once, in the given order."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise SpecError.must(field, "a list of e-mail addresses", value)
+    if len(value) > MAX_NOTIFIED_ADDRESSES:
+        raise SpecError(
+            f"'{field}' lists {len(value)} addresses; at most {MAX_NOTIFIED_ADDRESSES} are accepted.",
+            field=field,
+            value=value,
+            reason="too_many",
+        )
+    for address in value:
+        if not is_email_address(address):
+            raise SpecError(
+                f"'{field}': {address!r} is not {EMAIL_ADDRESS_RULE}.",
+                field=field,
+                rule=EMAIL_ADDRESS_RULE,
+                value=address,
+            )
+    return tuple(dict.fromkeys(value))

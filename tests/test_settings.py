@@ -121,6 +121,13 @@ def test_the_admin_token_is_never_shown():
     assert "s3cret" not in repr(Settings(admin_token="s3cret"))
 
 
+def test_the_smtp_password_is_never_shown():
+    with pytest.raises(SettingsError) as raised:
+        Settings(smtp_password=67890)
+    assert "67890" not in str(raised.value) and "smtp_password=(hidden)" in str(raised.value)
+    assert "s3cret" not in repr(Settings(smtp_host="mail.example.com", smtp_password="s3cret"))
+
+
 @pytest.mark.parametrize("command", [["server"], ["tokens", "list"]])
 def test_a_bad_value_stops_the_command_with_a_message_not_a_traceback(
     command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -144,6 +151,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def create_app(settings: Settings) -> object:
         seen["settings"] = settings
         seen["admin_token_in_environment"] = os.environ.get("RTSERVE_ADMIN_TOKEN")
+        seen["smtp_password_in_environment"] = os.environ.get("RTSERVE_SMTP_PASSWORD")
         return object()
 
     fake_app.create_app = create_app  # type: ignore[attr-defined]
@@ -159,6 +167,7 @@ def test_an_option_beats_its_variable(started: dict[str, Any], monkeypatch: pyte
     monkeypatch.setenv("RTSERVE_DATA_DIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("RTSERVE_REQUEST_TIMEOUT_SECONDS", "8")
     monkeypatch.setenv("RTSERVE_ADMIN_TOKEN", "rtsv-from-the-environment")
+    monkeypatch.setenv("RTSERVE_SMTP_PASSWORD", "smtp-from-the-environment")
     options = ["--max-connections", "5", "--header-timeout", "2", "--data-dir", str(tmp_path / "from-option")]
     result = CliRunner().invoke(app, ["server", "--port", "18080", *options])
     assert result.exit_code == 0, result.output
@@ -169,6 +178,8 @@ def test_an_option_beats_its_variable(started: dict[str, Any], monkeypatch: pyte
     assert settings.request_timeout_seconds == 8.0  # no option: the variable
     assert settings.admin_token == "rtsv-from-the-environment"
     assert started["admin_token_in_environment"] is None  # popped before anything starts
+    assert settings.smtp_password == "smtp-from-the-environment"
+    assert started["smtp_password_in_environment"] is None  # no replica inherits it
     assert started["run"]["port"] == 18080
 
 

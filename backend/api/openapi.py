@@ -265,6 +265,14 @@ SCHEMAS: dict[str, Schema] = {
         "description": "Exactly one of served_entities and served_models; traffic_config is required with "
         "several served entities.",
     },
+    "EmailNotifications": _obj(
+        {
+            "on_update_failure": _array({"type": "string", "format": "email"}),
+            "on_update_success": _array({"type": "string", "format": "email"}),
+        },
+        description="Who is e-mailed when a config update fails or succeeds (through the SMTP server the "
+        "backend is configured with; without one, the e-mail is only recorded in the endpoint's events).",
+    ),
     "Tag": _obj({"key": {"type": "string", "minLength": 1}, "value": {"type": ["string", "null"]}}, ("key",)),
     "RateLimit": _obj(
         {
@@ -344,6 +352,7 @@ SCHEMAS: dict[str, Schema] = {
             "ai_gateway": _obj({"rate_limits": _array(_ref("RateLimit"))}),
             "description": {"type": "string"},
             "route_optimized": {"type": "boolean"},
+            "email_notifications": _ref("EmailNotifications"),
             "permission_level": {"type": "string", "enum": ["CAN_VIEW", "CAN_QUERY", "CAN_MANAGE"]},
         },
         ("name", "id", "state"),
@@ -505,6 +514,7 @@ CREATE_SERVING_ENDPOINT = operation(
             "ai_gateway": {"anyOf": [_ref("AiGatewayInput"), {"type": "null"}]},
             "description": {"type": ["string", "null"]},
             "route_optimized": {"type": ["boolean", "null"], "description": "recorded and answered"},
+            "email_notifications": {"anyOf": [_ref("EmailNotifications"), {"type": "null"}]},
         },
         ("name", "config"),
     ),
@@ -526,6 +536,11 @@ PATCH_TAGS = operation(
     ),
     body_required=False,
     ok=_obj({"tags": _array(_ref("Tag"))}, ("tags",)),
+)
+PATCH_NOTIFICATIONS = operation(
+    body=_obj({"email_notifications": {"anyOf": [_ref("EmailNotifications"), {"type": "null"}]}}),
+    body_required=False,
+    ok=_obj({"name": {"type": "string"}, "email_notifications": _ref("EmailNotifications")}, ("name",)),
 )
 PUT_RATE_LIMITS = operation(
     body=_obj({"rate_limits": {"anyOf": [_array(_ref("RateLimit")), {"type": "null"}]}}),

@@ -82,6 +82,13 @@ async def patch_tags(request: Request, name: str, params: Params, principal: Vie
     return {"tags": await services_of(request).serving_endpoints.patch_tags(name, params, principal)}
 
 
+@router.patch("/{name}/notifications", openapi_extra=openapi.PATCH_NOTIFICATIONS)
+async def patch_notifications(request: Request, name: str, params: Params, principal: Viewer) -> dict:
+    """The SDK's update_notifications: the given notifications replace the endpoint's (absent: none)."""
+    notifications = await services_of(request).serving_endpoints.set_email_notifications(name, params, principal)
+    return {"name": name, **({"email_notifications": stored} if (stored := notifications.to_stored()) else {})}
+
+
 @router.put("/{name}/rate-limits", openapi_extra=openapi.PUT_RATE_LIMITS)
 async def put_rate_limits(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     """The legacy rate-limits API (Databricks now steers to the AI gateway); both set the same limits."""

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server import paths
-from rtserve.server.control import events, instances, serving_endpoints
+from rtserve.server.control import email_notifications, events, instances, serving_endpoints
 from rtserve.server.control.endpoint import Endpoint, EndpointKind, model_endpoint
 from rtserve.server.control.leadership import Leadership
 from rtserve.server.control.reconciler import (
@@ -39,10 +39,12 @@ from rtserve.server.control.reconciler import (
     StopReplica,
     Tuning,
     VersionMemory,
+    VersionState,
     VersionView,
     backoff_seconds,
     reconcile,
 )
+from rtserve.server.control.serving_config import EndpointConfig
 from rtserve.server.control.serving_endpoints import ServingEndpointState
 from rtserve.server.control.snapshot import EndpointKey, Snapshot
 from rtserve.server.control.stages import RegisteredVersion
@@ -50,6 +52,7 @@ from rtserve.server.control.traffic import Traffic, VersionTraffic
 from rtserve.server.control.workloads import Compute
 from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
 from rtserve.server.errors import ApiError
+from rtserve.server.mailer import Mailer
 from rtserve.server.registry import Registry
 from rtserve.server.settings import Settings
 from rtserve.server.store import repo
@@ -68,8 +71,10 @@ class Controller:
         engine: Engine,
         clock: Callable[[], float] = time.time,
         leadership: Leadership | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings
+        self.mailer = mailer  # None: no SMTP server is set, notifications are only recorded as events
         self.leadership = leadership or Leadership.alone()
         self.instance_id = uuid.uuid4().hex
         self.started_at = clock()
@@ -89,6 +94,7 @@ class Controller:
         self._replica_states: dict[str, ReplicaState] = {}
         self._replica_batching: dict[str, tuple[int, float]] = {}
         self._events: list[Event] = []  # noted during a tick, written at its end
+        self._failures_told: set[tuple[str, str]] = set()  # (endpoint, its pending config) notified as failed
         self.traffic = Traffic(clock)
         self.tuning = Tuning(
             settings.replica_concurrency,
@@ -165,6 +171,8 @@ class Controller:
         acting = leading and await self.leadership.confirm()
         for action in plan.actions:
             await self._apply(action, acting)
+        if acting:
+            self._notify_failed_updates()
         await self._write_events(acting)
         async with self._ticked:
             self._ticked.notify_all()
@@ -232,8 +240,43 @@ class Controller:
                 f"{endpoint.pending.config_version} (served entity '{entity.name}')",
                 entity.entity_version,
             )
+        self._notify_update(endpoint, endpoint.pending, failure=None)
         await self.refresh_serving_endpoints()
         self._wake.set()  # versions only the old config served can stop now
+
+    # -- e-mail notifications (only the leader's: it alone promotes, and sees a failure once) -----------
+    def _notify_failed_updates(self) -> None:
+        """Tell each endpoint's on_update_failure addresses once per pending config that failed."""
+        pending = {(e.name, e.stored_pending): e for e in self._serving_endpoints.values() if e.stored_pending}
+        for key, endpoint in pending.items():
+            if key in self._failures_told or endpoint.pending is None:
+                continue
+            if serving_endpoints.pending_failed(endpoint, self._views):
+                self._failures_told.add(key)
+                reasons = [
+                    f"served entity '{e.name}': {view.message}"
+                    for e in endpoint.pending.served_entities
+                    if (view := self._views.get(e.key)) is not None and view.state == VersionState.FAILED
+                ]
+                self._notify_update(endpoint, endpoint.pending, failure="; ".join(reasons) or "a version failed")
+        self._failures_told &= pending.keys()  # forget configs promoted, replaced or deleted
+
+    def _notify_update(self, endpoint: ServingEndpointState, config: EndpointConfig, failure: str | None) -> None:
+        notifications = endpoint.email_notifications
+        recipients = notifications.on_update_failure if failure is not None else notifications.on_update_success
+        if not recipients:
+            return
+        subject = email_notifications.update_message(endpoint.name, config.config_version, failure)
+        if self.mailer is not None:
+            self.mailer.send(recipients, subject, email_notifications.update_body(endpoint.name, config, failure))
+            return
+        for entity in config.served_entities:
+            self._event(
+                entity.entity_name,
+                events.MODEL_SERVING_EVENT,
+                f"Would e-mail {', '.join(recipients)} (no SMTP server is set): {subject}",
+                entity.entity_version,
+            )
 
     def _read_desired_rows(self) -> tuple[list, list]:
         with self.sessions() as session:

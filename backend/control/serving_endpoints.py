@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from rtserve.server.control.email_notifications import EmailNotifications
 from rtserve.server.control.endpoint import Endpoint, serving_endpoint
 from rtserve.server.control.endpoint_permissions import Grant
 from rtserve.server.control.rate_limits import RateLimit
@@ -43,6 +44,7 @@ class ServingEndpointState:
     rate_limits: tuple[RateLimit, ...] = ()
     description: str | None = None
     route_optimized: bool = False
+    email_notifications: EmailNotifications = EmailNotifications()
 
     @property
     def live_config(self) -> EndpointConfig | None:
@@ -81,6 +83,7 @@ def from_row(row: ServingEndpoint) -> ServingEndpointState:
         rate_limits=tuple(RateLimit.from_stored(stored) for stored in json.loads(row.rate_limits or "[]")),
         description=row.description,
         route_optimized=bool(row.route_optimized),
+        email_notifications=EmailNotifications.from_stored(json.loads(row.email_notifications or "{}")),
     )
 
 

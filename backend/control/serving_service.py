@@ -20,6 +20,7 @@ from rtserve.server.auth import Permission, Principal
 from rtserve.server.control import endpoint_permissions
 from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
+from rtserve.server.control.email_notifications import EmailNotifications, parse_email_notifications
 from rtserve.server.control.endpoint_permissions import Grant, effective_permission
 from rtserve.server.control.rate_limits import RateLimit, parse_ai_gateway, parse_rate_limits
 from rtserve.server.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
@@ -82,6 +83,7 @@ class ServingEndpointService:
         if not isinstance(route_optimized, bool):
             raise invalid(f"'route_optimized' must be true or false; got {route_optimized!r}.")
         rate_limits = _limits_of_create(params)
+        notifications = parse_email_notifications(params.get("email_notifications"))
         if await asyncio.to_thread(self._exists, name):
             raise _already_exists(name)
         await self._check_registered(config)
@@ -101,6 +103,7 @@ class ServingEndpointService:
             rate_limits=_stored_limits(rate_limits),
             description=description,
             route_optimized=route_optimized,
+            email_notifications=json.dumps(notifications.to_stored()),
         )
         await asyncio.to_thread(self._add, row)
         return await self._changed(name)
@@ -186,6 +189,25 @@ class ServingEndpointService:
             if row is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             row.rate_limits = _stored_limits(limits)
+            row.last_updated_timestamp = _now_ms()
+
+    async def set_email_notifications(
+        self, name: str, params: dict[str, Any], principal: Principal
+    ) -> EmailNotifications:
+        """Replace who is e-mailed when the endpoint's config updates finish (PATCH .../notifications)."""
+        await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its notifications")
+        known_fields(params, "", ("email_notifications",))
+        notifications = parse_email_notifications(params.get("email_notifications"))
+        await asyncio.to_thread(self._store_notifications, name, notifications)
+        await self.controller.refresh_serving_endpoints()
+        return notifications
+
+    def _store_notifications(self, name: str, notifications: EmailNotifications) -> None:
+        with self.sessions.begin() as session:
+            row = repo.get_serving_endpoint(session=session, name=name)
+            if row is None:
+                raise not_found(f"Serving endpoint '{name}' does not exist.")
+            row.email_notifications = json.dumps(notifications.to_stored())
             row.last_updated_timestamp = _now_ms()
 
     async def permissions(self, endpoint_id: str, principal: Principal) -> dict:
@@ -278,9 +300,17 @@ def _permitted(
     return endpoint
 
 
-CREATE_FIELDS = ("name", "config", "tags", "rate_limits", "ai_gateway", "description", "route_optimized")
+CREATE_FIELDS = (
+    "name",
+    "config",
+    "tags",
+    "rate_limits",
+    "ai_gateway",
+    "description",
+    "route_optimized",
+    "email_notifications",
+)
 REFUSED_CREATE_FIELDS = {
-    "email_notifications": "rtserve sends no email yet; watch the endpoint's events or its metrics instead.",
     "budget_policy_id": "rtserve has no budget policies.",
     "telemetry_config": "rtserve exports its metrics at GET /metrics (Prometheus) only.",
 }

@@ -93,6 +93,8 @@ class ServingEndpoint(Base):
     rate_limits: Mapped[str] = mapped_column(Text, default="[]")
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     route_optimized: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who is e-mailed when a config update finishes (control/email_notifications.py), JSON.
+    email_notifications: Mapped[str] = mapped_column(Text, default="{}")
 
 
 class BackendInstance(Base):

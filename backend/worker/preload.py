@@ -27,6 +27,7 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # The backend's own credentials and those of the registries it reads; model code gets none of them.
 CREDENTIAL_VARIABLES = (
     "RTSERVE_ADMIN_TOKEN",
+    "RTSERVE_SMTP_PASSWORD",
     "RTSERVE_TOKEN",
     "MLFLOW_TRACKING_TOKEN",
     "MLFLOW_TRACKING_PASSWORD",

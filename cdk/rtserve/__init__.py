@@ -15,6 +15,7 @@ from rtserve.cdk.rtserve.permissions import Permissions, PermissionsAccessContro
 from rtserve.cdk.rtserve.provider import RtserveProvider
 from rtserve.cdk.rtserve.serving_endpoint import (
     ServingEndpoint,
+    ServingEndpointEmailNotifications,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTimeouts,
@@ -35,6 +36,7 @@ __all__ = [
     "PermissionsAccessControl",
     "RtserveProvider",
     "ServingEndpoint",
+    "ServingEndpointEmailNotifications",
     "ServingEndpointRateLimits",
     "ServingEndpointServedEntities",
     "ServingEndpointTimeouts",

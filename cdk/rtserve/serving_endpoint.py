@@ -54,6 +54,14 @@ class ServingEndpointRateLimits:
 
 
 @dataclass(frozen=True)
+class ServingEndpointEmailNotifications:
+    """The `email_notifications` block: addresses e-mailed when a config update fails or succeeds."""
+
+    on_update_failure: Sequence[str] | None = None
+    on_update_success: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
 class ServingEndpointTimeouts:
     """The `timeouts` block: Go durations such as "20m"."""
 
@@ -68,6 +76,12 @@ def _traffic_config(value: ServingEndpointTrafficConfig | Mapping[str, Any] | No
     # Each route: a ServingEndpointTrafficConfigRoutes (or any dataclass instance) or a mapping.
     routes: Sequence[Any] = value.routes if isinstance(value, ServingEndpointTrafficConfig) else value["routes"]
     return {"routes": [asdict(r) if is_dataclass(r) and not isinstance(r, type) else dict(r) for r in routes]}
+
+
+def _email_notifications(value: ServingEndpointEmailNotifications | Mapping[str, Any] | None) -> Any:
+    """The block as Terraform JSON, each list as a plain list."""
+    rendered = block(value)
+    return None if rendered is None else {key: list(addresses) for key, addresses in rendered.items()}
 
 
 class ServingEndpoint(cdktf.TerraformResource):
@@ -88,6 +102,7 @@ class ServingEndpoint(cdktf.TerraformResource):
         timeouts: ServingEndpointTimeouts | Mapping[str, Any] | None = None,
         description: str | None = None,
         route_optimized: bool | None = None,
+        email_notifications: ServingEndpointEmailNotifications | Mapping[str, Any] | None = None,
         **meta: Unpack[MetaArguments],
     ) -> None:
         super().__init__(
@@ -105,6 +120,7 @@ class ServingEndpoint(cdktf.TerraformResource):
         self.timeouts = timeouts
         self.description = description
         self.route_optimized = route_optimized
+        self.email_notifications = email_notifications
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
         return without_none(
@@ -116,6 +132,7 @@ class ServingEndpoint(cdktf.TerraformResource):
                 "description": self.description,
                 "route_optimized": self.route_optimized,
                 "rate_limits": blocks(self.rate_limits),
+                "email_notifications": _email_notifications(self.email_notifications),
                 "timeouts": block(self.timeouts),
             }
         )

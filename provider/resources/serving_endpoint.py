@@ -5,8 +5,9 @@ Create POSTs the endpoint and waits until it is READY with no config update in p
 deployment_state_message. A change of served entities or traffic PUTs a new config, which the
 backend rolls out next to the current one and switches to once every served entity is ready, so
 scoring never stops; the apply waits for that switch the same way. A change of tags alone is one
-PATCH (no rollout). Rate limits are sent with the create, so the endpoint never serves without them;
-changing, adding or removing them is one PUT .../ai-gateway, in place (no config update, no wait).
+PATCH (no rollout), and so is a change of e-mail notifications (PATCH .../notifications). Rate limits
+are sent with the create, so the endpoint never serves without them; changing, adding or removing
+them is one PUT .../ai-gateway, in place (no config update, no wait).
 
 Drift: an endpoint deleted out of band makes read return None (Terraform plans a re-create); a
 config, tags or rate limits changed out of band show as a diff. The pure parts (defaults, request, state, progress)
@@ -27,6 +28,7 @@ from rtserve.provider.blocks import ListNestedBlock, Object, timeout_seconds, ti
 from rtserve.provider.client import ApiError, RtserveClient
 from rtserve.provider.resources.compute import compute_attributes
 from rtserve.provider.resources.crud import RtserveResource, WaitReport
+from rtserve.provider.resources.email_notifications import EMAIL_NOTIFICATIONS, addresses_of, request_notifications
 from rtserve.provider.resources.rate_limits import (
     RATE_LIMITS,
     limits_changed,
@@ -168,7 +170,7 @@ class ServingEndpointResource(RtserveResource):
                     computed=True,
                 ),
             ],
-            block_types=[SERVED_ENTITIES, RATE_LIMITS, TIMEOUTS],
+            block_types=[SERVED_ENTITIES, RATE_LIMITS, EMAIL_NOTIFICATIONS, TIMEOUTS],
         )
 
     # -- validation and plan ---------------------------------------------------------------------
@@ -201,7 +203,11 @@ class ServingEndpointResource(RtserveResource):
             unknown = ("config_version", *STATUS_ATTRIBUTES)
         elif config_of(current) != config_of(planned):
             unknown = ("config_version", *STATUS_ATTRIBUTES)
-        elif limits_changed(current, planned) or any(current.get(k) != planned.get(k) for k in ("tags", "timeouts")):
+        elif (
+            limits_changed(current, planned)
+            or addresses_of(current) != addresses_of(planned)
+            or any(current.get(k) != planned.get(k) for k in ("tags", "timeouts"))
+        ):
             # Nothing rolls out, but the status is read again after the apply.
             unknown = STATUS_ATTRIBUTES
         else:
@@ -221,6 +227,7 @@ class ServingEndpointResource(RtserveResource):
                 request_limits(planned.get("rate_limits")),
                 description=planned.get("description"),
                 route_optimized=bool(planned.get("route_optimized")),
+                email_notifications=request_notifications(planned),
             )
         except ApiError as error:
             self._report_create_error(diags, name, error)
@@ -253,6 +260,11 @@ class ServingEndpointResource(RtserveResource):
         if limits_changed(current, planned):
             limits = request_limits(planned.get("rate_limits"))
             changes.append(("rate limits", lambda: client.set_serving_endpoint_rate_limits(name, limits)))
+        if addresses_of(current) != addresses_of(planned):
+            notifications = request_notifications(planned)
+            changes.append(
+                ("e-mail notifications", lambda: client.set_serving_endpoint_notifications(name, notifications))
+            )
         for what, change in changes:
             try:
                 change()
@@ -279,7 +291,16 @@ class ServingEndpointResource(RtserveResource):
             report_api_error(diags, f"Cannot import serving endpoint {name!r}", error)
             return None
         base: State = dict.fromkeys(
-            ("served_entities", "traffic_config", "rate_limits", "tags", "timeouts", "description", "route_optimized")
+            (
+                "served_entities",
+                "traffic_config",
+                "rate_limits",
+                "email_notifications",
+                "tags",
+                "timeouts",
+                "description",
+                "route_optimized",
+            )
         )
         base["name"] = name
         return state_from_detail(base, detail, client.serving_endpoint_url(name))

@@ -17,6 +17,7 @@ from tf.utils import Diagnostics
 
 from rtserve import spec
 from rtserve.provider.resources.compute import fill_blocks, with_compute_defaults
+from rtserve.provider.resources.email_notifications import notifications_from_detail
 from rtserve.provider.resources.rate_limits import limits_from_detail
 from rtserve.provider.waiter import Progress
 from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, TRAFFIC_TOTAL, SpecError
@@ -291,6 +292,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
         "rate_limits": limits_from_detail(detail),
         "description": detail.get("description"),
         "route_optimized": bool(detail.get("route_optimized", False)),
+        "email_notifications": notifications_from_detail(base, detail),
         "endpoint_id": detail.get("id"),
         "endpoint_url": endpoint_url,
         "config_version": config.get("config_version"),

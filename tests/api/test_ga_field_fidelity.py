@@ -34,7 +34,6 @@ REFUSED_ENTITY = {
 REFUSED_CONFIG = {"auto_capture_config": {"enabled": True, "catalog_name": "main", "schema_name": "serving"}}
 REFUSED_CREATE = {
     "budget_policy_id": "policy-1",
-    "email_notifications": {"on_update_failure": ["ops@example.com"]},
     "telemetry_config": {"enabled": True},
 }
 REFUSED_GATEWAY = {
@@ -54,7 +53,16 @@ HONOURED_ENTITY = {
     "min_provisioned_concurrency",
     "max_provisioned_concurrency",
 }
-HONOURED_CREATE = {"name", "config", "tags", "description", "route_optimized", "rate_limits", "ai_gateway"}
+HONOURED_CREATE = {
+    "name",
+    "config",
+    "tags",
+    "description",
+    "route_optimized",
+    "rate_limits",
+    "ai_gateway",
+    "email_notifications",
+}
 HONOURED_CONFIG = {"name", "served_entities", "served_models", "traffic_config"}
 
 
@@ -105,6 +113,14 @@ def refused_cases() -> dict[str, tuple[str, dict[str, Any]]]:
                 },
             }
         ),
+    )
+    cases["bad e-mail address"] = (
+        "on_update_failure",
+        body(email_notifications={"on_update_failure": ["ops@example.com", "not an address"]}),
+    )
+    cases["unknown e-mail notifications field"] = (
+        "on_update_pending",
+        body(email_notifications={"on_update_pending": ["ops@example.com"]}),
     )
     cases["unknown rate limit field"] = ("burst", body(rate_limits=[{"calls": 5, "burst": 10}]))
     cases["config.name of another endpoint"] = ("config.name", body({"name": "other", "served_entities": [ENTITY]}))
@@ -159,6 +175,7 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
         "description": "Iris, with every field",
         "route_optimized": True,
         "tags": [{"key": "team", "value": "ml"}],
+        "email_notifications": {"on_update_failure": ["ops@example.com"], "on_update_success": ["ml@example.com"]},
         "ai_gateway": {"rate_limits": [{"calls": 100, "key": "endpoint", "renewal_period": "minute"}]},
         "config": {
             "name": "fidelity",
@@ -188,6 +205,7 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
 
         assert detail["description"] == "Iris, with every field"
         assert detail["route_optimized"] is True
+        assert detail["email_notifications"] == body["email_notifications"]
         assert detail["endpoint_url"].endswith("/serving-endpoints/fidelity/invocations")
         assert detail["tags"] == [{"key": "team", "value": "ml"}]
         assert detail["ai_gateway"]["rate_limits"] == body["ai_gateway"]["rate_limits"]

@@ -16,12 +16,14 @@ from rtserve.cdk.rtserve import (
     Permissions,
     PermissionsAccessControl,
     ServingEndpoint,
+    ServingEndpointEmailNotifications,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
 )
 from rtserve.provider.plugin import RtserveProvider
+from rtserve.provider.resources.email_notifications import EMAIL_NOTIFICATIONS
 from rtserve.provider.resources.permissions import ACCESS_CONTROL
 from rtserve.provider.resources.rate_limits import RATE_LIMITS
 from rtserve.provider.resources.serving_endpoint import SERVED_ENTITIES
@@ -108,6 +110,7 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
         timeouts={"create": "1m"},
         description="Iris",
         route_optimized=True,
+        email_notifications=ServingEndpointEmailNotifications(on_update_failure=("ops@example.com",)),
     )
     resource = only(synth(stack), "rtserve_serving_endpoint")
     assert set(resource) == schema_names("rtserve_serving_endpoint")
@@ -120,6 +123,10 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
         ]
     }
     assert set(resource["served_entities"][0]) == {a.name for a in SERVED_ENTITIES.block.attributes}
+    assert resource["email_notifications"] == {"on_update_failure": ["ops@example.com"]}
+    assert set(ServingEndpointEmailNotifications.__dataclass_fields__) == {
+        a.name for a in EMAIL_NOTIFICATIONS.block.attributes
+    }
 
 
 def test_permissions_renders_only_what_is_set(stack: RtserveStack) -> None:

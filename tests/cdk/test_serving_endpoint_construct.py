@@ -7,7 +7,7 @@ import re
 import cdktf
 import pytest
 
-from rtserve.cdk import RateLimit, RtserveStack, ServedEntity, ServingEndpoint, WorkloadSize
+from rtserve.cdk import EmailNotifications, RateLimit, RtserveStack, ServedEntity, ServingEndpoint, WorkloadSize
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit
@@ -318,3 +318,44 @@ def test_provisioned_concurrency_replaces_the_workload_size(stack: RtserveStack)
 def test_a_bad_provisioned_concurrency_is_refused(arguments: dict, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         ServedEntity("iris", 1, **arguments)
+
+
+def test_email_notifications_render_their_lists_and_none_renders_no_block(stack: RtserveStack) -> None:
+    notified = EmailNotifications(on_update_failure=["ops@example.com"], on_update_success=("ml@example.com",))
+    ServingEndpoint(stack, "e", name="e", served_entities=[ServedEntity("iris", 1)], email_notifications=notified)
+    ServingEndpoint(stack, "f", name="f", served_entities=[ServedEntity("iris", 1)])
+
+    resources = {resource["name"]: resource for resource in synth(stack)["resource"][TYPE].values()}
+
+    assert resources["e"]["email_notifications"] == {
+        "on_update_failure": ["ops@example.com"],
+        "on_update_success": ["ml@example.com"],
+    }
+    assert "email_notifications" not in resources["f"]
+    only_failure = EmailNotifications(on_update_failure=["ops@example.com"])._binding()
+    assert only_failure.on_update_success is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"on_update_failure": ["ops"]}, "'ops' is not a plain e-mail address"),
+        ({"on_update_success": "ops@example.com"}, "'on_update_success' must be a list of e-mail addresses"),
+        ({"on_update_success": [f"u{i}@example.com" for i in range(51)]}, "at most 50"),
+    ],
+)
+def test_email_notifications_refuse_what_the_backend_would(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="^EmailNotifications: ") as raised:
+        EmailNotifications(**arguments)
+    assert message in str(raised.value)
+
+
+def test_email_notifications_must_be_an_email_notifications(stack: RtserveStack) -> None:
+    with pytest.raises(ValueError, match="email_notifications must be an EmailNotifications"):
+        ServingEndpoint(
+            stack,
+            "e",
+            name="e",
+            served_entities=[ServedEntity("iris", 1)],
+            email_notifications={"on_update_failure": ["ops@example.com"]},  # type: ignore[arg-type]
+        )

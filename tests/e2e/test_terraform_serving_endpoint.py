@@ -5,7 +5,8 @@ Steps, in order, on one working directory: create (READY on return, scoring work
 plan; a traffic split and then a version change, each while a thread keeps scoring (zero failures
 allowed); a tags-only change (no rollout); drift (endpoint deleted through the API: the plan
 re-creates it); import; destroy. Then two failures: a served entity naming a missing model version,
-and one whose model fails to load, each failing the apply with the backend's message.
+and one whose model fails to load, each failing the apply with the backend's message. Then the GA fields:
+description, route_optimized and provisioned concurrency; e-mail notifications changed in place.
 """
 
 from __future__ import annotations
@@ -241,3 +242,36 @@ def test_description_route_optimized_and_provisioned_concurrency_apply_and_plan_
     assert (entity["min_provisioned_concurrency"], entity["max_provisioned_concurrency"]) == (4, 8)
     assert not terraform.plan().summary.has_changes
     assert score(detail["endpoint_url"]).status_code == 200
+
+
+def test_email_notifications_apply_change_in_place_and_plan_empty(
+    terraform: Terraform, backend: BackendProcess, admin: BackendClient, model: str
+) -> None:
+    def notified(block: str) -> str:
+        return one("1") + block
+
+    write(terraform, backend, notified('  email_notifications {\n    on_update_failure = ["ops@example.com"]\n  }\n'))
+    terraform.init()
+    assert str(terraform.apply().summary) == "1 to add, 0 to change, 0 to destroy"
+    assert admin.serving_endpoint(ENDPOINT)["email_notifications"] == {"on_update_failure": ["ops@example.com"]}
+    assert not terraform.plan().summary.has_changes
+    version = admin.serving_endpoint(ENDPOINT)["config"]["config_version"]
+
+    both = (
+        '  email_notifications {\n    on_update_failure = ["ops@example.com"]\n'
+        '    on_update_success = ["ml@example.com"]\n  }\n'
+    )
+    write(terraform, backend, notified(both))
+    assert str(terraform.apply().summary) == "0 to add, 1 to change, 0 to destroy"
+
+    detail = admin.serving_endpoint(ENDPOINT)
+    assert detail["email_notifications"] == {
+        "on_update_failure": ["ops@example.com"],
+        "on_update_success": ["ml@example.com"],
+    }
+    assert detail["config"]["config_version"] == version  # in place: no config update
+    assert not terraform.plan().summary.has_changes
+    write(terraform, backend, notified('  email_notifications {\n    on_update_failure = ["not an address"]\n  }\n'))
+    result = failed_apply(terraform)
+    assert f"Could not change the e-mail notifications of serving endpoint '{ENDPOINT}'" in result.error_text()
+    assert "'not an address' is not a plain e-mail address" in result.error_text()

@@ -45,6 +45,8 @@ def endpoint_detail(
         detail["pending_config"] = pending
     if endpoint.rate_limits:
         detail["ai_gateway"] = {"rate_limits": [limit.to_stored() for limit in endpoint.rate_limits]}
+    if notifications := endpoint.email_notifications.to_stored():  # the detail only: not in the SDK's list item
+        detail["email_notifications"] = notifications
     return detail
 
 

@@ -594,3 +594,69 @@ def test_create_sends_description_route_optimized_and_provisioned_concurrency(
     assert body["config"]["served_entities"] == [sent(provisioned)]
     assert (state["description"], state["route_optimized"]) == ("Iris", True)
     assert state["served_entities"] == [provisioned]
+
+
+# -- e-mail notifications --------------------------------------------------------------------------
+OPS, ML = "ops@example.com", "ml@example.com"
+
+
+def test_create_sends_the_email_notifications_and_reads_them_back_as_configured(
+    resource: ServingEndpointResource, server: AppServer
+) -> None:
+    block = {"on_update_failure": [OPS], "on_update_success": None}
+    state = create(resource, planned(email_notifications=block))
+
+    [(_, body)] = calls(server, "POST")
+    assert body["email_notifications"] == {"on_update_failure": [OPS]}
+    assert state["email_notifications"] == block
+    assert resource.read(ctx.read(), state)["email_notifications"] == block
+
+
+def test_an_empty_block_reads_back_as_configured_and_no_block_as_null(resource: ServingEndpointResource) -> None:
+    empty = {"on_update_failure": [], "on_update_success": None}
+    state = create(resource, planned(email_notifications=empty))
+    assert state["email_notifications"] == empty
+    assert resource.import_(ctx.import_(), "web")["email_notifications"] is None
+
+
+def test_update_of_the_notifications_alone_patches_them_and_rolls_nothing_out(
+    resource: ServingEndpointResource, server: AppServer, clock: FakeClock, created: dict
+) -> None:
+    server.calls.clear()
+    clock.sleeps.clear()
+    block = {"on_update_failure": [OPS], "on_update_success": [ML]}
+    c = ctx.update()
+    state = resource.update(c, created, {**created, "email_notifications": block})
+
+    assert errors(c) == []
+    assert calls(server, "PUT") == [] and calls(server, "POST") == []
+    [(path, body)] = calls(server, "PATCH")
+    assert path == "/api/2.0/serving-endpoints/web/notifications"
+    assert body == {"email_notifications": {"on_update_failure": [OPS], "on_update_success": [ML]}}
+    assert state["email_notifications"] == block and state["config_version"] == 1
+    assert clock.sleeps == []
+    removed = resource.update(ctx.update(), state, {**state, "email_notifications": None})
+    assert removed["email_notifications"] is None
+
+
+def test_a_bad_address_is_the_backends_error_naming_it_and_the_state_keeps_what_is_there(
+    resource: ServingEndpointResource, created: dict
+) -> None:
+    c = ctx.update()
+    state = resource.update(c, created, {**created, "email_notifications": {"on_update_failure": ["ops"]}})
+
+    assert errors(c)[0].summary == (
+        "Could not change the e-mail notifications of serving endpoint 'web': INVALID_PARAMETER_VALUE"
+    )
+    assert "'ops' is not a plain e-mail address" in errors(c)[0].detail
+    assert state["email_notifications"] is None
+
+
+def test_plan_of_a_notifications_change_keeps_the_config_version(
+    resource: ServingEndpointResource, created: dict
+) -> None:
+    block = {"on_update_failure": [OPS], "on_update_success": None}
+    config = {"name": "web", "served_entities": [bare()], "traffic_config": None, "tags": {"team": "ml"}}
+    result = configured_plan(resource, created, {**created, "email_notifications": block}, config)
+    assert result["config_version"] == 1
+    assert result["state_ready"] is Unknown  # read again after the apply
