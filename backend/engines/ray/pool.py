@@ -72,7 +72,7 @@ class WarmPool:
         self.num_cpus = num_cpus
         self.resources = dict(resources or {})
         self._actors: dict[str, WarmActor] = {}
-        self._strangers: set[str] = set()
+        self._passed: set[str] = set()  # pool-named actors that are not idle ones of this deployment: for good
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -114,6 +114,9 @@ class WarmPool:
                     await self._wake.wait()
             self._wake.clear()
             if not self._leading.is_set():
+                # Another instance leads and may take or kill these: learn them afresh if this one leads again.
+                for actor in list(self._actors.values()):
+                    self._forget(actor)
                 continue
             try:
                 await self._tend()
@@ -163,13 +166,16 @@ class WarmPool:
             and entry.get("namespace") == self.namespace
             and str(entry.get("name", "")).startswith(PREFIX)
             and entry["name"] not in self._actors
-            and entry["name"] not in self._strangers
+            and entry["name"] not in self._passed
         ]
         for name, (handle, info) in zip(names, await asyncio.gather(*(self._describe(n) for n in names)), strict=True):
-            if info is None or info.get("state") != actor_module.IDLE:
-                continue  # gone, busy, or a replica now (the engine adopts those)
-            if info.get("kind") != actor_module.KIND or info.get("seal") != self._seal(name):
-                self._strangers.add(name)
+            if info is None:
+                continue  # gone, or not placed yet
+            if info.get("state") != actor_module.IDLE or info.get("kind") != actor_module.KIND:
+                self._passed.add(name)  # a replica now (the engine adopts those): never idle again
+                continue
+            if info.get("seal") != self._seal(name):
+                self._passed.add(name)  # another deployment's
                 continue
             actor = WarmActor(name, str(info.get("node_id", "")), handle, warm=True)
             self._track(actor)
