@@ -32,7 +32,7 @@ screenshots: install
 	RTSERVE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -m browser
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --ray
 	$(BIN)/python bench/iac.py
 	$(BIN)/python bench/sql.py
 

@@ -6,6 +6,9 @@ is held at the lower bound so the replica counts stay fixed). Load comes from wr
 servers interleaved so that noise from other work on the machine hits every server alike; each
 figure is the median of the rounds, with the range next to it. Then: the cold start of a version
 scaled to zero, and the failed requests while version 2 is promoted to Production under load.
+With `--ray`, the same model also runs on a backend with `--engine ray` (`bench/ray_rows.py`): its
+rows join the interleaved runs (same replica count as the local engine), and its cold start from
+zero is timed the same way.
 
 Prints a table and rewrites the results section of docs/benchmarks.md (between its markers);
 the raw figures go to .bench/results.json.
@@ -14,6 +17,7 @@ the raw figures go to .bench/results.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -32,7 +36,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from bench import procs, report  # noqa: E402
+from bench import procs, ray_rows, report  # noqa: E402
 from bench.peers import MlflowServe  # noqa: E402
 from bench.wrk import Wrk, WrkResult, available  # noqa: E402
 from rtserve.server.client import BackendClient  # noqa: E402
@@ -46,6 +50,9 @@ BATCHED = "iris-bench-batched"  # the same model (same training, same data), ser
 COLD = "iris-bench-cold"  # scale to zero on, for cold starts
 BODY = request_bodies()["dataframe_split"][1]  # two iris rows, MLflow's dataframe_split format
 IDLE_SECONDS = 3.0
+# Between the Ray engine's cold starts: a warm actor taken by one is replaced in 6-14 s on this machine, and a real
+# idle period (minutes) is longer than that; with IDLE_SECONDS alone the third start would find the pool empty.
+RAY_POOL_REFILL_SECONDS = 15.0
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Results:
     command: str
     runs: list[dict] = field(default_factory=list)  # one per wrk run
     cold_start: dict = field(default_factory=dict)
+    ray_cold_start: dict = field(default_factory=dict)
     promotion: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -76,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="max_batch_size of the batched server")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="max_batch_wait_ms of the batched server")
     parser.add_argument("--cold-starts", type=int, default=3, help="cold starts to time")
+    parser.add_argument("--ray", action="store_true", help="also serve the model with --engine ray on a local cluster")
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".bench")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md", help="'-' to skip")
     args = parser.parse_args(argv)
@@ -112,12 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         client = BackendClient(backend.url, TOKEN)
         model_dir = _setup_models(backend, client, work, args)
     wrk = Wrk(json.dumps(BODY).encode())
+    stack = contextlib.ExitStack()
     try:
+        on_ray = None
+        if args.ray:
+            with console.status("Starting a two-node Ray cluster and rtserve --engine ray..."):
+                on_ray = stack.enter_context(ray_rows.ray_backend(work, TOKEN, env, MODEL, COLD))
         for workers in worker_counts:
-            _throughput_phase(console, results, backend, client, wrk, model_dir, work, workers, levels, args)
-        _cold_start_phase(console, results, client, args.cold_starts)
+            _throughput_phase(console, results, backend, client, wrk, model_dir, work, workers, levels, args, on_ray)
+        results.cold_start = _cold_start_phase(console, results, client, args.cold_starts)
+        if on_ray is not None:
+            results.ray_cold_start = _cold_start_phase(
+                console, results, on_ray[1], args.cold_starts, "Ray: ", settle=RAY_POOL_REFILL_SECONDS
+            )
+            stack.close()
         _promotion_phase(console, results, backend, client, wrk)
     finally:
+        stack.close()
         wrk.close()
         client.close()
         with console.status("Stopping rtserve..."):
@@ -175,6 +195,7 @@ def _throughput_phase(
     workers: int,
     levels: list[int],
     args: argparse.Namespace,
+    on_ray: tuple[BackendProcess, BackendClient] | None,
 ) -> None:
     size = {1: "Small", 2: "Medium"}[workers]
     batching = {"max_batch_size": args.batch_size, "max_batch_wait_ms": args.batch_wait_ms}
@@ -185,6 +206,9 @@ def _throughput_phase(
         client.wait_ready(BATCHED, ["1"], timeout=180)
         for model in (MODEL, BATCHED):
             _wait_for_replicas(client, model, "1", workers)
+        if on_ray is not None:
+            on_ray[1].update_compute(MODEL, "Production", size)
+            _wait_for_replicas(on_ray[1], MODEL, "1", workers)
     with console.status(f"Starting mlflow models serve -w {workers}..."):
         peer_started = time.monotonic()
         peer = MlflowServe(model_dir, workers, work / f"mlflow-w{workers}.log").start()
@@ -203,6 +227,10 @@ def _throughput_phase(
             _rtserve_target(backend, f"rtserve {size}", MODEL),
             _rtserve_target(backend, f"rtserve {size} batched", BATCHED),
         ]
+        if on_ray is not None:  # the replicas are Ray's processes, not the backend's: only its gateway is metered
+            ray_pid = on_ray[0].process.pid if on_ray[0].process is not None else 0
+            url = f"{on_ray[0].url}/model-endpoint/{MODEL}/Production/invocations"
+            targets.append(Target(f"rtserve {size} ray", url, f"Bearer {TOKEN}", lambda: {"gateway": [ray_pid]}))
         for connections in levels:
             for target in targets:  # warm-up, not recorded
                 wrk.run(target.url, connections, 1, target.authorization)
@@ -243,17 +271,19 @@ def _wait_for_replicas(client: BackendClient, model: str, version: str, count: i
         time.sleep(0.2)
 
 
-def _cold_start_phase(console: Console, results: Results, client: BackendClient, trials: int) -> None:
-    """A request that finds the version scaled to zero: how long until it is answered."""
+def _cold_start_phase(
+    console: Console, results: Results, client: BackendClient, trials: int, label: str = "", settle: float = 0.0
+) -> dict[str, object]:
+    """A request that finds the version scaled to zero: how long until it is answered (`settle` s after the last)."""
     timings, failures = [], []
     for trial in range(trials):
-        with console.status(f"Cold start {trial + 1}/{trials}: waiting for {COLD} to scale to zero..."):
+        with console.status(f"{label}Cold start {trial + 1}/{trials}: waiting for {COLD} to scale to zero..."):
             try:
                 _wait_for_zero(client, COLD, "1", timeout=IDLE_SECONDS + 30)
             except TimeoutError as exc:
-                results.notes.append(f"Cold start not measured: {exc}")
+                results.notes.append(f"{label}Cold start not measured: {exc}")
                 break
-            time.sleep(0.5)  # nothing in flight, nothing starting: a genuinely cold version
+            time.sleep(max(0.5, settle if trial else 0.0))  # nothing in flight, nothing starting: a cold version
             started = time.perf_counter()
             response = client.score(COLD, "Production", BODY)
             elapsed = time.perf_counter() - started
@@ -261,12 +291,13 @@ def _cold_start_phase(console: Console, results: Results, client: BackendClient,
             timings.append(elapsed)
         else:
             failures.append(f"{response.status_code} {response.text[:200]}")
-        console.print(f"  cold start {trial + 1}: {elapsed * 1000:.0f} ms (status {response.status_code})")
+        console.print(f"  {label}cold start {trial + 1}: {elapsed * 1000:.0f} ms (status {response.status_code})")
         if trial + 1 < trials:
             time.sleep(0.2)
-    results.cold_start = {
-        "what": "request to a Production version scaled to zero (no replica running) until answered",
+    return {
+        "what": f"{label}request to a Production version scaled to zero (no replica running) until answered",
         "idle_seconds": IDLE_SECONDS,
+        "settle_seconds": settle,
         "seconds": [round(value, 3) for value in timings],
         "failures": failures,
     }

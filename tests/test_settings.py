@@ -114,6 +114,15 @@ def test_the_engine_is_local_or_ray_from_option_or_variable(monkeypatch: pytest.
         Settings(engine="k8s")
 
 
+def test_the_ray_warm_pool_keeps_one_actor_per_node_unless_set_and_0_turns_it_off(monkeypatch: pytest.MonkeyPatch):
+    assert Settings().ray_warm_actors_per_node == 1
+    monkeypatch.setenv("RTSERVE_RAY_WARM_ACTORS_PER_NODE", "0")
+    assert Settings().ray_warm_actors_per_node == 0
+    monkeypatch.setenv("RTSERVE_RAY_WARM_ACTORS_PER_NODE", "-1")
+    with pytest.raises(SettingsError, match="RTSERVE_RAY_WARM_ACTORS_PER_NODE='-1'"):
+        Settings()
+
+
 def test_the_admin_token_is_never_shown():
     with pytest.raises(SettingsError) as raised:
         Settings(admin_token=12345)

@@ -175,9 +175,10 @@ def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, drive
         with pytest.raises(NoReadyReplica):
             await engine.invoke("iris", "2", iris_request(0), JSON, 5)
         await asyncio.sleep(0.5)  # a health check copies the newest log lines
+        assert named_actors(engine.namespace) == {"iris-1-a"}  # no warm pool: the replica is a new actor of its name
         return first, observation, ready_after, alone, together, engine.read_logs("iris-1-a")
 
-    first, observation, ready_after, alone, together, log = run_engine(tmp_path, scenario)
+    first, observation, ready_after, alone, together, log = run_engine(tmp_path, scenario, warm_actors_per_node=0)
 
     assert first is not None and first.state is ReplicaState.STARTING
     assert observation.pid is not None and observation.in_flight == 0
@@ -396,7 +397,8 @@ def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_af
         assert [r["last_known_status"] for r in replicas] == ["READY"]
         assert "ready (batches of up to 4)" in logs
         replica_id = replicas[0]["replica_id"]
-        assert named_actors("rtserve") == {replica_id}
+        # The warm pool (one idle actor per node, by default) settles beside the replica's actor.
+        actors = until_settled_pool(replica_id, warm=2)
     finally:
         first.kill()  # SIGKILL: no shutdown, the actor stays on the cluster
 
@@ -413,7 +415,7 @@ def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_af
         assert [(r["replica_id"], r["last_known_status"]) for r in adopted] == [(replica_id, "READY")]
         assert [(r["replica_id"], r["last_known_status"]) for r in later] == [(replica_id, "READY")]
         assert scored.status_code == 200, scored.text
-        assert named_actors("rtserve") == {replica_id}  # adopted, not started again
+        assert named_actors("rtserve") == actors  # the replica and the pool adopted: nothing started again
     finally:
         second.stop()  # a graceful stop stops the replicas too
     assert asyncio.run(until_no_actors("rtserve")) == set()
@@ -458,3 +460,95 @@ def test_invoke_through_ray_next_to_the_local_engine(tmp_path: Path, driver: Any
         summary[name] = (values[len(values) // 2] * 1000, values[len(values) * 9 // 10] * 1000)
     print("invoke latency, ms (p50, p90): " + ", ".join(f"{k} {v[0]:.2f} / {v[1]:.2f}" for k, v in summary.items()))
     assert summary["ray"][0] < 50.0  # a sanity bound on a shared machine, not a benchmark
+
+
+def until_settled_pool(replica_id: str, warm: int, timeout: float = 90.0) -> set[str]:
+    """The actors of the `rtserve` namespace once they are the replica's and `warm` idle pool actors."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = named_actors("rtserve")
+        pool = {name for name in names if name.startswith("rtserve-warm-")}
+        if len(pool) == warm + (replica_id not in names) and len(names) == warm + 1:
+            return names
+        assert time.monotonic() < deadline, names
+        time.sleep(0.2)
+
+
+async def wait_for_warm(engine: RayEngine, count: int, timeout: float = 90.0) -> dict[str, str]:
+    """The engine's warm actors (name -> node id), once it has `count` of them."""
+    deadline = time.monotonic() + timeout
+    while len(warm := engine.warm_actors()) < count:
+        assert time.monotonic() < deadline, warm
+        await asyncio.sleep(0.05)
+    return warm
+
+
+async def actor_of(namespace: str, replica_id: str) -> tuple[str, str]:
+    """(actor name, node id) of the actor that serves `replica_id`."""
+    for name in named_actors(namespace):
+        info = await ray.get_actor(name, namespace=namespace).describe.remote()
+        if info["replica_id"] == replica_id:
+            return name, info["node_id"]
+    raise AssertionError(f"no actor serves {replica_id}")
+
+
+def test_a_replica_starts_on_a_warm_actor_and_the_pool_refills(tmp_path: Path, driver: Any, iris_path: Path):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        warm = await wait_for_warm(engine, 2)  # one on each node
+        started = time.monotonic()
+        await start_ready(engine, make_spec(tmp_path, iris_path, "iris-1-w"))
+        ready_after = time.monotonic() - started
+        first = await actor_of(namespace, "iris-1-w")
+        refilled = await wait_for_warm(engine, 2)
+        await start_ready(engine, make_spec(tmp_path, iris_path, "iris-1-x"))
+        second = await actor_of(namespace, "iris-1-x")
+        answer = await engine.invoke("iris", "1", iris_request(0), JSON, 30)
+        return warm, first, refilled, second, answer, ready_after, engine.read_logs("iris-1-w")
+
+    warm, first, refilled, second, answer, ready_after, log = run_engine(
+        tmp_path, scenario, namespace=namespace, warm_actors_per_node=1
+    )
+
+    assert len(set(warm.values())) == 2
+    assert first[0] in warm  # the replica runs in a warm actor, not a new actor named after it
+    assert first[0] not in refilled and len(set(refilled.values())) == 2  # the pool made another on that node
+    assert second[0] in refilled and second[1] != first[1]  # the next replica of the version goes to the other node
+    assert answer.status == 200
+    assert "Warm actor" in log and "imported numpy, pandas, mlflow" in log  # the replica's log starts with its warm-up
+    print(f"replica READY from a warm actor in {ready_after:.2f} s")
+
+
+def test_a_new_engine_adopts_the_warm_pool_without_leaking_or_duplicating(tmp_path: Path, driver: Any, iris_path: Path):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario() -> tuple[Any, ...]:
+        first = RayEngine(
+            None, tmp_path / "data", namespace=namespace, keep_replicas_on_close=True, warm_actors_per_node=1
+        )
+        await first.start()
+        await wait_for_warm(first, 2)
+        before = await start_ready(first, make_spec(tmp_path, iris_path, "iris-1-a"))
+        idle = await wait_for_warm(first, 2)
+        await first.close()  # a backend going away: its replica and its pool stay
+        names_between = named_actors(namespace)
+
+        second = RayEngine(None, tmp_path / "data", namespace=namespace, health_interval=0.2, warm_actors_per_node=1)
+        await second.start()
+        adopted_idle = await wait_for_warm(second, 2)
+        await asyncio.sleep(1.0)  # a few tendings of the pool: nothing more is started
+        adopted = second.replicas()
+        names_after = named_actors(namespace)
+        await second.close()  # not kept: the replica and the pool actors are ended
+        return before, idle, names_between, adopted_idle, adopted, names_after, await until_no_actors(namespace)
+
+    before, idle, names_between, adopted_idle, adopted, names_after, left = asyncio.run(
+        asyncio.wait_for(scenario(), 180)
+    )
+
+    assert len(names_between) == 3 and set(idle) <= names_between  # the replica's actor and two idle ones
+    assert adopted_idle == idle
+    assert [(o.replica_id, o.state, o.pid) for o in adopted] == [("iris-1-a", ReplicaState.READY, before.pid)]
+    assert names_after == names_between  # no leak, no duplicate
+    assert left == set()

@@ -12,6 +12,11 @@ the engine kills it. `ready` answers "failed" with the loader's error instead of
 be awaited again by an engine that adopts the actor later. The engine learns of a death at once
 through `wait_closed`, a call that only returns when the actor stops.
 
+A warm-pool actor (`spec` None) is made ahead of need: IDLE, it has imported what the local engine's
+fork server imports (`backend.worker.preload`: MLflow, pandas, scikit-learn, the worker) and waits;
+`take(spec, seal)` makes it that replica (CREATED), and `ready` follows as above, without the
+imports a new Ray worker process would pay for.
+
 Everything an engine needs to adopt a running actor is in `describe()`. This module imports Ray
 only inside the actor's methods: the engine imports it to create the actor (`ray.remote`).
 """
@@ -40,6 +45,7 @@ logger = logging.getLogger("rtserve.replica")
 KIND = "rtserve.replica/1"
 
 # The actor's own states (the engine maps them to `ReplicaState`).
+IDLE = "idle"  # a warm-pool actor: imports done, no replica yet (`take` makes it one)
 CREATED = "created"  # no artifacts were given yet
 LOADING = "loading"
 READY = "ready"
@@ -53,7 +59,7 @@ class ReplicaActor:
 
     def __init__(
         self,
-        spec: ReplicaSpec,
+        spec: ReplicaSpec | None,
         *,
         seal: str,
         drain_timeout: float,
@@ -61,19 +67,20 @@ class ReplicaActor:
         log_max_bytes: int,
         work_root: str | None = None,
     ) -> None:
-        self.spec = spec
-        self.seal = seal  # the engine's proof that it started this actor as `spec` (see the engine's adoption)
+        self.spec: ReplicaSpec = spec or ReplicaSpec("", "", "", "", "")
+        # The engine's proof that it started this actor as `spec`, or (IDLE) as this pool actor (see its adoption).
+        self.seal = seal
         self.drain_timeout = drain_timeout
         self.max_input_columns = max_input_columns
         self.started_at = time.time()
-        self.state = CREATED
-        self.message = "created"
+        self.state = CREATED if spec is not None else IDLE
+        self.message = "created" if spec is not None else "warm: waiting for a model"
         self.copied = 0  # how much of the log the engine said it has copied (`status`), for an adopting engine
         # Everything of this replica on its node: the model's files and the actor's own log.
-        self.work_dir = tempfile.mkdtemp(prefix=f"rtserve-{spec.replica_id}-", dir=work_root)
+        prefix = f"rtserve-{spec.replica_id}-" if spec is not None else "rtserve-warm-"
+        self.work_dir = tempfile.mkdtemp(prefix=prefix, dir=work_root)
         self.log_path = os.path.join(self.work_dir, "replica.log")
         self._capture, self._log = capture_output(self.log_path, log_max_bytes)
-        os.environ.update(spec.env)
         logging.basicConfig(
             level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
         )
@@ -81,6 +88,14 @@ class ReplicaActor:
         self._server: Any = None  # a ReplicaServer once loaded
         self._closed: asyncio.Event | None = None
         self._stopping: asyncio.Task[bool] | None = None
+        if spec is None:
+            self._warm_up()
+        else:
+            self._created()
+
+    def _created(self) -> None:
+        spec = self.spec
+        os.environ.update(spec.env)
         logger.info(
             "Replica %s (pid %d on %s): created for %s version %s",
             spec.replica_id,
@@ -88,6 +103,19 @@ class ReplicaActor:
             socket.gethostname(),
             spec.model_name,
             spec.version,
+        )
+
+    def _warm_up(self) -> None:
+        started = time.monotonic()
+        # What the local engine's fork server imports, and the caches it fills (at import of `preload`).
+        from rtserve.server.worker import preload
+
+        logger.info(
+            "Warm actor (pid %d on %s): imported %s in %.1f s; waiting for a model",
+            os.getpid(),
+            socket.gethostname(),
+            ", ".join(preload.MODULES),
+            time.monotonic() - started,
         )
 
     # -- what the engine calls -------------------------------------------------------------------
@@ -114,6 +142,16 @@ class ReplicaActor:
             "copied": self.copied,
             "seal": self.seal,
         }
+
+    async def take(self, spec: ReplicaSpec, seal: str) -> bool:
+        """Become replica `spec` (sealed by the engine); False if this actor is no longer IDLE (taken already)."""
+        if self.state != IDLE:
+            return False
+        self.spec, self.seal = spec, seal
+        self.state, self.message = CREATED, "created"
+        self.started_at = time.time()
+        self._created()
+        return True
 
     async def ready(self, shipment: Shipment | None = None) -> dict[str, Any]:
         """Load the model from `shipment` (once), and answer `describe()` when READY or FAILED.

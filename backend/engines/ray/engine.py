@@ -19,6 +19,10 @@ as they appear (every `health_interval`), routes requests to them, and follows t
 the health checks, but never ships, stops or kills one. When its instance becomes the leader, it
 supervises the replicas it followed as its own (`set_leading`).
 
+With `warm_actors_per_node`, a replica starts from an idle actor of the warm pool (`pool`) that has
+imported MLflow already, on the node holding the fewest replicas of its version; the actor keeps its
+pool name, so an actor's name is its replica id, or a pool name its `describe` maps to a replica.
+
 Ray is imported when the engine starts, never at import: the server runs without the `ray` extra.
 """
 
@@ -51,7 +55,9 @@ from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.ray import actor as actor_module
 from rtserve.server.engines.ray.artifacts import Shipment, pack
 from rtserve.server.engines.ray.logs import LogMirror
-from rtserve.server.engines.replicas import ReplicaRecord, ReplicaTable
+from rtserve.server.engines.ray.pool import PREFIX as WARM_PREFIX
+from rtserve.server.engines.ray.pool import WarmActor, WarmPool
+from rtserve.server.engines.replicas import LIVE_STATES, ReplicaRecord, ReplicaTable
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
 from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
@@ -83,6 +89,8 @@ class _Replica(ReplicaRecord):
 
     handle: Any  # ray.actor.ActorHandle
     seal: str
+    actor_name: str = ""  # the replica id, or the name of the warm-pool actor it started from
+    node_id: str = ""
     message: str = "starting: waiting for Ray to place the actor"
     host: str = ""
     adopted: bool = False
@@ -116,6 +124,8 @@ class RayEngine(ReplicaTable[_Replica]):
       calls, and any other `ActorClass.options()` (e.g. `resources` or a `scheduling_strategy` to
       place replicas on chosen nodes).
     - `init_options`: more `ray.init` arguments.
+    - `warm_actors_per_node`: idle actors kept on every node for replicas to start from (`pool`); 0:
+      none, every replica is a new actor. Off when `actor_options` has a `scheduling_strategy`.
     - `seal_key`: the key sealing actor identities, when it is not the data dir's (instances sharing
       a database share one); `discover`: adopt new actors of the namespace as they appear, not only
       at start (other instances start them).
@@ -142,6 +152,7 @@ class RayEngine(ReplicaTable[_Replica]):
         init_options: Mapping[str, Any] | None = None,
         seal_key: bytes | None = None,
         discover: bool = False,
+        warm_actors_per_node: int = 0,
     ) -> None:
         self.address = address or "auto"
         self.data_dir = Path(data_dir)
@@ -163,6 +174,8 @@ class RayEngine(ReplicaTable[_Replica]):
         self._actor_class: Any = None
         self._key = seal_key or b""
         self.discover = discover
+        self.warm_actors_per_node = warm_actors_per_node
+        self._pool: WarmPool | None = None
         self._leading = asyncio.Event()
         self._leading.set()
         self._strangers: set[str] = set()  # actor names of the namespace that are not this deployment's
@@ -185,6 +198,11 @@ class RayEngine(ReplicaTable[_Replica]):
         await self._adopt()
         if self.discover:
             self._discovery = asyncio.create_task(self._discover(), name="ray-discovery")
+        self._start_pool()
+
+    def warm_actors(self) -> dict[str, str]:
+        """The warm pool's idle actors ready for a replica: actor name -> node id (none without a pool)."""
+        return self._pool.warm_actors() if self._pool is not None else {}
 
     def set_leading(self, leading: bool) -> None:
         """Lead (supervise, stop and kill replicas, adopt and kill strays) or follow (only observe and route)."""
@@ -203,6 +221,9 @@ class RayEngine(ReplicaTable[_Replica]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._discovery
             self._discovery = None
+        if self._pool is not None:
+            await self._pool.close(kill=self._leading.is_set() and not self.keep_replicas_on_close)
+            self._pool = None
         if self.keep_replicas_on_close or not self._leading.is_set():
             for monitor in list(self._monitors):
                 monitor.cancel()
@@ -236,25 +257,97 @@ class RayEngine(ReplicaTable[_Replica]):
         if not _SAFE_ID.match(spec.replica_id):
             raise ValueError(f"replica id {spec.replica_id!r} is not usable as an actor name")
         seal = self._seal(spec)
+        warm = await self._take_warm(spec, seal)
+        if warm is not None:
+            handle, actor_name, node_id = warm.handle, warm.name, warm.node_id
+        else:
+            # A taken name raises ValueError here: the fencing between engines.
+            handle, actor_name, node_id = self._new_actor(spec.replica_id, spec, seal), spec.replica_id, ""
+        replica = _Replica(
+            spec=spec, handle=handle, seal=seal, started_at=self._wall_clock(), actor_name=actor_name, node_id=node_id
+        )
+        replica.mirror = self._open_mirror(spec.replica_id, spec.log_path, 0)
+        if warm is not None:
+            replica.message = f"starting: loading the model on warm actor {actor_name}"
+        self._track(replica)
+
+    def _new_actor(self, name: str, spec: ReplicaSpec | None, seal: str, **placement: Any) -> Any:
+        """A detached actor named `name`: replica `spec`, or (None) an idle one for the warm pool."""
         options = {
-            "name": spec.replica_id,
+            "name": name,
             "namespace": self.namespace,
             "lifetime": "detached",
             "max_restarts": 0,
             "max_concurrency": self.max_concurrency,
             "num_cpus": self.num_cpus,
             **self.actor_options,
+            **placement,
         }
-        handle = self._actor_class.options(**options).remote(
+        return self._actor_class.options(**options).remote(
             spec,
             seal=seal,
             drain_timeout=self.stop_timeout,
             max_input_columns=self.max_input_columns,
             log_max_bytes=self.log_max_bytes,
-        )  # a taken name raises ValueError here: the fencing between engines
-        replica = _Replica(spec=spec, handle=handle, seal=seal, started_at=self._wall_clock())
-        replica.mirror = self._open_mirror(spec.replica_id, spec.log_path, 0)
-        self._track(replica)
+        )
+
+    # -- the warm pool -----------------------------------------------------------------------------
+    def _start_pool(self) -> None:
+        if self.warm_actors_per_node <= 0:
+            return
+        if "scheduling_strategy" in self.actor_options:
+            logger.info("No warm pool: replicas are placed by their own scheduling strategy")
+            return
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        def create(name: str, node_id: str) -> Any:
+            strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            return self._new_actor(name, None, self._warm_seal(name), scheduling_strategy=strategy)
+
+        self._pool = WarmPool(
+            self._ray,
+            namespace=self.namespace,
+            per_node=self.warm_actors_per_node,
+            create=create,
+            seal=self._warm_seal,
+            leading=self._leading,
+            interval=self.health_interval,
+            ping_timeout=self.ping_timeout,
+            num_cpus=self.num_cpus,
+            resources=self.actor_options.get("resources"),
+        )
+        self._pool.start()
+
+    async def _take_warm(self, spec: ReplicaSpec, seal: str) -> WarmActor | None:
+        """A warm actor made replica `spec`, on the node with the fewest replicas of its version; None if none."""
+        if self._pool is None:
+            return None
+
+        def rank(node_id: str) -> tuple[int, int]:
+            here = [r for r in self._replicas.values() if r.node_id == node_id and r.state in LIVE_STATES]
+            same = [r for r in here if (r.spec.model_name, r.spec.version) == (spec.model_name, spec.version)]
+            return len(same), len(here)
+
+        while (warm := self._pool.take(rank)) is not None:
+            try:
+                async with asyncio.timeout(self.ping_timeout):
+                    if await warm.handle.take.remote(spec, seal):
+                        logger.info(
+                            "Replica %s starts on warm actor %s (node %s)",
+                            spec.replica_id,
+                            warm.name,
+                            warm.node_id[:12],
+                        )
+                        return warm
+            except (TimeoutError, self._ray.exceptions.RayError) as exc:
+                logger.warning(
+                    "Warm actor %s could not take replica %s: %s", warm.name, spec.replica_id, _first_line(exc)
+                )
+                self._kill_handle(warm.handle)  # it may yet become the replica: no actor of unknown identity is left
+        return None
+
+    def _warm_seal(self, name: str) -> str:
+        return hmac.new(self._key, json.dumps(["warm", name]).encode(), hashlib.sha256).hexdigest()
 
     def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
         """The tail of the backend's copy of the replica's log (see `logs`)."""
@@ -387,6 +480,7 @@ class RayEngine(ReplicaTable[_Replica]):
             return False
         replica.pid = info.get("pid")
         replica.host = str(info.get("host", ""))
+        replica.node_id = str(info.get("node_id", ""))
         if info.get("state") != actor_module.READY:
             await self._poll(replica)  # the traceback, before anyone sees FAILED
             replica.set_state(ReplicaState.FAILED, str(info.get("message") or "the model could not be loaded"))
@@ -516,10 +610,13 @@ class RayEngine(ReplicaTable[_Replica]):
         return True
 
     def _kill(self, replica: _Replica) -> None:
+        self._kill_handle(replica.handle)
+
+    def _kill_handle(self, handle: Any) -> None:
         if self._ray is None:
             return
         with contextlib.suppress(Exception):  # already gone
-            self._ray.kill(replica.handle, no_restart=True)
+            self._ray.kill(handle, no_restart=True)
 
     # -- artifacts ---------------------------------------------------------------------------------
     async def _ship(self, model_uri: str) -> Shipment:
@@ -563,20 +660,23 @@ class RayEngine(ReplicaTable[_Replica]):
         ray = self._ray
         leading = self._leading.is_set()
         names = await asyncio.to_thread(ray.util.list_named_actors, True)
+        known = {replica.actor_name for replica in self._replicas.values()}
         mine = [
             entry["name"]
             for entry in names
             if isinstance(entry, dict)
             and entry.get("namespace") == self.namespace
-            and entry["name"] not in self._replicas
+            and entry["name"] not in known
             and entry["name"] not in self._strangers
         ]
         found = await asyncio.gather(*(self._describe(name) for name in mine))
         adopted = 0
         for name, (handle, info) in zip(mine, found, strict=True):
-            if handle is None or info is None or name in self._replicas:
-                continue
+            if handle is None or info is None or info.get("state") == actor_module.IDLE:
+                continue  # gone, or a warm-pool actor (the pool adopts those)
             spec = self._adoptable(name, info)
+            if spec is not None and spec.replica_id in self._replicas:
+                continue
             if spec is None:
                 self._strangers.add(name)
                 continue
@@ -597,11 +697,15 @@ class RayEngine(ReplicaTable[_Replica]):
                 pid=info.get("pid") if isinstance(info.get("pid"), int) else None,
                 host=str(info.get("host", "")),
                 adopted=True,
+                actor_name=name,
+                node_id=str(info.get("node_id", "")),
             )
             if replica.state is ReplicaState.STOPPING and leading:
                 replica.request_stop(self.stop_timeout)
             # A follower copies the whole log into its own data dir; a restarted leader has the start of it.
-            replica.mirror = self._open_mirror(name, spec.log_path, int(info.get("copied") or 0) if leading else 0)
+            replica.mirror = self._open_mirror(
+                spec.replica_id, spec.log_path, int(info.get("copied") or 0) if leading else 0
+            )
             if replica.mirror is not None:
                 replica.mirror.note(f"adopted by a new engine ({replica.state})")
             self._track(replica)
@@ -626,16 +730,21 @@ class RayEngine(ReplicaTable[_Replica]):
 
     def _adoptable(self, name: str, info: dict[str, Any]) -> ReplicaSpec | None:
         """The spec of an actor this deployment started, rebuilt from what it says and proven by its seal."""
-        if info.get("kind") != actor_module.KIND or info.get("replica_id") != name:
+        replica_id = str(info.get("replica_id", ""))
+        if (
+            info.get("kind") != actor_module.KIND
+            or not replica_id
+            or not (name == replica_id or name.startswith(WARM_PREFIX))
+        ):
             return None
         try:
             model_name, version = str(info["model_name"]), str(info["version"])
             batch_size, batch_wait = int(info["max_batch_size"]), float(info["max_batch_wait_ms"])
-            log_path = str(paths.log_dir(self.data_dir, model_name, version) / f"{paths.segment(name)}.log")
+            log_path = str(paths.log_dir(self.data_dir, model_name, version) / f"{paths.segment(replica_id)}.log")
         except Exception:  # noqa: BLE001 - whatever it says, it is not adoptable
             return None
         spec = ReplicaSpec(
-            name, model_name, version, "", log_path, max_batch_size=batch_size, max_batch_wait_ms=batch_wait
+            replica_id, model_name, version, "", log_path, max_batch_size=batch_size, max_batch_wait_ms=batch_wait
         )
         if not hmac.compare_digest(self._seal(spec), str(info.get("seal", ""))):
             logger.info("Replica actor %s was not started by this deployment (its seal differs); left alone", name)
