@@ -38,10 +38,10 @@ from rtserve.spec import (
     DEFAULT_WORKLOAD_SIZE,
     ENDPOINT_KEY,
     MAX_CALLS,
-    MAX_PROVISIONED_CONCURRENCY,
     MAX_SERVED_ENTITIES,
     NAME_PATTERN,
     NAME_RULE,
+    PROVISIONED_CONCURRENCY_RULE,
     RENEWAL_PERIODS,
     TRAFFIC_PERCENTAGE_RULE,
     TRAFFIC_TOTAL,
@@ -50,6 +50,7 @@ from rtserve.spec import (
     check_calls,
     check_email_addresses,
     check_principal,
+    check_provisioned_concurrency,
     check_rate_limit_key,
     check_renewal_period,
     check_traffic_percentage,
@@ -88,8 +89,7 @@ ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {
 NOTIFICATIONS_TYPE = "ServingEndpoint: email_notifications must be an EmailNotifications; got {value!r}"
 NOTIFIED_ADDRESSES = "EmailNotifications: {message}"
 ENTITY_PROVISIONED = (
-    f"ServedEntity: provisioned_concurrency must be (min, max): multiples of 4, 0 <= min <= max, "
-    f"4 <= max <= {MAX_PROVISIONED_CONCURRENCY}; got {{value!r}}"
+    f"ServedEntity: provisioned_concurrency must be (min, max): {PROVISIONED_CONCURRENCY_RULE}; got {{value!r}}"
 )
 ENTITY_PROVISIONED_AND_SIZE = (
     "ServedEntity: give workload_size or provisioned_concurrency, not both; got workload_size {value!r}"
@@ -174,15 +174,12 @@ class ServedEntity:
 def _check_provisioned(provisioned: object, workload_size: object) -> None:
     if workload_size is not None:
         raise ValueError(ENTITY_PROVISIONED_AND_SIZE.format(value=workload_size))
-    valid = (
-        isinstance(provisioned, tuple)
-        and len(provisioned) == 2
-        and all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 and b % 4 == 0 for b in provisioned)
-        and provisioned[0] <= provisioned[1]
-        and 4 <= provisioned[1] <= MAX_PROVISIONED_CONCURRENCY
-    )
-    if not valid:
+    if not isinstance(provisioned, tuple) or len(provisioned) != 2:
         raise ValueError(ENTITY_PROVISIONED.format(value=provisioned))
+    try:
+        check_provisioned_concurrency(*provisioned)
+    except SpecError:
+        raise ValueError(ENTITY_PROVISIONED.format(value=provisioned)) from None
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,28 @@ def check_traffic_percentage(value: object, field: str = "traffic_percentage") -
     return value
 
 
+PROVISIONED_CONCURRENCY_RULE = f"multiples of 4 with 0 <= min <= max and 4 <= max <= {MAX_PROVISIONED_CONCURRENCY}"
+
+
+def check_provisioned_concurrency(low: object, high: object, where: str = "") -> tuple[int, int]:
+    """Databricks' provisioned concurrency, the alternative to a workload size: (min, max) concurrent requests."""
+    prefix = f"{where}." if where else ""
+    for field, value in (("min_provisioned_concurrency", low), ("max_provisioned_concurrency", high)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value % 4:
+            raise SpecError.must(f"{prefix}{field}", "a multiple of 4, 0 or more", value, show=repr)
+    assert isinstance(low, int) and isinstance(high, int)
+    if high < 4 or high > MAX_PROVISIONED_CONCURRENCY or low > high:
+        subject = f"'{where}' " if where else ""
+        raise SpecError(
+            f"{subject}provisioned concurrency must be {PROVISIONED_CONCURRENCY_RULE}; got {low}-{high}.",
+            field=where,
+            rule=PROVISIONED_CONCURRENCY_RULE,
+            value=(low, high),
+            reason="range",
+        )
+    return (low, high)
+
+
 def check_traffic_total(shares: Iterable[float]) -> None:
     """The percentages of a traffic split add up to 100."""
     total = sum(shares)

@@ -18,6 +18,8 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from rtserve.spec import MAX_PROVISIONED_CONCURRENCY
+
 Schema = dict[str, Any]
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -59,11 +61,16 @@ _PROVISIONED_CONCURRENCY: Schema = {
     "min_provisioned_concurrency": {
         "type": "integer",
         "minimum": 0,
-        "maximum": 64,
+        "maximum": MAX_PROVISIONED_CONCURRENCY,
         "multipleOf": 4,
         "description": "with max_provisioned_concurrency, instead of workload_size",
     },
-    "max_provisioned_concurrency": {"type": "integer", "minimum": 4, "maximum": 64, "multipleOf": 4},
+    "max_provisioned_concurrency": {
+        "type": "integer",
+        "minimum": 4,
+        "maximum": MAX_PROVISIONED_CONCURRENCY,
+        "multipleOf": 4,
+    },
 }
 
 

@@ -13,7 +13,7 @@ from rtserve import spec
 from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
 from rtserve.server.validate import asks_for, checked, known_fields, version_number
-from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_PROVISIONED_CONCURRENCY, MAX_SERVED_ENTITIES
+from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_SERVED_ENTITIES
 from rtserve.spec import NAME_PATTERN as NAME_PATTERN
 from rtserve.spec import NAME_RULE as NAME_RULE
 
@@ -181,15 +181,7 @@ def _provisioned_concurrency(item: dict[str, Any], where: str) -> tuple[int, int
             f"'{where}.workload_size' and provisioned concurrency exclude each other: give workload_size, or "
             "min_provisioned_concurrency and max_provisioned_concurrency."
         )
-    for field, value in (("min_provisioned_concurrency", low), ("max_provisioned_concurrency", high)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value % 4:
-            raise invalid(f"'{where}.{field}' must be a multiple of 4, 0 or more; got {value!r}.")
-    if high < 4 or high > MAX_PROVISIONED_CONCURRENCY or low > high:
-        raise invalid(
-            f"'{where}' provisioned concurrency must satisfy min <= max and 4 <= max <= "
-            f"{MAX_PROVISIONED_CONCURRENCY}; got {low}-{high}."
-        )
-    return (low, high)
+    return checked(spec.check_provisioned_concurrency, low, high, where)
 
 
 def _parse_traffic(traffic: Any, names: list[str]) -> tuple[tuple[str, int], ...]:
