@@ -77,18 +77,32 @@ def compact_json(value: object, indent: int = 0) -> str:
     return json.dumps(value)
 
 
-def scoring_body(filename: str, text: str) -> str:
-    """The example as a scoring request body (serving_input_example.json already is one)."""
+def as_request(filename: str, text: str) -> Any:
+    """The example as a scoring request (serving_input_example.json already is one); JSONDecodeError if not JSON."""
     example = json.loads(text)
     if (
         filename == "input_example.json"
         and isinstance(example, dict)
         and not ({"dataframe_split", "dataframe_records", "instances", "inputs"} & example.keys())
     ):
-        example = {"dataframe_split": example} if {"columns", "data"} <= example.keys() else {"inputs": example}
-    elif filename == "input_example.json" and isinstance(example, list):
-        example = {"instances": example}
-    return compact_json(example)
+        return {"dataframe_split": example} if {"columns", "data"} <= example.keys() else {"inputs": example}
+    if filename == "input_example.json" and isinstance(example, list):
+        return {"instances": example}
+    return example
+
+
+def scoring_body(filename: str, text: str) -> str:
+    """The example as a scoring request body, laid out for the UI's editor."""
+    return compact_json(as_request(filename, text))
+
+
+async def example_request(services: Services, model: str, version: str) -> Any:
+    """The input example logged with the version as a scoring request, or None (none logged, or not JSON)."""
+    found = await _logged_file(services, model, version, EXAMPLE_FILES)
+    try:
+        return as_request(*found) if found else None
+    except json.JSONDecodeError:
+        return None
 
 
 async def input_example(services: Services, model: str, version: str) -> tuple[str, str] | None:

@@ -7,9 +7,7 @@ by the plain ASGI handler in backend/invocations_asgi.py, like the other scoring
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -143,18 +141,10 @@ async def endpoint_openapi(request: Request, name: str, _: Viewer) -> dict:
     served = []
     for entity in config.served_entities if config else ():
         model, version = entity.key
-        found = await logged_files.input_example(services, model, version)
-        example = _json_or_none(found[1]) if found else None
+        example = await logged_files.example_request(services, model, version)
         columns = await logged_files.signature_inputs(services, model, version)
         served.append(endpoint_openapi_doc.ServedModelDoc(entity.name, model, version, columns, example))
     return endpoint_openapi_doc.document(name, str(request.base_url), served)
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 @router.get("/{name}/metrics", response_class=openapi.PrometheusText, openapi_extra=openapi.PROMETHEUS)
