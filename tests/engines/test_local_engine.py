@@ -18,12 +18,12 @@ import pytest
 
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.engines.local import LocalEngine
+from tests.engines.replica_waits import SETTLED, observe, start_ready, wait_for_state
 from tests.worker.models import iris_frame
 
 pytestmark = pytest.mark.api
 
 JSON = "application/json"
-SETTLED = {ReplicaState.READY, ReplicaState.FAILED, ReplicaState.CRASHED}
 
 
 def run_engine(tmp_path: Path, scenario: Callable[[LocalEngine], Awaitable[Any]], **options: Any) -> Any:
@@ -47,29 +47,6 @@ def make_spec(tmp_path: Path, model_path: Path, replica_id: str = "iris-1-a", ve
         log_path=str(tmp_path / "logs" / f"{replica_id}.log"),
         env=env,
     )
-
-
-async def wait_for_state(
-    engine: LocalEngine, replica_id: str, states: set[ReplicaState], timeout: float = 30.0
-) -> ReplicaObservation:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        observation = observe(engine, replica_id)
-        if observation is not None and observation.state in states:
-            return observation
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{replica_id} did not reach {states}: {observe(engine, replica_id)}")
-
-
-async def start_ready(engine: LocalEngine, spec: ReplicaSpec) -> ReplicaObservation:
-    await engine.start_replica(spec)
-    observation = await wait_for_state(engine, spec.replica_id, SETTLED)
-    assert observation.state is ReplicaState.READY, (observation, engine.read_logs(spec.replica_id))
-    return observation
-
-
-def observe(engine: LocalEngine, replica_id: str) -> ReplicaObservation | None:
-    return next((o for o in engine.replicas() if o.replica_id == replica_id), None)
 
 
 def iris_request(row: int) -> bytes:

@@ -23,6 +23,7 @@ from rtserve.server.demo_model import iris_frame, register_demo_model
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.registry import Registry
 from tests.engines.ray_cluster import RayCluster, running_cluster
+from tests.engines.replica_waits import SETTLED, observe, start_ready, wait_for_state
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need the 'ray' extra: pip install -e '.[test,ray]'")
 
@@ -31,7 +32,6 @@ from rtserve.server.engines.ray import RayEngine  # noqa: E402 - only with the e
 pytestmark = pytest.mark.ray
 
 JSON = "application/json"
-SETTLED = {ReplicaState.READY, ReplicaState.FAILED, ReplicaState.CRASHED}
 
 
 @pytest.fixture(scope="module")
@@ -94,29 +94,6 @@ def make_spec(tmp_path: Path, model_path: Path, replica_id: str = "iris-1-a", ve
         log_path=str(tmp_path / "logs" / f"{replica_id}.log"),
         **options,
     )
-
-
-def observe(engine: RayEngine, replica_id: str) -> ReplicaObservation | None:
-    return next((o for o in engine.replicas() if o.replica_id == replica_id), None)
-
-
-async def wait_for_state(
-    engine: RayEngine, replica_id: str, states: set[ReplicaState], timeout: float = 120.0
-) -> ReplicaObservation:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        observation = observe(engine, replica_id)
-        if observation is not None and observation.state in states:
-            return observation
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{replica_id} did not reach {states}: {observe(engine, replica_id)}")
-
-
-async def start_ready(engine: RayEngine, spec: ReplicaSpec) -> ReplicaObservation:
-    await engine.start_replica(spec)
-    observation = await wait_for_state(engine, spec.replica_id, SETTLED)
-    assert observation.state is ReplicaState.READY, (observation, engine.read_logs(spec.replica_id))
-    return observation
 
 
 def named_actors(namespace: str) -> set[str]:
