@@ -40,6 +40,7 @@ from rtserve.server.services import Services
 from rtserve.server.settings import Settings
 from rtserve.server.store import db, instance_lock, keys
 from rtserve.server.store.rate_buckets import DatabaseBuckets
+from rtserve.server.tables.writer import InferenceLog
 
 log = logging.getLogger("rtserve")
 RAY_SEAL_KEY = "ray-seal"  # the deployment key sealing Ray actor identities, when instances share a database
@@ -180,6 +181,8 @@ def create_app(
         if mailer is not None:
             mailer.start()
         controller = Controller(settings, sessions, registry_client, replicas, clock, leadership, mailer)
+        inference_log = InferenceLog(settings, lambda: controller.snapshot)
+        inference_log.start()
         # Shared, the buckets are in the database and the time is the wall clock (instances on several machines).
         admission = Admission(time.time, DatabaseBuckets(sessions)) if leadership.shared else Admission()
         api.state.services = Services(
@@ -192,13 +195,15 @@ def create_app(
             admission=admission,
             model_endpoints=ModelEndpointService(sessions, registry_client, controller),
             serving_endpoints=ServingEndpointService(sessions, registry_client, controller, admission),
-            metrics=Metrics(controller, replicas, mailer),
+            metrics=Metrics(controller, replicas, mailer, inference_log),
+            inference_log=inference_log,
         )
         controller.start()
         try:
             yield
         finally:
             await controller.stop()
+            await asyncio.to_thread(inference_log.close)  # writes what is queued
             if mailer is not None:
                 mailer.close()
             await leadership.close()  # at once: another instance takes over without waiting for a timeout

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
@@ -91,6 +92,7 @@ class InvocationsEndpoint:
         await send({"type": "http.response.body", "body": body})
 
     async def _score(self, scope: Scope, receive: Receive, kind: EndpointKind, name: str, route: str) -> Answer:
+        arrived = time.time()
         services = self.services()
         principal: Principal = scope["state"]["principal"]
         await services.admission.admit(services.controller.snapshot, kind, name, principal, "querying it")
@@ -100,7 +102,12 @@ class InvocationsEndpoint:
         body, content_type = await self._request(scope, receive, services)
         scoring = gateway.score(services, kind, name, route, body, content_type)
         scored = await _unless_client_leaves(scoring, receive)
-        return _answer(scored.result, scored.destination.served_name)
+        result, destination = scored.result, scored.destination
+        services.inference_log.record(
+            kind, name, request_id_of(scope), principal.name, destination.served_name, destination.key, arrived,
+            result.status, body, result.body,
+        )  # fmt: skip
+        return _answer(result, destination.served_name)
 
     async def _request(self, scope: Scope, receive: Receive, services: Services) -> tuple[bytes, str]:
         headers = dict(scope["headers"])

@@ -17,6 +17,7 @@ from rtserve.server.control.controller import Controller
 from rtserve.server.engines.base import Engine, ReplicaState
 from rtserve.server.mailer import OUTCOMES, Mailer
 from rtserve.server.replica_usage import ReplicaUsage
+from rtserve.server.tables.writer import InferenceLog
 
 LABELS = ("model", "version")
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
@@ -78,8 +79,35 @@ class _MailCounts(Collector):
         yield family
 
 
+class _TableRows(Collector):
+    """Requests logged to the inference tables: rows written or failed per table, requests dropped (buffer full)."""
+
+    def __init__(self, inference_log: InferenceLog) -> None:
+        self.inference_log = inference_log
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        rows = CounterMetricFamily(
+            "rtserve_inference_table_rows", "Rows appended to the inference tables", labels=("table", "outcome")
+        )
+        for table in ("payload", "usage"):
+            for outcome in ("written", "failed"):
+                rows.add_metric([table, outcome], self.inference_log.rows[(table, outcome)])
+        dropped = CounterMetricFamily(
+            "rtserve_inference_table_dropped_requests",
+            "Answered requests not logged to their inference tables because the buffer was full",
+        )
+        dropped.add_metric([], self.inference_log.dropped)
+        yield from (rows, dropped)
+
+
 class Metrics:
-    def __init__(self, controller: Controller, engine: Engine, mailer: Mailer | None = None) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        engine: Engine,
+        mailer: Mailer | None = None,
+        inference_log: InferenceLog | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("request_count", "Scoring requests", LABELS, registry=self.registry)
         self.requests_4xx = Counter(
@@ -105,6 +133,8 @@ class Metrics:
         self.registry.register(_LiveState(controller, engine))
         if mailer is not None:
             self.registry.register(_MailCounts(mailer))
+        if inference_log is not None:
+            self.registry.register(_TableRows(inference_log))
 
     def observe(self, model: str, version: str, status: int, latency_ms: float, queue_ms: float | None) -> None:
         self.requests.labels(model, version).inc()

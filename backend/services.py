@@ -16,6 +16,7 @@ from rtserve.server.engines.base import Engine
 from rtserve.server.metrics import Metrics
 from rtserve.server.registry import Registry
 from rtserve.server.settings import Settings
+from rtserve.server.tables.writer import InferenceLog
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     model_endpoints: ModelEndpointService  # the preview API's changes (seed 000)
     serving_endpoints: ServingEndpointService  # the GA API's changes (seed 002)
     metrics: Metrics
+    inference_log: InferenceLog  # serving endpoints' requests, logged to their inference tables
 
 
 def services_of(connection: HTTPConnection) -> Services:

@@ -172,6 +172,20 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS before logging in.")
     smtp_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of each SMTP connection and command.")
 
+    # Inference tables (backend/tables/): where the Delta tables are, and how requests are logged to them.
+    warehouse_dir: Path | None = Field(
+        None, description="The inference tables' directory (<catalog>/<schema>/<table>); unset: <data-dir>/warehouse."
+    )
+    inference_table_flush_seconds: float = Field(
+        5.0, gt=0, description="Logged requests are written at least this often; a crash loses at most this much."
+    )
+    inference_table_flush_rows: int = Field(
+        10_000, ge=1, description="Logged requests are written as soon as this many wait, before the flush interval."
+    )
+    inference_table_buffer_rows: int = Field(
+        100_000, ge=1, description="Logged requests held at most; past it, requests are not logged (and are counted)."
+    )
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -198,6 +212,10 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.warehouse_dir or self.data_dir / "warehouse"
 
     @property
     def resolved_database_url(self) -> str:

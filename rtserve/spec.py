@@ -328,3 +328,15 @@ def check_email_addresses(value: object, field: str) -> tuple[str, ...]:
                 value=address,
             )
     return tuple(dict.fromkeys(value))
+
+
+# Inference tables: catalog, schema and table name prefix are each a directory name under the warehouse.
+TABLE_NAME_PART_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
+TABLE_NAME_PART_RULE = "1 to 128 letters, digits, '_' or '-', not starting with '-'"
+
+
+def check_table_name_part(value: object, field: str) -> str:
+    """A catalog, schema or table name prefix of an inference table."""
+    if not isinstance(value, str) or not TABLE_NAME_PART_PATTERN.match(value):
+        raise SpecError.must(field, TABLE_NAME_PART_RULE, value, show=repr)
+    return value

@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rtserve.spec import MAX_PROVISIONED_CONCURRENCY
+from rtserve.spec import MAX_PROVISIONED_CONCURRENCY, TABLE_NAME_PART_PATTERN
 
 Schema = dict[str, Any]
 
@@ -267,6 +267,7 @@ SCHEMAS: dict[str, Schema] = {
             "served_models": _array(_ref("ServedModelInput"), minItems=1, maxItems=15),
             "traffic_config": _ref("TrafficConfig"),
             "name": {"type": "string", "description": "the endpoint's own name, if given"},
+            "auto_capture_config": {"anyOf": [_ref("InferenceTableConfig"), {"type": "null"}]},
         },
         "oneOf": [{"required": ["served_entities"]}, {"required": ["served_models"]}],
         "description": "Exactly one of served_entities and served_models; traffic_config is required with "
@@ -279,6 +280,17 @@ SCHEMAS: dict[str, Schema] = {
         },
         description="Who is e-mailed when a config update fails or succeeds (through the SMTP server the "
         "backend is configured with; without one, the e-mail is only recorded in the endpoint's events).",
+    ),
+    "InferenceTableConfig": _obj(
+        {
+            "catalog_name": {"type": "string", "pattern": TABLE_NAME_PART_PATTERN.pattern},
+            "schema_name": {"type": "string", "pattern": TABLE_NAME_PART_PATTERN.pattern},
+            "table_name_prefix": {"type": "string", "pattern": TABLE_NAME_PART_PATTERN.pattern},
+            "enabled": {"type": "boolean"},
+        },
+        ("catalog_name", "schema_name"),
+        description="Requests and responses logged to the Delta table "
+        "<warehouse>/<catalog_name>/<schema_name>/<table_name_prefix>_payload (prefix: the endpoint's name).",
     ),
     "Tag": _obj({"key": {"type": "string", "minLength": 1}, "value": {"type": ["string", "null"]}}, ("key",)),
     "RateLimit": _obj(
@@ -307,6 +319,8 @@ SCHEMAS: dict[str, Schema] = {
     "AiGatewayInput": _obj(
         {
             "rate_limits": {"anyOf": [_array(_ref("RateLimit")), {"type": "null"}]},
+            "inference_table_config": {"anyOf": [_ref("InferenceTableConfig"), {"type": "null"}]},
+            "usage_tracking_config": {"anyOf": [_obj({"enabled": {"type": "boolean"}}), {"type": "null"}]},
             **{
                 field: {
                     "description": "not supported: only absent, empty, false or {enabled: false} is accepted",
@@ -317,7 +331,7 @@ SCHEMAS: dict[str, Schema] = {
                         _obj({"enabled": {"const": False}}, ("enabled",)),
                     ],
                 }
-                for field in ("usage_tracking_config", "inference_table_config", "guardrails", "fallback_config")
+                for field in ("guardrails", "fallback_config")
             },
         }
     ),

@@ -17,7 +17,7 @@ from rtserve.server.api import endpoint_openapi as endpoint_openapi_doc
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer
 from rtserve.server.auth import Permission, Principal
-from rtserve.server.control import logs, rate_limits
+from rtserve.server.control import inference_tables, logs, rate_limits
 from rtserve.server.control.endpoint_permissions import effective_permission
 from rtserve.server.control.serving_endpoints import ServingEndpointState
 from rtserve.server.control.status import serving_endpoint as serving_status
@@ -102,11 +102,10 @@ async def put_rate_limits(request: Request, name: str, params: Params, principal
 @router.put("/{name}/ai-gateway", openapi_extra=openapi.PUT_AI_GATEWAY)
 async def put_ai_gateway(request: Request, name: str, params: Params, principal: Viewer) -> dict:
     limits = rate_limits.parse_ai_gateway(params)
+    endpoint = await services_of(request).serving_endpoints.set_ai_gateway(name, limits, params, principal)
     return {
-        "rate_limits": [
-            limit.to_stored()
-            for limit in await services_of(request).serving_endpoints.set_rate_limits(name, limits, principal)
-        ]
+        "rate_limits": [limit.to_stored() for limit in endpoint.rate_limits],
+        **inference_tables.gateway_output(endpoint.inference_tables),
     }
 
 

@@ -28,8 +28,10 @@ from rtserve.server.errors import ApiError, invalid
 from rtserve.server.validate import asks_for, checked, known_fields
 from rtserve.spec import CALLER_KEYS, ENDPOINT_KEY, MAX_CALLS, RENEWAL_PERIODS
 
-# Fields of Databricks' AI gateway that belong to LLM serving or Databricks' own tables.
-UNSUPPORTED_GATEWAY_FIELDS = ("usage_tracking_config", "inference_table_config", "guardrails", "fallback_config")
+# Fields of Databricks' AI gateway that belong to LLM serving.
+UNSUPPORTED_GATEWAY_FIELDS = ("guardrails", "fallback_config")
+# Read with the endpoint's other table settings (control/inference_tables.py).
+TABLE_GATEWAY_FIELDS = ("inference_table_config", "usage_tracking_config")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def _parse_limit(item: Any, where: str) -> RateLimit:
 
 
 def parse_ai_gateway(value: Any) -> tuple[RateLimit, ...]:
-    """The rate limits of an `ai_gateway` object; its other (LLM and table) settings are refused."""
+    """The rate limits of an `ai_gateway` object; its LLM settings are refused (its tables are read elsewhere)."""
     if value is None:
         return ()
     if not isinstance(value, dict):
@@ -99,10 +101,10 @@ def parse_ai_gateway(value: Any) -> tuple[RateLimit, ...]:
     unsupported = [name for name in UNSUPPORTED_GATEWAY_FIELDS if asks_for(value.get(name))]
     if unsupported:
         raise invalid(
-            f"rtserve's AI gateway supports rate_limits only; remove {', '.join(unsupported)} "
-            "(usage tracking, inference tables, guardrails and fallbacks are not available)."
+            f"rtserve's AI gateway supports rate_limits, inference_table_config and usage_tracking_config; remove "
+            f"{', '.join(unsupported)} (guardrails and fallbacks are for LLM serving)."
         )
-    known_fields(value, "ai_gateway", ("rate_limits", *UNSUPPORTED_GATEWAY_FIELDS))
+    known_fields(value, "ai_gateway", ("rate_limits", *TABLE_GATEWAY_FIELDS, *UNSUPPORTED_GATEWAY_FIELDS))
     return parse_rate_limits(value.get("rate_limits"), "ai_gateway.rate_limits")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from rtserve import spec
 from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
-from rtserve.server.validate import asks_for, checked, known_fields, version_number
+from rtserve.server.validate import checked, known_fields, version_number
 from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_SERVED_ENTITIES
 from rtserve.spec import NAME_PATTERN as NAME_PATTERN
 from rtserve.spec import NAME_RULE as NAME_RULE
@@ -86,10 +86,8 @@ class EndpointConfig:
         )
 
 
-CONFIG_FIELDS = ("served_entities", "served_models", "traffic_config", "name")
-REFUSED_CONFIG_FIELDS = {
-    "auto_capture_config": "inference tables are not available in rtserve yet; remove it (or set enabled: false).",
-}
+# auto_capture_config is read with the endpoint's other table settings (control/inference_tables.py).
+CONFIG_FIELDS = ("served_entities", "served_models", "traffic_config", "name", "auto_capture_config")
 ENTITY_FIELDS = (
     "name",
     "workload_size",
@@ -117,13 +115,7 @@ def parse_config(config: Any, config_version: int) -> EndpointConfig:
     """A request's `config` ({served_entities | served_models, traffic_config}) as an EndpointConfig."""
     if not isinstance(config, dict):
         raise invalid("'config' must be an object with 'served_entities' (or 'served_models') and 'traffic_config'.")
-    auto_capture = config.get("auto_capture_config")
-    known_fields(
-        {**config, "auto_capture_config": auto_capture if asks_for(auto_capture) else None},
-        "config",
-        CONFIG_FIELDS,
-        REFUSED_CONFIG_FIELDS,
-    )
+    known_fields(config, "config", CONFIG_FIELDS)
     has_entities, has_models = "served_entities" in config, "served_models" in config
     if has_entities == has_models:
         raise invalid("'config' needs exactly one of 'served_entities' and 'served_models' (the legacy form).")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rtserve.server.control.email_notifications import EmailNotifications
 from rtserve.server.control.endpoint import Endpoint, serving_endpoint
 from rtserve.server.control.endpoint_permissions import Grant
+from rtserve.server.control.inference_tables import InferenceTables
 from rtserve.server.control.rate_limits import RateLimit
 from rtserve.server.control.reconciler import PendingConfig, VersionState, VersionView
 from rtserve.server.control.serving_config import EndpointConfig, ServedEntity
@@ -45,6 +46,7 @@ class ServingEndpointState:
     description: str | None = None
     route_optimized: bool = False
     email_notifications: EmailNotifications = EmailNotifications()
+    inference_tables: InferenceTables = InferenceTables()
 
     @property
     def live_config(self) -> EndpointConfig | None:
@@ -84,6 +86,7 @@ def from_row(row: ServingEndpoint) -> ServingEndpointState:
         description=row.description,
         route_optimized=bool(row.route_optimized),
         email_notifications=EmailNotifications.from_stored(json.loads(row.email_notifications or "{}")),
+        inference_tables=InferenceTables.from_stored(json.loads(row.inference_tables or "{}")),
     )
 
 

@@ -22,6 +22,7 @@ from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
 from rtserve.server.control.email_notifications import EmailNotifications, parse_email_notifications
 from rtserve.server.control.endpoint_permissions import Grant, effective_permission
+from rtserve.server.control.inference_tables import InferenceTables, parse_gateway_tables, parse_payload_table
 from rtserve.server.control.rate_limits import RateLimit, parse_ai_gateway, parse_rate_limits
 from rtserve.server.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
 from rtserve.server.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
@@ -84,6 +85,7 @@ class ServingEndpointService:
             raise invalid(f"'route_optimized' must be true or false; got {route_optimized!r}.")
         rate_limits = _limits_of_create(params)
         notifications = parse_email_notifications(params.get("email_notifications"))
+        tables = _tables_of_create(params, name)
         if await asyncio.to_thread(self._exists, name):
             raise _already_exists(name)
         await self._check_registered(config)
@@ -104,6 +106,7 @@ class ServingEndpointService:
             description=description,
             route_optimized=route_optimized,
             email_notifications=json.dumps(notifications.to_stored()),
+            inference_tables=json.dumps(tables.to_stored()),
         )
         await asyncio.to_thread(self._add, row)
         return await self._changed(name)
@@ -127,11 +130,17 @@ class ServingEndpointService:
         versions = [c.config_version for c in (current.config, current.pending) if c is not None]
         config = parse_config(params, config_version=max(versions, default=0) + 1)
         _same_name(params, name)
+        tables = current.inference_tables
+        if isinstance(params, dict) and params.get("auto_capture_config") is not None:  # absent: unchanged
+            auto_capture = parse_payload_table(params["auto_capture_config"], "auto_capture_config", name)
+            tables = tables.with_auto_capture(auto_capture)
         await self._check_registered(config)
-        await asyncio.to_thread(self._store_pending, name, current, config)
+        await asyncio.to_thread(self._store_pending, name, current, config, tables)
         return await self._changed(name)
 
-    def _store_pending(self, name: str, current: ServingEndpointState, config: EndpointConfig) -> None:
+    def _store_pending(
+        self, name: str, current: ServingEndpointState, config: EndpointConfig, tables: InferenceTables
+    ) -> None:
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint(session=session, name=name)
             if row is None:
@@ -140,6 +149,8 @@ class ServingEndpointService:
                 raise ApiError("RESOURCE_CONFLICT", f"Serving endpoint '{name}' was updated concurrently; retry.", 409)
             row.pending_config = json.dumps(config.to_stored())
             row.pending_since = row.last_updated_timestamp = _now_ms()
+            # Logging follows at once, not at promotion: it is the endpoint's, whichever config answers.
+            row.inference_tables = json.dumps(tables.to_stored())
 
     async def delete(self, name: str, principal: Principal) -> None:
         await self.require_permission(name, principal, Permission.CAN_MANAGE, "deleting it")
@@ -176,19 +187,31 @@ class ServingEndpointService:
     async def set_rate_limits(
         self, name: str, limits: tuple[RateLimit, ...], principal: Principal
     ) -> tuple[RateLimit, ...]:
-        """Replace the endpoint's rate limits (PUT .../rate-limits or .../ai-gateway); they apply at once."""
-        await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its rate limits")
-        await asyncio.to_thread(self._store_limits, name, limits)
+        """Replace the endpoint's rate limits (PUT .../rate-limits); they apply at once."""
+        return (await self.set_ai_gateway(name, limits, None, principal)).rate_limits
+
+    async def set_ai_gateway(
+        self, name: str, limits: tuple[RateLimit, ...], gateway: dict[str, Any] | None, principal: Principal
+    ) -> ServingEndpointState:
+        """Replace the endpoint's rate limits and, given the `ai_gateway` object (PUT .../ai-gateway), its
+        gateway tables (absent: off); they apply at once."""
+        current = await self.require_permission(name, principal, Permission.CAN_MANAGE, "changing its AI gateway")
+        tables = None
+        if gateway is not None:
+            tables = current.inference_tables.with_gateway(*parse_gateway_tables(gateway, name))
+        await asyncio.to_thread(self._store_limits, name, limits, tables)
         await asyncio.to_thread(self.admission.forget, name)
         await self.controller.refresh_serving_endpoints()
-        return self.controller.snapshot.serving_endpoints[name].rate_limits
+        return self.controller.snapshot.serving_endpoints[name]
 
-    def _store_limits(self, name: str, limits: tuple[RateLimit, ...]) -> None:
+    def _store_limits(self, name: str, limits: tuple[RateLimit, ...], tables: InferenceTables | None) -> None:
         with self.sessions.begin() as session:
             row = repo.get_serving_endpoint(session=session, name=name)
             if row is None:
                 raise not_found(f"Serving endpoint '{name}' does not exist.")
             row.rate_limits = _stored_limits(limits)
+            if tables is not None:
+                row.inference_tables = json.dumps(tables.to_stored())
             row.last_updated_timestamp = _now_ms()
 
     async def set_email_notifications(
@@ -326,9 +349,16 @@ def _same_name(config: Any, name: str) -> None:
 def _limits_of_create(params: dict[str, Any]) -> tuple[RateLimit, ...]:
     """Rate limits given at creation, as `rate_limits` (legacy) or `ai_gateway.rate_limits`, not both."""
     legacy, gateway = params.get("rate_limits"), params.get("ai_gateway")
-    if legacy is not None and gateway is not None:
+    if legacy is not None and gateway is not None and (not isinstance(gateway, dict) or "rate_limits" in gateway):
         raise invalid("Give rate limits as 'rate_limits' or as 'ai_gateway.rate_limits', not both.")
     return parse_rate_limits(legacy) if legacy is not None else parse_ai_gateway(gateway)
+
+
+def _tables_of_create(params: dict[str, Any], name: str) -> InferenceTables:
+    config = params.get("config")
+    auto_capture = config.get("auto_capture_config") if isinstance(config, dict) else None
+    tables = InferenceTables().with_auto_capture(parse_payload_table(auto_capture, "config.auto_capture_config", name))
+    return tables.with_gateway(*parse_gateway_tables(params.get("ai_gateway"), name))
 
 
 def _stored_limits(limits: tuple[RateLimit, ...]) -> str:

@@ -95,6 +95,8 @@ class ServingEndpoint(Base):
     route_optimized: Mapped[bool] = mapped_column(Boolean, default=False)
     # Who is e-mailed when a config update finishes (control/email_notifications.py), JSON.
     email_notifications: Mapped[str] = mapped_column(Text, default="{}")
+    # The Delta tables its requests are logged to (control/inference_tables.py), JSON.
+    inference_tables: Mapped[str] = mapped_column(Text, default="{}")
 
 
 class BackendInstance(Base):

@@ -31,7 +31,7 @@ REFUSED_ENTITY = {
     "max_provisioned_throughput": 200,
     "provisioned_model_units": 1,
 }
-REFUSED_CONFIG = {"auto_capture_config": {"enabled": True, "catalog_name": "main", "schema_name": "serving"}}
+REFUSED_CONFIG: dict[str, Any] = {}
 REFUSED_CREATE = {
     "budget_policy_id": "policy-1",
     "telemetry_config": {"enabled": True},
@@ -39,9 +39,8 @@ REFUSED_CREATE = {
 REFUSED_GATEWAY = {
     "fallback_config": {"enabled": True},
     "guardrails": {"input": {"pii": {"behavior": "BLOCK"}}},
-    "inference_table_config": {"enabled": True, "catalog_name": "main", "schema_name": "serving"},
-    "usage_tracking_config": {"enabled": True},
 }
+HONOURED_GATEWAY = {"rate_limits", "inference_table_config", "usage_tracking_config"}
 # Honoured fields, all sent in one create and read back with GET.
 HONOURED_ENTITY = {
     "entity_name",
@@ -63,7 +62,7 @@ HONOURED_CREATE = {
     "ai_gateway",
     "email_notifications",
 }
-HONOURED_CONFIG = {"name", "served_entities", "served_models", "traffic_config"}
+HONOURED_CONFIG = {"name", "served_entities", "served_models", "traffic_config", "auto_capture_config"}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +84,7 @@ def test_every_sdk_field_is_decided():
     assert names(serving.ServedEntityInput) == HONOURED_ENTITY | set(REFUSED_ENTITY)
     legacy = {"model_name", "model_version"} | HONOURED_ENTITY - {"entity_name", "entity_version"}
     assert names(serving.ServedModelInput) == legacy | set(REFUSED_ENTITY) - {"external_model"}
-    assert names(serving.AiGatewayConfig) == {"rate_limits"} | set(REFUSED_GATEWAY)
+    assert names(serving.AiGatewayConfig) == HONOURED_GATEWAY | set(REFUSED_GATEWAY)
 
 
 def refused_cases() -> dict[str, tuple[str, dict[str, Any]]]:
@@ -176,7 +175,11 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
         "route_optimized": True,
         "tags": [{"key": "team", "value": "ml"}],
         "email_notifications": {"on_update_failure": ["ops@example.com"], "on_update_success": ["ml@example.com"]},
-        "ai_gateway": {"rate_limits": [{"calls": 100, "key": "endpoint", "renewal_period": "minute"}]},
+        "ai_gateway": {
+            "rate_limits": [{"calls": 100, "key": "endpoint", "renewal_period": "minute"}],
+            "inference_table_config": {"catalog_name": "main", "schema_name": "serving", "enabled": True},
+            "usage_tracking_config": {"enabled": True},
+        },
         "config": {
             "name": "fidelity",
             "served_entities": [
@@ -208,7 +211,10 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
         assert detail["email_notifications"] == body["email_notifications"]
         assert detail["endpoint_url"].endswith("/serving-endpoints/fidelity/invocations")
         assert detail["tags"] == [{"key": "team", "value": "ml"}]
-        assert detail["ai_gateway"]["rate_limits"] == body["ai_gateway"]["rate_limits"]
+        assert detail["ai_gateway"] == {
+            **body["ai_gateway"],
+            "inference_table_config": {**body["ai_gateway"]["inference_table_config"], "table_name_prefix": "fidelity"},
+        }
         config = detail.get("config") or detail["pending_config"]
         sized, provisioned = config["served_entities"]
         assert {k: sized[k] for k in body["config"]["served_entities"][0]} == body["config"]["served_entities"][0]
@@ -231,12 +237,17 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
 def test_the_legacy_served_models_form_round_trips(admin: BackendClient, model: str):
     body = {
         "name": "fidelity-legacy",
-        "config": {"served_models": [{"model_name": MODEL, "model_version": "1", "workload_size": "Small"}]},
+        "config": {
+            "served_models": [{"model_name": MODEL, "model_version": "1", "workload_size": "Small"}],
+            "auto_capture_config": {"catalog_name": "main", "schema_name": "serving", "table_name_prefix": "legacy"},
+        },
     }
     try:
         assert admin.http.post(API, json=body).status_code == 200
         detail = admin.http.get(f"{API}/fidelity-legacy").json()
         served = (detail.get("config") or detail["pending_config"])["served_models"][0]
         assert (served["model_name"], served["model_version"], served["workload_size"]) == (MODEL, "1", "Small")
+        capture = (detail.get("config") or detail["pending_config"])["auto_capture_config"]
+        assert capture["table_name_prefix"] == "legacy" and capture["enabled"] is True
     finally:
         admin.http.delete(f"{API}/fidelity-legacy")

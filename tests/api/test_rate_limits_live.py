@@ -104,7 +104,8 @@ def test_the_legacy_route_replaces_the_limits_and_an_empty_list_removes_them(
     ("route", "body", "says"),
     [
         ("ai-gateway", {"rate_limits": [{"calls": 5, "renewal_period": "second"}]}, "must be 'minute'"),
-        ("ai-gateway", {"inference_table_config": {"enabled": True}}, "remove inference_table_config"),
+        ("ai-gateway", {"inference_table_config": {"enabled": True}}, "inference_table_config.catalog_name"),
+        ("ai-gateway", {"guardrails": {"input": {"pii": {"behavior": "BLOCK"}}}}, "remove guardrails"),
         ("rate-limits", {"rate_limits": [{"calls": 5, "key": "user_group", "renewal_period": "minute"}]}, "no user"),
         ("rate-limits", {"rate_limits": "lots"}, "must be a list"),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rtserve.server.control.inference_tables import auto_capture_output, gateway_output
 from rtserve.server.control.reconciler import VersionState, VersionView
 from rtserve.server.control.serving_config import EndpointConfig, ServedEntity
 from rtserve.server.control.serving_endpoints import ServingEndpointState, VersionKey, pending_failed
@@ -43,8 +44,12 @@ def endpoint_detail(
         pending = _config(endpoint.pending, endpoint, views)
         pending["start_time"] = endpoint.pending_since
         detail["pending_config"] = pending
-    if endpoint.rate_limits:
-        detail["ai_gateway"] = {"rate_limits": [limit.to_stored() for limit in endpoint.rate_limits]}
+    gateway = {
+        **({"rate_limits": [limit.to_stored() for limit in endpoint.rate_limits]} if endpoint.rate_limits else {}),
+        **gateway_output(endpoint.inference_tables),
+    }
+    if gateway:
+        detail["ai_gateway"] = gateway
     if notifications := endpoint.email_notifications.to_stored():  # the detail only: not in the SDK's list item
         detail["email_notifications"] = notifications
     return detail
@@ -85,7 +90,9 @@ def _common(endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionVi
 
 def _config(config: EndpointConfig, endpoint: ServingEndpointState, views: Mapping[VersionKey, VersionView]) -> dict:
     entities = [_entity(e, endpoint, views.get(e.key)) for e in config.served_entities]
+    auto_capture = endpoint.inference_tables.auto_capture
     return {
+        **({"auto_capture_config": auto_capture_output(auto_capture)} if auto_capture else {}),
         "config_version": config.config_version,
         "served_entities": entities,
         "served_models": [_legacy(entity) for entity in entities],
