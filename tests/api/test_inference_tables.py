@@ -4,6 +4,9 @@ and off with the API, read back with deltalake, pandas and DuckDB."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from rtserve.server.demo import request_bodies
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
+from tests.docs_examples import blocks
 
 pytestmark = pytest.mark.api
 API = "/api/2.0/serving-endpoints"
@@ -179,3 +183,37 @@ def test_two_payload_tables_at_once_are_refused(admin: BackendClient):
     response = admin.http.post(API, json=body)
 
     assert response.status_code == 400 and "not both" in response.json()["message"]
+
+
+def reading_example(language: str, needle: str) -> str:
+    """The example of docs/inference-tables.md that uses `needle`, as written."""
+    examples = blocks("docs/inference-tables.md", "## Reading the tables")
+    return next(block.code for block in examples if block.language == language and needle in block.code)
+
+
+def run_example(code: str, backend: BackendProcess, endpoint: str) -> str:
+    """Run a documented example on this backend's table (its path in place of the documented one)."""
+    path = str(table(backend, "main", "serving", f"{GATEWAY_TABLE['table_name_prefix']}_payload"))
+    script = code.replace(".rtserve/warehouse/main/serving/iris_payload", path)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_documented_pandas_and_duckdb_examples_read_the_table(
+    backend: BackendProcess, admin: BackendClient, endpoint: str
+):
+    admin.score_serving(endpoint, ROW)
+    assert rows_when(table(backend, "main", "serving", "logged_payload"), 1) >= 1
+
+    assert '{"predictions":' in run_example(reading_example("python", "to_pandas"), backend, endpoint)
+    assert "[(200, " in run_example(reading_example("python", "duckdb"), backend, endpoint)
+
+
+@pytest.mark.spark
+def test_the_documented_spark_example_reads_the_table(backend: BackendProcess, admin: BackendClient, endpoint: str):
+    admin.score_serving(endpoint, ROW)
+    assert rows_when(table(backend, "main", "serving", "logged_payload"), 1) >= 1
+
+    assert "Row(count(1)=" in run_example(reading_example("python", "pyspark"), backend, endpoint)
