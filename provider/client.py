@@ -158,6 +158,7 @@ class RtserveClient:
         description: str | None = None,
         route_optimized: bool = False,
         email_notifications: dict[str, list[str]] | None = None,
+        gateway_tables: dict[str, Any] | None = None,
     ) -> dict:
         """The endpoint's detail; its config starts as `pending_config` (config_update IN_PROGRESS). Rate limits
         go in the same request, so the endpoint never serves without them."""
@@ -168,8 +169,8 @@ class RtserveClient:
             body["route_optimized"] = True
         if tags:
             body["tags"] = tags
-        if rate_limits:
-            body["ai_gateway"] = {"rate_limits": rate_limits}
+        if rate_limits or gateway_tables:
+            body["ai_gateway"] = {**({"rate_limits": rate_limits} if rate_limits else {}), **(gateway_tables or {})}
         if email_notifications:
             body["email_notifications"] = email_notifications
         return self.request("POST", SERVING_ENDPOINTS, json=body)
@@ -186,9 +187,12 @@ class RtserveClient:
         body = {"add_tags": add, "delete_tags": delete}
         return list(self.request("PATCH", f"{SERVING_ENDPOINTS}/{_quote(name)}/tags", json=body).get("tags") or [])
 
-    def set_serving_endpoint_rate_limits(self, name: str, rate_limits: list[dict]) -> list[dict]:
-        """Replace the endpoint's rate limits (an empty list removes them); they apply at once, no config update."""
-        body = {"rate_limits": rate_limits}
+    def set_serving_endpoint_rate_limits(
+        self, name: str, rate_limits: list[dict], gateway_tables: dict[str, Any] | None = None
+    ) -> list[dict]:
+        """Replace the endpoint's AI gateway: its rate limits (an empty list removes them) and its inference and
+        usage tables (absent: off); they apply at once, no config update."""
+        body = {"rate_limits": rate_limits, **(gateway_tables or {})}
         answer = self.request("PUT", f"{SERVING_ENDPOINTS}/{_quote(name)}/ai-gateway", json=body)
         return list(answer.get("rate_limits") or [])
 

@@ -29,6 +29,13 @@ from rtserve.provider.client import ApiError, RtserveClient
 from rtserve.provider.resources.compute import compute_attributes
 from rtserve.provider.resources.crud import RtserveResource, WaitReport
 from rtserve.provider.resources.email_notifications import EMAIL_NOTIFICATIONS, addresses_of, request_notifications
+from rtserve.provider.resources.inference_tables import BLOCKS as TABLE_BLOCKS
+from rtserve.provider.resources.inference_tables import (
+    gateway_tables_of,
+    request_gateway_tables,
+    request_table,
+    table_with_defaults,
+)
 from rtserve.provider.resources.rate_limits import (
     RATE_LIMITS,
     limits_changed,
@@ -170,7 +177,7 @@ class ServingEndpointResource(RtserveResource):
                     computed=True,
                 ),
             ],
-            block_types=[SERVED_ENTITIES, RATE_LIMITS, EMAIL_NOTIFICATIONS, TIMEOUTS],
+            block_types=[SERVED_ENTITIES, RATE_LIMITS, EMAIL_NOTIFICATIONS, *TABLE_BLOCKS, TIMEOUTS],
         )
 
     # -- validation and plan ---------------------------------------------------------------------
@@ -189,6 +196,8 @@ class ServingEndpointResource(RtserveResource):
         if source.get("traffic_config") is None:
             planned["traffic_config"] = default_traffic(planned["served_entities"])
         planned["rate_limits"] = limits_with_defaults(source.get("rate_limits"))
+        for block in ("auto_capture_config", "inference_table_config"):
+            planned[block] = table_with_defaults(source.get(block), planned.get("name"))
         if source.get("route_optimized") is None:
             planned["route_optimized"] = False
         name = planned.get("name")
@@ -205,6 +214,7 @@ class ServingEndpointResource(RtserveResource):
             unknown = ("config_version", *STATUS_ATTRIBUTES)
         elif (
             limits_changed(current, planned)
+            or gateway_tables_of(current) != gateway_tables_of(planned)
             or addresses_of(current) != addresses_of(planned)
             or any(current.get(k) != planned.get(k) for k in ("tags", "timeouts"))
         ):
@@ -228,6 +238,7 @@ class ServingEndpointResource(RtserveResource):
                 description=planned.get("description"),
                 route_optimized=bool(planned.get("route_optimized")),
                 email_notifications=request_notifications(planned),
+                gateway_tables=request_gateway_tables(planned),
             )
         except ApiError as error:
             self._report_create_error(diags, name, error)
@@ -257,9 +268,9 @@ class ServingEndpointResource(RtserveResource):
         changes: list[tuple[str, Callable[[], object]]] = []
         if add or delete:
             changes.append(("tags", lambda: client.patch_serving_endpoint_tags(name, add, delete)))
-        if limits_changed(current, planned):
-            limits = request_limits(planned.get("rate_limits"))
-            changes.append(("rate limits", lambda: client.set_serving_endpoint_rate_limits(name, limits)))
+        if limits_changed(current, planned) or gateway_tables_of(current) != gateway_tables_of(planned):
+            limits, tables = request_limits(planned.get("rate_limits")), request_gateway_tables(planned)
+            changes.append(("AI gateway", lambda: client.set_serving_endpoint_rate_limits(name, limits, tables)))
         if addresses_of(current) != addresses_of(planned):
             notifications = request_notifications(planned)
             changes.append(
@@ -272,7 +283,7 @@ class ServingEndpointResource(RtserveResource):
                 report_api_error(diags, f"Could not change the {what} of serving endpoint {name!r}", error)
                 return self.observe(diags, client, planned)
         if config_of(current) != config_of(planned):
-            self._update_config(diags, client, planned, timeout_seconds(planned, "update"))
+            self._update_config(diags, client, current, planned, timeout_seconds(planned, "update"))
         return self.observe(diags, client, planned)
 
     def delete_with(self, diags: Diagnostics, client: RtserveClient, current: State) -> None:
@@ -296,6 +307,9 @@ class ServingEndpointResource(RtserveResource):
                 "traffic_config",
                 "rate_limits",
                 "email_notifications",
+                "auto_capture_config",
+                "inference_table_config",
+                "usage_tracking_config",
                 "tags",
                 "timeouts",
                 "description",
@@ -320,15 +334,21 @@ class ServingEndpointResource(RtserveResource):
             error = ApiError(error.status, error.error_code, f"{error.message}\n{hint}", error.method, error.path)
         report_api_error(diags, f"Could not create serving endpoint {name!r}", error)
 
-    def _update_config(self, diags: Diagnostics, client: RtserveClient, planned: State, timeout: float) -> None:
+    def _update_config(
+        self, diags: Diagnostics, client: RtserveClient, current: State, planned: State, timeout: float
+    ) -> None:
         """PUT the new config and wait for it. The backend takes one update at a time (409 while another one
         is IN_PROGRESS): wait for that one to finish, within the same timeout, then try again."""
         name = planned["name"]
         clock = self.waiter.clock
         deadline = clock() + timeout
+        body = request_config(planned)
+        removed = request_table(current.get("auto_capture_config"))
+        if "auto_capture_config" not in body and removed is not None:  # left out of an update, it would stay on
+            body["auto_capture_config"] = {**removed, "enabled": False}
         while True:
             try:
-                detail = client.update_serving_endpoint_config(name, request_config(planned))
+                detail = client.update_serving_endpoint_config(name, body)
                 break
             except ApiError as error:
                 if error.error_code != RESOURCE_CONFLICT:

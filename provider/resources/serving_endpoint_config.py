@@ -18,6 +18,7 @@ from tf.utils import Diagnostics
 from rtserve import spec
 from rtserve.provider.resources.compute import fill_blocks, with_compute_defaults
 from rtserve.provider.resources.email_notifications import notifications_from_detail
+from rtserve.provider.resources.inference_tables import request_table, tables_from_detail
 from rtserve.provider.resources.rate_limits import limits_from_detail
 from rtserve.provider.waiter import Progress
 from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, TRAFFIC_TOTAL, SpecError
@@ -72,12 +73,12 @@ def default_traffic(entities: Any) -> Any:
     return Unknown
 
 
-def config_of(state: Mapping[str, Any]) -> tuple[Any, Any]:
-    """What a config update changes: the served entities and the traffic split."""
+def config_of(state: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """What a config update changes: the served entities, the traffic split and the legacy inference table."""
     entities = state.get("served_entities")
     if isinstance(entities, list):
         entities = [{k: e.get(k) for k in ENTITY_FIELDS} if isinstance(e, dict) else e for e in entities]
-    return entities, state.get("traffic_config")
+    return entities, state.get("traffic_config"), state.get("auto_capture_config")
 
 
 def tags_of(state: Mapping[str, Any]) -> dict[str, str]:
@@ -217,6 +218,8 @@ def request_config(state: Mapping[str, Any]) -> dict[str, Any]:
                 for r in traffic["routes"]
             ]
         }
+    if (capture := request_table(state.get("auto_capture_config"))) is not None:
+        body["auto_capture_config"] = capture
     return body
 
 
@@ -293,6 +296,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
         "description": detail.get("description"),
         "route_optimized": bool(detail.get("route_optimized", False)),
         "email_notifications": notifications_from_detail(base, detail),
+        **tables_from_detail(base, detail),
         "endpoint_id": detail.get("id"),
         "endpoint_url": endpoint_url,
         "config_version": config.get("config_version"),

@@ -275,3 +275,48 @@ def test_email_notifications_apply_change_in_place_and_plan_empty(
     result = failed_apply(terraform)
     assert f"Could not change the e-mail notifications of serving endpoint '{ENDPOINT}'" in result.error_text()
     assert "'not an address' is not a plain e-mail address" in result.error_text()
+
+
+def test_inference_tables_apply_change_in_place_and_plan_empty(
+    terraform: Terraform, backend: BackendProcess, admin: BackendClient, model: str
+) -> None:
+    def tables(blocks: str) -> str:
+        return one("1") + blocks
+
+    gateway = (
+        '  inference_table_config {\n    catalog_name = "main"\n    schema_name  = "serving"\n  }\n'
+        "  usage_tracking_config {\n    enabled = true\n  }\n"
+    )
+    write(terraform, backend, tables(gateway))
+    terraform.init()
+    assert str(terraform.apply().summary) == "1 to add, 0 to change, 0 to destroy"
+    detail = admin.serving_endpoint(ENDPOINT)
+    assert detail["ai_gateway"] == {
+        "inference_table_config": {
+            "catalog_name": "main",
+            "schema_name": "serving",
+            "table_name_prefix": ENDPOINT,
+            "enabled": True,
+        },
+        "usage_tracking_config": {"enabled": True},
+    }
+    assert not terraform.plan().summary.has_changes
+    version = detail["config"]["config_version"]
+
+    # The gateway's table off, the legacy one on: the first in place, the second a config update.
+    legacy = '  auto_capture_config {\n    catalog_name = "legacy"\n    schema_name  = "serving"\n  }\n'
+    write(terraform, backend, tables(legacy))
+    assert str(terraform.apply().summary) == "0 to add, 1 to change, 0 to destroy"
+    detail = admin.serving_endpoint(ENDPOINT)
+    assert "ai_gateway" not in detail
+    assert detail["config"]["auto_capture_config"]["state"]["payload_table"] == {
+        "name": f"legacy.serving.{ENDPOINT}_payload",
+        "status": "ACTIVE",
+    }
+    assert detail["config"]["config_version"] == version + 1
+    assert not terraform.plan().summary.has_changes
+
+    write(
+        terraform, backend, tables('  auto_capture_config {\n    catalog_name = "../x"\n    schema_name = "s"\n  }\n')
+    )
+    assert "auto_capture_config.catalog_name" in failed_apply(terraform).error_text()

@@ -660,3 +660,69 @@ def test_plan_of_a_notifications_change_keeps_the_config_version(
     result = configured_plan(resource, created, {**created, "email_notifications": block}, config)
     assert result["config_version"] == 1
     assert result["state_ready"] is Unknown  # read again after the apply
+
+
+# -- inference tables ------------------------------------------------------------------------------
+TABLE = {"catalog_name": "main", "schema_name": "serving", "table_name_prefix": "web", "enabled": True}
+
+
+def test_create_sends_the_inference_tables_and_reads_them_back_as_configured(
+    resource: ServingEndpointResource, server: AppServer
+) -> None:
+    state = create(
+        resource,
+        planned(auto_capture_config=None, inference_table_config=TABLE, usage_tracking_config={"enabled": True}),
+    )
+
+    [(_, body)] = calls(server, "POST")
+    assert body["ai_gateway"] == {"inference_table_config": TABLE, "usage_tracking_config": {"enabled": True}}
+    assert (state["inference_table_config"], state["usage_tracking_config"]) == (TABLE, {"enabled": True})
+    assert resource.read(ctx.read(), state) == state
+
+
+def test_update_of_the_gateway_tables_alone_puts_the_ai_gateway_with_the_limits_and_rolls_nothing_out(
+    resource: ServingEndpointResource, server: AppServer, created: dict
+) -> None:
+    server.calls.clear()
+    limits = [{"calls": 10, "key": "endpoint", "principal": None, "renewal_period": "minute"}]
+    base = resource.update(ctx.update(), created, {**created, "rate_limits": limits})
+    server.calls.clear()
+    c = ctx.update()
+    state = resource.update(c, base, {**base, "inference_table_config": TABLE})
+
+    assert errors(c) == [] and calls(server, "POST") == []
+    [(path, body)] = calls(server, "PUT")
+    assert path == "/api/2.0/serving-endpoints/web/ai-gateway"
+    assert body == {
+        "rate_limits": [{"calls": 10, "key": "endpoint", "renewal_period": "minute"}],
+        **{"inference_table_config": TABLE},
+    }
+    assert state["inference_table_config"] == TABLE and state["config_version"] == 1
+
+
+def test_the_legacy_auto_capture_config_is_a_config_update_and_removing_it_switches_it_off(
+    resource: ServingEndpointResource, server: AppServer, created: dict
+) -> None:
+    server.calls.clear()
+    state = resource.update(ctx.update(), created, {**created, "auto_capture_config": TABLE})
+    [(path, body)] = calls(server, "PUT")
+    assert path == "/api/2.0/serving-endpoints/web/config" and body["auto_capture_config"] == TABLE
+    assert state["auto_capture_config"] == TABLE and state["config_version"] == 2
+
+    server.calls.clear()
+    removed = resource.update(ctx.update(), state, {**state, "auto_capture_config": None})
+
+    [(_, body)] = calls(server, "PUT")
+    assert body["auto_capture_config"] == {**TABLE, "enabled": False}
+    assert removed["auto_capture_config"] is None
+
+
+def test_plan_fills_the_table_defaults_as_the_backend(resource: ServingEndpointResource, created: dict) -> None:
+    given = {"catalog_name": "main", "schema_name": "serving", "table_name_prefix": None, "enabled": None}
+    config = {"name": "web", "served_entities": [bare()], "traffic_config": None, "tags": {"team": "ml"}}
+    result = configured_plan(
+        resource, created, {**created, "inference_table_config": given}, {**config, "inference_table_config": given}
+    )
+
+    assert result["inference_table_config"] == TABLE
+    assert result["config_version"] == 1 and result["state_ready"] is Unknown
