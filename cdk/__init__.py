@@ -17,7 +17,13 @@
 """
 
 from rtserve.cdk.model_endpoint import ComputeConfig, ModelEndpoint, WorkloadSize
-from rtserve.cdk.serving_endpoint import EmailNotifications, RateLimit, ServedEntity, ServingEndpoint
+from rtserve.cdk.serving_endpoint import (
+    EmailNotifications,
+    InferenceTable,
+    RateLimit,
+    ServedEntity,
+    ServingEndpoint,
+)
 from rtserve.cdk.serving_endpoint_permissions import AccessControl, PermissionLevel, ServingEndpointPermissions
 from rtserve.cdk.stack import RtserveStack
 
@@ -25,6 +31,7 @@ __all__ = [
     "AccessControl",
     "ComputeConfig",
     "EmailNotifications",
+    "InferenceTable",
     "ModelEndpoint",
     "PermissionLevel",
     "RateLimit",

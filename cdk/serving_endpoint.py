@@ -23,11 +23,13 @@ from rtserve.cdk.model_endpoint import version_text
 from rtserve.cdk.rtserve import (
     RtserveProvider,
     ServingEndpointEmailNotifications,
+    ServingEndpointInferenceTableConfig,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTimeouts,
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
+    ServingEndpointUsageTrackingConfig,
 )
 from rtserve.cdk.rtserve import ServingEndpoint as ServingEndpointResource
 from rtserve.spec import (
@@ -53,6 +55,7 @@ from rtserve.spec import (
     check_provisioned_concurrency,
     check_rate_limit_key,
     check_renewal_period,
+    check_table_name_part,
     check_traffic_percentage,
     check_traffic_total,
     check_workload_size,
@@ -88,6 +91,14 @@ DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
 ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
 NOTIFICATIONS_TYPE = "ServingEndpoint: email_notifications must be an EmailNotifications; got {value!r}"
 NOTIFIED_ADDRESSES = "EmailNotifications: {message}"
+TABLE_TYPE = "ServingEndpoint: {field} must be an InferenceTable; got {value!r}"
+TABLE_NAME = "InferenceTable: {message}"
+TABLE_ENABLED = "InferenceTable: enabled must be True or False; got {value!r}"
+USAGE_TRACKING = "ServingEndpoint: usage_tracking must be True or False; got {value!r}"
+TWO_TABLES = (
+    "ServingEndpoint: an endpoint logs to one payload table: give inference_table or auto_capture (the legacy "
+    "form), not both enabled"
+)
 ENTITY_PROVISIONED = (
     f"ServedEntity: provisioned_concurrency must be (min, max): {PROVISIONED_CONCURRENCY_RULE}; got {{value!r}}"
 )
@@ -266,6 +277,40 @@ class EmailNotifications:
         )
 
 
+@dataclass(frozen=True)
+class InferenceTable:
+    """A Delta table the endpoint's answered requests are logged to (docs/inference-tables.md):
+    ``<warehouse>/<catalog>/<schema>/<table_name_prefix>_payload``.
+
+    :param catalog: the table's catalog, a directory under the warehouse (required).
+    :param schema: the table's schema, a directory under the catalog (required).
+    :param table_name_prefix: the table is ``<prefix>_payload``. @default None: the endpoint's name
+    :param enabled: whether requests are logged. @default True
+    """
+
+    catalog: str
+    schema: str
+    table_name_prefix: str | None = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        parts = {"catalog": self.catalog, "schema": self.schema}
+        if self.table_name_prefix is not None:
+            parts["table_name_prefix"] = self.table_name_prefix
+        for field, value in parts.items():
+            if unresolved(value):
+                continue
+            try:
+                check_table_name_part(value, field)
+            except SpecError as error:
+                raise ValueError(TABLE_NAME.format(message=error.message)) from None
+        if not isinstance(self.enabled, bool):
+            raise ValueError(TABLE_ENABLED.format(value=self.enabled))
+
+    def _binding(self) -> ServingEndpointInferenceTableConfig:
+        return ServingEndpointInferenceTableConfig(self.catalog, self.schema, self.table_name_prefix, self.enabled)
+
+
 class ServingEndpoint(Construct):
     """A named serving endpoint: one or more model versions behind one URL, with a traffic split.
 
@@ -284,6 +329,12 @@ class ServingEndpoint(Construct):
         shortest path); changing it replaces the endpoint. @default False
     :param email_notifications: who is e-mailed when a config update finishes, an EmailNotifications;
         changed in place. @default None: nobody
+    :param inference_table: the AI gateway's inference table, an InferenceTable; changed in place.
+        @default None: requests are not logged
+    :param usage_tracking: one usage row per request in ``<warehouse>/system/serving/endpoint_usage``; changed
+        in place. @default False
+    :param auto_capture: the legacy form of the inference table (part of the config: changing it is a config
+        update), an InferenceTable; not with an enabled ``inference_table``. @default None
     :param timeout: how long a deploy waits for the endpoint to be ready. @default "20m"
     :param provider: the rtserve provider to use. @default the stack's default provider
     """
@@ -301,6 +352,9 @@ class ServingEndpoint(Construct):
         description: str | None = None,
         route_optimized: bool = False,
         email_notifications: EmailNotifications | None = None,
+        inference_table: InferenceTable | None = None,
+        usage_tracking: bool = False,
+        auto_capture: InferenceTable | None = None,
         timeout: str = "20m",
         provider: RtserveProvider | None = None,
     ) -> None:
@@ -312,6 +366,7 @@ class ServingEndpoint(Construct):
         if email_notifications is not None and not isinstance(email_notifications, EmailNotifications):
             raise ValueError(NOTIFICATIONS_TYPE.format(value=email_notifications))
         _validate(name, served_entities, traffic, tags, timeout)
+        _validate_tables(inference_table, usage_tracking, auto_capture)
         self.rate_limits = _validate_rate_limits(rate_limits)
         self.name = name
         self.served_entities = list(served_entities)
@@ -326,6 +381,9 @@ class ServingEndpoint(Construct):
             description=description,
             route_optimized=route_optimized or None,
             email_notifications=email_notifications._binding() if email_notifications else None,
+            inference_table_config=inference_table._binding() if inference_table else None,
+            usage_tracking_config=ServingEndpointUsageTrackingConfig(enabled=True) if usage_tracking else None,
+            auto_capture_config=auto_capture._binding() if auto_capture else None,
             timeouts=ServingEndpointTimeouts(create=timeout, update=timeout),
             provider=provider,
         )
@@ -445,3 +503,13 @@ def _validate_rate_limits(limits: Sequence[RateLimit] | None) -> list[RateLimit]
         if callers is not None:
             seen[callers] = limit
     return list(limits)
+
+
+def _validate_tables(inference_table: object, usage_tracking: object, auto_capture: object) -> None:
+    for field, table in (("inference_table", inference_table), ("auto_capture", auto_capture)):
+        if table is not None and not isinstance(table, InferenceTable):
+            raise ValueError(TABLE_TYPE.format(field=field, value=table))
+    if not isinstance(usage_tracking, bool):
+        raise ValueError(USAGE_TRACKING.format(value=usage_tracking))
+    if all(isinstance(table, InferenceTable) and table.enabled for table in (inference_table, auto_capture)):
+        raise ValueError(TWO_TABLES)

@@ -16,11 +16,13 @@ from rtserve.cdk.rtserve.provider import RtserveProvider
 from rtserve.cdk.rtserve.serving_endpoint import (
     ServingEndpoint,
     ServingEndpointEmailNotifications,
+    ServingEndpointInferenceTableConfig,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTimeouts,
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
+    ServingEndpointUsageTrackingConfig,
 )
 
 __all__ = [
@@ -37,9 +39,11 @@ __all__ = [
     "RtserveProvider",
     "ServingEndpoint",
     "ServingEndpointEmailNotifications",
+    "ServingEndpointInferenceTableConfig",
     "ServingEndpointRateLimits",
     "ServingEndpointServedEntities",
     "ServingEndpointTimeouts",
     "ServingEndpointTrafficConfig",
     "ServingEndpointTrafficConfigRoutes",
+    "ServingEndpointUsageTrackingConfig",
 ]

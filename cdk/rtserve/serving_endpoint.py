@@ -62,6 +62,24 @@ class ServingEndpointEmailNotifications:
 
 
 @dataclass(frozen=True)
+class ServingEndpointInferenceTableConfig:
+    """The `auto_capture_config` or `inference_table_config` block: the Delta table requests are logged to.
+    None leaves the provider's default (prefix: the endpoint's name; enabled: true)."""
+
+    catalog_name: str
+    schema_name: str
+    table_name_prefix: str | None = None
+    enabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class ServingEndpointUsageTrackingConfig:
+    """The `usage_tracking_config` block: one usage row per request."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class ServingEndpointTimeouts:
     """The `timeouts` block: Go durations such as "20m"."""
 
@@ -103,6 +121,9 @@ class ServingEndpoint(cdktf.TerraformResource):
         description: str | None = None,
         route_optimized: bool | None = None,
         email_notifications: ServingEndpointEmailNotifications | Mapping[str, Any] | None = None,
+        auto_capture_config: ServingEndpointInferenceTableConfig | Mapping[str, Any] | None = None,
+        inference_table_config: ServingEndpointInferenceTableConfig | Mapping[str, Any] | None = None,
+        usage_tracking_config: ServingEndpointUsageTrackingConfig | Mapping[str, Any] | None = None,
         **meta: Unpack[MetaArguments],
     ) -> None:
         super().__init__(
@@ -121,6 +142,9 @@ class ServingEndpoint(cdktf.TerraformResource):
         self.description = description
         self.route_optimized = route_optimized
         self.email_notifications = email_notifications
+        self.auto_capture_config = auto_capture_config
+        self.inference_table_config = inference_table_config
+        self.usage_tracking_config = usage_tracking_config
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
         return without_none(
@@ -133,6 +157,9 @@ class ServingEndpoint(cdktf.TerraformResource):
                 "route_optimized": self.route_optimized,
                 "rate_limits": blocks(self.rate_limits),
                 "email_notifications": _email_notifications(self.email_notifications),
+                "auto_capture_config": block(self.auto_capture_config),
+                "inference_table_config": block(self.inference_table_config),
+                "usage_tracking_config": block(self.usage_tracking_config),
                 "timeouts": block(self.timeouts),
             }
         )

@@ -17,13 +17,16 @@ from rtserve.cdk.rtserve import (
     PermissionsAccessControl,
     ServingEndpoint,
     ServingEndpointEmailNotifications,
+    ServingEndpointInferenceTableConfig,
     ServingEndpointRateLimits,
     ServingEndpointServedEntities,
     ServingEndpointTrafficConfig,
     ServingEndpointTrafficConfigRoutes,
+    ServingEndpointUsageTrackingConfig,
 )
 from rtserve.provider.plugin import RtserveProvider
 from rtserve.provider.resources.email_notifications import EMAIL_NOTIFICATIONS
+from rtserve.provider.resources.inference_tables import INFERENCE_TABLE_CONFIG, USAGE_TRACKING_CONFIG
 from rtserve.provider.resources.permissions import ACCESS_CONTROL
 from rtserve.provider.resources.rate_limits import RATE_LIMITS
 from rtserve.provider.resources.serving_endpoint import SERVED_ENTITIES
@@ -111,6 +114,9 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
         description="Iris",
         route_optimized=True,
         email_notifications=ServingEndpointEmailNotifications(on_update_failure=("ops@example.com",)),
+        auto_capture_config={"catalog_name": "main", "schema_name": "legacy", "enabled": False},
+        inference_table_config=ServingEndpointInferenceTableConfig("main", "serving"),
+        usage_tracking_config=ServingEndpointUsageTrackingConfig(enabled=True),
     )
     resource = only(synth(stack), "rtserve_serving_endpoint")
     assert set(resource) == schema_names("rtserve_serving_endpoint")
@@ -126,6 +132,14 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
     assert resource["email_notifications"] == {"on_update_failure": ["ops@example.com"]}
     assert set(ServingEndpointEmailNotifications.__dataclass_fields__) == {
         a.name for a in EMAIL_NOTIFICATIONS.block.attributes
+    }
+    assert resource["inference_table_config"] == {"catalog_name": "main", "schema_name": "serving"}
+    assert resource["usage_tracking_config"] == {"enabled": True}
+    assert set(ServingEndpointInferenceTableConfig.__dataclass_fields__) == {
+        a.name for a in INFERENCE_TABLE_CONFIG.block.attributes
+    }
+    assert set(ServingEndpointUsageTrackingConfig.__dataclass_fields__) == {
+        a.name for a in USAGE_TRACKING_CONFIG.block.attributes
     }
 
 

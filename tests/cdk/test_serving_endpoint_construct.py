@@ -7,7 +7,15 @@ import re
 import cdktf
 import pytest
 
-from rtserve.cdk import EmailNotifications, RateLimit, RtserveStack, ServedEntity, ServingEndpoint, WorkloadSize
+from rtserve.cdk import (
+    EmailNotifications,
+    InferenceTable,
+    RateLimit,
+    RtserveStack,
+    ServedEntity,
+    ServingEndpoint,
+    WorkloadSize,
+)
 from tests.cdk.conftest import only, synth
 
 pytestmark = pytest.mark.unit
@@ -359,3 +367,64 @@ def test_email_notifications_must_be_an_email_notifications(stack: RtserveStack)
             served_entities=[ServedEntity("iris", 1)],
             email_notifications={"on_update_failure": ["ops@example.com"]},  # type: ignore[arg-type]
         )
+
+
+# -- inference tables ------------------------------------------------------------------------------
+def test_inference_tables_render_their_blocks_and_none_renders_none(stack: RtserveStack) -> None:
+    entities = [ServedEntity("iris", 1)]
+    ServingEndpoint(
+        stack,
+        "g",
+        name="g",
+        served_entities=entities,
+        inference_table=InferenceTable("main", "serving"),
+        usage_tracking=True,
+    )
+    ServingEndpoint(
+        stack, "l", name="l", served_entities=entities, auto_capture=InferenceTable("main", "serving", "iris")
+    )
+    ServingEndpoint(stack, "n", name="n", served_entities=entities)
+
+    resources = {resource["name"]: resource for resource in synth(stack)["resource"][TYPE].values()}
+
+    assert resources["g"]["inference_table_config"] == {
+        "catalog_name": "main",
+        "schema_name": "serving",
+        "enabled": True,
+    }
+    assert resources["g"]["usage_tracking_config"] == {"enabled": True}
+    assert resources["l"]["auto_capture_config"] == {
+        "catalog_name": "main",
+        "schema_name": "serving",
+        "table_name_prefix": "iris",
+        "enabled": True,
+    }
+    assert not {"inference_table_config", "usage_tracking_config", "auto_capture_config"} & set(resources["n"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"catalog": "../etc", "schema": "s"}, "'catalog' must be 1 to 128 letters, digits"),
+        ({"catalog": "main", "schema": "s", "table_name_prefix": "a/b"}, "'table_name_prefix' must be"),
+        ({"catalog": "main", "schema": "s", "enabled": "yes"}, "enabled must be True or False"),
+    ],
+)
+def test_an_inference_table_refuses_what_the_backend_would(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="^InferenceTable: ") as raised:
+        InferenceTable(**arguments)
+    assert message in str(raised.value)
+
+
+def test_two_payload_tables_and_a_usage_tracking_that_is_not_a_bool_are_refused(stack: RtserveStack) -> None:
+    table = InferenceTable("main", "serving")
+    with pytest.raises(ValueError, match="not both enabled"):
+        ServingEndpoint(
+            stack, "t", name="t", served_entities=[ServedEntity("iris", 1)], inference_table=table, auto_capture=table
+        )
+    with pytest.raises(ValueError, match="usage_tracking must be True or False"):
+        ServingEndpoint(stack, "u", name="u", served_entities=[ServedEntity("iris", 1)], usage_tracking="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="inference_table must be an InferenceTable"):
+        ServingEndpoint(
+            stack, "v", name="v", served_entities=[ServedEntity("iris", 1)], inference_table={"catalog": "m"}
+        )  # type: ignore[arg-type]
