@@ -8,11 +8,9 @@ system table. docs/inference-tables.md lists both.
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
@@ -82,45 +80,57 @@ def client_request_id(body: bytes) -> str | None:
 
 
 def payload_table(exchanges: Sequence[Exchange]) -> pa.Table:
-    rows: list[dict[str, Any]] = [
-        {
-            "databricks_request_id": e.request_id,
-            "client_request_id": client_request_id(e.request),
-            "date": datetime.datetime.fromtimestamp(e.timestamp_ms / 1000, datetime.UTC).date(),
-            "timestamp_ms": e.timestamp_ms,
-            "status_code": e.status,
-            "sampling_fraction": 1.0,
-            "execution_time_ms": e.execution_ms,
-            "request": e.request.decode("utf-8", "replace"),
-            "response": e.response.decode("utf-8", "replace"),
-            "served_entity_id": e.served_entity,
-            "requester": e.requester,
-            "request_metadata": [
-                ("endpoint_name", e.endpoint),
-                ("model_name", e.model),
-                ("model_version", e.version),
-            ],
-            "logging_error_codes": [],
-        }
-        for e in exchanges
-    ]
-    return pa.Table.from_pylist(rows, schema=PAYLOAD_SCHEMA)
+    # Built a column at a time: several times faster than row dicts, and this thread shares the GIL with serving.
+    return pa.Table.from_arrays(
+        [
+            pa.array([e.request_id for e in exchanges], pa.string()),
+            pa.array([client_request_id(e.request) for e in exchanges], pa.string()),
+            _days([e.timestamp_ms for e in exchanges]),
+            pa.array([e.timestamp_ms for e in exchanges], pa.int64()),
+            pa.array([e.status for e in exchanges], pa.int32()),
+            pa.repeat(pa.scalar(1.0), len(exchanges)),
+            pa.array([e.execution_ms for e in exchanges], pa.int64()),
+            pa.array([e.request.decode("utf-8", "replace") for e in exchanges], pa.string()),
+            pa.array([e.response.decode("utf-8", "replace") for e in exchanges], pa.string()),
+            pa.array([e.served_entity for e in exchanges], pa.string()),
+            pa.array([e.requester for e in exchanges], pa.string()),
+            _metadata(exchanges),
+            pa.array([[]] * len(exchanges), pa.list_(pa.string())),
+        ],
+        schema=PAYLOAD_SCHEMA,
+    )
 
 
 def usage_table(exchanges: Sequence[Exchange]) -> pa.Table:
-    rows: list[dict[str, Any]] = [
-        {
-            "databricks_request_id": e.request_id,
-            "client_request_id": client_request_id(e.request),
-            "requester": e.requester,
-            "status_code": e.status,
-            "request_time": datetime.datetime.fromtimestamp(e.timestamp_ms / 1000, datetime.UTC),
-            "input_character_count": len(e.request.decode("utf-8", "replace")),
-            "output_character_count": len(e.response.decode("utf-8", "replace")),
-            "request_streaming": False,
-            "served_entity_id": e.served_entity,
-            "endpoint_name": e.endpoint,
-        }
-        for e in exchanges
-    ]
-    return pa.Table.from_pylist(rows, schema=USAGE_SCHEMA)
+    requests = [e.request.decode("utf-8", "replace") for e in exchanges]
+    responses = [e.response.decode("utf-8", "replace") for e in exchanges]
+    return pa.Table.from_arrays(
+        [
+            pa.array([e.request_id for e in exchanges], pa.string()),
+            pa.array([client_request_id(e.request) for e in exchanges], pa.string()),
+            pa.array([e.requester for e in exchanges], pa.string()),
+            pa.array([e.status for e in exchanges], pa.int32()),
+            pa.array([e.timestamp_ms for e in exchanges], pa.int64())
+            .cast(pa.timestamp("ms", tz="UTC"))
+            .cast(pa.timestamp("us", tz="UTC")),
+            pa.array([len(text) for text in requests], pa.int64()),
+            pa.array([len(text) for text in responses], pa.int64()),
+            pa.repeat(pa.scalar(False), len(exchanges)),
+            pa.array([e.served_entity for e in exchanges], pa.string()),
+            pa.array([e.endpoint for e in exchanges], pa.string()),
+        ],
+        schema=USAGE_SCHEMA,
+    )
+
+
+def _days(timestamps_ms: list[int]) -> pa.Array:
+    """UTC dates of epoch milliseconds."""
+    return pa.array([ms // 86_400_000 for ms in timestamps_ms], pa.int32()).cast(pa.date32())
+
+
+def _metadata(exchanges: Sequence[Exchange]) -> pa.Array:
+    """`request_metadata`: endpoint_name, model_name and model_version of each request, as a map column."""
+    keys = pa.array(["endpoint_name", "model_name", "model_version"] * len(exchanges), pa.string())
+    values = pa.array([value for e in exchanges for value in (e.endpoint, e.model, e.version)], pa.string())
+    offsets = pa.array(range(0, 3 * len(exchanges) + 1, 3), pa.int32())
+    return pa.MapArray.from_arrays(offsets, keys, values)
