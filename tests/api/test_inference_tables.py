@@ -91,6 +91,9 @@ def test_each_answered_request_is_a_row_of_the_payload_and_usage_tables(
     assert dict(first["request_metadata"])["model_name"] == MODEL
     assert first["execution_time_ms"] >= 0 and len(first["databricks_request_id"]) > 0
     assert rows_when(table(backend, "system", "serving", "endpoint_usage"), 5) >= 5
+    metrics = admin.http.get("/metrics").text
+    assert 'rtserve_inference_table_rows_total{outcome="written",table="payload"}' in metrics
+    assert "rtserve_inference_table_dropped_requests_total 0.0" in metrics
 
     import duckdb
 
