@@ -129,3 +129,21 @@ def test_requests_of_endpoints_without_tables_and_of_model_endpoints_are_not_log
 
     assert not (tmp_path / "warehouse").exists()
     assert log.dropped == 0
+
+
+def test_two_writers_appending_to_one_table_at_once_lose_no_row(tmp_path: Path):
+    # Two instances' writers sharing a warehouse: a commit that loses the race is retried on top of the winner's.
+    logs = [
+        inference_log(tmp_path, InferenceTables(inference_table=PAYLOAD), inference_table_flush_rows=5)
+        for _ in range(2)
+    ]
+    for log in logs:
+        log.start()
+    for _ in range(8):
+        for log in logs:
+            answer(log, 5)
+    for log in logs:
+        log.close()
+
+    assert rows(PAYLOAD.path(tmp_path / "warehouse")) == 80
+    assert [log.rows[("payload", "failed")] for log in logs] == [0, 0]
