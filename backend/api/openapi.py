@@ -468,6 +468,7 @@ _REPLICA_DESC = "one replica's log (all replicas merged when absent)"
 GET_VERSION_LOGS = operation(
     query=[*_MODEL_AND_VERSION, _query("replica_id", _REPLICA_DESC, required=False)], ok=_ref("Logs")
 )
+GET_VERSION_BUILD_LOGS = operation(query=_MODEL_AND_VERSION, ok=_ref("Logs"))
 POST_VERSION_LOGS = operation(
     body=_obj(
         {
