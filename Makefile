@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/run.py --ray
 	$(BIN)/python bench/iac.py
 	$(BIN)/python bench/sql.py
+	$(BIN)/python bench/environments.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check rtserve backend provider cdk tests bench main.py

@@ -95,20 +95,25 @@ class Builder:
         self.timeout = timeout
 
     def ensure(self, model: ModelRequirements, log: Callable[[str], None]) -> Environment:
-        """The environment for `model`: reused if one with the same key exists, else built now."""
+        """The environment for `model`: reused if one with the same key exists, else built now.
+
+        Requirements seen before are not resolved again: they name their environment's key
+        (`.requested/`), so a restart reuses environments without reaching the package index.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
+        requirements = replica_requirements(model)
+        log("Requirements: " + ", ".join(requirements))
+        requested = self.root / ".requested" / environment_key(platform.python_version(), "\n".join(requirements))
+        known = requested.read_text().strip() if requested.is_file() else ""
+        if known and (environment := self._build_or_reuse(known, None, log)) is not None:
+            return environment
         work = self.root / ".resolve" / f"{os.getpid()}-{time.monotonic_ns()}"
         work.mkdir(parents=True)
         try:
             wanted = work / "requirements.in"
-            wanted.write_text("\n".join(replica_requirements(model)) + "\n")
-            log("Requirements: " + ", ".join(replica_requirements(model)))
+            wanted.write_text("\n".join(requirements) + "\n")
             resolved = work / LOCK_FILE
-            self._run(
-                log,
-                "resolve",
-                "pip",
-                "compile",
+            compile_args = [
                 "--python",
                 sys.executable,
                 "--no-header",
@@ -116,19 +121,27 @@ class Builder:
                 str(wanted),
                 "-o",
                 str(resolved),
-            )
+            ]
+            self._run(log, "resolve", "pip", "compile", *compile_args)
             key = environment_key(platform.python_version(), resolved.read_text())
-            return self._build_or_reuse(key, resolved, log)
+            environment = self._build_or_reuse(key, resolved, log)
+            assert environment is not None  # built when absent
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        requested.parent.mkdir(exist_ok=True)
+        requested.write_text(key + "\n")
+        return environment
 
-    def _build_or_reuse(self, key: str, resolved: Path, log: Callable[[str], None]) -> Environment:
+    def _build_or_reuse(self, key: str, resolved: Path | None, log: Callable[[str], None]) -> Environment | None:
+        """Reuse the environment `key`, or build it from `resolved`; None if it is absent and `resolved` is."""
         path = self.root / key
         with open(self.root / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build per key; the second waits, then reuses
             if (path / READY_MARKER).exists():
                 log(f"Reused environment {key} (built before with the same resolved requirements)")
                 reused = True
+            elif resolved is None:  # pruned since these requirements named it: resolved again
+                return None
             else:
                 self._build(path, resolved, log)
                 log(f"Built environment {key}")
