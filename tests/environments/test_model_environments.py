@@ -25,6 +25,7 @@ from rtserve.server.environments.decision import ModelRequirements
 from rtserve.server.process import BackendProcess
 from tests.conftest import ADMIN_TOKEN, mlflow_pointing_at
 from tests.registry_helpers import MODEL_CODE
+from tests.ui.helpers import UiClient
 
 pytestmark = [pytest.mark.api, pytest.mark.timeout(600)]
 
@@ -49,15 +50,20 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[BackendClient]:
+def server(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[BackendProcess]:
     root = tmp_path_factory.mktemp("environments")
     process = BackendProcess(root / "data", admin_token=ADMIN_TOKEN, log_path=root / "backend.log")
     process.start()
-    client = BackendClient(process.url, ADMIN_TOKEN)
-    with mlflow_pointing_at(process.url, ADMIN_TOKEN):
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def live(server: BackendProcess) -> Iterator[BackendClient]:
+    client = BackendClient(server.url, ADMIN_TOKEN)
+    with mlflow_pointing_at(server.url, ADMIN_TOKEN):
         yield client
     client.close()
-    process.stop()
 
 
 def register_roman(requirements: list[str]) -> str:
@@ -127,6 +133,20 @@ def test_the_preview_api_returns_the_same_build_log(live: BackendClient):
     logs = live.call("GET", f"{PREVIEW}/get-version-build-logs", params=params)["logs"]
 
     assert "roman is not installed" in logs and "Built environment" in logs
+
+
+def test_the_version_tab_of_the_ui_shows_the_build_log(live: BackendClient, server: BackendProcess):
+    ui = UiClient(server)
+    try:
+        assert ui.sign_in(ADMIN_TOKEN).status_code == 303
+
+        fragment = ui.http.get(f"/ui/models/{ROMAN}/versions/1/logs", params={"build": "1"})
+    finally:
+        ui.close()
+
+    assert fragment.status_code == 200
+    assert 'data-testid="build-log-tab"' in fragment.text
+    assert "roman is not installed" in fragment.text and "Built environment" in fragment.text
 
 
 def test_an_unresolvable_requirement_fails_its_version_only_with_uvs_message(live: BackendClient):
