@@ -364,13 +364,14 @@ class Controller:
     async def _prepare_environment(self, model: str, version: str, model_uri: str) -> str | None:
         """The interpreter of the environment the version runs in (None: the server's), built if needed
         on the build threads, never on the event loop or the threads the store is read on."""
-        # The Ray engine's actors run the server's environment (docs/environments.md).
-        policy = self.settings.environment_policy if self.settings.engine == "local" else "local"
+        # A served entity may override the server's policy; the Ray engine's actors run the server's environment.
+        key = (model, version)
+        policy = serving_endpoints.environment_policy(self._serving_endpoints.values(), key)
+        policy = (policy or self.settings.environment_policy) if self.settings.engine == "local" else "local"
         if self._builder is None:
             self._builder = Builder(
                 self.settings.data_dir / "envs", timeout=self.settings.environment_build_timeout_seconds
             )
-        key = (model, version)
         self._memory[key] = replace(self._memory.get(key, VersionMemory()), preparing_message=BUILDING_MESSAGE)
         self._wake.set()
         log_dir = paths.build_dir(self.settings.data_dir, model, version)

@@ -16,8 +16,6 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-POLICIES = ("auto", "local", "isolated")
-
 
 @dataclass(frozen=True)
 class ModelRequirements:
@@ -77,7 +75,7 @@ def unmet(model: ModelRequirements, python: str | None = None) -> list[str]:
 
 
 def decide(policy: str, model_dir: Path) -> Decision:
-    """Where a model runs under `policy` (`auto`, `local` or `isolated`)."""
+    """Where a model runs under `policy`, one of `rtserve.spec.ENVIRONMENT_POLICIES` (`auto`, `local`, `isolated`)."""
     model = read_requirements(model_dir)
     if policy == "local":
         return Decision(False, "policy 'local': the server's environment, whatever the model logged", model)

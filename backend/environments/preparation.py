@@ -14,7 +14,9 @@ from rtserve.server.environments.builder import Builder, BuildFailed
 from rtserve.server.environments.decision import decide
 
 BUILD_LOG = "build.log"
-BUILDING_MESSAGE = "Building the model's environment with uv; see the version's build logs"
+BUILDING_MESSAGE = (
+    "Preparing the model's environment (built with uv unless the server's satisfies it); see the build logs"
+)
 
 
 def prepare(policy: str, model_dir: Path, log_dir: Path, builder: Builder) -> str | None:
