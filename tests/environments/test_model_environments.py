@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,16 @@ def test_a_scikit_learn_model_logged_with_another_version_predicts_as_in_its_own
     logs = build_logs(live, "env-old-sklearn", "env-old-sklearn", str(version))
     assert f"scikit-learn=={OTHER_SKLEARN} wanted" in logs
     assert f"+ scikit-learn=={OTHER_SKLEARN}" in logs or "Reused environment" in logs
+
+
+def test_two_versions_needing_one_environment_at_once_build_it_once(uv_cache: Path, tmp_path: Path):
+    builder = Builder(tmp_path / "envs")
+    logs: list[list[str]] = [[], []]
+    requirements = ModelRequirements(("roman==4.2",), None)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        built = list(pool.map(lambda log: builder.ensure(requirements, log.append), logs))
+
+    assert built[0].path == built[1].path
+    assert sorted(environment.reused for environment in built) == [False, True]
+    assert sum("$ uv pip sync" in line for log in logs for line in log) == 1
