@@ -204,4 +204,5 @@ def uv_environment() -> dict[str, str]:
     if "PIP_EXTRA_INDEX_URL" in env and "UV_EXTRA_INDEX_URL" not in env:
         env["UV_EXTRA_INDEX_URL"] = env["PIP_EXTRA_INDEX_URL"]
     env.setdefault("UV_NO_PROGRESS", "1")
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # environments use the server's interpreter, never a download
     return env

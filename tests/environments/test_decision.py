@@ -117,3 +117,9 @@ def test_pip_index_settings_become_uv_ones_unless_uv_has_its_own(monkeypatch: py
 
     monkeypatch.setenv("UV_INDEX_URL", "https://own.example/simple")
     assert uv_environment()["UV_INDEX_URL"] == "https://own.example/simple"
+
+
+def test_uv_never_downloads_a_python(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("UV_PYTHON_DOWNLOADS", raising=False)
+
+    assert uv_environment()["UV_PYTHON_DOWNLOADS"] == "never"
