@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/iac.py
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/inference_tables.py
+	$(BIN)/python bench/environments.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check rtserve backend provider cdk tests bench main.py

@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the data dir directly).")
 app.add_typer(tokens_app, name="tokens", short_help="Create, list and revoke API tokens.")
+envs_app = typer.Typer(help="List and prune the model environments built with uv (under <data-dir>/envs).")
+app.add_typer(envs_app, name="envs", short_help="List and prune the model environments built with uv.")
 console = Console()
 err_console = Console(stderr=True)  # messages that must not mix with a value printed for scripts
 
@@ -270,6 +272,50 @@ def _sessions(data_dir: Path | None, database_url: str | None, *, create: bool =
     settings.ensure_dirs()
     db.migrate(settings.resolved_database_url)
     return db.session_factory(db.make_engine(settings.resolved_database_url))
+
+
+@envs_app.callback()
+def envs_group() -> None:
+    """List and prune the model environments built with uv (under <data-dir>/envs; docs/environments.md)."""
+    _require("server", "envs")
+
+
+@envs_app.command("list")
+def envs_list(data_dir: DataDir = None) -> None:
+    """List the environments: key, Python, pinned packages, size on disk, last used."""
+    from datetime import UTC, datetime
+
+    from rtserve.server.environments import catalog
+
+    table = Table("key", "python", "packages", "size", "last used")
+    for info in catalog.list_environments(_settings(data_dir=data_dir).data_dir / "envs"):
+        used = datetime.fromtimestamp(info.last_used, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        table.add_row(info.key, info.python, str(info.packages), f"{info.size_bytes / 2**20:.0f} MiB", used)
+    console.print(table)
+
+
+@envs_app.command("prune")
+def envs_prune(
+    data_dir: DataDir = None,
+    unused_days: Annotated[
+        float, typer.Option("--unused-days", metavar="DAYS", help="Remove environments not used for this long.")
+    ] = 7.0,
+) -> None:
+    """Remove the environments no version was prepared with for DAYS days, and builds that were cut short.
+
+    A version whose environment was removed has it built again when it is next prepared; run it while the
+    server is stopped, or with DAYS longer than versions stay served.
+    """
+    import time
+
+    from rtserve.server.environments import catalog
+
+    removed = catalog.prune(
+        _settings(data_dir=data_dir).data_dir / "envs", unused_for=unused_days * 86400, now=time.time()
+    )
+    console.print(
+        f"Removed {len(removed)} environment(s)" + (f": {', '.join(removed)}" if removed else ""), highlight=False
+    )
 
 
 @tokens_app.command("create")

@@ -40,3 +40,8 @@ def log_dir(data_dir: Path, model: str, version: str) -> Path:
 
 def model_dir(data_dir: Path, model: str, version: str) -> Path:
     return version_dir(data_dir / "models", model, version)
+
+
+def build_dir(data_dir: Path, model: str, version: str) -> Path:
+    """Where a version's environment build log lives (apart from its replicas' logs)."""
+    return version_dir(data_dir / "builds", model, version)

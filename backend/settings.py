@@ -142,6 +142,15 @@ class Settings(BaseSettings):
     engine: Literal["local", "ray"] = Field(
         "local", description="Where replicas run: `local` processes, or `ray` actors on a Ray cluster."
     )
+    environment_policy: Literal["auto", "local", "isolated"] = Field(
+        "auto",
+        description="Where a model version runs (local engine): `auto` in the server's environment when it satisfies "
+        "the model's logged requirements, else in one built with uv; `local` always the server's; `isolated` always "
+        "its own.",
+    )
+    environment_build_timeout_seconds: float = Field(
+        600.0, gt=0, description="How long each uv step of an environment build may take before the build fails."
+    )
     ray_address: str | None = Field(
         None, description="With the ray engine: the cluster's address (HOST:PORT of its head); unset: `auto`."
     )

@@ -39,6 +39,7 @@ from rtserve.spec import (
     DEFAULT_SCALE_TO_ZERO,
     DEFAULT_WORKLOAD_SIZE,
     ENDPOINT_KEY,
+    ENVIRONMENT_POLICIES,
     MAX_CALLS,
     MAX_SERVED_ENTITIES,
     NAME_PATTERN,
@@ -102,6 +103,9 @@ TWO_TABLES = (
 ENTITY_PROVISIONED = (
     f"ServedEntity: provisioned_concurrency must be (min, max): {PROVISIONED_CONCURRENCY_RULE}; got {{value!r}}"
 )
+ENTITY_ENVIRONMENT_POLICY = (
+    f"ServedEntity: environment_policy must be {one_of_rule(ENVIRONMENT_POLICIES)} or None; got {{value!r}}"
+)
 ENTITY_PROVISIONED_AND_SIZE = (
     "ServedEntity: give workload_size or provisioned_concurrency, not both; got workload_size {value!r}"
 )
@@ -137,6 +141,9 @@ class ServedEntity:
         @default ``"<model>-<version>"``, as the backend
     :param provisioned_concurrency: ``(min, max)`` concurrent requests to provision for, instead of
         ``workload_size`` (multiples of 4, ``0 <= min <= max``, ``4 <= max <= 64``). @default None
+    :param environment_policy: where the version runs: ``"auto"`` (the server's environment when it satisfies
+        the model's logged requirements, else one built with uv), ``"local"`` or ``"isolated"``
+        (docs/environments.md). @default None, the server's RTSERVE_ENVIRONMENT_POLICY
     """
 
     model: str
@@ -145,6 +152,7 @@ class ServedEntity:
     scale_to_zero: bool = DEFAULT_SCALE_TO_ZERO
     name: str | None = None
     provisioned_concurrency: tuple[int, int] | None = None
+    environment_policy: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
@@ -160,6 +168,8 @@ class ServedEntity:
                 raise ValueError(ENTITY_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
         if self.name is not None and not _is_name(self.name):
             raise ValueError(ENTITY_NAME.format(value=self.name))
+        if self.environment_policy is not None and self.environment_policy not in ENVIRONMENT_POLICIES:
+            raise ValueError(ENTITY_ENVIRONMENT_POLICY.format(value=self.environment_policy))
 
     @property
     def served_name(self) -> str | None:
@@ -179,6 +189,7 @@ class ServedEntity:
             scale_to_zero_enabled=self.scale_to_zero,
             min_provisioned_concurrency=self.provisioned_concurrency[0] if self.provisioned_concurrency else None,
             max_provisioned_concurrency=self.provisioned_concurrency[1] if self.provisioned_concurrency else None,
+            environment_policy=self.environment_policy,
         )
 
 

@@ -83,6 +83,8 @@ def canonical_stage(name: str) -> str | None:
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # endpoint and served entity names
 NAME_RULE = "1 to 63 letters, digits, '-' or '_'"
 MAX_SERVED_ENTITIES = 15
+# Where a served version runs (docs/environments.md): the server's setting, and a served entity's override.
+ENVIRONMENT_POLICIES = ("auto", "local", "isolated")
 # The largest provisioned concurrency a served entity may ask for: Large's upper bound.
 MAX_PROVISIONED_CONCURRENCY = 64
 TRAFFIC_TOTAL = 100

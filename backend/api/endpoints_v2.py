@@ -126,6 +126,16 @@ async def get_version_logs(request: Request, params: Params, _: Viewer) -> dict:
     return {"logs": text}
 
 
+@router.get("/get-version-build-logs", openapi_extra=openapi.GET_VERSION_BUILD_LOGS)
+async def get_version_build_logs(request: Request, params: Params, _: Viewer) -> dict:
+    """The version's environment build (the decision, uv's output with timings) and its preparation's events."""
+    services = services_of(request)
+    model = required_str(params, MODEL)
+    version = required_str(params, "endpoint_version_name")
+    await services.model_endpoints.require_enabled(model)
+    return {"logs": await logs.build_logs(services.sessions, services.settings.data_dir, model, version)}
+
+
 @router.get("/get-event-history", openapi_extra=openapi.GET_EVENT_HISTORY)
 async def get_event_history(request: Request, params: Params, _: Viewer) -> dict:
     services = services_of(request)

@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rtserve.spec import MAX_PROVISIONED_CONCURRENCY, TABLE_NAME_PART_PATTERN
+from rtserve.spec import ENVIRONMENT_POLICIES, MAX_PROVISIONED_CONCURRENCY, TABLE_NAME_PART_PATTERN
 
 Schema = dict[str, Any]
 
@@ -71,6 +71,16 @@ _PROVISIONED_CONCURRENCY: Schema = {
         "maximum": MAX_PROVISIONED_CONCURRENCY,
         "multipleOf": 4,
     },
+}
+
+
+# rtserve's own field of a served entity: where its version runs (docs/environments.md).
+_ENVIRONMENT_POLICY: Schema = {
+    "environment_policy": {
+        "type": "string",
+        "enum": list(ENVIRONMENT_POLICIES),
+        "description": "rtserve's own: where the version runs; default the server's RTSERVE_ENVIRONMENT_POLICY",
+    }
 }
 
 
@@ -225,6 +235,7 @@ SCHEMAS: dict[str, Schema] = {
             "scale_to_zero_enabled": {"type": "boolean", "default": False},
             "workload_type": {"type": ["string", "null"], "enum": ["CPU", None]},
             **_PROVISIONED_CONCURRENCY,
+            **_ENVIRONMENT_POLICY,
         },
         ("entity_name", "entity_version"),
         description="environment_vars are refused (400): replicas share one pre-loaded parent process. Any "
@@ -239,6 +250,7 @@ SCHEMAS: dict[str, Schema] = {
             "scale_to_zero_enabled": {"type": "boolean", "default": False},
             "workload_type": {"type": ["string", "null"], "enum": ["CPU", None]},
             **_PROVISIONED_CONCURRENCY,
+            **_ENVIRONMENT_POLICY,
         },
         ("model_name", "model_version"),
         description="The legacy form of a served entity.",
@@ -482,6 +494,7 @@ _REPLICA_DESC = "one replica's log (all replicas merged when absent)"
 GET_VERSION_LOGS = operation(
     query=[*_MODEL_AND_VERSION, _query("replica_id", _REPLICA_DESC, required=False)], ok=_ref("Logs")
 )
+GET_VERSION_BUILD_LOGS = operation(query=_MODEL_AND_VERSION, ok=_ref("Logs"))
 POST_VERSION_LOGS = operation(
     body=_obj(
         {

@@ -7,7 +7,6 @@ by the plain ASGI handler in backend/invocations_asgi.py, like the other scoring
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -119,16 +118,10 @@ async def served_model_logs(request: Request, name: str, served_model: str, _: V
 
 @router.get("/{name}/served-models/{served_model}/build-logs", openapi_extra=openapi.SERVED_MODEL_LOGS)
 async def served_model_build_logs(request: Request, name: str, served_model: str, _: Viewer) -> dict:
-    """rtserve builds no image: a version's "build" is fetching its artifacts and loading it, told by its events."""
+    """A version's build: its environment (the decision, uv's output) and its preparation's events."""
     services = services_of(request)
     model, version = await _served_version(services, name, served_model)
-    events = await logs.event_history(services.sessions, model, version)
-    lines = [
-        f"{_iso(event['timestamp'])} {event['message']}"
-        for event in reversed(events)
-        if event["endpoint_version_name"] == version
-    ]
-    return {"logs": "\n".join(lines) + ("\n" if lines else "")}
+    return {"logs": await logs.build_logs(services.sessions, services.settings.data_dir, model, version)}
 
 
 @router.get("/{name}/openapi", openapi_extra=openapi.ENDPOINT_OPENAPI)
@@ -152,10 +145,6 @@ async def endpoint_metrics(request: Request, name: str, _: Viewer) -> Response:
     endpoint = await services.serving_endpoints.require(name)
     versions = {entity.key for entity in endpoint.entities()}
     return Response(services.metrics.exposition_for(versions), media_type=CONTENT_TYPE_LATEST)
-
-
-def _iso(timestamp_ms: int) -> str:
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 async def _served_version(services: Services, name: str, served_model: str) -> tuple[str, str]:

@@ -18,7 +18,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -51,6 +53,9 @@ from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import Traffic, VersionTraffic
 from rtserve.server.control.workloads import Compute
 from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
+from rtserve.server.environments import preparation as environment_preparation
+from rtserve.server.environments.builder import Builder, BuildFailed
+from rtserve.server.environments.preparation import BUILDING_MESSAGE
 from rtserve.server.errors import ApiError
 from rtserve.server.mailer import Mailer
 from rtserve.server.registry import Registry
@@ -108,6 +113,9 @@ class Controller:
         self._ticked = asyncio.Condition()
         self._tasks: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
+        # Model environments are built here, two at a time (one per key: backend/environments/builder.py).
+        self._build_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="environment-build")
+        self._builder: Builder | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,6 +128,7 @@ class Controller:
                 await self._task
         for task in list(self._tasks):
             task.cancel()
+        self._build_threads.shutdown(wait=False, cancel_futures=True)
         if self.leadership.shared:
             with contextlib.suppress(Exception):  # its row goes stale anyway
                 await asyncio.to_thread(instances.leave, self.sessions, self.instance_id)
@@ -340,17 +349,47 @@ class Controller:
             uri = await asyncio.to_thread(self.registry.download, model, version, self.settings.data_dir / "models")
         except Exception as exc:  # noqa: BLE001 - any failure to fetch artifacts fails the version, not the loop
             message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
-            memory = self._memory.get(key, VersionMemory())
-            failures = memory.failures + 1
-            self._memory[key] = replace(
-                memory,
-                preparing=False,
-                failures=failures,
-                retry_at=self.clock() + backoff_seconds(failures),
-                last_error=f"Could not download the model's artifacts: {message}",
+            self._prepare_failed(key, f"Could not download the model's artifacts: {message}")
+            return
+        try:
+            python = await self._prepare_environment(model, version, uri)
+        except Exception as exc:  # noqa: BLE001 - a failed build fails this version only
+            message = str(exc) if isinstance(exc, BuildFailed) else f"{type(exc).__name__}: {exc}"
+            self._prepare_failed(key, f"Could not build the model's environment: {message}")
+            return
+        memory = self._memory.get(key, VersionMemory())
+        self._memory[key] = replace(memory, preparing=False, preparing_message="", model_uri=uri, python=python)
+        self._wake.set()
+
+    async def _prepare_environment(self, model: str, version: str, model_uri: str) -> str | None:
+        """The interpreter of the environment the version runs in (None: the server's), built if needed
+        on the build threads, never on the event loop or the threads the store is read on."""
+        # A served entity may override the server's policy; the Ray engine's actors run the server's environment.
+        key = (model, version)
+        policy = serving_endpoints.environment_policy(self._serving_endpoints.values(), key)
+        policy = (policy or self.settings.environment_policy) if self.settings.engine == "local" else "local"
+        if self._builder is None:
+            self._builder = Builder(
+                self.settings.data_dir / "envs", timeout=self.settings.environment_build_timeout_seconds
             )
-        else:
-            self._memory[key] = replace(self._memory.get(key, VersionMemory()), preparing=False, model_uri=uri)
+        self._memory[key] = replace(self._memory.get(key, VersionMemory()), preparing_message=BUILDING_MESSAGE)
+        self._wake.set()
+        log_dir = paths.build_dir(self.settings.data_dir, model, version)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._build_threads, environment_preparation.prepare, policy, Path(model_uri), log_dir, self._builder
+        )
+
+    def _prepare_failed(self, key: VersionKey, error: str) -> None:
+        memory = self._memory.get(key, VersionMemory())
+        failures = memory.failures + 1
+        self._memory[key] = replace(
+            memory,
+            preparing=False,
+            preparing_message="",
+            failures=failures,
+            retry_at=self.clock() + backoff_seconds(failures),
+            last_error=error,
+        )
         self._wake.set()
 
     async def _start_replica(self, action: StartReplica) -> None:
@@ -367,6 +406,7 @@ class Controller:
             str(log_dir / f"{replica_id}.log"),
             max_batch_size=batch_size,
             max_batch_wait_ms=batch_wait,
+            python=action.python,
         )
         self._replica_batching[replica_id] = action.batching
         await self.engine.start_replica(spec)

@@ -1,13 +1,15 @@
-"""Replica logs ("All Replicas" merged or one replica) and the event history of an endpoint."""
+"""Replica logs ("All Replicas" merged or one replica), build logs, and the event history of an endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server import paths
+from rtserve.server.environments.preparation import read_build_log
 from rtserve.server.errors import not_found
 from rtserve.server.replica_logs import read_log_tail
 from rtserve.server.store import repo
@@ -76,3 +78,18 @@ def _event_history(sessions: sessionmaker[Session], model: str, version: str | N
         for row in rows
         if version is None or row.endpoint_version_name in (version, None)
     ]
+
+
+async def build_logs(sessions: sessionmaker[Session], data_dir: Path, model: str, version: str) -> str:
+    """A version's build: its environment (the decision, uv's output with timings), then its events
+    (download, replica starts, failures), oldest first."""
+    build = await asyncio.to_thread(read_build_log, paths.build_dir(data_dir, model, version))
+    events = await event_history(sessions, model, version)
+    lines = [
+        f"{_iso(e['timestamp'])} {e['message']}" for e in reversed(events) if e["endpoint_version_name"] == version
+    ]
+    return build + "".join(line + "\n" for line in lines)
+
+
+def _iso(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")

@@ -38,8 +38,10 @@ class EndpointDesired:
 class VersionMemory:
     """What the control plane remembers about one version between ticks."""
 
-    model_uri: str | None = None  # local copy of the artifacts, once downloaded
+    model_uri: str | None = None  # local copy of the artifacts, once downloaded (and its environment ready)
+    python: str | None = None  # the interpreter of the model's own environment; None: the server's
     preparing: bool = False
+    preparing_message: str = ""  # what the preparation is doing, while it takes long (an environment build)
     failures: int = 0  # consecutive failed attempts to download or load
     retry_at: float = 0.0
     last_error: str = ""
@@ -61,6 +63,7 @@ class StartReplica:
     model_uri: str
     reason: str = "starting"
     batching: tuple[int, float] = (1, 0.0)
+    python: str | None = None  # the model environment's interpreter; None: the server's
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ def _plan_version(
     elif len(current) < target and not (waiting_to_retry and not ready):
         reason = _start_reason(crashed, len(current), len(live), traffic.in_flight)
         plan.actions.extend(
-            StartReplica(model, version, memory.model_uri, reason, config.batching)
+            StartReplica(model, version, memory.model_uri, reason, config.batching, memory.python)
             for _ in range(target - len(current))
         )
     elif len(current) > target:
@@ -281,7 +284,7 @@ def _plan_version(
     elif target == 0:  # only scale-to-zero asks for no replicas
         state, message = VersionState.READY, "Scaled to zero; the next request starts a replica"
     elif memory.model_uri is None:
-        state, message = VersionState.PENDING, "Downloading the model's artifacts"
+        state, message = VersionState.PENDING, memory.preparing_message or "Downloading the model's artifacts"
     else:
         state, message = VersionState.PENDING, "Starting replicas; the model is loading"
     plan.views[key] = VersionView(

@@ -13,7 +13,7 @@ from rtserve import spec
 from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
 from rtserve.server.validate import checked, known_fields, version_number
-from rtserve.spec import DEFAULT_WORKLOAD_SIZE, MAX_SERVED_ENTITIES
+from rtserve.spec import DEFAULT_WORKLOAD_SIZE, ENVIRONMENT_POLICIES, MAX_SERVED_ENTITIES
 from rtserve.spec import NAME_PATTERN as NAME_PATTERN
 from rtserve.spec import NAME_RULE as NAME_RULE
 
@@ -28,6 +28,8 @@ class ServedEntity:
     # Provisioned concurrency, Databricks' alternative to a workload size: the range replicas scale within.
     min_provisioned_concurrency: int | None = None
     max_provisioned_concurrency: int | None = None
+    # rtserve's own: where the version runs (auto|local|isolated, docs/environments.md); None: the server's policy.
+    environment_policy: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -71,6 +73,7 @@ class EndpointConfig:
                         if e.provisioned
                         else {}
                     ),
+                    **({"environment_policy": e.environment_policy} if e.environment_policy else {}),
                 }
                 for e in self.served_entities
             ],
@@ -96,6 +99,7 @@ ENTITY_FIELDS = (
     "environment_vars",
     "min_provisioned_concurrency",
     "max_provisioned_concurrency",
+    "environment_policy",  # rtserve's own (not Databricks'): docs/environments.md
 )
 REFUSED_ENTITY_FIELDS = {
     "external_model": "rtserve serves registered MLflow models only (no external model providers).",
@@ -154,10 +158,13 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
         )
     if item.get("workload_type") not in (None, "CPU"):
         raise invalid(f"'{where}.workload_type' must be CPU (rtserve serves on CPU); got {item['workload_type']!r}.")
+    policy = item.get("environment_policy")
+    if policy is not None and policy not in ENVIRONMENT_POLICIES:
+        raise invalid(f"'{where}.environment_policy' must be one of {', '.join(ENVIRONMENT_POLICIES)}; got {policy!r}.")
     name = item.get("name", f"{model}-{version}")
     name = checked(spec.check_name, name, f"{where}.name")
     low, high = provisioned or (None, None)
-    return ServedEntity(name, model, version, size, scale_to_zero, low, high)
+    return ServedEntity(name, model, version, size, scale_to_zero, low, high, policy)
 
 
 def _provisioned_concurrency(item: dict[str, Any], where: str) -> tuple[int, int] | None:

@@ -105,6 +105,13 @@ def pinned_versions(endpoints: Iterable[ServingEndpointState]) -> dict[VersionKe
     return pinned
 
 
+def environment_policy(endpoints: Iterable[ServingEndpointState], key: VersionKey) -> str | None:
+    """The environment policy served entities ask for the version `key`, None if none does; when several
+    differ, the one that isolates most (`isolated`, then `auto`, then `local`): the version runs once."""
+    asked = {e.environment_policy for endpoint in endpoints for e in endpoint.entities() if e.key == key}
+    return next((policy for policy in ("isolated", "auto", "local") if policy in asked), None)
+
+
 def pending_configs(endpoints: Iterable[ServingEndpointState]) -> list[PendingConfig]:
     """The config updates being rolled out, for the reconciler to promote once their versions are ready."""
     return [

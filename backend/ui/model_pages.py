@@ -111,26 +111,32 @@ async def serving_live(request: Request, name: str, version: str = "", enabled: 
     return fragment(request, "_serving_live.html", **context)
 
 
-async def _logs_context(request: Request, name: str, version: str, replica: str | None) -> dict:
+async def _logs_context(request: Request, name: str, version: str, replica: str | None, build: bool = False) -> dict:
     services = services_of(request)
     log_error = ""
     try:
-        text = await model_views.version_logs(services, name, version, replica)
+        if build:  # the version's build log: its environment (docs/environments.md) and its preparation
+            text = await logs.build_logs(services.sessions, services.settings.data_dir, name, version)
+        else:
+            text = await model_views.version_logs(services, name, version, replica)
     except ApiError as exc:
         text, log_error = "", f"{exc.message} The replica's log may have been removed; pick another tab."
     return {
         "logs_url": f"{model_path(name)}/versions/{quote(version, safe='')}/logs",
         "log_replicas": model_views.log_replicas(services, name, version),
         "replica": replica,
+        "build": build,
         "log_text": text,
         "log_error": log_error,
     }
 
 
 @router.get("/models/{name}/versions/{version}/logs")
-async def logs_fragment(request: Request, name: str, version: str, replica: str | None = None) -> Response:
+async def logs_fragment(
+    request: Request, name: str, version: str, replica: str | None = None, build: bool = False
+) -> Response:
     require(request, Permission.CAN_VIEW, "reading logs")
-    return fragment(request, "_logs.html", **await _logs_context(request, name, version, replica or None))
+    return fragment(request, "_logs.html", **await _logs_context(request, name, version, replica or None, build))
 
 
 @router.get("/models/{name}/versions/{version}/example")

@@ -22,6 +22,8 @@ class ReplicaSpec:
     # Adaptive batching (opt-in per compute config): concurrent requests predicted in one call.
     max_batch_size: int = 1  # 1 = no batching
     max_batch_wait_ms: float = 0.0  # how long the first request of a batch waits for company
+    # The interpreter of the model's own environment (backend/environments); None: the server's.
+    python: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class ServingEndpointServedEntities:
     scale_to_zero_enabled: bool | None = None
     min_provisioned_concurrency: int | None = None
     max_provisioned_concurrency: int | None = None
+    environment_policy: str | None = None
 
 
 @dataclass(frozen=True)

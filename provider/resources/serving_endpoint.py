@@ -92,6 +92,14 @@ SERVED_ENTITIES = ListNestedBlock(
                 description="The upper bound of provisioned concurrency (a multiple of 4, 4 to 64).",
                 optional=True,
             ),
+            Attribute(
+                "environment_policy",
+                String(),
+                description="rtserve's own: where the version runs, `auto` (the server's environment when it "
+                "satisfies the model's logged requirements, else one built with uv), `local` or `isolated`. "
+                "Default: the server's RTSERVE_ENVIRONMENT_POLICY.",
+                optional=True,
+            ),
         ],
     ),
     min_items=1,

@@ -30,7 +30,15 @@ UPDATE_FAILED = "UPDATE_FAILED"
 DEPLOYMENT_READY = "DEPLOYMENT_READY"
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
 PROVISIONED_FIELDS = ("min_provisioned_concurrency", "max_provisioned_concurrency")
-ENTITY_FIELDS = ("name", "entity_name", "entity_version", "workload_size", "scale_to_zero_enabled", *PROVISIONED_FIELDS)
+ENTITY_FIELDS = (
+    "name",
+    "entity_name",
+    "entity_version",
+    "workload_size",
+    "scale_to_zero_enabled",
+    *PROVISIONED_FIELDS,
+    "environment_policy",
+)
 
 
 # -- plan: declared defaults -----------------------------------------------------------------------
@@ -274,6 +282,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
                 "entity_version": version,
                 **_reported_size(reported),
                 "scale_to_zero_enabled": bool(reported.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
+                "environment_policy": reported.get("environment_policy"),  # answered only when set
             }
         )
     routes = ((config.get("traffic_config") or {}).get("routes")) or []

@@ -189,6 +189,7 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
                     "workload_size": "Medium",
                     "scale_to_zero_enabled": True,
                     "workload_type": "CPU",
+                    "environment_policy": "local",  # rtserve's own field (docs/environments.md)
                 },
                 {**ENTITY, "name": "provisioned", "min_provisioned_concurrency": 4, "max_provisioned_concurrency": 8},
             ],

@@ -311,6 +311,26 @@ def test_provisioned_concurrency_replaces_the_workload_size(stack: RtserveStack)
     assert (resource["description"], resource["route_optimized"]) == ("Iris, provisioned", True)
 
 
+def test_environment_policy_is_rendered_when_given_and_left_to_the_server_by_default(stack: RtserveStack) -> None:
+    ServingEndpoint(
+        stack,
+        "e",
+        name="e",
+        served_entities=[ServedEntity("iris", 1, name="own", environment_policy="isolated"), ServedEntity("iris", 2)],
+        traffic={"own": 50, "iris-2": 50},
+    )
+
+    own, default = only(synth(stack), "rtserve_serving_endpoint")["served_entities"]
+
+    assert own["environment_policy"] == "isolated"
+    assert "environment_policy" not in default
+
+
+def test_a_bad_environment_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match=re.escape("environment_policy must be one of auto, local, isolated or None")):
+        ServedEntity("iris", 1, environment_policy="conda")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -33,10 +33,20 @@ def test_the_legacy_served_models_form_and_integer_versions_are_accepted():
     assert config.config_version == 3
 
 
+def test_a_served_entity_may_choose_its_environment_policy():
+    config = parse_config({"served_entities": [entity("1", environment_policy="isolated")]}, config_version=1)
+
+    assert config.served_entities[0].environment_policy == "isolated"
+    assert parse_config({"served_entities": [entity()]}, config_version=1).served_entities[0].environment_policy is None
+
+
 def test_a_config_survives_its_stored_form():
     config = parse_config(
         {
-            "served_entities": [entity("1", name="a"), entity("2", name="b", workload_size="Large")],
+            "served_entities": [
+                entity("1", name="a"),
+                entity("2", name="b", workload_size="Large", environment_policy="isolated"),
+            ],
             "traffic_config": routes(a=30, b=70),
         },
         config_version=2,
@@ -59,6 +69,10 @@ def test_a_config_survives_its_stored_form():
         ({"served_entities": [entity("1", scale_to_zero_enabled="yes")]}, "true or false"),
         ({"served_entities": [entity("1", environment_vars={"A": "1"})]}, "environment_vars"),
         ({"served_entities": [entity("1", workload_type="GPU_SMALL")]}, "CPU"),
+        (
+            {"served_entities": [entity("1", environment_policy="conda")]},
+            "'config.served_entities[0].environment_policy' must be one of auto, local, isolated; got 'conda'",
+        ),
         ({"served_entities": [entity("1", name="no spaces")]}, "letters, digits"),
         ({"served_entities": [entity("1", name="a"), entity("2", name="a")]}, "unique"),
         ({"served_entities": [entity("1"), entity("2")]}, "traffic_config' is required"),
@@ -102,3 +116,19 @@ def test_tags_need_string_keys_and_values():
     for bad in ("team", [{"value": "x"}], [{"key": ""}], [{"key": "a", "value": 1}]):
         with pytest.raises(ApiError):
             parse_tags(bad)
+
+
+def test_a_version_several_entities_serve_runs_in_the_environment_that_isolates_most():
+    from rtserve.server.control.serving_endpoints import ServingEndpointState, environment_policy
+
+    def endpoint(name: str, *policies: str | None) -> ServingEndpointState:
+        entities = [entity("1", name=f"e{i}", environment_policy=p) for i, p in enumerate(policies)]
+        shares = {f"e{i}": 100 // len(policies) + (100 % len(policies) if i == 0 else 0) for i in range(len(policies))}
+        config = parse_config({"served_entities": entities, "traffic_config": routes(**shares)}, config_version=1)
+        return ServingEndpointState(name, name, "admin", 0, 0, config, None, None)
+
+    assert environment_policy([endpoint("a", None)], ("iris", "1")) is None
+    assert environment_policy([endpoint("a", "local", None)], ("iris", "1")) == "local"
+    assert environment_policy([endpoint("a", "local"), endpoint("b", "auto")], ("iris", "1")) == "auto"
+    assert environment_policy([endpoint("a", "isolated", "local")], ("iris", "1")) == "isolated"
+    assert environment_policy([endpoint("a", "isolated")], ("iris", "2")) is None

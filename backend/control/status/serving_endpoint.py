@@ -117,6 +117,7 @@ def _entity(entity: ServedEntity, endpoint: ServingEndpointState, view: VersionV
         **_size(entity),
         "workload_type": "CPU",
         "scale_to_zero_enabled": entity.scale_to_zero_enabled,
+        **({"environment_policy": entity.environment_policy} if entity.environment_policy else {}),
         "creator": endpoint.creator,
         "creation_timestamp": endpoint.creation_timestamp,
         "state": {"deployment": deployment, "deployment_state_message": message},

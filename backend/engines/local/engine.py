@@ -22,12 +22,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 from rtserve.server.engines.base import (
     InvocationResult,
     ReplicaSpec,
     ReplicaState,
 )
+from rtserve.server.engines.local.environment_forkserver import EnvironmentProcess
 from rtserve.server.engines.local.forkserver import FORKSERVER_PRELOAD, ForkServer
 from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.local.supervision import Replica, Supervisor, kill, signal_replica
@@ -77,6 +80,8 @@ class LocalEngine(ReplicaTable[Replica]):
         self._wall_clock = wall_clock
         self._context: ForkServerContext | None = None
         self._forkserver = ForkServer()
+        # One per model environment a replica ran in (backend/environments), started on first use.
+        self._environment_forkservers: dict[str, ForkServer] = {}
         # Process.start() talks to the fork server synchronously; it runs here, one at a time.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica-spawner")
         self._supervisor = Supervisor(
@@ -108,6 +113,8 @@ class LocalEngine(ReplicaTable[Replica]):
     async def close(self) -> None:
         """Stop every replica (SIGTERM, SIGKILL after `close_timeout`) and release resources."""
         self._forkserver.close()
+        for forkserver in self._environment_forkservers.values():
+            forkserver.close()
         for replica in list(self._replicas.values()):
             replica.request_stop(self.close_timeout)
         if self._monitors:
@@ -137,13 +144,20 @@ class LocalEngine(ReplicaTable[Replica]):
         log_conn = Connection(log_write_fd, readable=False)
         from rtserve.server.worker.replica import run_replica
 
-        process = self._context.Process(
+        process_options: dict[str, Any] = dict(
             target=run_replica,
             args=(spec, socket_path, child_conn, log_conn, self.stop_timeout),
             kwargs={"max_input_columns": self.max_input_columns, "log_max_bytes": self.log_max_bytes},
             name=f"replica-{spec.replica_id}",
             daemon=False,  # a daemonic process may not start processes, and models' libraries do
         )
+        forkserver = None
+        process: BaseProcess
+        if spec.python is None:
+            process = self._context.Process(**process_options)
+        else:  # a model environment of its own: forked from that environment's fork server
+            forkserver = self._environment_forkserver(spec.python)
+            process = EnvironmentProcess(spec.python, **process_options)
         self._logs.remember(spec.replica_id, spec.log_path)
         replica = Replica(
             spec=spec,
@@ -155,6 +169,7 @@ class LocalEngine(ReplicaTable[Replica]):
             started_at=self._wall_clock(),
             pid=None,
             stop_grace=self.stop_timeout,
+            forkserver=forkserver,
         )
         self._replicas[spec.replica_id] = replica
         replica.monitor = asyncio.create_task(
@@ -163,6 +178,12 @@ class LocalEngine(ReplicaTable[Replica]):
         self._monitors.add(replica.monitor)
         replica.monitor.add_done_callback(self._monitors.discard)
         _live_engines.add(self)
+
+    def _environment_forkserver(self, python: str) -> ForkServer:
+        forkserver = self._environment_forkservers.get(python)
+        if forkserver is None:
+            forkserver = self._environment_forkservers[python] = ForkServer(python)
+        return forkserver
 
     def read_logs(self, replica_id: str, max_bytes: int = 1_000_000) -> str:
         """The last `max_bytes` of the replica's log (its rotated part too), starting at a line boundary."""

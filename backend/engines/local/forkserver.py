@@ -12,10 +12,12 @@ parent-death signal armed in `backend.worker.preload` (Linux).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from rtserve.server.engines.local.environment_forkserver import server_for
 from rtserve.server.worker.replica import FORKSERVER_ENGINE_PID_ENV
 
 logger = logging.getLogger(__name__)
@@ -37,9 +39,14 @@ def died(pid: int | None) -> bool:
 
 
 class ForkServer:
-    """One engine's handle on the shared fork server: start it, watch it, replace it when it dies."""
+    """One engine's handle on a fork server: start it, watch it, replace it when it dies.
 
-    def __init__(self) -> None:
+    `python` None is the shared fork server, run by the server's own interpreter; otherwise the fork
+    server of the model environment whose interpreter `python` is (`environment_forkserver`).
+    """
+
+    def __init__(self, python: str | None = None) -> None:
+        self.python = python
         self._pid: int | None = None
         self._pidfd: int | None = None
         self._restart: asyncio.Task[None] | None = None
@@ -47,7 +54,8 @@ class ForkServer:
 
     async def ensure(self) -> int | None:
         """Start the fork server unless it runs (a dead one is replaced), and watch it; its pid."""
-        pid = await asyncio.get_running_loop().run_in_executor(_forkserver_parent, _ensure_forkserver)
+        start = _ensure_forkserver if self.python is None else functools.partial(_ensure_environment, self.python)
+        pid = await asyncio.get_running_loop().run_in_executor(_forkserver_parent, start)
         if pid is not None and pid != self._pid and not self._closing:
             self._watch(pid)
         return pid
@@ -80,7 +88,9 @@ class ForkServer:
         _dead_forkservers.add(pid)
         if self._closing:
             return
-        logger.warning("The fork server (pid %d) died; running replicas keep serving; starting a new one", pid)
+        logger.warning(
+            "The fork server (pid %d%s) died; running replicas keep serving; starting a new one", pid, self._label()
+        )
         self._restart = asyncio.create_task(self._restart_now(), name="forkserver-restart")
 
     async def _restart_now(self) -> None:
@@ -89,7 +99,10 @@ class ForkServer:
         except Exception:  # the next replica's start tries again
             logger.exception("Could not restart the fork server")
             return
-        logger.info("Started a new fork server (pid %s)", pid)
+        logger.info("Started a new fork server (pid %s%s)", pid, self._label())
+
+    def _label(self) -> str:
+        return "" if self.python is None else f", environment {self.python}"
 
 
 def open_pidfd(pid: int) -> int | None:
@@ -113,3 +126,14 @@ def _ensure_forkserver() -> int | None:
     finally:
         os.environ.pop(FORKSERVER_ENGINE_PID_ENV, None)
     return getattr(forkserver._forkserver, "_forkserver_pid", None)
+
+
+def _ensure_environment(python: str) -> int | None:
+    """On `_forkserver_parent`: `_ensure_forkserver` for the fork server of the environment of `python`."""
+    server = server_for(python)
+    os.environ[FORKSERVER_ENGINE_PID_ENV] = str(os.getpid())
+    try:
+        server.ensure_running()
+    finally:
+        os.environ.pop(FORKSERVER_ENGINE_PID_ENV, None)
+    return server.pid

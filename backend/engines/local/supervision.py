@@ -53,6 +53,7 @@ class Replica(ReplicaRecord):
     log_pump: LogPump | None = None
     pidfd: int | None = None  # the replica's own liveness (Linux); None: the fork server's sentinel
     forkserver_pid: int | None = None  # the fork server that started it, and reports its exit code
+    forkserver: ForkServer | None = None  # its model environment's fork server; None: the engine's shared one
     exit_code: int | None = None  # set with `exited`; None if nobody could tell
 
     def request_stop(self, grace: float) -> bool:
@@ -142,7 +143,7 @@ class Supervisor:
             return False
         try:
             # Started here if it died, so that the fork server is never a child of the spawner thread.
-            replica.forkserver_pid = await self._forkserver.ensure()
+            replica.forkserver_pid = await (replica.forkserver or self._forkserver).ensure()
             await asyncio.get_running_loop().run_in_executor(self._spawner, replica.process.start)
         except Exception as exc:
             logger.exception("Could not start replica %s", spec.replica_id)

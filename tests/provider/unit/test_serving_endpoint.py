@@ -29,6 +29,7 @@ def entity(version: str = "1", name: str | None = None, **overrides: object) -> 
         "scale_to_zero_enabled": False,
         "min_provisioned_concurrency": None,
         "max_provisioned_concurrency": None,
+        "environment_policy": None,
         **overrides,
     }
 
@@ -401,6 +402,21 @@ def test_import_of_an_unknown_endpoint_reports_the_backend_error(resource: Servi
     assert errors(c)[0].summary == "Cannot import serving endpoint 'nope': RESOURCE_DOES_NOT_EXIST"
 
 
+def test_create_sends_the_environment_policy_and_reads_it_back(resource: ServingEndpointResource, server: AppServer):
+    state = create(resource, planned(served_entities=[entity("1", environment_policy="isolated")]))
+
+    [(_, body)] = calls(server, "POST")
+    assert body["config"]["served_entities"] == [sent(entity("1", environment_policy="isolated"))]
+    assert state["served_entities"] == [entity("1", environment_policy="isolated")]
+
+
+def test_a_bad_environment_policy_is_the_backends_diagnostic(resource: ServingEndpointResource) -> None:
+    c = ctx.create()
+
+    assert resource.create(c, planned(served_entities=[entity("1", environment_policy="conda")])) is None
+    assert "environment_policy' must be one of auto, local, isolated" in errors(c)[0].detail
+
+
 # -- validate --------------------------------------------------------------------------------------
 def validation(resource: ServingEndpointResource, **config: object) -> list[tuple[str, list | None]]:
     diags = Diagnostics()
@@ -410,7 +426,9 @@ def validation(resource: ServingEndpointResource, **config: object) -> list[tupl
 
 def bare(version: str = "1", name: str | None = None, **given: object) -> dict:
     """A served_entities block as configured: what is not given is null."""
-    unset = dict.fromkeys(("workload_size", "min_provisioned_concurrency", "max_provisioned_concurrency"))
+    unset = dict.fromkeys(
+        ("workload_size", "min_provisioned_concurrency", "max_provisioned_concurrency", "environment_policy")
+    )
     return {"name": name, "entity_name": "iris", "entity_version": version, **unset, **given}
 
 
