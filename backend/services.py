@@ -15,6 +15,7 @@ from rtserve.server.control.serving_service import ServingEndpointService
 from rtserve.server.engines.base import Engine
 from rtserve.server.metrics import Metrics
 from rtserve.server.registry import Registry
+from rtserve.server.secret_store import SecretStore
 from rtserve.server.settings import Settings
 
 
@@ -30,6 +31,7 @@ class Services:
     model_endpoints: ModelEndpointService  # the preview API's changes (seed 000)
     serving_endpoints: ServingEndpointService  # the GA API's changes (seed 002)
     metrics: Metrics
+    secrets: SecretStore  # rtserve's secret store (the secrets API, `rtserve secrets`)
 
 
 def services_of(connection: HTTPConnection) -> Services:

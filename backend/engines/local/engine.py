@@ -137,7 +137,9 @@ class LocalEngine(ReplicaTable[Replica]):
         log_conn = Connection(log_write_fd, readable=False)
         from rtserve.server.worker.replica import run_replica
 
-        process = self._context.Process(
+        # A variable read at import time would come too late in a child of the pre-loaded fork server.
+        context = multiprocessing.get_context("spawn") if spec.fresh_interpreter else self._context
+        process = context.Process(
             target=run_replica,
             args=(spec, socket_path, child_conn, log_conn, self.stop_timeout),
             kwargs={"max_input_columns": self.max_input_columns, "log_max_bytes": self.log_max_bytes},
