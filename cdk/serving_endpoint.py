@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from constructs import Construct
 
@@ -84,6 +85,10 @@ ENTITY_MODEL = "ServedEntity: model must be a non-empty string (the registered m
 ENTITY_VERSION = "ServedEntity: version must be a model version number such as '2'; got {value!r}"
 ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
 ENTITY_SIZE = "ServedEntity: {field} must be {rule}; got {value!r}"
+ENTITY_VARIABLES = (
+    "ServedEntity: environment_vars must map variable names to strings, e.g. "
+    '{{"API_TOKEN": "{{{{secrets/team/api-token}}}}"}}; got {value!r}'
+)
 DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
 ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
 NOTIFICATIONS_TYPE = "ServingEndpoint: email_notifications must be an EmailNotifications; got {value!r}"
@@ -126,6 +131,9 @@ class ServedEntity:
         @default ``"<model>-<version>"``, as the backend
     :param provisioned_concurrency: ``(min, max)`` concurrent requests to provision for, instead of
         ``workload_size`` (multiples of 4, ``0 <= min <= max``, ``4 <= max <= 64``). @default None
+    :param environment_vars: variables set in the replicas before the model loads; a value
+        ``"{{secrets/<scope>/<key>}}"`` is that secret's value (``rtserve secrets put``), and plans show
+        only the reference. @default None: none
     """
 
     model: str
@@ -134,6 +142,7 @@ class ServedEntity:
     scale_to_zero: bool = DEFAULT_SCALE_TO_ZERO
     name: str | None = None
     provisioned_concurrency: tuple[int, int] | None = None
+    environment_vars: Mapping[str, str] | None = dataclass_field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
@@ -149,6 +158,12 @@ class ServedEntity:
                 raise ValueError(ENTITY_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
         if self.name is not None and not _is_name(self.name):
             raise ValueError(ENTITY_NAME.format(value=self.name))
+        variables = self.environment_vars
+        if variables is not None and not (
+            isinstance(variables, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items())
+        ):
+            raise ValueError(ENTITY_VARIABLES.format(value=variables))
 
     @property
     def served_name(self) -> str | None:
@@ -168,6 +183,7 @@ class ServedEntity:
             scale_to_zero_enabled=self.scale_to_zero,
             min_provisioned_concurrency=self.provisioned_concurrency[0] if self.provisioned_concurrency else None,
             max_provisioned_concurrency=self.provisioned_concurrency[1] if self.provisioned_concurrency else None,
+            environment_vars=dict(self.environment_vars) if self.environment_vars else None,
         )
 
 

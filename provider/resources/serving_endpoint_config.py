@@ -29,7 +29,15 @@ UPDATE_FAILED = "UPDATE_FAILED"
 DEPLOYMENT_READY = "DEPLOYMENT_READY"
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
 PROVISIONED_FIELDS = ("min_provisioned_concurrency", "max_provisioned_concurrency")
-ENTITY_FIELDS = ("name", "entity_name", "entity_version", "workload_size", "scale_to_zero_enabled", *PROVISIONED_FIELDS)
+ENTITY_FIELDS = (
+    "name",
+    "entity_name",
+    "entity_version",
+    "workload_size",
+    "scale_to_zero_enabled",
+    *PROVISIONED_FIELDS,
+    "environment_vars",
+)
 
 
 # -- plan: declared defaults -----------------------------------------------------------------------
@@ -271,6 +279,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
                 "entity_version": version,
                 **_reported_size(reported),
                 "scale_to_zero_enabled": bool(reported.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
+                "environment_vars": _reported_variables(reported, before),
             }
         )
     routes = ((config.get("traffic_config") or {}).get("routes")) or []
@@ -306,6 +315,15 @@ def _reported_size(reported: Mapping[str, Any]) -> dict[str, Any]:
     if any(reported.get(field) is not None for field in PROVISIONED_FIELDS):
         return {"workload_size": None, **{field: reported.get(field) for field in PROVISIONED_FIELDS}}
     return {"workload_size": reported.get("workload_size", DEFAULT_WORKLOAD_SIZE), **dict.fromkeys(PROVISIONED_FIELDS)}
+
+
+def _reported_variables(reported: Mapping[str, Any], before: Any) -> dict[str, str] | None:
+    """The variables as configured (secrets as their references); none reads as the configuration wrote it."""
+    variables = reported.get("environment_vars")
+    if variables:
+        return dict(variables)
+    prior = before.get("environment_vars") if isinstance(before, dict) else None
+    return {} if isinstance(prior, dict) else None
 
 
 def _same_number(a: Any, b: str) -> bool:

@@ -99,6 +99,7 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
                 scale_to_zero_enabled=True,
                 min_provisioned_concurrency=4,
                 max_provisioned_concurrency=8,
+                environment_vars={"API_TOKEN": "{{secrets/team/token}}"},
             ),
             {"entity_name": "m", "entity_version": "2", "name": "b"},
         ],
