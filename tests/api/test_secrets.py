@@ -5,8 +5,11 @@ resolved secret, while the value appears in no API answer, log or database file.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,14 +42,15 @@ def secrets_cli(backend: BackendProcess, *args: str, stdin: str | None = None) -
     return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def versions(mlflow_client_env: str) -> tuple[str, str]:
+def register_echo() -> str:
     frame = pd.DataFrame({"x": [1.0]})
     answer = pd.DataFrame({"greeting": ["hi"], "api_token": ["t"], "blas_threads": ["1"]})
-    signature = infer_signature(frame, answer)
-    return register_code_model(MODEL, "environment_echo.py", signature), register_code_model(
-        MODEL, "environment_echo.py", signature
-    )
+    return register_code_model(MODEL, "environment_echo.py", infer_signature(frame, answer))
+
+
+@pytest.fixture(scope="module")
+def versions(mlflow_client_env: str) -> tuple[str, str]:
+    return register_echo(), register_echo()
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +217,42 @@ def test_the_cli_lists_keys_but_never_values(backend: BackendProcess, endpoint: 
     assert listed.returncode == 0 and "api-token" in listed.stdout and VALUE not in listed.stdout + listed.stderr
     assert SCOPE in scopes.stdout
     assert missing.returncode == 1 and "Scope 'no-such-scope' does not exist" in missing.stderr
+
+
+def test_a_secret_deleted_under_a_served_entity_fails_its_next_replica_by_name_and_putting_it_back_heals(
+    backend: BackendProcess, admin: BackendClient, endpoint: dict
+):
+    version = register_echo()
+    name, served = "secrets-vanishing", f"{MODEL}-{version}"
+    admin.call("POST", "/api/2.0/secrets/put", json={"scope": SCOPE, "key": "vanishing", "string_value": "v1"})
+    entity = {
+        "entity_name": MODEL,
+        "entity_version": version,
+        "environment_vars": {"API_TOKEN": f"{{{{secrets/{SCOPE}/vanishing}}}}"},
+    }
+    admin.create_serving_endpoint(name, {"served_entities": [entity]})
+    try:
+        admin.wait_serving_settled(name)
+        logs = admin.http.get(f"/api/2.0/serving-endpoints/{name}/served-models/{served}/logs").json()["logs"]
+        pid = int(re.search(r"\(pid (\d+)\)", logs).group(1))
+        admin.call("POST", "/api/2.0/secrets/delete", json={"scope": SCOPE, "key": "vanishing"})
+        os.kill(pid, signal.SIGKILL)
+
+        failed = wait_for_deployment(admin, name, "DEPLOYMENT_FAILED")
+        assert f"secret 'vanishing' does not exist in scope '{SCOPE}'" in failed["deployment_state_message"]
+
+        admin.call("POST", "/api/2.0/secrets/put", json={"scope": SCOPE, "key": "vanishing", "string_value": "v2"})
+        wait_for_deployment(admin, name, "DEPLOYMENT_READY")
+        assert admin.score_serving(name, BODY).json()["predictions"][0]["api_token"] == "v2"
+    finally:
+        admin.http.delete(f"/api/2.0/serving-endpoints/{name}")
+
+
+def wait_for_deployment(admin: BackendClient, name: str, deployment: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        [entity] = admin.serving_endpoint(name)["config"]["served_entities"]
+        if entity["state"]["deployment"] == deployment:
+            return entity["state"]
+        assert time.monotonic() < deadline, entity["state"]
+        time.sleep(0.2)
