@@ -22,7 +22,7 @@ from rtserve import __version__
 from rtserve.server import __doc__ as description
 from rtserve.server import auth, mlflow_server, ui
 from rtserve.server.allow import allowed_methods
-from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, serving_endpoints
+from rtserve.server.api import endpoints_v2, metrics, openapi, permissions, secrets, serving_endpoints
 from rtserve.server.api import registry as registry_routes
 from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
@@ -36,6 +36,7 @@ from rtserve.server.mailer import Mailer
 from rtserve.server.metrics import Metrics
 from rtserve.server.middleware import HOST_METADATA_PATH, AuthMiddleware, ErrorLayer, MlflowDispatch, mark_logged
 from rtserve.server.registry import Registry
+from rtserve.server.secret_store import open_store
 from rtserve.server.services import Services
 from rtserve.server.settings import Settings
 from rtserve.server.store import db, instance_lock, keys
@@ -180,7 +181,8 @@ def create_app(
         mailer = Mailer(settings) if settings.smtp_host else None
         if mailer is not None:
             mailer.start()
-        controller = Controller(settings, sessions, registry_client, replicas, clock, leadership, mailer)
+        secret_store = await asyncio.to_thread(open_store, sessions, settings.secrets_key_path)
+        controller = Controller(settings, sessions, registry_client, replicas, clock, leadership, mailer, secret_store)
         inference_log = InferenceLog(settings, lambda: controller.snapshot)
         inference_log.start()
         # Shared, the buckets are in the database and the time is the wall clock (instances on several machines).
@@ -194,7 +196,8 @@ def create_app(
             controller=controller,
             admission=admission,
             model_endpoints=ModelEndpointService(sessions, registry_client, controller),
-            serving_endpoints=ServingEndpointService(sessions, registry_client, controller, admission),
+            serving_endpoints=ServingEndpointService(sessions, registry_client, controller, admission, secret_store),
+            secrets=secret_store,
             metrics=Metrics(controller, replicas, mailer, inference_log),
             inference_log=inference_log,
         )
@@ -222,6 +225,7 @@ def create_app(
         endpoints_v2.legacy_router,
         serving_endpoints.router,
         permissions.router,
+        secrets.router,
         registry_routes.router,
     )
     for router in (*routers, metrics.router, ui.router):

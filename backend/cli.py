@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rtserve.provider.cli import provider_app
+from rtserve.server.cli_options import DatabaseUrl, DataDir
+from rtserve.server.cli_secrets import secrets_app
 
 if TYPE_CHECKING:
     from rtserve.server.settings import Settings
@@ -32,26 +34,9 @@ tokens_app = typer.Typer(help="Create, list and revoke API tokens (works on the 
 app.add_typer(tokens_app, name="tokens", short_help="Create, list and revoke API tokens.")
 envs_app = typer.Typer(help="List and prune the model environments built with uv (under <data-dir>/envs).")
 app.add_typer(envs_app, name="envs", short_help="List and prune the model environments built with uv.")
+app.add_typer(secrets_app, name="secrets", short_help="Secrets for served entities' environment_vars.")
 console = Console()
 err_console = Console(stderr=True)  # messages that must not mix with a value printed for scripts
-
-# No typer `envvar=`: RTSERVE_DATA_DIR and RTSERVE_DATABASE_URL are read by `Settings`, like every RTSERVE_*
-# variable (docs/configuration.md); an option given wins over them.
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", metavar="DIR", help="Where rtserve keeps its state (default .rtserve, or RTSERVE_DATA_DIR)."
-    ),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        metavar="URL",
-        help="SQLAlchemy URL of rtserve's state (default: SQLite in the data dir, or RTSERVE_DATABASE_URL).",
-    ),
-]
-
 
 # What each extra brings, by the modules a command needs from it.
 EXTRA_MODULES = {

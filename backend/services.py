@@ -15,6 +15,7 @@ from rtserve.server.control.serving_service import ServingEndpointService
 from rtserve.server.engines.base import Engine
 from rtserve.server.metrics import Metrics
 from rtserve.server.registry import Registry
+from rtserve.server.secret_store import SecretStore
 from rtserve.server.settings import Settings
 from rtserve.server.tables.writer import InferenceLog
 
@@ -32,6 +33,7 @@ class Services:
     serving_endpoints: ServingEndpointService  # the GA API's changes (seed 002)
     metrics: Metrics
     inference_log: InferenceLog  # serving endpoints' requests, logged to their inference tables
+    secrets: SecretStore  # rtserve's secret store (the secrets API, `rtserve secrets`)
 
 
 def services_of(connection: HTTPConnection) -> Services:

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of rtserve's own state; unset: SQLite (WAL) `rtserve.db` in the data dir."
     )
+    secrets_key_file: Path | None = Field(
+        None,
+        description="The Fernet key sealing secrets (`rtserve secrets`), kept apart from the database; unset: "
+        "`<data-dir>/secrets.key`, made (mode 0600) at first use. Instances sharing one database share this file.",
+    )
     mlflow_tracking_uri: str | None = Field(
         None, description="An external MLflow tracking server; unset: MLflow's own server is embedded."
     )
@@ -231,6 +236,10 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.data_dir / 'rtserve.db').resolve()}"
 
     @property
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.data_dir / "secrets.key"
+
+    @property
     def embedded_mlflow(self) -> bool:
         return self.mlflow_tracking_uri is None
 
@@ -255,7 +264,7 @@ class Settings(BaseSettings):
             path = self.data_dir / sub
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             make_private(path, 0o700)
-        for name in ("rtserve.db", "mlflow.db", "admin-token"):
+        for name in ("rtserve.db", "mlflow.db", "admin-token", "secrets.key"):
             for suffix in ("", "-wal", "-shm", "-journal"):
                 path = self.data_dir / f"{name}{suffix}"
                 if path.is_file():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from constructs import Construct
 
@@ -88,6 +89,10 @@ ENTITY_MODEL = "ServedEntity: model must be a non-empty string (the registered m
 ENTITY_VERSION = "ServedEntity: version must be a model version number such as '2'; got {value!r}"
 ENTITY_NAME = f"ServedEntity: name must be {NAME_RULE}; got {{value!r}}"
 ENTITY_SIZE = "ServedEntity: {field} must be {rule}; got {value!r}"
+ENTITY_VARIABLES = (
+    "ServedEntity: environment_vars must map variable names to strings, e.g. "
+    '{{"API_TOKEN": "{{{{secrets/team/api-token}}}}"}}; got {value!r}'
+)
 DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
 ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
 NOTIFICATIONS_TYPE = "ServingEndpoint: email_notifications must be an EmailNotifications; got {value!r}"
@@ -144,6 +149,9 @@ class ServedEntity:
     :param environment_policy: where the version runs: ``"auto"`` (the server's environment when it satisfies
         the model's logged requirements, else one built with uv), ``"local"`` or ``"isolated"``
         (docs/environments.md). @default None, the server's RTSERVE_ENVIRONMENT_POLICY
+    :param environment_vars: variables set in the replicas before the model loads; a value
+        ``"{{secrets/<scope>/<key>}}"`` is that secret's value (``rtserve secrets put``), and plans show
+        only the reference. @default None: none
     """
 
     model: str
@@ -153,6 +161,7 @@ class ServedEntity:
     name: str | None = None
     provisioned_concurrency: tuple[int, int] | None = None
     environment_policy: str | None = None
+    environment_vars: Mapping[str, str] | None = dataclass_field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
@@ -170,6 +179,12 @@ class ServedEntity:
             raise ValueError(ENTITY_NAME.format(value=self.name))
         if self.environment_policy is not None and self.environment_policy not in ENVIRONMENT_POLICIES:
             raise ValueError(ENTITY_ENVIRONMENT_POLICY.format(value=self.environment_policy))
+        variables = self.environment_vars
+        if variables is not None and not (
+            isinstance(variables, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items())
+        ):
+            raise ValueError(ENTITY_VARIABLES.format(value=variables))
 
     @property
     def served_name(self) -> str | None:
@@ -190,6 +205,7 @@ class ServedEntity:
             min_provisioned_concurrency=self.provisioned_concurrency[0] if self.provisioned_concurrency else None,
             max_provisioned_concurrency=self.provisioned_concurrency[1] if self.provisioned_concurrency else None,
             environment_policy=self.environment_policy,
+            environment_vars=dict(self.environment_vars) if self.environment_vars else None,
         )
 
 

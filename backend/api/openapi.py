@@ -56,6 +56,12 @@ def error_response(status: int) -> Schema:
     return response
 
 
+_ENVIRONMENT_VARS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "variables set in the replicas before the model loads; a value {{secrets/<scope>/<key>}} is "
+    "that secret's value (docs/secrets.md)",
+}
 # Databricks' alternative to workload_size on a served entity (both bounds or neither).
 _PROVISIONED_CONCURRENCY: Schema = {
     "min_provisioned_concurrency": {
@@ -236,10 +242,10 @@ SCHEMAS: dict[str, Schema] = {
             "workload_type": {"type": ["string", "null"], "enum": ["CPU", None]},
             **_PROVISIONED_CONCURRENCY,
             **_ENVIRONMENT_POLICY,
+            "environment_vars": _ENVIRONMENT_VARS,
         },
         ("entity_name", "entity_version"),
-        description="environment_vars are refused (400): replicas share one pre-loaded parent process. Any "
-        "other field is refused with a 400 that names it.",
+        description="Any other field is refused with a 400 that names it.",
     ),
     "ServedModelInput": _obj(
         {
@@ -251,6 +257,7 @@ SCHEMAS: dict[str, Schema] = {
             "workload_type": {"type": ["string", "null"], "enum": ["CPU", None]},
             **_PROVISIONED_CONCURRENCY,
             **_ENVIRONMENT_POLICY,
+            "environment_vars": _ENVIRONMENT_VARS,
         },
         ("model_name", "model_version"),
         description="The legacy form of a served entity.",

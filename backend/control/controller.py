@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rtserve.server import paths
 from rtserve.server.control import email_notifications, events, instances, serving_endpoints
 from rtserve.server.control.endpoint import Endpoint, EndpointKind, model_endpoint
+from rtserve.server.control.environment_vars import needs_fresh_interpreter, resolve
 from rtserve.server.control.leadership import Leadership
 from rtserve.server.control.reconciler import (
     EndpointDesired,
@@ -59,6 +60,7 @@ from rtserve.server.environments.preparation import BUILDING_MESSAGE
 from rtserve.server.errors import ApiError
 from rtserve.server.mailer import Mailer
 from rtserve.server.registry import Registry
+from rtserve.server.secret_store import MissingSecret, SecretStore, open_store
 from rtserve.server.settings import Settings
 from rtserve.server.store import repo
 from rtserve.server.store.models import Event
@@ -77,8 +79,10 @@ class Controller:
         clock: Callable[[], float] = time.time,
         leadership: Leadership | None = None,
         mailer: Mailer | None = None,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.settings = settings
+        self._secrets = secrets  # None: opened at the first secret reference a replica needs
         self.mailer = mailer  # None: no SMTP server is set, notifications are only recorded as events
         self.leadership = leadership or Leadership.alone()
         self.instance_id = uuid.uuid4().hex
@@ -98,6 +102,7 @@ class Controller:
         self._fetched_at: dict[str, float] = {}
         self._replica_states: dict[str, ReplicaState] = {}
         self._replica_batching: dict[str, tuple[int, float]] = {}
+        self._replica_environment: dict[str, tuple[tuple[str, str], ...]] = {}
         self._events: list[Event] = []  # noted during a tick, written at its end
         self._failures_told: set[tuple[str, str]] = set()  # (endpoint, its pending config) notified as failed
         self.traffic = Traffic(clock)
@@ -169,7 +174,9 @@ class Controller:
         replicas = self.engine.replicas()
         # Replicas this controller did not start (adopted by the engine) count with the batching they report.
         batching = {r.replica_id: r.batching for r in replicas if r.batching is not None}
-        observed = Observed(replicas, await self._traffic(), {**batching, **self._replica_batching})
+        observed = Observed(
+            replicas, await self._traffic(), {**batching, **self._replica_batching}, self._replica_environment
+        )
         plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
         self._routes, self._views, self._memory = plan.routes, plan.views, plan.memory
@@ -329,6 +336,7 @@ class Controller:
                 self.engine.forget(replica_id)
                 self._replica_states.pop(replica_id, None)
                 self._replica_batching.pop(replica_id, None)
+                self._replica_environment.pop(replica_id, None)
             case _ if not acting:
                 return
             case StartReplica():
@@ -398,19 +406,43 @@ class Controller:
         log_dir = paths.log_dir(self.settings.data_dir, model, version)
         log_dir.mkdir(parents=True, exist_ok=True)
         batch_size, batch_wait = action.batching
+        try:
+            # Resolved here, at the start, into the spec only: never stored, logged or published.
+            env = await asyncio.to_thread(resolve, action.environment_vars, self._secret_value)
+        except (MissingSecret, ValueError) as exc:
+            self._fail_start(model, version, f"Cannot set the served entity's environment_vars: {exc}")
+            return
         spec = ReplicaSpec(
             replica_id,
             model,
             version,
             action.model_uri,
             str(log_dir / f"{replica_id}.log"),
+            env=env,
+            fresh_interpreter=needs_fresh_interpreter(action.environment_vars),
             max_batch_size=batch_size,
             max_batch_wait_ms=batch_wait,
             python=action.python,
         )
         self._replica_batching[replica_id] = action.batching
+        self._replica_environment[replica_id] = action.environment_vars
         await self.engine.start_replica(spec)
         self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started ({action.reason})", version)
+
+    def _secret_value(self, scope: str, key: str) -> str:
+        if self._secrets is None:
+            self._secrets = open_store(self.sessions, self.settings.secrets_key_path)
+        return self._secrets.value(scope, key)
+
+    def _fail_start(self, model: str, version: str, message: str) -> None:
+        """The version FAILED without a replica (like a failed download): retried with backoff."""
+        key = (model, version)
+        memory = self._memory.get(key, VersionMemory())
+        failures = memory.failures + 1
+        self._memory[key] = replace(
+            memory, failures=failures, retry_at=self.clock() + backoff_seconds(failures), last_error=message
+        )
+        self._wake.set()
 
     # -- events ----------------------------------------------------------------------------------
     def _record_changes(self, plan: Plan) -> None:

@@ -64,6 +64,7 @@ class StartReplica:
     reason: str = "starting"
     batching: tuple[int, float] = (1, 0.0)
     python: str | None = None  # the model environment's interpreter; None: the server's
+    environment_vars: tuple[tuple[str, str], ...] = ()  # as configured: secrets still references
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,9 @@ class VersionView:
     # Served through the preview API (a stage, an alias, or a route still pointing at it); False for a
     # version only named serving endpoints serve, which the preview API's status leaves out.
     staged: bool = True
+    # Ready replicas exist, but none runs the current batching or environment_vars yet: an endpoint's
+    # pending config that changed them waits (it must not be promoted on the old replicas).
+    awaiting_current: bool = False
 
 
 @dataclass
@@ -140,6 +144,9 @@ class Observed:
     traffic: Mapping[tuple[str, str], VersionTraffic] = field(default_factory=dict)
     # The batching settings each replica was started with (a change needs new replicas).
     replica_batching: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    # The environment_vars (as configured) each replica this controller started runs with; a replica it
+    # did not start (adopted) counts as current, since nothing tells.
+    replica_environment: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 def reconcile(
@@ -194,7 +201,7 @@ def reconcile(
                     plan.actions.append(ForgetReplica(replica.replica_id))
     for update in pending:
         views = [plan.views.get(key) for key in update.versions]
-        if all(view is not None and view.state == VersionState.READY for view in views):
+        if all(view is not None and view.state == VersionState.READY and not view.awaiting_current for view in views):
             plan.actions.append(PromoteConfig(update.endpoint, update.stored))
     return plan
 
@@ -214,7 +221,12 @@ def _plan_version(
     if not memory.served_since:
         memory = replace(memory, served_since=now)
     live = [r for r in group if r.state in LIVE_STATES]
-    current = [r for r in live if observed.replica_batching.get(r.replica_id, (1, 0.0)) == config.batching]
+    current = [
+        r
+        for r in live
+        if observed.replica_batching.get(r.replica_id, (1, 0.0)) == config.batching
+        and observed.replica_environment.get(r.replica_id, config.environment_vars) == config.environment_vars
+    ]
     outdated = [r for r in live if r not in current]
     ready = [r for r in live if r.state is ReplicaState.READY]
 
@@ -261,7 +273,15 @@ def _plan_version(
     elif len(current) < target and not (waiting_to_retry and not ready):
         reason = _start_reason(crashed, len(current), len(live), traffic.in_flight)
         plan.actions.extend(
-            StartReplica(model, version, memory.model_uri, reason, config.batching, memory.python)
+            StartReplica(
+                model,
+                version,
+                memory.model_uri,
+                reason,
+                config.batching,
+                python=memory.python,
+                environment_vars=config.environment_vars,
+            )
             for _ in range(target - len(current))
         )
     elif len(current) > target:
@@ -270,7 +290,7 @@ def _plan_version(
         plan.actions.extend(StopReplica(r.replica_id) for r in surplus)
     current_ready = [r for r in current if r.state is ReplicaState.READY]
     if outdated and len(current_ready) >= target:
-        # Replicas with old batching settings go once the new ones can carry the load (rolling update).
+        # Replicas with old batching settings or variables go once the new ones can carry the load (rolling update).
         plan.actions.extend(StopReplica(r.replica_id) for r in outdated)
 
     if len(current_ready) >= target and not outdated and memory.applied != config:
@@ -297,6 +317,7 @@ def _plan_version(
         compute_pending=memory.applied != config,
         target_replicas=target,
         ready_replicas=len(ready),
+        awaiting_current=bool(ready) and not current_ready and target > 0,
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtserve import spec
+from rtserve.server.control.environment_vars import Variables, parse_environment_vars
 from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
 from rtserve.server.validate import checked, known_fields, version_number
@@ -30,6 +31,8 @@ class ServedEntity:
     max_provisioned_concurrency: int | None = None
     # rtserve's own: where the version runs (auto|local|isolated, docs/environments.md); None: the server's policy.
     environment_policy: str | None = None
+    # As configured: a secret stays its reference ({{secrets/<scope>/<key>}}); resolved only at replica start.
+    environment_vars: Variables = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -43,7 +46,12 @@ class ServedEntity:
 
     @property
     def compute(self) -> Compute:
-        return Compute(self.workload_size, self.scale_to_zero_enabled, provisioned_concurrency=self.provisioned)
+        return Compute(
+            self.workload_size,
+            self.scale_to_zero_enabled,
+            provisioned_concurrency=self.provisioned,
+            environment_vars=self.environment_vars,
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class EndpointConfig:
                         else {}
                     ),
                     **({"environment_policy": e.environment_policy} if e.environment_policy else {}),
+                    **({"environment_vars": dict(e.environment_vars)} if e.environment_vars else {}),
                 }
                 for e in self.served_entities
             ],
@@ -83,10 +92,17 @@ class EndpointConfig:
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> EndpointConfig:
         return cls(
-            served_entities=tuple(ServedEntity(**entity) for entity in stored["served_entities"]),
+            served_entities=tuple(
+                ServedEntity(**{**entity, "environment_vars": _variables(entity.get("environment_vars", {}))})
+                for entity in stored["served_entities"]
+            ),
             traffic=tuple((route["served_model_name"], route["traffic_percentage"]) for route in stored["routes"]),
             config_version=stored["config_version"],
         )
+
+
+def _variables(stored: dict[str, str]) -> Variables:
+    return tuple(sorted(stored.items()))
 
 
 # auto_capture_config is read with the endpoint's other table settings (control/inference_tables.py).
@@ -134,6 +150,7 @@ def parse_config(config: Any, config_version: int) -> EndpointConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise invalid(f"Served entity names must be unique within a config; repeated: {', '.join(duplicates)}.")
+    _same_variables_per_version(entities, field)
     return EndpointConfig(entities, _parse_traffic(config.get("traffic_config"), names), config_version)
 
 
@@ -151,11 +168,7 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     scale_to_zero = item.get("scale_to_zero_enabled", False)
     if not isinstance(scale_to_zero, bool):
         raise invalid(f"'{where}.scale_to_zero_enabled' must be true or false; got {scale_to_zero!r}.")
-    if item.get("environment_vars"):
-        raise invalid(
-            f"'{where}.environment_vars' is not supported: replicas share one pre-loaded parent process. "
-            "Remove it, or set variables in the backend's environment."
-        )
+    environment_vars = parse_environment_vars(item.get("environment_vars"), f"{where}.environment_vars")
     if item.get("workload_type") not in (None, "CPU"):
         raise invalid(f"'{where}.workload_type' must be CPU (rtserve serves on CPU); got {item['workload_type']!r}.")
     policy = item.get("environment_policy")
@@ -164,7 +177,20 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     name = item.get("name", f"{model}-{version}")
     name = checked(spec.check_name, name, f"{where}.name")
     low, high = provisioned or (None, None)
-    return ServedEntity(name, model, version, size, scale_to_zero, low, high, policy)
+    return ServedEntity(name, model, version, size, scale_to_zero, low, high, policy, environment_vars)
+
+
+def _same_variables_per_version(entities: tuple[ServedEntity, ...], field: str) -> None:
+    """A version runs one set of replicas, so the entities serving it must agree on their environment."""
+    first: dict[tuple[str, str], ServedEntity] = {}
+    for entity in entities:
+        seen = first.setdefault(entity.key, entity)
+        if seen.environment_vars != entity.environment_vars:
+            raise invalid(
+                f"'config.{field}': '{seen.name}' and '{entity.name}' serve version {entity.entity_version} of "
+                f"'{entity.entity_name}' with different environment_vars; a version runs one set of replicas, "
+                "so give them the same environment_vars."
+            )
 
 
 def _provisioned_concurrency(item: dict[str, Any], where: str) -> tuple[int, int] | None:

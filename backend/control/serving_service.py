@@ -22,12 +22,14 @@ from rtserve.server.control.admission import Admission
 from rtserve.server.control.controller import Controller
 from rtserve.server.control.email_notifications import EmailNotifications, parse_email_notifications
 from rtserve.server.control.endpoint_permissions import Grant, effective_permission
+from rtserve.server.control.environment_vars import references
 from rtserve.server.control.inference_tables import InferenceTables, parse_gateway_tables, parse_payload_table
 from rtserve.server.control.rate_limits import RateLimit, parse_ai_gateway, parse_rate_limits
 from rtserve.server.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
 from rtserve.server.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
 from rtserve.server.errors import ApiError, invalid, not_found
 from rtserve.server.registry import Registry
+from rtserve.server.secret_store import SecretStore
 from rtserve.server.store import repo
 from rtserve.server.store.models import ServingEndpoint
 from rtserve.server.validate import known_fields
@@ -39,9 +41,15 @@ def _now_ms() -> int:
 
 class ServingEndpointService:
     def __init__(
-        self, sessions: sessionmaker[Session], registry: Registry, controller: Controller, admission: Admission
+        self,
+        sessions: sessionmaker[Session],
+        registry: Registry,
+        controller: Controller,
+        admission: Admission,
+        secrets: SecretStore,
     ) -> None:
         self.sessions = sessions
+        self.secrets = secrets
         self.registry = registry
         self.controller = controller
         self.admission = admission  # its rate limit counts restart when an endpoint's limits change
@@ -89,6 +97,7 @@ class ServingEndpointService:
         if await asyncio.to_thread(self._exists, name):
             raise _already_exists(name)
         await self._check_registered(config)
+        await self._check_environment(name, config)
         now = _now_ms()
         row = ServingEndpoint(
             name=name,
@@ -135,6 +144,7 @@ class ServingEndpointService:
             auto_capture = parse_payload_table(params["auto_capture_config"], "auto_capture_config", name)
             tables = tables.with_auto_capture(auto_capture)
         await self._check_registered(config)
+        await self._check_environment(name, config)
         await asyncio.to_thread(self._store_pending, name, current, config, tables)
         return await self._changed(name)
 
@@ -301,6 +311,28 @@ class ServingEndpointService:
                     f"Served entity '{entity.name}': version {entity.entity_version} of registered model "
                     f"'{entity.entity_name}' does not exist. Register it first, or fix entity_name/entity_version."
                 ) from None
+
+    async def _check_environment(self, name: str, config: EndpointConfig) -> None:
+        """Every secret reference names an existing secret (a 400 names the one that does not), and no other
+        endpoint serves one of the config's versions with other environment_vars (one set of replicas each)."""
+        for entity in config.served_entities:
+            for scope, key in references(entity.environment_vars):
+                if not await asyncio.to_thread(self.secrets.exists, scope, key):
+                    raise invalid(
+                        f"Served entity '{entity.name}': environment_vars refer to secret '{key}' of scope '{scope}', "
+                        f"which does not exist. Create it first (rtserve secrets put {scope} {key})."
+                    )
+        for other in await self.list_all():
+            if other.name == name:
+                continue
+            for theirs in other.entities():
+                ours = next((e for e in config.served_entities if e.key == theirs.key), None)
+                if ours is not None and ours.environment_vars != theirs.environment_vars:
+                    raise invalid(
+                        f"Served entity '{ours.name}': serving endpoint '{other.name}' serves version "
+                        f"{ours.entity_version} of '{ours.entity_name}' with other environment_vars; a version runs "
+                        "one set of replicas, so give it the same environment_vars (or serve another version)."
+                    )
 
     async def _changed(self, name: str) -> ServingEndpointState:
         await self.controller.refresh_serving_endpoints()

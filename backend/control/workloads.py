@@ -31,6 +31,8 @@ class Compute:
     max_batch_size: int = 1
     max_batch_wait_ms: float = 0.0
     provisioned_concurrency: tuple[int, int] | None = None  # a serving endpoint's alternative to the size
+    # A served entity's environment_vars, as configured (secrets as references); changing them replaces replicas.
+    environment_vars: tuple[tuple[str, str], ...] = ()
 
     @property
     def concurrency(self) -> tuple[int, int]:
@@ -52,4 +54,10 @@ def combine(a: Compute, b: Compute) -> Compute:
         return compute.concurrency[1]
 
     chosen = b if most_replicas(b) > most_replicas(a) else a
-    return replace(chosen, scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled)
+    # Served entities of one version agree on their variables (serving_service refuses otherwise), but
+    # a stage's compute has none, and while an update rolls out, the later (pending) config's win.
+    return replace(
+        chosen,
+        scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled,
+        environment_vars=b.environment_vars or a.environment_vars,
+    )

@@ -134,3 +134,23 @@ class RateBucket(Base):
     bucket: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the limit and the caller, JSON
     level: Mapped[float] = mapped_column(Float)  # requests left
     since: Mapped[float] = mapped_column(Float)  # when it was last refilled (epoch seconds)
+
+
+class SecretScope(Base):
+    """A named group of secrets (Databricks' secret scope); environment_vars refer to `{{secrets/<scope>/<key>}}`."""
+
+    __tablename__ = "secret_scopes"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Secret(Base):
+    """One secret, encrypted with the key kept outside the database (control/secret_store.py)."""
+
+    __tablename__ = "secrets"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)  # a Fernet token: never the value
+    last_updated_timestamp: Mapped[int] = mapped_column(BigInteger)

@@ -14,6 +14,8 @@ from rtserve.server.store.models import (
     Event,
     ModelEndpoint,
     RateBucket,
+    Secret,
+    SecretScope,
     ServingEndpoint,
 )
 
@@ -143,3 +145,36 @@ def create_rate_buckets(*, session: Session, endpoint: str, buckets: list[str], 
 
 def delete_rate_buckets(*, session: Session, endpoint: str) -> None:
     session.execute(delete(RateBucket).where(RateBucket.endpoint == endpoint))
+
+
+def get_secret_scope(*, session: Session, name: str) -> SecretScope | None:
+    return session.get(SecretScope, name)
+
+
+def list_secret_scopes(*, session: Session) -> list[SecretScope]:
+    return list(session.scalars(select(SecretScope).order_by(SecretScope.name)))
+
+
+def add_secret_scope(*, session: Session, scope: SecretScope) -> None:
+    session.add(scope)
+
+
+def delete_secret_scope(*, session: Session, name: str) -> None:
+    session.execute(delete(Secret).where(Secret.scope == name))
+    session.execute(delete(SecretScope).where(SecretScope.name == name))
+
+
+def get_secret(*, session: Session, scope: str, key: str) -> Secret | None:
+    return session.get(Secret, (scope, key))
+
+
+def list_secrets(*, session: Session, scope: str) -> list[Secret]:
+    return list(session.scalars(select(Secret).where(Secret.scope == scope).order_by(Secret.key)))
+
+
+def put_secret(*, session: Session, secret: Secret) -> None:
+    session.merge(secret)
+
+
+def delete_secret(*, session: Session, scope: str, key: str) -> None:
+    session.execute(delete(Secret).where(Secret.scope == scope, Secret.key == key))

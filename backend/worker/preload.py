@@ -19,23 +19,12 @@ import os
 import signal
 import sys
 
+from rtserve.server.worker.credentials import drop_credentials
 from rtserve.server.worker.replica import FORKSERVER_ENGINE_PID_ENV
 
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# The backend's own credentials and those of the registries it reads; model code gets none of them.
-CREDENTIAL_VARIABLES = (
-    "RTSERVE_ADMIN_TOKEN",
-    "RTSERVE_SMTP_PASSWORD",
-    "RTSERVE_TOKEN",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_USERNAME",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CLIENT_SECRET",
-)
-
 MODULES = (
     "numpy",
     "pandas",
@@ -104,17 +93,6 @@ def die_with_engine(environ: dict[str, str] | os._Environ[str] = os.environ) -> 
     if str(os.getppid()) != engine_pid:  # orphaned before the signal was armed: it will never come
         os._exit(0)
     return True
-
-
-def drop_credentials(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
-    """Remove the backend's credentials from the environment replicas inherit; returns the names removed.
-
-    Replicas load a local copy of their model and call nothing, so they need none of them. (The
-    `rtserve server` command removes RTSERVE_ADMIN_TOKEN from its own environment before the fork
-    server starts, so it is not in the fork server's initial environment block either.)
-    """
-    removed = [name for name in CREDENTIAL_VARIABLES if environ.pop(name, None) is not None]
-    return removed
 
 
 die_with_engine()

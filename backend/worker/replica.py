@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, NoReturn
 
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
+from rtserve.server.worker.credentials import drop_credentials
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
 from rtserve.server.worker.logs import InProcessCapture, capture_output_in_process, redirect_output
 from rtserve.server.worker.types import ReplicaSpec
@@ -79,6 +80,7 @@ def run_replica(
     except (OSError, ValueError) as exc:
         _send(status_conn, ("failed", f"cannot open the replica log {spec.log_path}: {exc}"))
         sys.exit(1)
+    drop_credentials()  # a no-op when forked (the fork server dropped them); a fresh interpreter inherited them
     os.environ.update(spec.env)
     # The engine stops replicas with SIGTERM; a Ctrl-C in the backend's terminal must not kill them first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -18,7 +18,10 @@ class ReplicaSpec:
     version: str
     model_uri: str  # a local directory holding the MLflow model (already downloaded)
     log_path: str  # the replica's stdout/stderr go here
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold resolved secrets: never shown
+    # Start in a fresh interpreter, not from the pre-loaded fork server: `env` sets a variable that the
+    # libraries the fork server imported read at import time (control/environment_vars.py).
+    fresh_interpreter: bool = False
     # Adaptive batching (opt-in per compute config): concurrent requests predicted in one call.
     max_batch_size: int = 1  # 1 = no batching
     max_batch_wait_ms: float = 0.0  # how long the first request of a batch waits for company

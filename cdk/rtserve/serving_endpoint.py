@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Unpack
 
 from constructs import Construct
@@ -25,6 +25,7 @@ class ServingEndpointServedEntities:
     min_provisioned_concurrency: int | None = None
     max_provisioned_concurrency: int | None = None
     environment_policy: str | None = None
+    environment_vars: Mapping[str, str] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,16 @@ SERVED_ENTITIES = ListNestedBlock(
                 "Default: the server's RTSERVE_ENVIRONMENT_POLICY.",
                 optional=True,
             ),
+            Attribute(
+                "environment_vars",
+                Map(String()),
+                # Not sensitive: it holds references and plain values the configuration itself spells out;
+                # a secret's value never reaches Terraform, so plans show `{{secrets/<scope>/<key>}}` to review.
+                description="Environment variables set in the replicas before the model loads. A value "
+                "`{{secrets/<scope>/<key>}}` is that secret's value (`rtserve secrets put`); plans and state hold "
+                "only the reference. Changing them rolls out new replicas.",
+                optional=True,
+            ),
         ],
     ),
     min_items=1,

@@ -38,6 +38,7 @@ ENTITY_FIELDS = (
     "scale_to_zero_enabled",
     *PROVISIONED_FIELDS,
     "environment_policy",
+    "environment_vars",
 )
 
 
@@ -283,6 +284,7 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
                 **_reported_size(reported),
                 "scale_to_zero_enabled": bool(reported.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
                 "environment_policy": reported.get("environment_policy"),  # answered only when set
+                "environment_vars": _reported_variables(reported, before),
             }
         )
     routes = ((config.get("traffic_config") or {}).get("routes")) or []
@@ -319,6 +321,15 @@ def _reported_size(reported: Mapping[str, Any]) -> dict[str, Any]:
     if any(reported.get(field) is not None for field in PROVISIONED_FIELDS):
         return {"workload_size": None, **{field: reported.get(field) for field in PROVISIONED_FIELDS}}
     return {"workload_size": reported.get("workload_size", DEFAULT_WORKLOAD_SIZE), **dict.fromkeys(PROVISIONED_FIELDS)}
+
+
+def _reported_variables(reported: Mapping[str, Any], before: Any) -> dict[str, str] | None:
+    """The variables as configured (secrets as their references); none reads as the configuration wrote it."""
+    variables = reported.get("environment_vars")
+    if variables:
+        return dict(variables)
+    prior = before.get("environment_vars") if isinstance(before, dict) else None
+    return {} if isinstance(prior, dict) else None
 
 
 def _same_number(a: Any, b: str) -> bool:

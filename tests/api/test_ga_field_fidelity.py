@@ -24,7 +24,6 @@ ENTITY = {"entity_name": MODEL, "entity_version": "1"}
 # Refused fields: (where in the create body, value). The error must name the field; nothing is created.
 REFUSED_ENTITY = {
     "burst_scaling_enabled": True,
-    "environment_vars": {"LOG_LEVEL": "debug"},
     "external_model": {"name": "gpt", "provider": "openai", "task": "llm/v1/chat"},
     "instance_profile_arn": "arn:aws:iam::123:instance-profile/x",
     "min_provisioned_throughput": 100,
@@ -51,6 +50,7 @@ HONOURED_ENTITY = {
     "workload_type",
     "min_provisioned_concurrency",
     "max_provisioned_concurrency",
+    "environment_vars",
 }
 HONOURED_CREATE = {
     "name",
@@ -190,8 +190,15 @@ def test_every_honoured_field_comes_back(backend: BackendProcess, admin: Backend
                     "scale_to_zero_enabled": True,
                     "workload_type": "CPU",
                     "environment_policy": "local",  # rtserve's own field (docs/environments.md)
+                    "environment_vars": {"LOG_LEVEL": "debug"},
                 },
-                {**ENTITY, "name": "provisioned", "min_provisioned_concurrency": 4, "max_provisioned_concurrency": 8},
+                {
+                    **ENTITY,
+                    "name": "provisioned",
+                    "min_provisioned_concurrency": 4,
+                    "max_provisioned_concurrency": 8,
+                    "environment_vars": {"LOG_LEVEL": "debug"},
+                },
             ],
             "traffic_config": {
                 "routes": [

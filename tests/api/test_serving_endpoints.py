@@ -183,9 +183,9 @@ BAD_CREATES = {
     "bad size": ({"name": "ga-bad", "config": {"served_entities": [entity("1", workload_size="Huge")]}}, 400, "Huge"),
     "bad version": ({"name": "ga-bad", "config": {"served_entities": [entity("latest")]}}, 400, "version number"),
     "env vars": (
-        {"name": "ga-bad", "config": {"served_entities": [entity("1", environment_vars={"A": "1"})]}},
+        {"name": "ga-bad", "config": {"served_entities": [entity("1", environment_vars={"A": "{{secrets/no/such}}"})]}},
         400,
-        "environment_vars",
+        "secret 'such' of scope 'no'",
     ),
     "split without routes": (
         {"name": "ga-bad", "config": {"served_entities": [entity("1", "a"), entity("2", "b")]}},

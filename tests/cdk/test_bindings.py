@@ -103,6 +103,7 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
                 min_provisioned_concurrency=4,
                 max_provisioned_concurrency=8,
                 environment_policy="isolated",
+                environment_vars={"API_TOKEN": "{{secrets/team/token}}"},
             ),
             {"entity_name": "m", "entity_version": "2", "name": "b"},
         ],

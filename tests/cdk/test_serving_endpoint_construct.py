@@ -331,6 +331,25 @@ def test_a_bad_environment_policy_is_refused() -> None:
         ServedEntity("iris", 1, environment_policy="conda")
 
 
+def test_environment_vars_synthesize_as_given_with_secrets_as_references(stack: RtserveStack) -> None:
+    variables = {"LOG_LEVEL": "debug", "API_TOKEN": "{{secrets/team/api-token}}"}
+    ServingEndpoint(stack, "e", name="e", served_entities=[ServedEntity("iris", 1, environment_vars=variables)])
+
+    [entity] = only(synth(stack), "rtserve_serving_endpoint")["served_entities"]
+
+    assert entity["environment_vars"] == variables
+
+
+def test_no_environment_vars_by_default_and_bad_ones_are_refused(stack: RtserveStack) -> None:
+    ServingEndpoint(stack, "e", name="e", served_entities=[ServedEntity("iris", 1)])
+
+    [entity] = only(synth(stack), "rtserve_serving_endpoint")["served_entities"]
+
+    assert "environment_vars" not in entity
+    with pytest.raises(ValueError, match="environment_vars must map variable names to strings"):
+        ServedEntity("iris", 1, environment_vars={"THREADS": 1})  # type: ignore[dict-item]
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -236,3 +236,19 @@ def test_a_pending_config_is_promoted_by_an_action_once_every_version_it_serves_
     both_ready = [replica("r2", "2", ReplicaState.READY), replica("r3", "3", ReplicaState.READY)]
     plan = reconcile([], obs(both_ready), prepared("2", "3"), {}, 1, pinned=pinned, pending=[update])
     assert [a for a in plan.actions if isinstance(a, PromoteConfig)] == [PromoteConfig("iris-ab", update.stored)]
+
+
+def test_new_environment_vars_replace_replicas_and_the_update_waits_for_one_that_has_them():
+    variables = (("API_TOKEN", "{{secrets/iris/token}}"),)
+    pinned = {(MODEL, "2"): Compute(environment_vars=variables)}
+    update = PendingConfig("iris-env", '{"config_version": 2}', ((MODEL, "2"),))
+    old = replica("old", "2", ReplicaState.READY)
+    observed = Observed([old], {}, {}, {"old": ()})
+    plan = reconcile([], observed, prepared("2"), {}, 0, pinned=pinned, pending=[update])
+    assert plan.actions == [StartReplica(MODEL, "2", "/models/2", "starting", (1, 0.0), environment_vars=variables)]
+    assert plan.views[(MODEL, "2")].awaiting_current
+
+    new = replica("new", "2", ReplicaState.READY)
+    observed = Observed([old, new], {}, {}, {"old": (), "new": variables})
+    plan = reconcile([], observed, plan.memory, {}, 1, pinned=pinned, pending=[update])
+    assert plan.actions == [StopReplica("old"), PromoteConfig("iris-env", update.stored)]

@@ -67,7 +67,22 @@ def test_a_config_survives_its_stored_form():
         ({"served_entities": [entity("v1")]}, "version number"),
         ({"served_entities": [entity("1", workload_size="small")]}, "Small, Medium, Large"),
         ({"served_entities": [entity("1", scale_to_zero_enabled="yes")]}, "true or false"),
-        ({"served_entities": [entity("1", environment_vars={"A": "1"})]}, "environment_vars"),
+        ({"served_entities": [entity("1", environment_vars=["A=1"])]}, "environment_vars' must be an object"),
+        ({"served_entities": [entity("1", environment_vars={"1A": "1"})]}, "environment_vars.1A"),
+        ({"served_entities": [entity("1", environment_vars={"A": 1})]}, "environment_vars.A' must be a string"),
+        ({"served_entities": [entity("1", environment_vars={"RTSERVE_X": "1"})]}, "belong to rtserve"),
+        ({"served_entities": [entity("1", environment_vars={"A": "x{{secrets/s/k}}"})]}, "whole value"),
+        ({"served_entities": [entity("1", environment_vars={"A": "{{secrets/s}}"})]}, "whole value"),
+        (
+            {
+                "served_entities": [
+                    entity("1", name="a", environment_vars={"A": "1"}),
+                    entity("1", name="b", environment_vars={"A": "2"}),
+                ],
+                "traffic_config": routes(a=50, b=50),
+            },
+            "different environment_vars",
+        ),
         ({"served_entities": [entity("1", workload_type="GPU_SMALL")]}, "CPU"),
         (
             {"served_entities": [entity("1", environment_policy="conda")]},

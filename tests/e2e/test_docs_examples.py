@@ -51,6 +51,11 @@ WALKTHROUGHS: dict[str, tuple[list[tuple[str, str | None]], list[str]]] = {
         [("docs/quickstart.md", "## Your first endpoint"), ("docs/quickstart.md", "## Tokens")],
         ['{"predictions": [0]}', "Revoked token"],
     ),
+    # Secrets and environment variables, on what the README set up.
+    "secrets": (
+        [README_SETUP, ("docs/secrets.md", None)],
+        ["Stored secret api-token in scope iris", "{'API_TOKEN': '{{secrets/iris/api-token}}', 'LOG_LEVEL': 'debug'}"],
+    ),
     # The provider's HCL examples, as one configuration, applied on what the README set up.
     "provider": ([README_SETUP, ("docs/provider.md", None)], ["Apply complete!", "No changes."]),
 }

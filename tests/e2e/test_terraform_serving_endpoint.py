@@ -11,6 +11,7 @@ description, route_optimized and provisioned concurrency; e-mail notifications c
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -320,3 +321,38 @@ def test_inference_tables_apply_change_in_place_and_plan_empty(
         terraform, backend, tables('  auto_capture_config {\n    catalog_name = "../x"\n    schema_name = "s"\n  }\n')
     )
     assert "auto_capture_config.catalog_name" in failed_apply(terraform).error_text()
+
+
+def test_environment_vars_apply_and_plans_and_state_hold_only_the_secret_reference(
+    terraform: Terraform, backend: BackendProcess, admin: BackendClient, model: str
+) -> None:
+    value = "tf-secret-value-never-in-a-plan"
+    admin.call("POST", "/api/2.0/secrets/scopes/create", json={"scope": "tf-scope"})
+    admin.call("POST", "/api/2.0/secrets/put", json={"scope": "tf-scope", "key": "token", "string_value": value})
+
+    def with_variables(level: str) -> str:
+        return one("1").replace(
+            "  }\n",
+            f'    environment_vars = {{\n      LOG_LEVEL = "{level}"\n'
+            '      API_TOKEN = "{{secrets/tf-scope/token}}"\n    }\n  }\n',
+        )
+
+    write(terraform, backend, with_variables("info"))
+    terraform.init()
+    applied = terraform.apply()
+    assert str(applied.summary) == "1 to add, 0 to change, 0 to destroy"
+    [entity] = admin.serving_endpoint(ENDPOINT)["config"]["served_entities"]
+    assert entity["environment_vars"] == {"API_TOKEN": "{{secrets/tf-scope/token}}", "LOG_LEVEL": "info"}
+    assert not terraform.plan().summary.has_changes
+
+    write(terraform, backend, with_variables("debug"))
+    planned = terraform.plan()
+    assert planned.summary.has_changes
+    changed = terraform.apply()
+    assert str(changed.summary) == "0 to add, 1 to change, 0 to destroy"
+
+    texts = [applied.stdout, planned.stdout, changed.stdout, json.dumps(terraform.show())]
+    texts += [path.read_text() for path in terraform.workdir.rglob("*.tfstate*")]
+    assert "{{secrets/tf-scope/token}}" in planned.stdout + texts[-1]
+    assert not [text for text in texts if value in text]
+    assert score(admin.serving_endpoint(ENDPOINT)["endpoint_url"]).status_code == 200

@@ -154,7 +154,9 @@ class LocalEngine(ReplicaTable[Replica]):
         forkserver = None
         process: BaseProcess
         if spec.python is None:
-            process = self._context.Process(**process_options)
+            # A variable read at import time would come too late in a child of the pre-loaded fork server.
+            context = multiprocessing.get_context("spawn") if spec.fresh_interpreter else self._context
+            process = context.Process(**process_options)
         else:  # a model environment of its own: forked from that environment's fork server
             forkserver = self._environment_forkserver(spec.python)
             process = EnvironmentProcess(spec.python, **process_options)

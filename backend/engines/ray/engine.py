@@ -257,7 +257,8 @@ class RayEngine(ReplicaTable[_Replica]):
         if not _SAFE_ID.match(spec.replica_id):
             raise ValueError(f"replica id {spec.replica_id!r} is not usable as an actor name")
         seal = self._seal(spec)
-        warm = await self._take_warm(spec, seal)
+        # A warm actor imported MLflow and its libraries already: too late for variables read at import time.
+        warm = None if spec.fresh_interpreter else await self._take_warm(spec, seal)
         if warm is not None:
             handle, actor_name, node_id = warm.handle, warm.name, warm.node_id
         else:

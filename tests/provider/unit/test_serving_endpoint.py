@@ -30,6 +30,7 @@ def entity(version: str = "1", name: str | None = None, **overrides: object) -> 
         "min_provisioned_concurrency": None,
         "max_provisioned_concurrency": None,
         "environment_policy": None,
+        "environment_vars": None,
         **overrides,
     }
 
@@ -265,6 +266,25 @@ def test_update_of_the_version_puts_a_new_config_and_waits_for_it(
     assert server.serving_endpoints()["web"]["config"]["served_entities"][0]["entity_version"] == "2"
 
 
+def test_environment_vars_are_sent_and_read_back_as_the_secret_reference_never_the_value(
+    resource: ServingEndpointResource, server: AppServer, created: dict
+) -> None:
+    server.services.secrets.create_scope("team")
+    server.services.secrets.put("team", "token", "value-never-in-state")
+    variables = {"LOG_LEVEL": "debug", "API_TOKEN": "{{secrets/team/token}}"}
+    server.calls.clear()
+    target = planned(served_entities=[entity("1", environment_vars=variables)])
+    c = ctx.update()
+    state = resource.update(c, created, target)
+
+    assert errors(c) == []
+    [(_, body)] = calls(server, "PUT")
+    assert body["served_entities"][0]["environment_vars"] == variables
+    assert state["served_entities"][0]["environment_vars"] == variables
+    assert "value-never-in-state" not in repr(state)
+    assert resource.read(ctx.read(), state)["served_entities"] == state["served_entities"]
+
+
 def test_update_of_the_traffic_split_alone_puts_a_config(resource: ServingEndpointResource, server: AppServer) -> None:
     current = resource.create(ctx.create(), split())
     state = resource.update(ctx.update(), current, split(blue=50, green=50))
@@ -427,7 +447,13 @@ def validation(resource: ServingEndpointResource, **config: object) -> list[tupl
 def bare(version: str = "1", name: str | None = None, **given: object) -> dict:
     """A served_entities block as configured: what is not given is null."""
     unset = dict.fromkeys(
-        ("workload_size", "min_provisioned_concurrency", "max_provisioned_concurrency", "environment_policy")
+        (
+            "workload_size",
+            "min_provisioned_concurrency",
+            "max_provisioned_concurrency",
+            "environment_policy",
+            "environment_vars",
+        )
     )
     return {"name": name, "entity_name": "iris", "entity_version": version, **unset, **given}
 

@@ -152,7 +152,7 @@ def test_limits_refused_by_the_backend_report_its_message_and_keep_what_it_has(
         c, limited, {**limited, "rate_limits": [limit(5, "user", "alice"), limit(9, "service_principal", "alice")]}
     )
     [error] = errors(c)
-    assert error.summary == "Could not change the rate limits of serving endpoint 'web': INVALID_PARAMETER_VALUE"
+    assert error.summary == "Could not change the AI gateway of serving endpoint 'web': INVALID_PARAMETER_VALUE"
     assert "two limits for the same callers" in error.detail
     assert "(HTTP 400 INVALID_PARAMETER_VALUE from PUT /api/2.0/serving-endpoints/web/ai-gateway)" in error.detail
     assert state["rate_limits"] == limited["rate_limits"]  # the next plan shows the change again
