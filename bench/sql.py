@@ -1,12 +1,13 @@
 """`make bench` (SQL scoring): rows per second through `ai_query`, side by side on this machine.
 
 One serving endpoint with one Small replica of the demo iris model. The same N rows (iris features,
-repeated) are scored four ways, in one run:
+repeated) are scored four ways (Spark twice), in one run:
 
 - in process: the model loaded with `mlflow.pyfunc` and predicted on the whole frame (the floor: no
   HTTP, no JSON, what any serving path can at best approach);
 - `ai_query` on DuckDB over a Parquet file (one request per 2,048-row vector);
-- `ai_query` on Spark in local mode (`local[2]`, one request per Arrow batch), after a warm-up query;
+- `ai_query` on Spark in local mode (`local[2]`, one request per Arrow batch), after a warm-up query,
+  as `ai_query(...)::BIGINT` (a VARIANT cast in SQL) and as a `register_typed` function of that type;
 - a row-at-a-time loop over REST (one request per row, on a sample of rows: its rate does not depend
   on N), the figure to beat.
 
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not args.no_spark:
             with console.status("Starting Spark (local[2]) and warming it up..."):
-                paths.append(("ai_query on Spark local[2]", args.rows, _spark(backend, rows_file)))
+                variant, typed = _spark(backend, rows_file)
+            paths.append(("ai_query on Spark local[2]", args.rows, variant))
+            paths.append(("Spark local[2], register_typed", args.rows, typed))
         paths.append(("row at a time over REST", args.loop_rows, _row_loop(backend, frame.head(args.loop_rows))))
         for name, rows, run in paths:
             with console.status(f"{name}: {args.rounds} runs of {rows} rows..."):
@@ -126,11 +129,12 @@ def _duckdb(backend: BackendProcess, rows_file: Path) -> Callable[[], int]:
     return lambda: connection.execute(statement).fetchone()[0]
 
 
-def _spark(backend: BackendProcess, rows_file: Path) -> Callable[[], int]:
+def _spark(backend: BackendProcess, rows_file: Path) -> tuple[Callable[[], int], Callable[[], int]]:
+    """`ai_query(...)::BIGINT` (a VARIANT cast in SQL) and a function of that type (`register_typed`)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from rtserve.sql.spark import register
+    from rtserve.sql.spark import register, register_typed
 
     spark = (
         SparkSession.builder.master("local[2]")
@@ -140,10 +144,13 @@ def _spark(backend: BackendProcess, rows_file: Path) -> Callable[[], int]:
     )
     spark.sparkContext.setLogLevel("ERROR")
     register(spark, host=backend.url, token=TOKEN)
+    register_typed(spark, "iris_class", ENDPOINT, "BIGINT", host=backend.url, token=TOKEN)
     spark.read.parquet(str(rows_file)).createOrReplaceTempView("rows")
-    statement = f"SELECT count(ai_query('{ENDPOINT}', struct(*), returnType => 'BIGINT')::BIGINT) FROM rows"
-    spark.sql(statement).collect()  # warm-up: Python workers started, the client connected
-    return lambda: spark.sql(statement).collect()[0][0]
+    variant = f"SELECT count(ai_query('{ENDPOINT}', struct(*), returnType => 'BIGINT')::BIGINT) FROM rows"
+    typed = "SELECT count(iris_class(struct(*))) FROM rows"
+    for statement in (variant, typed):
+        spark.sql(statement).collect()  # warm-up: Python workers started, the client connected
+    return lambda: spark.sql(variant).collect()[0][0], lambda: spark.sql(typed).collect()[0][0]
 
 
 def _row_loop(backend: BackendProcess, frame) -> Callable[[], int]:

@@ -1,6 +1,6 @@
 """Builds a model's environment with uv, or reuses one built before, under `<data-dir>/envs/<key>`.
 
-The model's requirements plus what a replica needs (MLflow, pandas, numpy) are resolved first
+The model's requirements plus what a replica needs (MLflow, pandas, numpy, msgspec) are resolved first
 (`uv pip compile`); the key is a hash of the Python version and that resolution, so versions with the
 same resolved requirements share one environment, across restarts too. A new environment is made
 next to its final place (`uv venv`, `uv pip sync` of the resolution) and renamed into it when
@@ -36,7 +36,7 @@ READY_MARKER = "rtserve-ready"
 LAST_USED = "rtserve-last-used"
 LOCK_FILE = "requirements.lock"
 # What the replica itself imports besides the model's own requirements (backend/worker).
-REPLICA_PACKAGES = ("pandas", "numpy")
+REPLICA_PACKAGES = ("pandas", "numpy", "msgspec")  # msgspec: backend/worker/jsonbody.py
 DEFAULT_TIMEOUT = 600.0
 
 

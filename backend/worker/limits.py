@@ -29,6 +29,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from rtserve.server.worker import jsonbody
 from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.types import InvocationResult
 
@@ -184,10 +185,8 @@ def _csv_header_width(body: bytes) -> int:
 
 
 def _load_json(body: bytes) -> Any:
-    import json
-
     try:
-        return json.loads(body)
+        return jsonbody.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None  # MLflow answers it with its own message
 

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from io import StringIO
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from mlflow.pyfunc import scoring_server
 from mlflow.pyfunc.utils.serving_data_parser import is_unified_llm_input
 from mlflow.types import DataType, Schema
 from mlflow.utils.proto_json_utils import cast_df_types_according_to_schema, dataframe_from_parsed_json
+
+from rtserve.server.worker import jsonbody
 
 _DATAFRAME_FORMATS = {scoring_server.DF_SPLIT: "split", scoring_server.DF_RECORDS: "records"}
 _JSON = scoring_server.CONTENT_TYPE_JSON
@@ -95,7 +98,7 @@ class FrameParser:
 
     def _parse_json(self, body: bytes) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
         """`scoring_server._parse_json_data` for the two DataFrame formats, with the cast shortcut."""
-        decoded = json.loads(body)
+        decoded = jsonbody.loads(body)
         if not isinstance(decoded, dict) or is_unified_llm_input(decoded):
             return None, None
         formats = [key for key in decoded if key in scoring_server.SUPPORTED_FORMATS]
@@ -171,7 +174,7 @@ def float_rows(body: bytes, content_type: str | None) -> FloatRows | None:
     if content_type not in _JSON_CONTENT_TYPES:
         return None
     try:
-        decoded = json.loads(body)
+        decoded = jsonbody.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(decoded, dict) or not 1 <= len(decoded) <= 2:
@@ -197,20 +200,22 @@ def float_rows(body: bytes, content_type: str | None) -> FloatRows | None:
         records = decoded[scoring_server.DF_RECORDS]
         if not isinstance(records, list) or not records or not isinstance(records[0], dict):
             return None
-        columns = list(records[0])
-        rows = []
-        for record in records:
-            if not isinstance(record, dict) or list(record) != columns:
-                return None
-            rows.append(list(record.values()))
+        # Checked with map() over whole lists, in C: a loop in Python over 2,048 records costs milliseconds.
+        if set(map(type, records)) != {dict}:
+            return None
+        keys = tuple(records[0])
+        if list(map(tuple, records)).count(keys) != len(records):
+            return None  # the same columns in the same order, every record
+        columns = list(keys)
+        rows = list(map(list, map(dict.values, records)))
     else:
         return None
     if not rows or not columns or len(set(columns)) != len(columns) or not all(type(c) is str for c in columns):
         return None
-    width = len(columns)
-    for row in rows:
-        if type(row) is not list or len(row) != width or not all(type(value) is float for value in row):
-            return None
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {len(columns)}:
+        return None
+    if set(map(type, chain.from_iterable(rows))) != {float}:
+        return None
     try:
         params_key = None if params is None else json.dumps(params, sort_keys=True, allow_nan=True)
     except (TypeError, ValueError):

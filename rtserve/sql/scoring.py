@@ -119,6 +119,8 @@ class EndpointClient:
     ) -> list[str | None]:
         """`score` for a batch whose rows each name their endpoint and failOnError (NULL: NULL; NULL
         failOnError: true); one request per endpoint and flag, which in practice are constants."""
+        if endpoints and len(set(endpoints)) == 1 and len(set(fail_on_error)) == 1 and endpoints[0] is not None:
+            return self.score(endpoints[0], rows, fail_on_error=fail_on_error[0] is not False)  # the usual batch
         out: list[str | None] = [None] * len(rows)
         groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
         for index, (endpoint, fail) in enumerate(zip(endpoints, fail_on_error, strict=True)):

@@ -8,7 +8,9 @@ request, sent from the executor with the token `register` was given. Open-source
 function's result by the value of an argument (an analyzer rule would need JVM code), so in Spark SQL
 the result is a VARIANT: cast it (`ai_query(...)::STRUCT<label: STRING, score: DOUBLE>`) or read a
 field (`ai_query(...):score::double`). `returnType` is still checked before any request. From Python,
-`ai_query(...)` returns a Column already read into `returnType`.
+`ai_query(...)` returns a Column already read into `returnType`, and `register_typed(spark, name,
+endpoint, returnType)` defines a Spark SQL function `name(request)` of that type (a typed Arrow UDF:
+Spark fixes a function's type when it is registered, so one function per type).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import os
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
-from pyspark.sql.types import VariantVal
+from pyspark.sql.functions import arrow_udf, pandas_udf
+from pyspark.sql.pandas.types import to_arrow_type
+from pyspark.sql.types import VariantVal, _parse_datatype_string
 
 from rtserve.sql.scoring import DEFAULT_MAX_IN_FLIGHT, EndpointClient
 from rtserve.sql.types import to_duckdb
@@ -46,6 +50,64 @@ def register(
     here on the driver: executors get them with the function, not from their own environment.
     """
     spark.udf.register(name, _score_udf(_settings(host, token, max_in_flight, client_options)))
+
+
+def register_typed(
+    spark: SparkSession,
+    name: str,
+    endpoint: str,
+    returnType: str | None = None,  # Databricks' argument names
+    failOnError: bool = True,
+    *,
+    host: str | None = None,
+    token: str | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    **client_options: Any,
+) -> None:
+    """Define `name(request)` for Spark SQL: `ai_query(endpoint, request, returnType, failOnError)` whose
+    result already has the declared Spark type, no cast needed.
+
+    Without `returnType`, STRING: the prediction as JSON text. With `failOnError=False`, a struct
+    `{result, errorMessage}`. A prediction that does not fit the type is NULL, as `from_json` reads it.
+    """
+    to_duckdb(returnType or "STRING")  # checked with the translator's messages, before anything is defined
+    value_type = returnType or "STRING"
+    ddl = value_type if failOnError else f"STRUCT<result: {value_type}, errorMessage: STRING>"
+    spark_type = _parse_datatype_string(ddl)
+    arrow_type = to_arrow_type(spark_type, timezone=spark.conf.get("spark.sql.session.timeZone"))
+    settings = _settings(host, token, max_in_flight, client_options)
+
+    def score(request: pa.Array) -> pa.Array:
+        rows = [None if row is None else json.dumps(row, default=str) for row in request.to_pylist()]
+        scored = _client(settings).score(endpoint, rows, fail_on_error=failOnError)
+        if returnType is None and failOnError:
+            return pa.array(scored, pa.string())
+        values = [None if text is None else json.loads(text) for text in scored]
+        if returnType is None:  # {result, errorMessage} with the result as JSON text
+            values = [v if v is None else {**v, "result": _json_or_none(v["result"])} for v in values]
+        return _arrow_values(values, arrow_type)
+
+    spark.udf.register(name, arrow_udf(score, spark_type))  # type: ignore[call-overload]
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _arrow_values(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    """`values` as an Arrow array of `arrow_type`; one that does not fit the type is NULL (as `from_json` has it)."""
+    try:
+        return pa.array(values, arrow_type)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.array([_fitting(value, arrow_type) for value in values], arrow_type)
+
+
+def _fitting(value: Any, arrow_type: pa.DataType) -> Any:
+    try:
+        pa.array([value], arrow_type)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return value
 
 
 def ai_query(

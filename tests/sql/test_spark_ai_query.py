@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pyspark.errors import PySparkException  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from rtserve.sql.spark import ai_query, register  # noqa: E402
+from rtserve.sql.spark import ai_query, register, register_typed  # noqa: E402
 
 pytestmark = pytest.mark.spark
 
@@ -110,3 +111,51 @@ def test_the_dataframe_api_returns_a_column_of_the_return_type(spark: SparkSessi
         ).alias("p")
     ).collect()
     assert all(row.p.result is None and "x must not be negative" in row.p.errorMessage for row in refused)
+
+
+def test_a_typed_function_returns_the_declared_spark_type(spark: SparkSession, backend: BackendProcess):
+    register_typed(
+        spark,
+        "label_of",
+        "sql-label",
+        "STRUCT<label:STRING, score:DOUBLE>",
+        host=backend.url,
+        token=backend.admin_token,
+    )
+    scored = spark.sql("SELECT x, label_of(named_struct('x', x)) AS p FROM rows WHERE x BETWEEN 1 AND 2 ORDER BY x")
+    assert scored.schema["p"].dataType.simpleString() == "struct<label:string,score:double>"  # no cast
+    assert [(row.x, row.p.label, row.p.score) for row in scored.collect()] == [(1.0, "low", 2.0), (2.0, "low", 4.0)]
+    # A field of the prediction that does not fit the declared type is NULL, as from_json reads it.
+    register_typed(
+        spark, "label_as_double", "sql-label", "STRUCT<label:DOUBLE>", host=backend.url, token=backend.admin_token
+    )
+    assert spark.sql("SELECT label_as_double(named_struct('x', x)).label AS s FROM rows WHERE x = 1").first().s is None
+
+
+def test_a_typed_function_with_fail_on_error_false_gives_each_row_its_error(
+    spark: SparkSession, backend: BackendProcess
+):
+    register_typed(
+        spark,
+        "score_or_error",
+        "sql-label",
+        "STRUCT<score:DOUBLE>",
+        failOnError=False,
+        host=backend.url,
+        token=backend.admin_token,
+    )
+    rows = spark.sql(
+        "SELECT x, score_or_error(named_struct('x', x)) AS p FROM rows WHERE x BETWEEN -1 AND 0 ORDER BY x"
+    )
+    assert rows.schema["p"].dataType.simpleString() == "struct<result:struct<score:double>,errorMessage:string>"
+    refused, scored = rows.collect()
+    assert refused.p.result is None and "x must not be negative" in refused.p.errorMessage
+    assert scored.p.result.score == 0.0 and scored.p.errorMessage is None
+
+
+def test_a_typed_function_without_return_type_returns_json_text(spark: SparkSession, backend: BackendProcess):
+    register_typed(spark, "label_json", "sql-label", host=backend.url, token=backend.admin_token)
+    row = spark.sql("SELECT label_json(named_struct('x', x)) AS p FROM rows WHERE x = 2").first()
+    assert json.loads(row.p) == {"label": "low", "score": 4.0}
+    with pytest.raises(ValueError, match=r"returnType 'MAP<INT>' is not a Databricks SQL type"):
+        register_typed(spark, "bad", "sql-label", "MAP<INT>", host=backend.url, token=backend.admin_token)
