@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +33,7 @@ from rtserve.server.engines.ray import RayEngine  # noqa: E402 - only with the e
 pytestmark = pytest.mark.ray
 
 JSON = "application/json"
+NODE_C_IP = "127.0.0.4"  # a third node, added (and lost) by one test
 
 
 @pytest.fixture(scope="module")
@@ -529,3 +531,62 @@ def test_a_new_engine_adopts_the_warm_pool_without_leaking_or_duplicating(tmp_pa
     assert [(o.replica_id, o.state, o.pid) for o in adopted] == [("iris-1-a", ReplicaState.READY, before.pid)]
     assert names_after == names_between  # no leak, no duplicate
     assert left == set()
+
+
+def until_node_with(resource: str, timeout: float = 60.0) -> str:
+    """The id of the alive node that has `resource`, once it has joined (asked through this driver)."""
+    deadline = time.monotonic() + timeout
+    while not (ids := [n["NodeID"] for n in ray.nodes() if n["Alive"] and resource in n["Resources"]]):
+        assert time.monotonic() < deadline, f"no node with {resource} joined"
+        time.sleep(0.2)
+    return str(ids[0])
+
+
+def test_the_replicas_of_a_lost_node_are_crashed_and_their_replacements_serve_from_another_node(
+    tmp_path: Path, cluster: RayCluster, driver: Any, iris_path: Path
+):
+    """A node killed under two READY replicas: both CRASHED within seconds, their replacements READY elsewhere."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = cluster.add_node(NODE_C_IP, {"nodeC": 1}, wait=False)
+    node_c = until_node_with("nodeC")
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def node_of(replica_id: str) -> str:
+        return str((await ray.get_actor(replica_id, namespace=namespace).describe.remote())["node_id"])
+
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            assert (await wait_for_state(engine, replica_id, SETTLED)).state is ReplicaState.READY
+        first = [await node_of(replica_id) for replica_id in ("iris-1-a", "iris-1-b")]
+        lost_at = time.monotonic()
+        await asyncio.to_thread(cluster.kill_node, node)
+        crashed = [await wait_for_state(engine, r, {ReplicaState.CRASHED}, 45) for r in ("iris-1-a", "iris-1-b")]
+        noticed_after = time.monotonic() - lost_at
+        with pytest.raises(NoReadyReplica):
+            await engine.invoke("iris", "1", iris_request(0), JSON, 5)
+        # What the controller does with a CRASHED replica: forget it, start another (same placement).
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            engine.forget(replica_id)
+        for replica_id in ("iris-1-c", "iris-1-d"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-c", "iris-1-d"):
+            assert (await wait_for_state(engine, replica_id, SETTLED)).state is ReplicaState.READY
+        replaced = [await node_of(replica_id) for replica_id in ("iris-1-c", "iris-1-d")]
+        answer = await engine.invoke("iris", "1", iris_request(0), JSON, 30)
+        return first, crashed, noticed_after, replaced, answer
+
+    # Soft affinity: node C while it lives (so that losing it loses both), any node with room after.
+    strategy = NodeAffinitySchedulingStrategy(node_c, soft=True)
+    first, crashed, noticed_after, replaced, answer = run_engine(
+        tmp_path, scenario, namespace=namespace, actor_options={"scheduling_strategy": strategy}
+    )
+
+    assert first == [node_c, node_c]
+    # Told by Ray (the node was lost), or by the health checks if they give up first.
+    assert all(re.search("node .* was lost|health checks", o.message) for o in crashed), crashed
+    assert node_c not in replaced
+    assert answer.status == 200
+    print(f"lost node noticed after {noticed_after:.1f} s; replicas: {[o.message for o in crashed]}")

@@ -830,6 +830,9 @@ def _first_line(exc: BaseException) -> str:
 def _death_reason(exc: BaseException) -> str:
     """A short reason from Ray's long ActorDiedError text."""
     text = " ".join(str(exc).split())
+    node = re.search(r"its node has died\. Node Id: (\w+)", text)
+    if node:
+        return f"its node {node.group(1)[:12]} was lost"
     worker = re.search(r"Worker exit type: (\w+) Worker exit detail: ([^.]*)", text)
     if worker:
         return f"its process exited ({worker.group(1)}: {worker.group(2).strip()})"
