@@ -335,6 +335,21 @@ def test_replicas_can_be_placed_on_node_b(tmp_path: Path, driver: Any, iris_path
     assert nodes == [node_b, node_b]
 
 
+def test_new_replica_actors_of_a_version_are_spread_over_the_nodes(tmp_path: Path, driver: Any, iris_path: Path):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario(engine: RayEngine) -> list[str]:
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            assert (await wait_for_state(engine, replica_id, SETTLED)).state is ReplicaState.READY
+        return [(await actor_of(namespace, replica_id))[1] for replica_id in ("iris-1-a", "iris-1-b")]
+
+    nodes = run_engine(tmp_path, scenario, namespace=namespace)  # no warm pool: two new actors
+
+    assert len(set(nodes)) == 2  # Ray's default may put both on the driver's node while it has room
+
+
 def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_after_a_crash(
     tmp_path: Path, cluster: RayCluster, driver: Any
 ):
