@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
@@ -17,6 +18,9 @@ from rtserve.server.metrics import Metrics
 from rtserve.server.registry import Registry
 from rtserve.server.settings import Settings
 
+if TYPE_CHECKING:  # the UI's package imports this module
+    from rtserve.server.ui.session import SessionStore
+
 
 @dataclass
 class Services:
@@ -30,6 +34,7 @@ class Services:
     model_endpoints: ModelEndpointService  # the preview API's changes (seed 000)
     serving_endpoints: ServingEndpointService  # the GA API's changes (seed 002)
     metrics: Metrics
+    ui_sessions: SessionStore  # the UI's sessions: in memory, or in the database several instances share
 
 
 def services_of(connection: HTTPConnection) -> Services:

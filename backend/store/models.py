@@ -132,3 +132,18 @@ class RateBucket(Base):
     bucket: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the limit and the caller, JSON
     level: Mapped[float] = mapped_column(Float)  # requests left
     since: Mapped[float] = mapped_column(Float)  # when it was last refilled (epoch seconds)
+
+
+class UiSessionRow(Base):
+    """A browser session of the UI, for instances sharing one database (store/ui_sessions.py).
+
+    Neither the session id nor the token is kept clear: the row is found by the id's hash, and the
+    token is re-verified by its hash, as the tokens table keeps it."""
+
+    __tablename__ = "ui_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+    last_seen: Mapped[float] = mapped_column(Float, index=True)
+    flashes: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[level, message], ...] shown once
