@@ -605,3 +605,41 @@ def test_the_replicas_of_a_lost_node_are_crashed_and_their_replacements_serve_fr
     assert node_c not in replaced
     assert answer.status == 200
     print(f"lost node noticed after {noticed_after:.1f} s; replicas: {[o.message for o in crashed]}")
+
+
+def test_a_following_engine_never_starts_an_actor_nor_touches_the_warm_pool(
+    tmp_path: Path, driver: Any, iris_path: Path
+):
+    """The leader's replica and pool, then a follower on the same namespace: it routes, and changes nothing."""
+    namespace = f"t-{tmp_path.name}"[:60]
+    options = {"namespace": namespace, "health_interval": 0.2, "warm_actors_per_node": 1, "discover": True}
+
+    async def scenario() -> tuple[Any, ...]:
+        leader = RayEngine(None, tmp_path / "data", **options)
+        follower = RayEngine(None, tmp_path / "data", **options)  # same data dir: the same seal key
+        follower.set_leading(False)
+        await leader.start()
+        try:
+            await wait_for_warm(leader, 2)
+            await start_ready(leader, make_spec(tmp_path, iris_path, "iris-1-a"))
+            await wait_for_warm(leader, 2)
+            before = named_actors(namespace)
+            await follower.start()
+            followed = await wait_for_state(follower, "iris-1-a", {ReplicaState.READY}, timeout=30)
+            await asyncio.sleep(2.0)  # ten health checks and pool tendings
+            with pytest.raises(ValueError, match="follows"):
+                await follower.start_replica(make_spec(tmp_path, iris_path, "iris-1-b"))
+            answer = await follower.invoke("iris", "1", iris_request(0), JSON, 30)
+            pool_seen = follower.warm_actors()
+            await follower.close()  # a follower leaving ends nothing
+            return before, followed, answer, pool_seen, named_actors(namespace)
+        finally:
+            await leader.close()
+
+    before, followed, answer, pool_seen, after = asyncio.run(asyncio.wait_for(scenario(), 180))
+
+    assert len(before) == 3  # the replica's actor and one warm actor per node
+    assert followed.replica_id == "iris-1-a"
+    assert answer.status == 200  # a follower routes to the leader's replicas
+    assert pool_seen == {}  # it holds no warm actor to start from
+    assert after == before  # no actor made, taken or killed by the follower

@@ -248,10 +248,14 @@ class RayEngine(ReplicaTable[_Replica]):
     async def start_replica(self, spec: ReplicaSpec) -> None:
         """Create the actor (STARTING) and return; its monitor ships the model, then READY or FAILED.
 
-        Raises ValueError if the replica exists, here or (by its name) anywhere in the namespace.
+        Raises ValueError if the replica exists, here or (by its name) anywhere in the namespace, or if
+        this engine follows (only the leader starts replicas: the controller never asks a follower, and
+        this refusal holds even if it did).
         """
         if spec.replica_id in self._replicas:
             raise ValueError(f"replica {spec.replica_id!r} already exists")
+        if not self._leading.is_set():
+            raise ValueError(f"replica {spec.replica_id!r} not started: this engine follows another instance's leader")
         if self._ray is None:
             await self.start()
         if not _SAFE_ID.match(spec.replica_id):
