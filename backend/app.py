@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
@@ -41,10 +42,12 @@ from rtserve.server.services import Services
 from rtserve.server.settings import Settings
 from rtserve.server.store import db, instance_lock, keys
 from rtserve.server.store.rate_buckets import DatabaseBuckets
+from rtserve.server.store.ui_sessions import DatabaseSessionStore
 from rtserve.server.tables.writer import InferenceLog
 
 log = logging.getLogger("rtserve")
 RAY_SEAL_KEY = "ray-seal"  # the deployment key sealing Ray actor identities, when instances share a database
+UI_CSRF_KEY = "ui-csrf"  # the deployment key signing the UI's CSRF tokens, when instances share a database
 VERSION = __version__
 
 
@@ -82,6 +85,14 @@ def _ray_engine(settings: Settings, seal_key: bytes | None) -> Engine:
         discover=seal_key is not None,
         keep_replicas_on_close=seal_key is not None,
     )
+
+
+async def _ui_sessions(sessions: sessionmaker[Session], shared: bool) -> ui.SessionStore:
+    """Sessions of the UI: in the database when instances share it (sign in on one, act on any), else in memory."""
+    if not shared:
+        return ui.SessionStore()
+    key = await asyncio.to_thread(keys.shared_key, sessions, UI_CSRF_KEY)
+    return DatabaseSessionStore(sessions, key)
 
 
 def _engine(settings: Settings, seal_key: bytes | None) -> tuple[Engine, str | None]:
@@ -200,6 +211,7 @@ def create_app(
             secrets=secret_store,
             metrics=Metrics(controller, replicas, mailer, inference_log),
             inference_log=inference_log,
+            ui_sessions=await _ui_sessions(sessions, leadership.shared),
         )
         controller.start()
         try:
@@ -261,5 +273,8 @@ def create_app(
         return api.state.services.verifier
 
     # The browser UI (/ui/) signs in with a session cookie; every other path needs a token header.
-    app = AuthMiddleware(app, verifier, browser=ui.BrowserAuth(verifier))
+    def ui_sessions() -> ui.SessionStore:
+        return api.state.services.ui_sessions
+
+    app = AuthMiddleware(app, verifier, browser=ui.BrowserAuth(verifier, ui_sessions))
     return ErrorLayer(app)

@@ -177,8 +177,12 @@ class TokenVerifier:
 
     async def check(self, token: str) -> Principal | None:
         """`verify` for the event loop: a cached answer at once, the store read in a worker thread."""
-        found, principal = self._cached(hash_token(token))
-        return principal if found else await asyncio.to_thread(self.verify, token)
+        return await self.check_hash(hash_token(token))
+
+    async def check_hash(self, digest: str) -> Principal | None:
+        """`check` of a token known by its hash (a UI session keeps only that)."""
+        found, principal = self._cached(digest)
+        return principal if found else await asyncio.to_thread(self.verify_hash, digest)
 
     def _cached(self, digest: str) -> tuple[bool, Principal | None]:
         with self._lock:
@@ -189,7 +193,9 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal | None:
         """The token's Principal, or None; reads the store on a cache miss (blocks: not on the event loop)."""
-        digest = hash_token(token)
+        return self.verify_hash(hash_token(token))
+
+    def verify_hash(self, digest: str) -> Principal | None:
         now = self._clock()
         found, principal = self._cached(digest)
         if found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
@@ -19,6 +20,9 @@ from rtserve.server.secret_store import SecretStore
 from rtserve.server.settings import Settings
 from rtserve.server.tables.writer import InferenceLog
 
+if TYPE_CHECKING:  # the UI's package imports this module
+    from rtserve.server.ui.session import SessionStore
+
 
 @dataclass
 class Services:
@@ -34,6 +38,7 @@ class Services:
     metrics: Metrics
     inference_log: InferenceLog  # serving endpoints' requests, logged to their inference tables
     secrets: SecretStore  # rtserve's secret store (the secrets API, `rtserve secrets`)
+    ui_sessions: SessionStore  # the UI's sessions: in memory, or in the database several instances share
 
 
 def services_of(connection: HTTPConnection) -> Services:

@@ -154,3 +154,18 @@ class Secret(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     ciphertext: Mapped[str] = mapped_column(Text)  # a Fernet token: never the value
     last_updated_timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class UiSessionRow(Base):
+    """A browser session of the UI, for instances sharing one database (store/ui_sessions.py).
+
+    Neither the session id nor the token is kept clear: the row is found by the id's hash, and the
+    token is re-verified by its hash, as the tokens table keeps it."""
+
+    __tablename__ = "ui_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+    last_seen: Mapped[float] = mapped_column(Float, index=True)
+    flashes: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[level, message], ...] shown once

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
-from rtserve.server.auth import Permission
+from rtserve.server.auth import Permission, hash_token
 from rtserve.server.control import stages
 from rtserve.server.control.endpoint import EndpointKind
 from rtserve.server.control.snapshot import Snapshot
@@ -40,6 +40,7 @@ from rtserve.server.ui.session import (
     SAFE_METHODS,
     SESSION_COOKIE,
     SessionStore,
+    call_store,
     csrf_matches,
     safe_next,
 )
@@ -145,8 +146,8 @@ async def login(
         return _login_form(request, safe_next(next), error=message, code=401)
     store = _store(request)
     if (old := session_of(request)) is not None:
-        store.delete(old.session_id)  # a fresh id at every sign-in: no session fixation
-    session = store.create(token.strip())
+        await call_store(store, store.delete, old.session_id)  # a fresh id at every sign-in: no session fixation
+    session = await call_store(store, store.create, hash_token(token.strip()))
     response = RedirectResponse(safe_next(next), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, session.session_id)
     response.delete_cookie(LOGIN_COOKIE, path="/ui", httponly=True, samesite="strict")
@@ -157,7 +158,8 @@ async def login(
 async def logout(request: Request) -> Response:
     session = session_of(request)
     if session is not None:
-        _store(request).delete(session.session_id)
+        store = _store(request)
+        await call_store(store, store.delete, session.session_id)
     response = RedirectResponse("/ui/login?reason=signedout", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/ui", httponly=True, samesite="strict")
     return response

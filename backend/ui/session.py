@@ -1,18 +1,25 @@
 """Browser sessions of the UI: sign-in with a token, an HttpOnly cookie, and a CSRF token per session.
 
-Sessions live in this process's memory only: they end when the backend restarts (sign in again).
-The clear token stays server-side and is re-verified on every request, so revoking it, or lowering
-its permission, applies to open sessions within the verifier's cache window. The cookie is honoured
+A session keeps the hash of the token it signed in with (as the tokens table does, never the clear
+token), re-verified on every request, so revoking the token, or lowering its permission, applies to
+open sessions within the verifier's cache window. Its CSRF token is an HMAC of its id under a key,
+so it is never stored. `SessionStore` keeps sessions in this process's memory (one instance: they
+end when it restarts); instances sharing a database keep them there (`store/ui_sessions.py`), so a
+session and its CSRF token work on any instance. The cookie is honoured
 only on /ui/ paths: the API routes never see it, so they stay free of CSRF.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import quote
 
 from starlette.requests import cookie_parser
@@ -29,27 +36,37 @@ CSRF_FIELD = "csrf_token"
 PUBLIC_PATHS = frozenset({"/", "/ui", "/ui/login"})
 PUBLIC_PREFIXES = ("/ui/static/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_T = TypeVar("_T")
 
 
 @dataclass
 class UiSession:
     session_id: str
-    token: str  # clear text, in memory only, never sent back to the browser
+    token_hash: str  # the hash of the token signed in with (never the clear token)
     csrf_token: str
     created_at: float
     last_seen: float
     flashes: list[tuple[str, str]] = field(default_factory=list)  # (level, message) shown once after a redirect
+    # Called when the flashes change, for a store that keeps them elsewhere than in this object.
+    saved: Callable[[UiSession], None] | None = field(default=None, repr=False, compare=False)
 
     def flash(self, level: str, message: str) -> None:
         self.flashes.append((level, message))
+        if self.saved is not None:
+            self.saved(self)
 
     def pop_flashes(self) -> list[tuple[str, str]]:
         flashes, self.flashes = self.flashes, []
+        if flashes and self.saved is not None:
+            self.saved(self)
         return flashes
 
 
 class SessionStore:
-    """Sessions by id; each expires after `idle_seconds` without a request or `max_age_seconds` in all."""
+    """Sessions by id in this process's memory; each expires after `idle_seconds` without a request or
+    `max_age_seconds` in all. `key` signs the CSRF tokens (random per process unless given)."""
+
+    blocking = False  # its calls never wait on I/O: fine on the event loop
 
     def __init__(
         self,
@@ -57,17 +74,30 @@ class SessionStore:
         max_age_seconds: float = 7 * 24 * 3600,
         max_sessions: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        key: bytes | None = None,
     ) -> None:
         self.idle_seconds = idle_seconds
         self.max_age_seconds = max_age_seconds
         self.max_sessions = max_sessions
         self._clock = clock
+        self._key = key or secrets.token_bytes(32)
         self._sessions: dict[str, UiSession] = {}
         self._lock = threading.Lock()
 
-    def create(self, token: str) -> UiSession:
+    def new_session(self, token_hash: str) -> UiSession:
+        """A session with a fresh id (not stored yet)."""
         now = self._clock()
-        session = UiSession(secrets.token_urlsafe(32), token, secrets.token_urlsafe(32), now, now)
+        session_id = secrets.token_urlsafe(32)
+        return UiSession(session_id, token_hash, self.csrf_token(session_id), now, now)
+
+    def csrf_token(self, session_id: str) -> str:
+        return hmac.new(self._key, b"csrf:" + session_id.encode(), hashlib.sha256).hexdigest()
+
+    def expired(self, created_at: float, last_seen: float, now: float) -> bool:
+        return now - last_seen > self.idle_seconds or now - created_at > self.max_age_seconds
+
+    def create(self, token_hash: str) -> UiSession:
+        session = self.new_session(token_hash)
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
@@ -83,7 +113,7 @@ class SessionStore:
             session = self._sessions.get(session_id)
             if session is None:
                 return None
-            if now - session.last_seen > self.idle_seconds or now - session.created_at > self.max_age_seconds:
+            if self.expired(session.created_at, session.last_seen, now):
                 del self._sessions[session_id]
                 return None
             session.last_seen = now
@@ -95,6 +125,11 @@ class SessionStore:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+
+async def call_store(store: SessionStore, method: Callable[..., _T], *args: object) -> _T:
+    """A store call: in a worker thread when the store waits on a database."""
+    return await asyncio.to_thread(method, *args) if store.blocking else method(*args)
 
 
 def csrf_matches(session: UiSession, presented: str | None) -> bool:
@@ -129,9 +164,10 @@ class BrowserAuth:
     which would reopen CSRF.
     """
 
-    def __init__(self, verifier: Callable[[], TokenVerifier], store: SessionStore | None = None) -> None:
+    def __init__(self, verifier: Callable[[], TokenVerifier], store: Callable[[], SessionStore] | None = None) -> None:
         self.verifier = verifier
-        self.store = store or SessionStore()
+        own = SessionStore()
+        self.store = store or (lambda: own)
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -139,14 +175,14 @@ class BrowserAuth:
 
     async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
-        state["ui_sessions"] = self.store
+        store = state["ui_sessions"] = self.store()
         session_id = cookie_value(scope, SESSION_COOKIE)
-        session = self.store.get(session_id)
+        session = await call_store(store, store.get, session_id)
         principal: Principal | None = None
         if session is not None:
-            principal = await self.verifier().check(session.token)
+            principal = await self.verifier().check_hash(session.token_hash)
             if principal is None:  # revoked since sign-in: the session ends with it
-                self.store.delete(session.session_id)
+                await call_store(store, store.delete, session.session_id)
                 session = None
         if principal is not None:
             state["principal"] = principal

@@ -30,6 +30,13 @@ REPO = Path(__file__).resolve().parents[2]
 HEAD_IP = "127.0.0.2"
 WORKER_IP = "127.0.0.3"
 WORKER_PORTS = 40  # per node: one per worker process
+# How soon the head declares a silent node dead (Ray's defaults take 15-45 s): a node's raylet is asked every
+# second and given 5 misses, slow enough for a loaded two-core machine, fast enough for a test of a lost node.
+NODE_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "2000",
+    "RAY_health_check_failure_threshold": "5",
+}
 
 
 def _port_free(port: int) -> bool:
@@ -94,6 +101,7 @@ class RayCluster:
             "TMPDIR": str(cluster.temp_dir / "tmp"),  # the replicas' work dirs, removed with the cluster
             "RAY_AUTH_MODE": "disabled",
             "RAY_USAGE_STATS_ENABLED": "0",
+            **NODE_HEALTH_CHECKS,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
         try:
@@ -106,6 +114,26 @@ class RayCluster:
             cluster.stop()
             raise
         return cluster
+
+    def add_node(
+        self, ip: str, resources: dict[str, float], cpus: int = 2, *, wait: bool = True, timeout: float = 90.0
+    ) -> subprocess.Popen:
+        """One more worker node (at `ip`, with `resources`), once it is alive (without `wait`: once it is
+        starting, for a caller that is a driver and asks Ray itself); `kill_node` ends it."""
+        self._node(ip, resources, cpus, head=False)
+        if wait:
+            self._wait_for_nodes(self.running_nodes(), timeout)
+        return self.processes[-1]
+
+    def kill_node(self, node: subprocess.Popen) -> None:
+        """SIGKILL a node's raylet and every process of its session (its workers): a machine lost at once."""
+        for pid in _sessions_processes([node.pid]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        node.wait(10)
+
+    def running_nodes(self) -> int:
+        return sum(1 for process in self.processes if process.poll() is None)
 
     def _node(self, ip: str, resources: dict[str, float], cpus: int, *, head: bool) -> int:
         ports = free_ports(9)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +33,7 @@ from rtserve.server.engines.ray import RayEngine  # noqa: E402 - only with the e
 pytestmark = pytest.mark.ray
 
 JSON = "application/json"
+NODE_C_IP = "127.0.0.4"  # a third node, added (and lost) by one test
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +335,21 @@ def test_replicas_can_be_placed_on_node_b(tmp_path: Path, driver: Any, iris_path
     assert nodes == [node_b, node_b]
 
 
+def test_new_replica_actors_of_a_version_are_spread_over_the_nodes(tmp_path: Path, driver: Any, iris_path: Path):
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def scenario(engine: RayEngine) -> list[str]:
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            assert (await wait_for_state(engine, replica_id, SETTLED)).state is ReplicaState.READY
+        return [(await actor_of(namespace, replica_id))[1] for replica_id in ("iris-1-a", "iris-1-b")]
+
+    nodes = run_engine(tmp_path, scenario, namespace=namespace)  # no warm pool: two new actors
+
+    assert len(set(nodes)) == 2  # Ray's default may put both on the driver's node while it has room
+
+
 def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_after_a_crash(
     tmp_path: Path, cluster: RayCluster, driver: Any
 ):
@@ -529,3 +546,100 @@ def test_a_new_engine_adopts_the_warm_pool_without_leaking_or_duplicating(tmp_pa
     assert [(o.replica_id, o.state, o.pid) for o in adopted] == [("iris-1-a", ReplicaState.READY, before.pid)]
     assert names_after == names_between  # no leak, no duplicate
     assert left == set()
+
+
+def until_node_with(resource: str, timeout: float = 60.0) -> str:
+    """The id of the alive node that has `resource`, once it has joined (asked through this driver)."""
+    deadline = time.monotonic() + timeout
+    while not (ids := [n["NodeID"] for n in ray.nodes() if n["Alive"] and resource in n["Resources"]]):
+        assert time.monotonic() < deadline, f"no node with {resource} joined"
+        time.sleep(0.2)
+    return str(ids[0])
+
+
+def test_the_replicas_of_a_lost_node_are_crashed_and_their_replacements_serve_from_another_node(
+    tmp_path: Path, cluster: RayCluster, driver: Any, iris_path: Path
+):
+    """A node killed under two READY replicas: both CRASHED within seconds, their replacements READY elsewhere."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = cluster.add_node(NODE_C_IP, {"nodeC": 1}, wait=False)
+    node_c = until_node_with("nodeC")
+    namespace = f"t-{tmp_path.name}"[:60]
+
+    async def node_of(replica_id: str) -> str:
+        return str((await ray.get_actor(replica_id, namespace=namespace).describe.remote())["node_id"])
+
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            assert (await wait_for_state(engine, replica_id, SETTLED)).state is ReplicaState.READY
+        first = [await node_of(replica_id) for replica_id in ("iris-1-a", "iris-1-b")]
+        lost_at = time.monotonic()
+        await asyncio.to_thread(cluster.kill_node, node)
+        crashed = [await wait_for_state(engine, r, {ReplicaState.CRASHED}, 45) for r in ("iris-1-a", "iris-1-b")]
+        noticed_after = time.monotonic() - lost_at
+        with pytest.raises(NoReadyReplica):
+            await engine.invoke("iris", "1", iris_request(0), JSON, 5)
+        # What the controller does with a CRASHED replica: forget it, start another (same placement).
+        for replica_id in ("iris-1-a", "iris-1-b"):
+            engine.forget(replica_id)
+        for replica_id in ("iris-1-c", "iris-1-d"):
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id))
+        for replica_id in ("iris-1-c", "iris-1-d"):
+            assert (await wait_for_state(engine, replica_id, SETTLED)).state is ReplicaState.READY
+        replaced = [await node_of(replica_id) for replica_id in ("iris-1-c", "iris-1-d")]
+        answer = await engine.invoke("iris", "1", iris_request(0), JSON, 30)
+        return first, crashed, noticed_after, replaced, answer
+
+    # Soft affinity: node C while it lives (so that losing it loses both), any node with room after.
+    strategy = NodeAffinitySchedulingStrategy(node_c, soft=True)
+    first, crashed, noticed_after, replaced, answer = run_engine(
+        tmp_path, scenario, namespace=namespace, actor_options={"scheduling_strategy": strategy}
+    )
+
+    assert first == [node_c, node_c]
+    # Told by Ray (the node was lost), or by the health checks if they give up first.
+    assert all(re.search("node .* was lost|health checks", o.message) for o in crashed), crashed
+    assert node_c not in replaced
+    assert answer.status == 200
+    print(f"lost node noticed after {noticed_after:.1f} s; replicas: {[o.message for o in crashed]}")
+
+
+def test_a_following_engine_never_starts_an_actor_nor_touches_the_warm_pool(
+    tmp_path: Path, driver: Any, iris_path: Path
+):
+    """The leader's replica and pool, then a follower on the same namespace: it routes, and changes nothing."""
+    namespace = f"t-{tmp_path.name}"[:60]
+    options = {"namespace": namespace, "health_interval": 0.2, "warm_actors_per_node": 1, "discover": True}
+
+    async def scenario() -> tuple[Any, ...]:
+        leader = RayEngine(None, tmp_path / "data", **options)
+        follower = RayEngine(None, tmp_path / "data", **options)  # same data dir: the same seal key
+        follower.set_leading(False)
+        await leader.start()
+        try:
+            await wait_for_warm(leader, 2)
+            await start_ready(leader, make_spec(tmp_path, iris_path, "iris-1-a"))
+            await wait_for_warm(leader, 2)
+            before = named_actors(namespace)
+            await follower.start()
+            followed = await wait_for_state(follower, "iris-1-a", {ReplicaState.READY}, timeout=30)
+            await asyncio.sleep(2.0)  # ten health checks and pool tendings
+            with pytest.raises(ValueError, match="follows"):
+                await follower.start_replica(make_spec(tmp_path, iris_path, "iris-1-b"))
+            answer = await follower.invoke("iris", "1", iris_request(0), JSON, 30)
+            pool_seen = follower.warm_actors()
+            await follower.close()  # a follower leaving ends nothing
+            return before, followed, answer, pool_seen, named_actors(namespace)
+        finally:
+            await leader.close()
+
+    before, followed, answer, pool_seen, after = asyncio.run(asyncio.wait_for(scenario(), 180))
+
+    assert len(before) == 3  # the replica's actor and one warm actor per node
+    assert followed.replica_id == "iris-1-a"
+    assert answer.status == 200  # a follower routes to the leader's replicas
+    assert pool_seen == {}  # it holds no warm actor to start from
+    assert after == before  # no actor made, taken or killed by the follower

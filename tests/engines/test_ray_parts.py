@@ -149,3 +149,8 @@ def test_death_reasons_are_short():
     assert _death_reason(RuntimeError(killed)) == (
         "its process exited (SYSTEM_ERROR: Worker unexpectedly exits with a connection error code 2)"
     )
+    lost = (
+        "The actor died unexpectedly before finishing this task. class_name: ReplicaActor actor_id: 2c1f "
+        "namespace: rtserve ip: 127.0.0.4 The actor died because its node has died. Node Id: 5f3a9c0d1e2b4a6f8e7d"
+    )
+    assert _death_reason(RuntimeError(lost)) == "its node 5f3a9c0d1e2b was lost"

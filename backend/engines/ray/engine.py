@@ -122,7 +122,7 @@ class RayEngine(ReplicaTable[_Replica]):
       `close()` leaves them running instead, for the next backend to adopt.
     - `num_cpus`, `max_concurrency`, `actor_options`: each actor's reservation, its concurrent
       calls, and any other `ActorClass.options()` (e.g. `resources` or a `scheduling_strategy` to
-      place replicas on chosen nodes).
+      place replicas on chosen nodes; without one, new actors are placed with `SPREAD`).
     - `init_options`: more `ray.init` arguments.
     - `warm_actors_per_node`: idle actors kept on every node for replicas to start from (`pool`); 0:
       none, every replica is a new actor. Off when `actor_options` has a `scheduling_strategy`.
@@ -248,10 +248,14 @@ class RayEngine(ReplicaTable[_Replica]):
     async def start_replica(self, spec: ReplicaSpec) -> None:
         """Create the actor (STARTING) and return; its monitor ships the model, then READY or FAILED.
 
-        Raises ValueError if the replica exists, here or (by its name) anywhere in the namespace.
+        Raises ValueError if the replica exists, here or (by its name) anywhere in the namespace, or if
+        this engine follows (only the leader starts replicas: the controller never asks a follower, and
+        this refusal holds even if it did).
         """
         if spec.replica_id in self._replicas:
             raise ValueError(f"replica {spec.replica_id!r} already exists")
+        if not self._leading.is_set():
+            raise ValueError(f"replica {spec.replica_id!r} not started: this engine follows another instance's leader")
         if self._ray is None:
             await self.start()
         if not _SAFE_ID.match(spec.replica_id):
@@ -281,6 +285,9 @@ class RayEngine(ReplicaTable[_Replica]):
             "max_restarts": 0,
             "max_concurrency": self.max_concurrency,
             "num_cpus": self.num_cpus,
+            # Ray's default packs actors on the driver's node while it has room; replicas of a version
+            # belong on different nodes, so that losing one node loses as few of them as it can.
+            "scheduling_strategy": "SPREAD",
             **self.actor_options,
             **placement,
         }
@@ -482,6 +489,9 @@ class RayEngine(ReplicaTable[_Replica]):
         replica.pid = info.get("pid")
         replica.host = str(info.get("host", ""))
         replica.node_id = str(info.get("node_id", ""))
+        # The actor's own start (a new one may wait seconds for its node's worker process): the time
+        # any engine that adopts or follows it reports too.
+        replica.started_at = float(info.get("started_at") or replica.started_at)
         if info.get("state") != actor_module.READY:
             await self._poll(replica)  # the traceback, before anyone sees FAILED
             replica.set_state(ReplicaState.FAILED, str(info.get("message") or "the model could not be loaded"))
@@ -831,6 +841,9 @@ def _first_line(exc: BaseException) -> str:
 def _death_reason(exc: BaseException) -> str:
     """A short reason from Ray's long ActorDiedError text."""
     text = " ".join(str(exc).split())
+    node = re.search(r"its node has died\. Node Id: (\w+)", text)
+    if node:
+        return f"its node {node.group(1)[:12]} was lost"
     worker = re.search(r"Worker exit type: (\w+) Worker exit detail: ([^.]*)", text)
     if worker:
         return f"its process exited ({worker.group(1)}: {worker.group(2).strip()})"
