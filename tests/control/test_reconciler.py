@@ -17,6 +17,7 @@ from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import VersionTraffic
 from rtserve.server.control.workloads import Compute
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
+from rtserve.server.environments.preparation import BUILDING_MESSAGE
 
 pytestmark = pytest.mark.unit
 MODEL = "iris"
@@ -49,6 +50,15 @@ def test_a_new_staged_version_is_downloaded_first():
     # The download is in flight: the next tick does not ask again.
     again = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs([]), plan.memory, {}, now=1)
     assert again.actions == []
+
+
+def test_a_version_whose_environment_builds_is_pending_with_a_message_saying_so():
+    building = {(MODEL, "1"): VersionMemory(preparing=True, preparing_message=BUILDING_MESSAGE)}
+    plan = reconcile([endpoint(RegisteredVersion("1", "Production"))], obs([]), building, {}, now=0)
+    assert plan.actions == []  # the build goes on: nothing is started or asked for again
+    view = plan.views[(MODEL, "1")]
+    assert (view.state, view.message) == ("PENDING", BUILDING_MESSAGE)
+    assert "environment" in view.message and "build logs" in view.message
 
 
 def test_a_downloaded_version_gets_its_replicas_started():
