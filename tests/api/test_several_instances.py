@@ -233,6 +233,33 @@ def test_a_version_busy_only_behind_the_follower_is_not_scaled_to_zero(deploymen
     assert scaled == []
 
 
+def test_a_ui_session_signed_in_on_one_instance_acts_with_its_csrf_token_on_the_other(deployment: Deployment):
+    from tests.ui.helpers import UiClient
+
+    first, second = deployment.instances
+    ui = UiClient(first)
+    other = httpx.Client(base_url=second.url, follow_redirects=False, timeout=30)
+    try:
+        assert ui.sign_in(TOKEN).status_code == 303
+        other.cookies = ui.http.cookies  # the browser's cookie, sent to the other instance behind the balancer
+        page = other.get(f"/ui/models/{MODEL}")
+        forged = other.post(f"/ui/models/{MODEL}/enable", data={"csrf_token": "forged"})
+        acted = other.post(f"/ui/models/{MODEL}/enable", data={"csrf_token": ui.csrf})
+        flashed = ui.http.get(acted.headers.get("location", "/ui/"))  # the redirect's page, on the first instance
+        signed_out = other.post("/ui/logout", data={"csrf_token": ui.csrf})
+        after = ui.http.get(f"/ui/models/{MODEL}")
+    finally:
+        ui.close()
+        other.close()
+
+    assert page.status_code == 200 and ui.csrf in page.text  # the same session, and the same CSRF token
+    assert forged.status_code == 403
+    assert acted.status_code == 303, acted.text
+    assert "Serving enabled." in flashed.text  # the message left by one instance is shown by the other
+    assert signed_out.status_code == 303
+    assert after.status_code == 303 and after.headers["location"].startswith("/ui/login")  # signed out everywhere
+
+
 def test_killing_the_leader_during_a_rollout_the_other_instance_finishes_it(deployment: Deployment):
     leader, survivor = roles(deployment)
     client = BackendClient(survivor.url, TOKEN)
@@ -260,30 +287,3 @@ def test_a_second_instance_on_the_local_engine_is_refused(deployment: Deployment
     with pytest.raises(RuntimeError, match="backend exited"):
         local.start(timeout=60)
     assert "Another rtserve backend already uses this database" in local.tail(200)
-
-
-def test_a_ui_session_signed_in_on_one_instance_acts_with_its_csrf_token_on_the_other(deployment: Deployment):
-    from tests.ui.helpers import UiClient
-
-    first, second = deployment.instances
-    ui = UiClient(first)
-    other = httpx.Client(base_url=second.url, follow_redirects=False, timeout=30)
-    try:
-        assert ui.sign_in(TOKEN).status_code == 303
-        other.cookies = ui.http.cookies  # the browser's cookie, sent to the other instance behind the balancer
-        page = other.get(f"/ui/models/{MODEL}")
-        forged = other.post(f"/ui/models/{MODEL}/enable", data={"csrf_token": "forged"})
-        acted = other.post(f"/ui/models/{MODEL}/enable", data={"csrf_token": ui.csrf})
-        flashed = ui.http.get(acted.headers.get("location", "/ui/"))  # the redirect's page, on the first instance
-        signed_out = other.post("/ui/logout", data={"csrf_token": ui.csrf})
-        after = ui.http.get(f"/ui/models/{MODEL}")
-    finally:
-        ui.close()
-        other.close()
-
-    assert page.status_code == 200 and ui.csrf in page.text  # the same session, and the same CSRF token
-    assert forged.status_code == 403
-    assert acted.status_code == 303, acted.text
-    assert "Serving enabled." in flashed.text  # the message left by one instance is shown by the other
-    assert signed_out.status_code == 303
-    assert after.status_code == 303 and after.headers["location"].startswith("/ui/login")  # signed out everywhere

@@ -91,13 +91,14 @@ def test_local_and_isolated_policies_decide_whatever_the_model_logged(tmp_path: 
 def test_replica_requirements_add_mlflow_skinny_at_the_server_version_and_what_the_replica_imports():
     lines = replica_requirements(ModelRequirements(("roman==4.2",), None))
 
-    assert lines == ["roman==4.2", f"mlflow-skinny=={importlib.metadata.version('mlflow-skinny')}", "pandas", "numpy"]
+    server_mlflow = f"mlflow-skinny=={importlib.metadata.version('mlflow-skinny')}"
+    assert lines == ["roman==4.2", server_mlflow, "pandas", "numpy", "msgspec"]
 
 
 def test_a_model_pinning_mlflow_gets_mlflow_skinny_at_its_own_version():
     lines = replica_requirements(ModelRequirements(("mlflow[extras]==3.1.0", "roman"), None))
 
-    assert lines == ["mlflow-skinny==3.1.0", "roman", "pandas", "numpy"]
+    assert lines == ["mlflow-skinny==3.1.0", "roman", "pandas", "numpy", "msgspec"]
 
 
 def test_the_environment_key_depends_on_python_and_pins_not_on_comments():
