@@ -30,10 +30,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import procs  # noqa: E402
+from bench.one_replica import backend_process, serve_demo_model  # noqa: E402
 from bench.wrk import Wrk, WrkResult, available  # noqa: E402
-from rtserve.server.client import BackendClient  # noqa: E402
 from rtserve.server.demo import request_bodies  # noqa: E402
-from rtserve.server.demo_model import register_demo_model  # noqa: E402
 from rtserve.server.process import BackendProcess  # noqa: E402
 
 TOKEN = "rtsv-bench-tables-token"
@@ -59,16 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    # The autoscaler stays at Small's lower bound: one replica throughout, whatever the load.
-    env = {"RTSERVE_UPSCALE_DELAY_SECONDS": "1000000"}
-    backend = BackendProcess(work / "state", admin_token=TOKEN, env=env, log_path=work / "backend.log")
+    backend = backend_process(work, TOKEN)
     runs: dict[str, list[WrkResult]] = {"off": [], "on": []}
     answered_on = 0
     wrk = Wrk(json.dumps(request_bodies()["dataframe_split"][1]).encode())
     with console.status("Starting rtserve, registering the demo model, serving it with one Small replica..."):
         backend.start()
     try:
-        client = _serve(backend)
+        client = serve_demo_model(backend, TOKEN, MODEL, ENDPOINT)
         url = f"{backend.url}/serving-endpoints/{ENDPOINT}/invocations"
         wrk.run(url, CONNECTIONS, 3, f"Bearer {TOKEN}")  # warm-up
         for round_ in range(args.rounds):
@@ -94,18 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     (work / "results.json").write_text(json.dumps({"machine": procs.machine_info(), **summary}, indent=2))
     console.print(f"Raw figures: {work / 'results.json'}")
     return 0
-
-
-def _serve(backend: BackendProcess) -> BackendClient:
-    import os
-
-    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
-    register_demo_model(backend.url, name=MODEL, versions=1)
-    client = BackendClient(backend.url, TOKEN)
-    served = {"entity_name": MODEL, "entity_version": "1", "workload_size": "Small", "scale_to_zero_enabled": False}
-    client.create_serving_endpoint(ENDPOINT, {"served_entities": [served]})
-    client.wait_serving_settled(ENDPOINT, timeout=180)
-    return client
 
 
 def _answered(backend: BackendProcess) -> int:

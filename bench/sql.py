@@ -35,8 +35,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import procs  # noqa: E402
-from rtserve.server.client import BackendClient  # noqa: E402
-from rtserve.server.demo_model import iris_frame, register_demo_model  # noqa: E402
+from bench.one_replica import backend_process, serve_demo_model  # noqa: E402
+from rtserve.server.demo_model import iris_frame  # noqa: E402
 from rtserve.server.process import BackendProcess  # noqa: E402
 
 TOKEN = "rtsv-bench-sql-token"
@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
 
-    # The autoscaler stays at Small's lower bound: one replica throughout.
-    env = {"RTSERVE_UPSCALE_DELAY_SECONDS": "1000000"}
-    backend = BackendProcess(work / "state", admin_token=TOKEN, env=env, log_path=work / "backend.log")
+    backend = backend_process(work, TOKEN)
     results: dict[str, dict] = {}
     with console.status("Starting rtserve, registering the demo model, serving it with one Small replica..."):
         backend.start()
@@ -100,13 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def _setup(backend: BackendProcess, work: Path, rows: int):
     import pandas as pd
 
-    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
-    register_demo_model(backend.url, name=MODEL, versions=1)
-    client = BackendClient(backend.url, TOKEN)
-    served = {"entity_name": MODEL, "entity_version": "1", "workload_size": "Small", "scale_to_zero_enabled": False}
-    client.create_serving_endpoint(ENDPOINT, {"served_entities": [served]})
-    client.wait_serving_settled(ENDPOINT, timeout=180)
-    client.close()
+    serve_demo_model(backend, TOKEN, MODEL, ENDPOINT).close()
     features, _ = iris_frame()
     repeats = -(-rows // len(features))
     return pd.concat([features] * repeats, ignore_index=True).head(rows)
