@@ -5,7 +5,10 @@ repeated) are scored four ways (Spark twice), in one run:
 
 - in process: the model loaded with `mlflow.pyfunc` and predicted on the whole frame (the floor: no
   HTTP, no JSON, what any serving path can at best approach);
-- `ai_query` on DuckDB over a Parquet file (one request per 2,048-row vector);
+- `ai_query` on DuckDB over a Parquet file (one request per 2,048-row vector), twice: the file in
+  one row group (pandas' default for 100,000 rows; DuckDB then scores from one thread, one request
+  at a time) and in row groups of 16,384 rows (DuckDB scans them on all its threads, so requests
+  overlap);
 - `ai_query` on Spark in local mode (`local[2]`, one request per Arrow batch), after a warm-up query,
   as `ai_query(...)::BIGINT` (a VARIANT cast in SQL) and as a `register_typed` function of that type;
 - a row-at-a-time loop over REST (one request per row, on a sample of rows: its rate does not depend
@@ -43,6 +46,7 @@ TOKEN = "rtsv-bench-sql-token"
 MODEL = "iris-bench-sql"
 ENDPOINT = "iris-sql"
 TARGETS = {"duckdb": 150_000, "spark": 30_000}  # rows/s with one Small replica (issue 15)
+ROW_GROUP_ROWS = 16_384  # 8 of DuckDB's 2,048-row vectors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         frame = _setup(backend, work, args.rows)
         rows_file = work / "rows.parquet"
         frame.to_parquet(rows_file, index=False)
+        grouped_file = work / "rows-grouped.parquet"
+        frame.to_parquet(grouped_file, index=False, row_group_size=ROW_GROUP_ROWS)
         paths: list[tuple[str, int, Callable[[], int]]] = [
             ("in process (pyfunc.predict)", args.rows, _in_process(backend, frame)),
             ("ai_query on DuckDB", args.rows, _duckdb(backend, rows_file)),
+            (f"ai_query on DuckDB, row groups of {ROW_GROUP_ROWS:,}", args.rows, _duckdb(backend, grouped_file)),
         ]
         if not args.no_spark:
             with console.status("Starting Spark (local[2]) and warming it up..."):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rtserve.server.worker import single
+from rtserve.server.worker import jsonbody, single
 from rtserve.server.worker.joint import (
     Failure,
     RowwiseModel,
@@ -41,8 +41,14 @@ class Batch:
     verdicts: list[str | None]
 
 
-def score_many(target: RowwiseModel, requests: list[tuple[bytes, str | None]]) -> Batch:
-    """Score concurrent requests, predicting those with the same columns, dtypes and params together."""
+def score_many(
+    target: RowwiseModel, requests: list[tuple[bytes, str | None]], decoded: list[Any] | None = None
+) -> Batch:
+    """Score concurrent requests, predicting those with the same columns, dtypes and params together.
+
+    `decoded` holds each request's JSON body where the caller decoded it already (else `jsonbody.UNDECODED`)."""
+    if decoded is None:
+        decoded = [jsonbody.UNDECODED] * len(requests)
     results: list[InvocationResult | None] = [None] * len(requests)
     verdicts: list[str | None] = []
     # All-float DataFrame requests are checked one by one and then built into one DataFrame: the
@@ -50,7 +56,7 @@ def score_many(target: RowwiseModel, requests: list[tuple[bytes, str | None]]) -
     floats: dict[tuple[Any, ...], list[tuple[int, FloatRows]]] = {}
     others = []
     for index, (body, content_type) in enumerate(requests):
-        rows = float_rows(body, content_type)
+        rows = float_rows(body, content_type, decoded[index])
         if rows is None:
             others.append(index)
         else:
@@ -62,18 +68,18 @@ def score_many(target: RowwiseModel, requests: list[tuple[bytes, str | None]]) -
         indexes = [index for index, _ in members]
         group = [rows for _, rows in members]
         outcome = _predict_floats(target, group)
-        answers, said = _settle(target, indexes, outcome, requests)
+        answers, said = _settle(target, indexes, outcome, requests, decoded)
         _record(results, indexes, answers)
         verdicts.extend(said)
     # Everything else: parsed one by one by MLflow's parser, grouped by columns, dtypes and params.
-    parsed = {index: target.parser.parse(*requests[index]) for index in sorted(others)}
+    parsed = {index: target.parser.parse(*requests[index], decoded[index]) for index in sorted(others)}
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, item in parsed.items():
         if item is not None:
             groups.setdefault(item.key, []).append(index)
     for indexes in groups.values():
         parsed_group: list[Parsed] = [parsed[index] for index in indexes]  # type: ignore[misc]
-        answers, said = _settle(target, indexes, predict_parsed(target, parsed_group), requests)
+        answers, said = _settle(target, indexes, predict_parsed(target, parsed_group), requests, decoded)
         _record(results, indexes, answers)
         verdicts.extend(said)
     answered = [
@@ -102,6 +108,7 @@ def _settle(
     indexes: list[int],
     outcome: list[InvocationResult] | Unanswered | None,
     requests: list[tuple[bytes, str | None]],
+    decoded: list[Any],
 ) -> tuple[list[InvocationResult] | None, list[str | None]]:
     """A group's answers (None: left to MLflow's complete path) and its verdicts.
 
@@ -118,7 +125,7 @@ def _settle(
             verdicts.append(ROW_WISE)  # the output was cut per row before a piece failed to serialize
     if not together:
         return None, verdicts
-    answers = [single.score_one(target, *requests[index]) for index in indexes]
+    answers = [single.score_one(target, *requests[index], decoded[index]) for index in indexes]
     raised = outcome is not None and outcome.failure is Failure.RAISED
     if raised and all(answer.status == 200 for answer in answers):
         verdicts.append(RAISED_TOGETHER_ONLY)

@@ -15,6 +15,9 @@ from typing import Any
 
 import msgspec
 
+# "Not decoded yet", for a caller that hands on a body it may have decoded (None is a valid JSON body).
+UNDECODED: Any = object()
+
 
 def loads(body: bytes) -> Any:
     """`json.loads(body)`, faster; raises what `json.loads` raises on an invalid body."""
@@ -22,3 +25,11 @@ def loads(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError:  # also msgspec's "number out of range" (a ValidationError is a DecodeError)
         return json.loads(body)
+
+
+def loads_or_none(body: bytes) -> Any:
+    """`loads(body)`, or None for an invalid body (MLflow's complete path then words the refusal)."""
+    try:
+        return loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None

@@ -98,7 +98,7 @@ def check(
     body: bytes,
     content_type: str | None,
     input_schema: Any,
-    decoded: Any = None,
+    decoded: Any = jsonbody.UNDECODED,
     *,
     max_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
 ) -> InvocationResult | None:
@@ -108,16 +108,16 @@ def check(
     `max_columns` is the server's limit (the signature may allow more).
     """
     limit = column_limit(input_schema, max_columns)
-    mime_type = (content_type or "").split(";", 1)[0].strip().lower()
+    mime_type = _mime_type(content_type)
     if mime_type == _CSV:
         if len(body) < limit * _MIN_CSV_BYTES_PER_COLUMN:
             return None
         count, exact = _csv_header_width(body), True
     elif mime_type == _JSON:
-        if len(body) < limit * _MIN_JSON_BYTES_PER_COLUMN:
+        if not _counts_json(body, mime_type, limit):
             return None
-        if decoded is None:
-            decoded = _load_json(body)
+        if decoded is jsonbody.UNDECODED:
+            decoded = jsonbody.loads_or_none(body)
         count, exact = _json_width(decoded, limit)
     elif mime_type == _PARQUET:
         count, exact = _parquet_width(body, limit), True
@@ -141,20 +141,35 @@ def refuse_too_wide(
     results: list[Any],
     input_schema: Any,
     max_columns: int = DEFAULT_MAX_INPUT_COLUMNS,
-) -> list[int]:
+) -> dict[int, Any]:
     """For the replica's scoring thread: answer the too-wide requests among `live` in `results`.
 
-    `requests` holds (body, content_type, ...) tuples; returns the indexes of `live` still to score.
+    `requests` holds (body, content_type, ...) tuples. Returns the indexes of `live` still to score,
+    in order, each with its JSON body if counting its columns decoded it (else `jsonbody.UNDECODED`):
+    the scorers take it rather than decode a large body a second time.
     """
-    remaining = []
+    limit = column_limit(input_schema, max_columns)
+    remaining = {}
     for index in live:
         body, content_type = requests[index][0], requests[index][1]
-        refusal = check(body, content_type, input_schema, max_columns=max_columns)
+        decoded = jsonbody.UNDECODED
+        if _counts_json(body, _mime_type(content_type), limit):
+            decoded = jsonbody.loads_or_none(body)
+        refusal = check(body, content_type, input_schema, decoded, max_columns=max_columns)
         if refusal is None:
-            remaining.append(index)
+            remaining[index] = decoded
         else:
             results[index] = refusal
     return remaining
+
+
+def _mime_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _counts_json(body: bytes, mime_type: str, limit: int) -> bool:
+    """True if the columns of this body are counted: JSON long enough to hold more than `limit` of them."""
+    return mime_type == _JSON and len(body) >= limit * _MIN_JSON_BYTES_PER_COLUMN
 
 
 def _parquet_width(body: bytes, limit: int) -> int:
@@ -182,13 +197,6 @@ def _csv_header_width(body: bytes) -> int:
     except csv.Error:
         # A quote that never closes, or a NUL: pandas refuses such input itself, and quickly.
         return 0
-
-
-def _load_json(body: bytes) -> Any:
-    try:
-        return jsonbody.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None  # MLflow answers it with its own message
 
 
 def _json_width(decoded: Any, limit: int) -> tuple[int, bool]:

@@ -68,8 +68,10 @@ class FrameParser:
                     self._plain_columns[spec.name] = np.dtype(spec.type.to_pandas())
         self._cast_schemas: dict[tuple[str, ...], Schema] = {}
 
-    def parse(self, body: bytes, content_type: str | None) -> Parsed | None:
-        """The request as a DataFrame, or None if it must go through MLflow's complete path instead."""
+    def parse(self, body: bytes, content_type: str | None, decoded: Any = jsonbody.UNDECODED) -> Parsed | None:
+        """The request as a DataFrame, or None if it must go through MLflow's complete path instead.
+
+        `decoded` is the JSON body if the caller decoded it already."""
         if not content_type:
             return None
         mime_type, *parameters = (part.strip() for part in content_type.split(";"))
@@ -80,7 +82,7 @@ class FrameParser:
                 return None
         try:
             if mime_type == scoring_server.CONTENT_TYPE_JSON:
-                frame, params = self._parse_json(body)
+                frame, params = self._parse_json(body, decoded)
             elif mime_type == scoring_server.CONTENT_TYPE_CSV:
                 frame = scoring_server.parse_csv_input(StringIO(body.decode("utf-8")), schema=self.input_schema)
                 params = None
@@ -96,9 +98,10 @@ class FrameParser:
             return None
         return Parsed(frame, params, params_key)
 
-    def _parse_json(self, body: bytes) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
+    def _parse_json(self, body: bytes, decoded: Any) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
         """`scoring_server._parse_json_data` for the two DataFrame formats, with the cast shortcut."""
-        decoded = jsonbody.loads(body)
+        if decoded is jsonbody.UNDECODED:
+            decoded = jsonbody.loads(body)
         if not isinstance(decoded, dict) or is_unified_llm_input(decoded):
             return None, None
         formats = [key for key in decoded if key in scoring_server.SUPPORTED_FORMATS]
@@ -164,19 +167,18 @@ class FloatRows:
         return len(self.rows)
 
 
-def float_rows(body: bytes, content_type: str | None) -> FloatRows | None:
+def float_rows(body: bytes, content_type: str | None, decoded: Any = jsonbody.UNDECODED) -> FloatRows | None:
     """The rows of an all-float dataframe_split or dataframe_records request; None for anything else.
 
     Narrow on purpose: exactly the requests for which MLflow's parser yields float64 columns named
     `columns`, with the given index (or 0..n-1), so that one DataFrame built from several of them
-    equals the concatenation of their separately parsed frames.
+    equals the concatenation of their separately parsed frames. `decoded` is the JSON body if the
+    caller decoded it already (it is read, never changed).
     """
     if content_type not in _JSON_CONTENT_TYPES:
         return None
-    try:
-        decoded = jsonbody.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    if decoded is jsonbody.UNDECODED:
+        decoded = jsonbody.loads_or_none(body)
     if not isinstance(decoded, dict) or not 1 <= len(decoded) <= 2:
         return None
     params = decoded.get(scoring_server.SERVING_PARAMS_KEY)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rtserve.server.worker import batched, single
+from rtserve.server.worker import batched, jsonbody, single
 from rtserve.server.worker.joint import RowwiseModel
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
 from rtserve.server.worker.types import InvocationResult
@@ -68,15 +68,26 @@ class RowwiseScorer:
         self.batching = True  # switched off for good if the model turns out not to be row-wise
         self._misfits = 0
 
-    def score_one(self, body: bytes, content_type: str | None) -> InvocationResult:
-        """Score one request: the row-wise path when it applies, MLflow's complete path otherwise."""
-        return single.score_one(self._target, body, content_type)
+    def score_one(self, body: bytes, content_type: str | None, decoded: Any = jsonbody.UNDECODED) -> InvocationResult:
+        """Score one request: the row-wise path when it applies, MLflow's complete path otherwise.
 
-    def score_many(self, requests: list[tuple[bytes, str | None]]) -> list[InvocationResult]:
-        """Score concurrent requests, predicting those with the same columns, dtypes and params together."""
+        `decoded` is the JSON body if the caller decoded it already."""
+        return single.score_one(self._target, body, content_type, decoded)
+
+    def score_many(
+        self, requests: list[tuple[bytes, str | None]], decoded: list[Any] | None = None
+    ) -> list[InvocationResult]:
+        """Score concurrent requests, predicting those with the same columns, dtypes and params together.
+
+        `decoded` holds each request's JSON body where the caller decoded it already (else `jsonbody.UNDECODED`)."""
+        if decoded is None:
+            decoded = [jsonbody.UNDECODED] * len(requests)
         if not self.batching or len(requests) == 1:
-            return [single.score_one(self._target, body, content_type) for body, content_type in requests]
-        batch = batched.score_many(self._target, requests)
+            return [
+                single.score_one(self._target, body, content_type, json)
+                for (body, content_type), json in zip(requests, decoded, strict=True)
+            ]
+        batch = batched.score_many(self._target, requests, decoded)
         for verdict in batch.verdicts:
             self._judge(verdict)
         return batch.answers

@@ -355,8 +355,9 @@ class ReplicaServer:
                     )
                 else:
                     live.append(index)
-            # Before any parsing.
-            live = limits.refuse_too_wide(requests, live, results, self._input_schema, self.max_input_columns)
+            # Before any parsing; the bodies it decoded to count their columns are handed on, not decoded again.
+            remaining = limits.refuse_too_wide(requests, live, results, self._input_schema, self.max_input_columns)
+            live = list(remaining)
             bodies = [(requests[index][0], requests[index][1]) for index in live]
             if self._rowwise is None:
                 scored = [
@@ -364,9 +365,9 @@ class ReplicaServer:
                     for body, content_type in bodies
                 ]
             elif len(bodies) == 1:
-                scored = [self._rowwise.score_one(*bodies[0])]
+                scored = [self._rowwise.score_one(*bodies[0], remaining[live[0]])]
             else:
-                scored = self._rowwise.score_many(bodies)
+                scored = self._rowwise.score_many(bodies, list(remaining.values()))
             for index, result in zip(live, scored, strict=True):
                 results[index] = result
         except BaseException:  # the scorers map every error themselves; this is the last line of defence

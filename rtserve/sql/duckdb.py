@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from duckdb import func, sqltypes
 
 from rtserve.sql.scoring import DEFAULT_MAX_IN_FLIGHT, EndpointClient
@@ -59,7 +60,14 @@ def register(connection: duckdb.DuckDBPyConnection, client: EndpointClient | Non
         except duckdb.InvalidInputException:
             pass  # not registered yet
 
-    def score(endpoints: pa.Array, requests: pa.Array, fail_on_error: pa.Array) -> pa.Array:
+    def score(endpoints: pa.ChunkedArray, requests: pa.ChunkedArray, fail_on_error: pa.ChunkedArray) -> pa.Array:
+        endpoint = _constant(endpoints)
+        if endpoint is not None and requests.null_count == 0 and not pc.any(pc.invert(fail_on_error)).as_py():
+            # The usual vector: one endpoint, failOnError, no NULL request. Its rows are joined in Arrow,
+            # with no Python string per row (2,048 of them cost about as much as the request's round trip).
+            lists = pa.ListArray.from_arrays(pa.array([0, len(requests)], pa.int32()), requests.combine_chunks())
+            records = pc.binary_join(lists, ",")[0].as_py()
+            return pa.array(client.score_records(endpoint, records, len(requests)), pa.string())
         out = client.score_batch(endpoints.to_pylist(), requests.to_pylist(), fail_on_error.to_pylist())
         return pa.array(out, pa.string())
 
@@ -82,6 +90,14 @@ def register(connection: duckdb.DuckDBPyConnection, client: EndpointClient | Non
     )
     connection.execute(MACRO)
     return client
+
+
+def _constant(values: pa.ChunkedArray) -> Any:
+    """The one value of a column that holds a single one and no NULL, else None."""
+    if values.null_count or len(values) == 0:
+        return None
+    distinct = values.unique()
+    return distinct[0].as_py() if len(distinct) == 1 else None
 
 
 def json_structure(return_type: str | None, fail_on_error: bool | None) -> str:

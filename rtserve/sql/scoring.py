@@ -103,16 +103,21 @@ class EndpointClient:
             return out
         batch = [rows[index] or "" for index in present]
         if fail_on_error:
-            try:
-                predictions = self._predict(endpoint, batch)
-            except EndpointError as exc:
-                raise AiQueryError(self._describe(endpoint, exc)) from None
-            for index, text in zip(present, json_texts(predictions), strict=True):
+            for index, text in zip(present, self.score_records(endpoint, ",".join(batch), len(batch)), strict=True):
                 out[index] = text
             return out
         for index, (prediction, error) in zip(present, self._isolate(endpoint, batch), strict=True):
             out[index] = json.dumps({"result": prediction, "errorMessage": error})
         return out
+
+    def score_records(self, endpoint: str, records: str, rows: int) -> list[str]:
+        """The prediction of each of `rows` rows given as one JSON text (their records joined by commas),
+        as JSON text; any error fails the query. `score` with failOnError, for a caller that joined the
+        rows itself (DuckDB's Arrow column, in one call)."""
+        try:
+            return json_texts(self._predict(endpoint, records, rows))
+        except EndpointError as exc:
+            raise AiQueryError(self._describe(endpoint, exc)) from None
 
     def score_batch(
         self, endpoints: Sequence[str | None], rows: Sequence[str | None], fail_on_error: Sequence[bool | None]
@@ -135,7 +140,7 @@ class EndpointClient:
     def _isolate(self, endpoint: str, batch: list[str]) -> list[tuple[Any, str | None]]:
         """Predictions of a batch, splitting it in halves while it fails, down to the rows at fault."""
         try:
-            return [(prediction, None) for prediction in self._predict(endpoint, batch)]
+            return [(prediction, None) for prediction in self._predict(endpoint, ",".join(batch), len(batch))]
         except EndpointError as exc:
             if exc.status not in ROW_STATUSES:
                 raise AiQueryError(self._describe(endpoint, exc)) from None
@@ -144,9 +149,9 @@ class EndpointClient:
         half = len(batch) // 2
         return self._isolate(endpoint, batch[:half]) + self._isolate(endpoint, batch[half:])
 
-    def _predict(self, endpoint: str, batch: list[str]) -> list[Any]:
+    def _predict(self, endpoint: str, records: str, rows: int) -> list[Any]:
         # The rows arrive as JSON already (DuckDB's to_json, Spark's to_json): joined, not parsed again.
-        body = '{"dataframe_records":[' + ",".join(batch) + "]}"
+        body = '{"dataframe_records":[' + records + "]}"
         path = invocations_path(endpoint)
         retries, waited = 0, 0.0
         while True:
@@ -172,7 +177,7 @@ class EndpointClient:
                 )
             if response.status_code >= 400:
                 raise _error_of(response)
-            return self._predictions(endpoint, response, len(batch))
+            return self._predictions(endpoint, response, rows)
 
     def _predictions(self, endpoint: str, response: httpx.Response, rows: int) -> list[Any]:
         try:

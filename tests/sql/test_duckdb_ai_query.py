@@ -205,3 +205,13 @@ def test_a_null_request_scores_null_and_is_not_sent(sql: duckdb.DuckDBPyConnecti
         (1, None),
         (2, {"result": {"score": 4.0}, "errorMessage": None}),
     ]
+
+
+def test_rows_with_awkward_text_travel_intact_in_every_vector(sql: duckdb.DuckDBPyConnection):
+    # A vector's rows are joined into the request body in Arrow: text with commas, quotes, braces and
+    # non-ASCII characters (ignored by the model, but part of each record) must keep every body valid JSON.
+    (total, rows) = sql.execute(
+        f"SELECT sum(ai_query('sql-label', {{'x': i::DOUBLE, 'note': 'a,\"b\"}}],é ' || i}}, "
+        f"returnType => '{LABEL_SCORE}').score), count(*) FROM range(3000) t(i)"
+    ).fetchone()
+    assert (total, rows) == (sum(2.0 * i for i in range(3000)), 3000)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from rtserve.server.engines.local.client import WorkerClient
-from rtserve.server.worker import limits
+from rtserve.server.worker import jsonbody, limits
 from rtserve.server.worker.scoring import score
 from rtserve.server.worker.server import ReplicaServer
 from tests.worker.models import iris_frame
@@ -171,7 +171,7 @@ def test_small_requests_are_not_inspected(iris: Any, monkeypatch: pytest.MonkeyP
         raise AssertionError("a small body was inspected")
 
     monkeypatch.setattr(limits, "_csv_header_width", fail)
-    monkeypatch.setattr(limits, "_load_json", fail)
+    monkeypatch.setattr(limits, "_json_width", fail)
     row = [5.1, 3.5, 1.4, 0.2]
     split = json.dumps({"dataframe_split": {"columns": iris_columns(), "data": [row] * 10}}).encode()
 
@@ -179,6 +179,29 @@ def test_small_requests_are_not_inspected(iris: Any, monkeypatch: pytest.MonkeyP
     answers = server._score_batch([(split, JSON, None), (wide_csv(width=4), CSV, None)])
 
     assert [answer.status for answer in answers] == [200, 200]
+
+
+def test_a_large_body_counted_for_its_columns_is_decoded_once(iris: Any, monkeypatch: pytest.MonkeyPatch):
+    decoded: list[bytes] = []
+    loads = jsonbody.loads
+
+    def counting(body: bytes) -> Any:
+        decoded.append(body)
+        return loads(body)
+
+    monkeypatch.setattr(jsonbody, "loads", counting)
+    rows = [dict(zip(iris_columns(), [5.1, 3.5, 1.4, 0.2], strict=True))] * 2048
+    body = json.dumps({"dataframe_records": rows}).encode()
+    assert len(body) > limits.DEFAULT_MAX_INPUT_COLUMNS * 2  # long enough to have its columns counted
+
+    server = ReplicaServer(iris, max_batch_size=4)
+    alone = server._score_batch([(body, JSON, None)])
+    together = server._score_batch([(body, JSON, None), (body, JSON, None)])
+
+    assert [answer.status for answer in alone + together] == [200, 200, 200]
+    assert len(json.loads(alone[0].body)["predictions"]) == 2048
+    assert together[0].body == together[1].body == alone[0].body
+    assert len(decoded) == 3  # once per request: the column count's decoding is the scorer's
 
 
 def test_tensor_inputs_are_not_columns(tensor_model: Any):
