@@ -526,10 +526,14 @@ def test_a_placed_replica_runs_on_a_node_that_matches_or_waits_saying_none_does(
 
     async def scenario(engine: RayEngine) -> tuple[Any, ...]:
         warm = await wait_for_warm(engine, 2)  # one on each node
+        started = time.monotonic()
         await start_ready(engine, make_spec(tmp_path, iris_path, "iris-1-l", node_labels=dict(NODE_B_LABELS)))
         labelled = await actor_of(namespace, "iris-1-l")
+        from_warm, started = time.monotonic() - started, time.monotonic()
         await start_ready(engine, make_spec(tmp_path, iris_path, "iris-1-r", resources={"nodeB": 0.01}))
         reserved = await actor_of(namespace, "iris-1-r")
+        as_new = time.monotonic() - started
+        print(f"READY from a warm actor on the labelled node in {from_warm:.2f} s, as a new actor in {as_new:.2f} s")
         for replica_id, placement in unplaceable.items():
             await engine.start_replica(make_spec(tmp_path, iris_path, replica_id, **placement))
         await asyncio.sleep(3 * engine.health_interval + 1)
