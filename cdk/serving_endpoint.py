@@ -93,6 +93,13 @@ ENTITY_VARIABLES = (
     "ServedEntity: environment_vars must map variable names to strings, e.g. "
     '{{"API_TOKEN": "{{{{secrets/team/api-token}}}}"}}; got {value!r}'
 )
+ENTITY_NODE_LABELS = (
+    'ServedEntity: placement_node_labels must map label keys to strings, e.g. {{"zone": "b"}}; got {value!r}'
+)
+ENTITY_RESOURCES = (
+    'ServedEntity: placement_resources must map Ray resource names to amounts above 0, e.g. {{"licensed": 1}}; '
+    "got {value!r}"
+)
 DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
 ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
 NOTIFICATIONS_TYPE = "ServingEndpoint: email_notifications must be an EmailNotifications; got {value!r}"
@@ -152,6 +159,10 @@ class ServedEntity:
     :param environment_vars: variables set in the replicas before the model loads; a value
         ``"{{secrets/<scope>/<key>}}"`` is that secret's value (``rtserve secrets put``), and plans show
         only the reference. @default None: none
+    :param placement_node_labels: Ray engine only: labels a Ray node must carry (each equal) for the
+        replicas to run there (docs/ray.md). @default None: any node
+    :param placement_resources: Ray engine only: custom Ray resources each replica reserves on its node,
+        e.g. ``{"licensed": 1}``. @default None: none
     """
 
     model: str
@@ -162,6 +173,8 @@ class ServedEntity:
     provisioned_concurrency: tuple[int, int] | None = None
     environment_policy: str | None = None
     environment_vars: Mapping[str, str] | None = dataclass_field(default=None, hash=False)
+    placement_node_labels: Mapping[str, str] | None = dataclass_field(default=None, hash=False)
+    placement_resources: Mapping[str, int | float] | None = dataclass_field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not (self.model.strip() or unresolved(self.model)):
@@ -185,6 +198,17 @@ class ServedEntity:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items())
         ):
             raise ValueError(ENTITY_VARIABLES.format(value=variables))
+        labels = self.placement_node_labels
+        if labels is not None and not (
+            isinstance(labels, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+        ):
+            raise ValueError(ENTITY_NODE_LABELS.format(value=labels))
+        resources = self.placement_resources
+        if resources is not None and not (
+            isinstance(resources, Mapping)
+            and all(unresolved(amount) or _is_amount(amount) for amount in resources.values())
+        ):
+            raise ValueError(ENTITY_RESOURCES.format(value=resources))
 
     @property
     def served_name(self) -> str | None:
@@ -206,7 +230,14 @@ class ServedEntity:
             max_provisioned_concurrency=self.provisioned_concurrency[1] if self.provisioned_concurrency else None,
             environment_policy=self.environment_policy,
             environment_vars=dict(self.environment_vars) if self.environment_vars else None,
+            placement_node_labels=dict(self.placement_node_labels) if self.placement_node_labels else None,
+            placement_resources=dict(self.placement_resources) if self.placement_resources else None,
         )
+
+
+def _is_amount(value: object) -> bool:
+    """A Ray resource amount: a number above 0 (the backend checks Ray's rule that amounts above 1 are whole)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def _check_provisioned(provisioned: object, workload_size: object) -> None:

@@ -90,6 +90,28 @@ _ENVIRONMENT_POLICY: Schema = {
 }
 
 
+# rtserve's own field of a served entity: the Ray nodes its replicas run on (docs/ray.md).
+_PLACEMENT: Schema = {
+    "placement": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "node_labels": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "labels a node must carry (ray start --labels), each equal",
+            },
+            "resources": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                "description": "custom Ray resources each replica reserves (ray start --resources)",
+            },
+        },
+        "description": "rtserve's own, Ray engine only (a 400 on --engine local): where replicas may run",
+    }
+}
+
+
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -243,6 +265,7 @@ SCHEMAS: dict[str, Schema] = {
             **_PROVISIONED_CONCURRENCY,
             **_ENVIRONMENT_POLICY,
             "environment_vars": _ENVIRONMENT_VARS,
+            **_PLACEMENT,
         },
         ("entity_name", "entity_version"),
         description="Any other field is refused with a 400 that names it.",
@@ -258,6 +281,7 @@ SCHEMAS: dict[str, Schema] = {
             **_PROVISIONED_CONCURRENCY,
             **_ENVIRONMENT_POLICY,
             "environment_vars": _ENVIRONMENT_VARS,
+            **_PLACEMENT,
         },
         ("model_name", "model_version"),
         description="The legacy form of a served entity.",

@@ -31,6 +31,7 @@ from rtserve.server.control import email_notifications, events, instances, servi
 from rtserve.server.control.endpoint import Endpoint, EndpointKind, model_endpoint
 from rtserve.server.control.environment_vars import needs_fresh_interpreter, resolve
 from rtserve.server.control.leadership import Leadership
+from rtserve.server.control.placement import Placement
 from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
@@ -103,6 +104,7 @@ class Controller:
         self._replica_states: dict[str, ReplicaState] = {}
         self._replica_batching: dict[str, tuple[int, float]] = {}
         self._replica_environment: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._replica_placement: dict[str, Placement | None] = {}
         self._events: list[Event] = []  # noted during a tick, written at its end
         self._failures_told: set[tuple[str, str]] = set()  # (endpoint, its pending config) notified as failed
         self.traffic = Traffic(clock)
@@ -175,7 +177,11 @@ class Controller:
         # Replicas this controller did not start (adopted by the engine) count with the batching they report.
         batching = {r.replica_id: r.batching for r in replicas if r.batching is not None}
         observed = Observed(
-            replicas, await self._traffic(), {**batching, **self._replica_batching}, self._replica_environment
+            replicas,
+            await self._traffic(),
+            {**batching, **self._replica_batching},
+            self._replica_environment,
+            self._replica_placement,
         )
         plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
@@ -337,6 +343,7 @@ class Controller:
                 self._replica_states.pop(replica_id, None)
                 self._replica_batching.pop(replica_id, None)
                 self._replica_environment.pop(replica_id, None)
+                self._replica_placement.pop(replica_id, None)
             case _ if not acting:
                 return
             case StartReplica():
@@ -423,9 +430,12 @@ class Controller:
             max_batch_size=batch_size,
             max_batch_wait_ms=batch_wait,
             python=action.python,
+            node_labels=dict(action.placement.node_labels) if action.placement else {},
+            resources=dict(action.placement.resources) if action.placement else {},
         )
         self._replica_batching[replica_id] = action.batching
         self._replica_environment[replica_id] = action.environment_vars
+        self._replica_placement[replica_id] = action.placement
         await self.engine.start_replica(spec)
         self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started ({action.reason})", version)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from rtserve.server.control import stages
 from rtserve.server.control.autoscaler import ScalingContext, ScalingState, decide
+from rtserve.server.control.placement import Placement
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import VersionTraffic
 from rtserve.server.control.workloads import Compute, combine, replica_range
@@ -65,6 +66,7 @@ class StartReplica:
     batching: tuple[int, float] = (1, 0.0)
     python: str | None = None  # the model environment's interpreter; None: the server's
     environment_vars: tuple[tuple[str, str], ...] = ()  # as configured: secrets still references
+    placement: Placement | None = None  # the Ray nodes it may run on; None: any
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class VersionView:
     # Served through the preview API (a stage, an alias, or a route still pointing at it); False for a
     # version only named serving endpoints serve, which the preview API's status leaves out.
     staged: bool = True
-    # Ready replicas exist, but none runs the current batching or environment_vars yet: an endpoint's
+    # Ready replicas exist, but none runs the current batching, environment_vars or placement yet: an endpoint's
     # pending config that changed them waits (it must not be promoted on the old replicas).
     awaiting_current: bool = False
 
@@ -147,6 +149,8 @@ class Observed:
     # The environment_vars (as configured) each replica this controller started runs with; a replica it
     # did not start (adopted) counts as current, since nothing tells.
     replica_environment: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The placement each replica this controller started asked for; an adopted one counts as current too.
+    replica_placement: Mapping[str, Placement | None] = field(default_factory=dict)
 
 
 def reconcile(
@@ -226,6 +230,7 @@ def _plan_version(
         for r in live
         if observed.replica_batching.get(r.replica_id, (1, 0.0)) == config.batching
         and observed.replica_environment.get(r.replica_id, config.environment_vars) == config.environment_vars
+        and observed.replica_placement.get(r.replica_id, config.placement) == config.placement
     ]
     outdated = [r for r in live if r not in current]
     ready = [r for r in live if r.state is ReplicaState.READY]
@@ -281,6 +286,7 @@ def _plan_version(
                 config.batching,
                 python=memory.python,
                 environment_vars=config.environment_vars,
+                placement=config.placement,
             )
             for _ in range(target - len(current))
         )

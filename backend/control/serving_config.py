@@ -11,6 +11,7 @@ from typing import Any
 
 from rtserve import spec
 from rtserve.server.control.environment_vars import Variables, parse_environment_vars
+from rtserve.server.control.placement import Placement, parse_placement
 from rtserve.server.control.workloads import Compute
 from rtserve.server.errors import invalid
 from rtserve.server.validate import checked, known_fields, version_number
@@ -33,6 +34,8 @@ class ServedEntity:
     environment_policy: str | None = None
     # As configured: a secret stays its reference ({{secrets/<scope>/<key>}}); resolved only at replica start.
     environment_vars: Variables = ()
+    # rtserve's own: the Ray nodes its replicas may run on (control/placement.py); None: anywhere.
+    placement: Placement | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -51,6 +54,7 @@ class ServedEntity:
             self.scale_to_zero_enabled,
             provisioned_concurrency=self.provisioned,
             environment_vars=self.environment_vars,
+            placement=self.placement,
         )
 
 
@@ -83,6 +87,7 @@ class EndpointConfig:
                     ),
                     **({"environment_policy": e.environment_policy} if e.environment_policy else {}),
                     **({"environment_vars": dict(e.environment_vars)} if e.environment_vars else {}),
+                    **({"placement": e.placement.to_wire()} if e.placement else {}),
                 }
                 for e in self.served_entities
             ],
@@ -93,7 +98,13 @@ class EndpointConfig:
     def from_stored(cls, stored: dict[str, Any]) -> EndpointConfig:
         return cls(
             served_entities=tuple(
-                ServedEntity(**{**entity, "environment_vars": _variables(entity.get("environment_vars", {}))})
+                ServedEntity(
+                    **{
+                        **entity,
+                        "environment_vars": _variables(entity.get("environment_vars", {})),
+                        "placement": Placement.from_stored(entity["placement"]) if "placement" in entity else None,
+                    }
+                )
                 for entity in stored["served_entities"]
             ),
             traffic=tuple((route["served_model_name"], route["traffic_percentage"]) for route in stored["routes"]),
@@ -116,6 +127,7 @@ ENTITY_FIELDS = (
     "min_provisioned_concurrency",
     "max_provisioned_concurrency",
     "environment_policy",  # rtserve's own (not Databricks'): docs/environments.md
+    "placement",  # rtserve's own: the Ray nodes replicas run on, docs/ray.md
 )
 REFUSED_ENTITY_FIELDS = {
     "external_model": "rtserve serves registered MLflow models only (no external model providers).",
@@ -150,7 +162,7 @@ def parse_config(config: Any, config_version: int) -> EndpointConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise invalid(f"Served entity names must be unique within a config; repeated: {', '.join(duplicates)}.")
-    _same_variables_per_version(entities, field)
+    _same_replicas_per_version(entities, field)
     return EndpointConfig(entities, _parse_traffic(config.get("traffic_config"), names), config_version)
 
 
@@ -174,22 +186,32 @@ def _parse_entity(item: Any, where: str, legacy: bool) -> ServedEntity:
     policy = item.get("environment_policy")
     if policy is not None and policy not in ENVIRONMENT_POLICIES:
         raise invalid(f"'{where}.environment_policy' must be one of {', '.join(ENVIRONMENT_POLICIES)}; got {policy!r}.")
+    placement = parse_placement(item.get("placement"), f"{where}.placement")
     name = item.get("name", f"{model}-{version}")
     name = checked(spec.check_name, name, f"{where}.name")
     low, high = provisioned or (None, None)
-    return ServedEntity(name, model, version, size, scale_to_zero, low, high, policy, environment_vars)
+    return ServedEntity(name, model, version, size, scale_to_zero, low, high, policy, environment_vars, placement)
 
 
-def _same_variables_per_version(entities: tuple[ServedEntity, ...], field: str) -> None:
-    """A version runs one set of replicas, so the entities serving it must agree on their environment."""
+def replica_difference(a: ServedEntity, b: ServedEntity) -> str | None:
+    """The field two entities serving one version disagree on, of those its one set of replicas runs with."""
+    if a.environment_vars != b.environment_vars:
+        return "environment_vars"
+    if a.placement != b.placement:
+        return "placement"
+    return None
+
+
+def _same_replicas_per_version(entities: tuple[ServedEntity, ...], field: str) -> None:
+    """A version runs one set of replicas, so the entities serving it must agree on their environment and nodes."""
     first: dict[tuple[str, str], ServedEntity] = {}
     for entity in entities:
         seen = first.setdefault(entity.key, entity)
-        if seen.environment_vars != entity.environment_vars:
+        if (differs := replica_difference(seen, entity)) is not None:
             raise invalid(
                 f"'config.{field}': '{seen.name}' and '{entity.name}' serve version {entity.entity_version} of "
-                f"'{entity.entity_name}' with different environment_vars; a version runs one set of replicas, "
-                "so give them the same environment_vars."
+                f"'{entity.entity_name}' with different {differs}; a version runs one set of replicas, "
+                f"so give them the same {differs}."
             )
 
 

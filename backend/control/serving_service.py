@@ -25,7 +25,14 @@ from rtserve.server.control.endpoint_permissions import Grant, effective_permiss
 from rtserve.server.control.environment_vars import references
 from rtserve.server.control.inference_tables import InferenceTables, parse_gateway_tables, parse_payload_table
 from rtserve.server.control.rate_limits import RateLimit, parse_ai_gateway, parse_rate_limits
-from rtserve.server.control.serving_config import NAME_PATTERN, NAME_RULE, EndpointConfig, parse_config, parse_tags
+from rtserve.server.control.serving_config import (
+    NAME_PATTERN,
+    NAME_RULE,
+    EndpointConfig,
+    parse_config,
+    parse_tags,
+    replica_difference,
+)
 from rtserve.server.control.serving_endpoints import ServingEndpointState, from_row, pending_failed
 from rtserve.server.errors import ApiError, invalid, not_found
 from rtserve.server.registry import Registry
@@ -313,8 +320,16 @@ class ServingEndpointService:
                 ) from None
 
     async def _check_environment(self, name: str, config: EndpointConfig) -> None:
-        """Every secret reference names an existing secret (a 400 names the one that does not), and no other
-        endpoint serves one of the config's versions with other environment_vars (one set of replicas each)."""
+        """Placement only on the Ray engine; every secret reference names an existing secret (a 400 names the
+        one that does not); no other endpoint serves one of the config's versions with other environment_vars
+        or placement (one set of replicas each)."""
+        placed = next((i for i, e in enumerate(config.served_entities) if e.placement), None)
+        if placed is not None and self.controller.settings.engine != "ray":
+            # Refused, not ignored: a replica pinned to a node kind must never run just anywhere.
+            raise invalid(
+                f"'config.served_entities[{placed}].placement' needs the Ray engine (rtserve server --engine ray); "
+                "this server runs its replicas on its own machine (--engine local)."
+            )
         for entity in config.served_entities:
             for scope, key in references(entity.environment_vars):
                 if not await asyncio.to_thread(self.secrets.exists, scope, key):
@@ -327,11 +342,11 @@ class ServingEndpointService:
                 continue
             for theirs in other.entities():
                 ours = next((e for e in config.served_entities if e.key == theirs.key), None)
-                if ours is not None and ours.environment_vars != theirs.environment_vars:
+                if ours is not None and (differs := replica_difference(ours, theirs)) is not None:
                     raise invalid(
                         f"Served entity '{ours.name}': serving endpoint '{other.name}' serves version "
-                        f"{ours.entity_version} of '{ours.entity_name}' with other environment_vars; a version runs "
-                        "one set of replicas, so give it the same environment_vars (or serve another version)."
+                        f"{ours.entity_version} of '{ours.entity_name}' with other {differs}; a version runs "
+                        f"one set of replicas, so give it the same {differs} (or serve another version)."
                     )
 
     async def _changed(self, name: str) -> ServingEndpointState:

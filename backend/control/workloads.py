@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from rtserve.server.control.placement import Placement
 from rtserve.spec import DEFAULT_WORKLOAD_SIZE as DEFAULT_WORKLOAD_SIZE
 from rtserve.spec import SERVING_STAGES as SERVING_STAGES
 from rtserve.spec import WORKLOAD_SIZES
@@ -33,6 +34,8 @@ class Compute:
     provisioned_concurrency: tuple[int, int] | None = None  # a serving endpoint's alternative to the size
     # A served entity's environment_vars, as configured (secrets as references); changing them replaces replicas.
     environment_vars: tuple[tuple[str, str], ...] = ()
+    # A served entity's Ray placement (control/placement.py); None: any node.
+    placement: Placement | None = None
 
     @property
     def concurrency(self) -> tuple[int, int]:
@@ -54,10 +57,11 @@ def combine(a: Compute, b: Compute) -> Compute:
         return compute.concurrency[1]
 
     chosen = b if most_replicas(b) > most_replicas(a) else a
-    # Served entities of one version agree on their variables (serving_service refuses otherwise), but
+    # Served entities of one version agree on their variables and placement (serving_service refuses otherwise), but
     # a stage's compute has none, and while an update rolls out, the later (pending) config's win.
     return replace(
         chosen,
         scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled,
         environment_vars=b.environment_vars or a.environment_vars,
+        placement=b.placement or a.placement,
     )

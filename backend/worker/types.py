@@ -27,6 +27,10 @@ class ReplicaSpec:
     max_batch_wait_ms: float = 0.0  # how long the first request of a batch waits for company
     # The interpreter of the model's own environment (backend/environments); None: the server's.
     python: str | None = None
+    # Where the replica may run (engines that place replicas on nodes: Ray's label_selector and custom
+    # resources, control/placement.py); empty: anywhere.
+    node_labels: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ class ServingEndpointServedEntities:
     max_provisioned_concurrency: int | None = None
     environment_policy: str | None = None
     environment_vars: Mapping[str, str] | None = field(default=None, hash=False)
+    placement_node_labels: Mapping[str, str] | None = field(default=None, hash=False)
+    placement_resources: Mapping[str, int | float] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,21 @@ SERVED_ENTITIES = ListNestedBlock(
                 "only the reference. Changing them rolls out new replicas.",
                 optional=True,
             ),
+            Attribute(
+                "placement_node_labels",
+                Map(String()),
+                description="rtserve's own, Ray engine only: labels a Ray node must carry (each equal) for the "
+                "replicas to run there (`ray start --labels`). The backend refuses it on `--engine local`. "
+                "Changing it rolls out new replicas.",
+                optional=True,
+            ),
+            Attribute(
+                "placement_resources",
+                Map(Number()),
+                description="rtserve's own, Ray engine only: custom Ray resources each replica reserves on its "
+                "node (`ray start --resources`), e.g. `{ licensed = 1 }`; above 1, whole numbers.",
+                optional=True,
+            ),
         ],
     ),
     min_items=1,

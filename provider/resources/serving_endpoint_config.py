@@ -30,6 +30,8 @@ UPDATE_FAILED = "UPDATE_FAILED"
 DEPLOYMENT_READY = "DEPLOYMENT_READY"
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
 PROVISIONED_FIELDS = ("min_provisioned_concurrency", "max_provisioned_concurrency")
+# Flat attributes of a served_entities block for the backend's `placement` object (rtserve's own, Ray engine).
+PLACEMENT_FIELDS = {"placement_node_labels": "node_labels", "placement_resources": "resources"}
 ENTITY_FIELDS = (
     "name",
     "entity_name",
@@ -39,6 +41,7 @@ ENTITY_FIELDS = (
     *PROVISIONED_FIELDS,
     "environment_policy",
     "environment_vars",
+    *PLACEMENT_FIELDS,
 )
 
 
@@ -233,10 +236,13 @@ def request_config(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _request_entity(entity: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: entity[k] for k in ENTITY_FIELDS if entity.get(k) is not None}
+    body = {k: entity[k] for k in ENTITY_FIELDS if entity.get(k) is not None and k not in PLACEMENT_FIELDS}
     for field in PROVISIONED_FIELDS:  # Terraform numbers may arrive as floats
         if field in body:
             body[field] = int(body[field])
+    placement = {key: dict(entity[field]) for field, key in PLACEMENT_FIELDS.items() if entity.get(field)}
+    if placement:
+        body["placement"] = placement
     return body
 
 
@@ -284,7 +290,11 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
                 **_reported_size(reported),
                 "scale_to_zero_enabled": bool(reported.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
                 "environment_policy": reported.get("environment_policy"),  # answered only when set
-                "environment_vars": _reported_variables(reported, before),
+                "environment_vars": _reported_map(reported.get("environment_vars"), before, "environment_vars"),
+                **{
+                    field: _reported_map((reported.get("placement") or {}).get(key), before, field)
+                    for field, key in PLACEMENT_FIELDS.items()
+                },
             }
         )
     routes = ((config.get("traffic_config") or {}).get("routes")) or []
@@ -323,12 +333,12 @@ def _reported_size(reported: Mapping[str, Any]) -> dict[str, Any]:
     return {"workload_size": reported.get("workload_size", DEFAULT_WORKLOAD_SIZE), **dict.fromkeys(PROVISIONED_FIELDS)}
 
 
-def _reported_variables(reported: Mapping[str, Any], before: Any) -> dict[str, str] | None:
-    """The variables as configured (secrets as their references); none reads as the configuration wrote it."""
-    variables = reported.get("environment_vars")
-    if variables:
-        return dict(variables)
-    prior = before.get("environment_vars") if isinstance(before, dict) else None
+def _reported_map(reported: Any, before: Any, field: str) -> dict[str, Any] | None:
+    """A map attribute as the backend answers it (variables: secrets as their references); none reads as
+    the configuration wrote it (null or {})."""
+    if reported:
+        return dict(reported)
+    prior = before.get(field) if isinstance(before, dict) else None
     return {} if isinstance(prior, dict) else None
 
 

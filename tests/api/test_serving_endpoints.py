@@ -187,6 +187,16 @@ BAD_CREATES = {
         400,
         "secret 'such' of scope 'no'",
     ),
+    "placement without Ray": (
+        {"name": "ga-bad", "config": {"served_entities": [entity("1", placement={"node_labels": {"zone": "b"}})]}},
+        400,
+        "'config.served_entities[0].placement' needs the Ray engine (rtserve server --engine ray)",
+    ),
+    "bad placement": (
+        {"name": "ga-bad", "config": {"served_entities": [entity("1", placement={"resources": {"gpu-ish": 0}})]}},
+        400,
+        "'config.served_entities[0].placement.resources.gpu-ish' must be a number above 0",
+    ),
     "split without routes": (
         {"name": "ga-bad", "config": {"served_entities": [entity("1", "a"), entity("2", "b")]}},
         400,

@@ -104,6 +104,8 @@ def test_serving_endpoint_inputs_are_the_provider_schema(stack: RtserveStack) ->
                 max_provisioned_concurrency=8,
                 environment_policy="isolated",
                 environment_vars={"API_TOKEN": "{{secrets/team/token}}"},
+                placement_node_labels={"zone": "b"},
+                placement_resources={"licensed": 1},
             ),
             {"entity_name": "m", "entity_version": "2", "name": "b"},
         ],

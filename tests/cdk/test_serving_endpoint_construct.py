@@ -350,6 +350,20 @@ def test_no_environment_vars_by_default_and_bad_ones_are_refused(stack: RtserveS
         ServedEntity("iris", 1, environment_vars={"THREADS": 1})  # type: ignore[dict-item]
 
 
+def test_placement_synthesizes_as_given_and_bad_values_are_refused(stack: RtserveStack) -> None:
+    placed = ServedEntity("iris", 1, placement_node_labels={"zone": "b"}, placement_resources={"licensed": 1})
+    ServingEndpoint(stack, "e", name="e", served_entities=[placed])
+
+    [entity] = only(synth(stack), "rtserve_serving_endpoint")["served_entities"]
+
+    assert (entity["placement_node_labels"], entity["placement_resources"]) == ({"zone": "b"}, {"licensed": 1})
+    assert ServedEntity("iris", 2)._binding().placement_node_labels is None
+    with pytest.raises(ValueError, match="placement_node_labels must map label keys to strings"):
+        ServedEntity("iris", 1, placement_node_labels={"zone": 2})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="placement_resources must map Ray resource names to amounts above 0"):
+        ServedEntity("iris", 1, placement_resources={"licensed": 0})
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -1,5 +1,6 @@
 import pytest
 
+from rtserve.server.control.placement import Placement
 from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
@@ -262,3 +263,17 @@ def test_new_environment_vars_replace_replicas_and_the_update_waits_for_one_that
     observed = Observed([old, new], {}, {}, {"old": (), "new": variables})
     plan = reconcile([], observed, plan.memory, {}, 1, pinned=pinned, pending=[update])
     assert plan.actions == [StopReplica("old"), PromoteConfig("iris-env", update.stored)]
+
+
+def test_a_new_placement_replaces_replicas_once_one_runs_where_it_asks():
+    placement = Placement(node_labels=(("zone", "b"),))
+    pinned = {(MODEL, "2"): Compute(placement=placement)}
+    old = replica("old", "2", ReplicaState.READY)
+    observed = Observed([old], {}, {}, {}, {"old": None})
+    plan = reconcile([], observed, prepared("2"), {}, 0, pinned=pinned)
+    assert plan.actions == [StartReplica(MODEL, "2", "/models/2", "starting", (1, 0.0), placement=placement)]
+
+    new = replica("new", "2", ReplicaState.READY)
+    observed = Observed([old, new], {}, {}, {}, {"old": None, "new": placement})
+    plan = reconcile([], observed, plan.memory, {}, 1, pinned=pinned)
+    assert plan.actions == [StopReplica("old")]

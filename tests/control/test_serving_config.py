@@ -40,14 +40,29 @@ def test_a_served_entity_may_choose_its_environment_policy():
     assert parse_config({"served_entities": [entity()]}, config_version=1).served_entities[0].environment_policy is None
 
 
+def test_a_served_entity_may_place_its_replicas_with_node_labels_and_resources():
+    placement = {"node_labels": {"example.com/zone": "b", "tier": "fast"}, "resources": {"accelerator": 1, "slot": 0.5}}
+    config = parse_config({"served_entities": [entity("1", placement=placement)]}, config_version=1)
+
+    assert config.served_entities[0].placement is not None
+    assert config.served_entities[0].placement.to_wire() == placement
+    assert config.served_entities[0].compute.placement == config.served_entities[0].placement
+    empty = {"node_labels": {}, "resources": None}
+    assert (
+        parse_config({"served_entities": [entity("1", placement=empty)]}, config_version=1).served_entities[0].placement
+        is None
+    )
+
+
 def test_a_config_survives_its_stored_form():
     config = parse_config(
         {
             "served_entities": [
                 entity("1", name="a"),
                 entity("2", name="b", workload_size="Large", environment_policy="isolated"),
+                entity("3", name="c", placement={"node_labels": {"zone": "b"}, "resources": {"accelerator": 2}}),
             ],
-            "traffic_config": routes(a=30, b=70),
+            "traffic_config": routes(a=30, b=60, c=10),
         },
         config_version=2,
     )
@@ -84,6 +99,34 @@ def test_a_config_survives_its_stored_form():
             "different environment_vars",
         ),
         ({"served_entities": [entity("1", workload_type="GPU_SMALL")]}, "CPU"),
+        (
+            {"served_entities": [entity("1", placement=["gpu"])]},
+            "'config.served_entities[0].placement' must be an object",
+        ),
+        (
+            {"served_entities": [entity("1", placement={"zone": "b"})]},
+            "'config.served_entities[0].placement.zone' is not",
+        ),
+        (
+            {"served_entities": [entity("1", placement={"resources": {"accelerator": -1}})]},
+            "'config.served_entities[0].placement.resources.accelerator' must be a number above 0",
+        ),
+        ({"served_entities": [entity("1", placement={"resources": {"a": 1.5}})]}, "whole above 1"),
+        ({"served_entities": [entity("1", placement={"resources": {"a": True}})]}, "placement.resources.a"),
+        ({"served_entities": [entity("1", placement={"resources": {"CPU": 2}})]}, "placement.resources': 'CPU'"),
+        ({"served_entities": [entity("1", placement={"node_labels": {"a b": "x"}})]}, "not a label key"),
+        ({"served_entities": [entity("1", placement={"node_labels": {"zone": "!b"}})]}, "node_labels.zone' must be"),
+        ({"served_entities": [entity("1", placement={"node_labels": {"zone": 1}})]}, "node_labels.zone' must be"),
+        (
+            {
+                "served_entities": [
+                    entity("1", name="a", placement={"node_labels": {"zone": "a"}}),
+                    entity("1", name="b"),
+                ],
+                "traffic_config": routes(a=50, b=50),
+            },
+            "'a' and 'b' serve version 1 of 'iris' with different placement",
+        ),
         (
             {"served_entities": [entity("1", environment_policy="conda")]},
             "'config.served_entities[0].environment_policy' must be one of auto, local, isolated; got 'conda'",

@@ -28,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD_IP = "127.0.0.2"
+NODE_B_LABELS = {"rtserve.test/node": "b"}  # the second node's labels (`ray start --labels`)
 WORKER_IP = "127.0.0.3"
 WORKER_PORTS = 40  # per node: one per worker process
 # How soon the head declares a silent node dead (Ray's defaults take 15-45 s): a node's raylet is asked every
@@ -108,7 +109,7 @@ class RayCluster:
             head_port = cluster._node(HEAD_IP, {"nodeA": 1}, cpus, head=True)
             cluster.address = f"{HEAD_IP}:{head_port}"
             cluster._wait_for_nodes(1, timeout)
-            cluster._node(WORKER_IP, {"nodeB": 1}, cpus, head=False)
+            cluster._node(WORKER_IP, {"nodeB": 1}, cpus, head=False, labels=NODE_B_LABELS)
             cluster._wait_for_nodes(2, timeout)
         except BaseException:
             cluster.stop()
@@ -135,12 +136,16 @@ class RayCluster:
     def running_nodes(self) -> int:
         return sum(1 for process in self.processes if process.poll() is None)
 
-    def _node(self, ip: str, resources: dict[str, float], cpus: int, *, head: bool) -> int:
+    def _node(
+        self, ip: str, resources: dict[str, float], cpus: int, *, head: bool, labels: dict[str, str] | None = None
+    ) -> int:
         ports = free_ports(9)
         workers = free_range(WORKER_PORTS, set(ports))
         argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
         argv += ["--node-ip-address", ip, "--num-cpus", str(cpus), "--resources", json.dumps(resources)]
         argv += ["--temp-dir", str(self.temp_dir)]
+        if labels:
+            argv += ["--labels", ",".join(f"{key}={value}" for key, value in labels.items())]
         argv += ["--node-manager-port", str(ports[0]), "--object-manager-port", str(ports[1])]
         argv += ["--dashboard-agent-listen-port", str(ports[2]), "--dashboard-agent-grpc-port", str(ports[3])]
         argv += ["--metrics-export-port", str(ports[4]), "--runtime-env-agent-port", str(ports[5])]
@@ -213,8 +218,9 @@ class RayCluster:
 
 @contextmanager
 def running_cluster(root: Path) -> Iterator[RayCluster]:
-    """A two-node cluster (resources nodeA and nodeB) for a test module, with HOME and RAY_AUTH_MODE of its
-    own set for this process too (its Ray driver, and the backends it starts, must match the nodes)."""
+    """A two-node cluster (resources nodeA and nodeB, node B labelled NODE_B_LABELS) for a test module, with
+    HOME and RAY_AUTH_MODE of its own set for this process too (its Ray driver, and the backends it starts,
+    must match the nodes)."""
     saved = {name: os.environ.get(name) for name in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
     os.environ.update(HOME=str(root / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     started = RayCluster.start(root)

@@ -23,7 +23,7 @@ import pytest
 from rtserve.server.demo_model import iris_frame, register_demo_model
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.registry import Registry
-from tests.engines.ray_cluster import RayCluster, running_cluster
+from tests.engines.ray_cluster import NODE_B_LABELS, RayCluster, running_cluster
 from tests.engines.replica_waits import SETTLED, observe, start_ready, wait_for_state
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need the 'ray' extra: pip install -e '.[test,ray]'")
@@ -512,6 +512,52 @@ def test_a_replica_starts_on_a_warm_actor_and_the_pool_refills(tmp_path: Path, d
     assert answer.status == 200
     assert "Warm actor" in log and "imported numpy, pandas, mlflow" in log  # the replica's log starts with its warm-up
     print(f"replica READY from a warm actor in {ready_after:.2f} s")
+
+
+def test_a_placed_replica_runs_on_a_node_that_matches_or_waits_saying_none_does(
+    tmp_path: Path, driver: Any, iris_path: Path
+):
+    namespace = f"t-{tmp_path.name}"[:60]
+    node_b = next(node["NodeID"] for node in ray.nodes() if node["Alive"] and "nodeB" in node["Resources"])
+    unplaceable = {
+        "iris-1-nolabel": {"node_labels": {"rtserve.test/node": "z"}},
+        "iris-1-noresource": {"resources": {"nowhere": 1.0}},
+    }
+
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        warm = await wait_for_warm(engine, 2)  # one on each node
+        started = time.monotonic()
+        await start_ready(engine, make_spec(tmp_path, iris_path, "iris-1-l", node_labels=dict(NODE_B_LABELS)))
+        labelled = await actor_of(namespace, "iris-1-l")
+        from_warm, started = time.monotonic() - started, time.monotonic()
+        await start_ready(engine, make_spec(tmp_path, iris_path, "iris-1-r", resources={"nodeB": 0.01}))
+        reserved = await actor_of(namespace, "iris-1-r")
+        as_new = time.monotonic() - started
+        print(f"READY from a warm actor on the labelled node in {from_warm:.2f} s, as a new actor in {as_new:.2f} s")
+        for replica_id, placement in unplaceable.items():
+            await engine.start_replica(make_spec(tmp_path, iris_path, replica_id, **placement))
+        await asyncio.sleep(3 * engine.health_interval + 1)
+        waiting = {o.replica_id: o for o in engine.replicas() if o.replica_id in unplaceable}
+        answer = await engine.invoke("iris", "1", iris_request(0), JSON, 30)
+        for replica_id in unplaceable:
+            await engine.stop_replica(replica_id)
+        return warm, labelled, reserved, waiting, answer
+
+    warm, labelled, reserved, waiting, answer = run_engine(
+        tmp_path, scenario, namespace=namespace, warm_actors_per_node=1
+    )
+
+    # The labelled replica took the warm actor of the one node with its label.
+    assert labelled[1] == node_b and labelled[0] in warm and warm[labelled[0]] == node_b
+    # A warm actor holds no custom resource: the replica that needs one is a new actor that reserves it.
+    assert reserved == ("iris-1-r", node_b)
+    assert answer.status == 200
+    # Ray keeps them pending without a word; the replica says what no node has.
+    assert {replica_id: o.state for replica_id, o in waiting.items()} == dict.fromkeys(
+        unplaceable, ReplicaState.STARTING
+    )
+    assert "no live node of the Ray cluster has the labels rtserve.test/node=z" in waiting["iris-1-nolabel"].message
+    assert "no live node of the Ray cluster has the resources nowhere=1" in waiting["iris-1-noresource"].message
 
 
 def test_a_new_engine_adopts_the_warm_pool_without_leaking_or_duplicating(tmp_path: Path, driver: Any, iris_path: Path):

@@ -118,6 +118,7 @@ def _entity(entity: ServedEntity, endpoint: ServingEndpointState, view: VersionV
         "workload_type": "CPU",
         "scale_to_zero_enabled": entity.scale_to_zero_enabled,
         **({"environment_policy": entity.environment_policy} if entity.environment_policy else {}),
+        **({"placement": entity.placement.to_wire()} if entity.placement else {}),
         # As configured: a secret shows as its reference, never its value.
         **({"environment_vars": dict(entity.environment_vars)} if entity.environment_vars else {}),
         "creator": endpoint.creator,

@@ -55,6 +55,8 @@ from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.ray import actor as actor_module
 from rtserve.server.engines.ray.artifacts import Shipment, pack
 from rtserve.server.engines.ray.logs import LogMirror
+from rtserve.server.engines.ray.placement import actor_options as placed_options
+from rtserve.server.engines.ray.placement import unmet
 from rtserve.server.engines.ray.pool import PREFIX as WARM_PREFIX
 from rtserve.server.engines.ray.pool import WarmActor, WarmPool
 from rtserve.server.engines.replicas import LIVE_STATES, ReplicaRecord, ReplicaTable
@@ -261,8 +263,9 @@ class RayEngine(ReplicaTable[_Replica]):
         if not _SAFE_ID.match(spec.replica_id):
             raise ValueError(f"replica id {spec.replica_id!r} is not usable as an actor name")
         seal = self._seal(spec)
-        # A warm actor imported MLflow and its libraries already: too late for variables read at import time.
-        warm = None if spec.fresh_interpreter else await self._take_warm(spec, seal)
+        # A warm actor imported MLflow and its libraries already: too late for variables read at import time;
+        # and it reserved no custom resource, so a replica that needs one is a new actor that reserves it.
+        warm = None if spec.fresh_interpreter or spec.resources else await self._take_warm(spec, seal)
         if warm is not None:
             handle, actor_name, node_id = warm.handle, warm.name, warm.node_id
         else:
@@ -274,6 +277,11 @@ class RayEngine(ReplicaTable[_Replica]):
         replica.mirror = self._open_mirror(spec.replica_id, spec.log_path, 0)
         if warm is not None:
             replica.message = f"starting: loading the model on warm actor {actor_name}"
+        elif spec.node_labels or spec.resources:
+            # Ray keeps an actor no node can take pending without a word: say why, and what would place it.
+            nodes = await asyncio.to_thread(self._ray.nodes)
+            if (why := unmet(spec, nodes)) is not None:
+                replica.message = f"starting: waiting for a node: {why} (`ray start --labels/--resources` adds one)"
         self._track(replica)
 
     def _new_actor(self, name: str, spec: ReplicaSpec | None, seal: str, **placement: Any) -> Any:
@@ -291,6 +299,8 @@ class RayEngine(ReplicaTable[_Replica]):
             **self.actor_options,
             **placement,
         }
+        if spec is not None:
+            options = placed_options(spec, options)
         return self._actor_class.options(**options).remote(
             spec,
             seal=seal,
@@ -327,7 +337,8 @@ class RayEngine(ReplicaTable[_Replica]):
         self._pool.start()
 
     async def _take_warm(self, spec: ReplicaSpec, seal: str) -> WarmActor | None:
-        """A warm actor made replica `spec`, on the node with the fewest replicas of its version; None if none."""
+        """A warm actor made replica `spec`, on the node with the fewest replicas of its version among those
+        carrying its labels; None if none."""
         if self._pool is None:
             return None
 
@@ -336,7 +347,7 @@ class RayEngine(ReplicaTable[_Replica]):
             same = [r for r in here if (r.spec.model_name, r.spec.version) == (spec.model_name, spec.version)]
             return len(same), len(here)
 
-        while (warm := self._pool.take(rank)) is not None:
+        while (warm := self._pool.take(rank, spec.node_labels)) is not None:
             try:
                 async with asyncio.timeout(self.ping_timeout):
                     if await warm.handle.take.remote(spec, seal):

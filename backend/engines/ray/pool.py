@@ -72,6 +72,7 @@ class WarmPool:
         self.num_cpus = num_cpus
         self.resources = dict(resources or {})
         self._actors: dict[str, WarmActor] = {}
+        self._labels: dict[str, dict[str, str]] = {}  # node id -> its labels, as Ray reported them at the last tending
         self._passed: set[str] = set()  # pool-named actors that are not idle ones of this deployment: for good
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -83,9 +84,15 @@ class WarmPool:
         """The idle actors ready to be taken: name -> node id."""
         return {actor.name: actor.node_id for actor in self._actors.values() if actor.warm}
 
-    def take(self, rank: Callable[[str], Any]) -> WarmActor | None:
-        """Remove and return the warm actor on the lowest-ranked node (None if none is warm); the pool refills."""
-        warm = [actor for actor in self._actors.values() if actor.warm]
+    def take(self, rank: Callable[[str], Any], node_labels: Mapping[str, str] | None = None) -> WarmActor | None:
+        """Remove and return the warm actor on the lowest-ranked node that carries `node_labels` (None if
+        none is warm there); the pool refills."""
+        wanted = (node_labels or {}).items()
+        warm = [
+            actor
+            for actor in self._actors.values()
+            if actor.warm and wanted <= self._labels.get(actor.node_id, {}).items()
+        ]
         if not warm:
             return None
         chosen = min(warm, key=lambda actor: rank(actor.node_id))
@@ -127,6 +134,7 @@ class WarmPool:
         """Adopt this deployment's idle actors, drop those of nodes gone, then bring each node to `per_node`."""
         nodes = await asyncio.to_thread(self._ray.nodes)
         eligible = {node["NodeID"] for node in nodes if node.get("Alive") and self._can_host(node)}
+        self._labels = {node["NodeID"]: dict(node.get("Labels") or {}) for node in nodes if node["NodeID"] in eligible}
         await self._adopt()
         for actor in [actor for actor in self._actors.values() if actor.node_id not in eligible]:
             logger.info("Warm pool: node %s left; dropping actor %s", actor.node_id[:12], actor.name)

@@ -10,7 +10,7 @@ from tf.utils import Diagnostics
 
 from rtserve.provider.plugin import RtserveProvider
 from rtserve.provider.resources.serving_endpoint import ServingEndpointResource
-from rtserve.provider.resources.serving_endpoint_config import rollout_progress
+from rtserve.provider.resources.serving_endpoint_config import rollout_progress, state_from_detail
 from rtserve.provider.servicer import ConfiguredPlanContext
 from tests.fakes.app import AppServer
 from tests.provider.unit.helpers import HOST, Contexts, FakeClock, errors, rejected_read
@@ -31,6 +31,8 @@ def entity(version: str = "1", name: str | None = None, **overrides: object) -> 
         "max_provisioned_concurrency": None,
         "environment_policy": None,
         "environment_vars": None,
+        "placement_node_labels": None,
+        "placement_resources": None,
         **overrides,
     }
 
@@ -437,6 +439,33 @@ def test_a_bad_environment_policy_is_the_backends_diagnostic(resource: ServingEn
     assert "environment_policy' must be one of auto, local, isolated" in errors(c)[0].detail
 
 
+def test_placement_is_sent_as_the_backends_placement_object_and_refused_without_ray(
+    resource: ServingEndpointResource, server: AppServer
+) -> None:
+    placed = entity("1", placement_node_labels={"zone": "b"}, placement_resources={"licensed": 1})
+    c = ctx.create()
+
+    assert resource.create(c, planned(served_entities=[placed])) is None
+
+    [(_, body)] = calls(server, "POST")
+    assert body["config"]["served_entities"][0]["placement"] == {
+        "node_labels": {"zone": "b"},
+        "resources": {"licensed": 1},
+    }
+    assert "placement' needs the Ray engine" in errors(c)[0].detail  # this backend runs --engine local
+
+
+def test_placement_reads_back_as_the_backend_answers_it_and_none_as_configured() -> None:
+    base = {"name": "web", "served_entities": [entity("1", placement_node_labels={})]}
+    answered = {"entity_name": "iris", "entity_version": "1", "name": "iris-1"}
+    placed = {**answered, "placement": {"node_labels": {"zone": "b"}, "resources": {"licensed": 1.0}}}
+
+    [read] = state_from_detail(base, {"name": "web", "config": {"served_entities": [placed]}}, "")["served_entities"]
+    assert (read["placement_node_labels"], read["placement_resources"]) == ({"zone": "b"}, {"licensed": 1.0})
+    [read] = state_from_detail(base, {"name": "web", "config": {"served_entities": [answered]}}, "")["served_entities"]
+    assert (read["placement_node_labels"], read["placement_resources"]) == ({}, None)
+
+
 # -- validate --------------------------------------------------------------------------------------
 def validation(resource: ServingEndpointResource, **config: object) -> list[tuple[str, list | None]]:
     diags = Diagnostics()
@@ -453,6 +482,8 @@ def bare(version: str = "1", name: str | None = None, **given: object) -> dict:
             "max_provisioned_concurrency",
             "environment_policy",
             "environment_vars",
+            "placement_node_labels",
+            "placement_resources",
         )
     )
     return {"name": name, "entity_name": "iris", "entity_version": version, **unset, **given}
