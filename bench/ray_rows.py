@@ -17,21 +17,19 @@ from rtserve.server.client import BackendClient
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
 
-RAY_VARIABLES = ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
-
 
 @contextmanager
 def ray_backend(
     work: Path, token: str, env: dict[str, str], model: str, cold: str
 ) -> Iterator[tuple[BackendProcess, BackendClient]]:
     """A backend with `--engine ray` on a fresh two-node cluster, serving `model` and `cold` (scale to zero)."""
-    from tests.engines.ray_cluster import running_cluster
+    from tests.engines.ray_cluster import DRIVER_VARIABLES, running_cluster
 
     with running_cluster(work / "ray") as cluster:
         backend = BackendProcess(
             work / "ray-state",
             admin_token=token,
-            env={**env, **{name: cluster.env[name] for name in RAY_VARIABLES}},
+            env={**env, **{name: cluster.env[name] for name in DRIVER_VARIABLES}},
             extra_args=["--engine", "ray", "--ray-address", cluster.address],
             log_path=work / "backend-ray.log",
         )

@@ -2,6 +2,8 @@
 
 The Lua script reads the body and headers from environment variables, so one script serves every
 target; its `done` hook prints one `BENCH_JSON {...}` line with the totals and latency percentiles.
+Given several addresses, wrk's threads connect to them in turn (thread 1 to the first, thread 2 to the
+second, ...): one load generator spread evenly over several servers, as a load balancer would.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +31,19 @@ wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/js
 local auth = os.getenv("BENCH_AUTHORIZATION")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
+end
+
+local addresses = os.getenv("BENCH_ADDRESSES")
+if addresses and addresses ~= "" then
+  local targets, started = {}, 0
+  for host, port in string.gmatch(addresses, "([^,]+):(%d+)") do
+    table.insert(targets, {host, port})
+  end
+  setup = function(thread)
+    local target = targets[started % #targets + 1]
+    started = started + 1
+    thread.addr = wrk.lookup(target[1], target[2])[1]
+  end
 end
 
 done = function(summary, latency, requests)
@@ -87,8 +103,10 @@ class Wrk:
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def command(self, url: str, connections: int, duration: float, timeout: float = 10.0) -> list[str]:
-        threads = max(1, min(connections, 2))
+    def command(
+        self, url: str, connections: int, duration: float, timeout: float = 10.0, addresses: Sequence[str] = ()
+    ) -> list[str]:
+        threads = max(1, min(connections, 2), len(addresses))  # one thread per address at least
         return [
             "wrk",
             f"-t{threads}",
@@ -101,15 +119,19 @@ class Wrk:
             url,
         ]
 
-    def run(self, url: str, connections: int, duration: float, authorization: str = "") -> WrkResult:
+    def run(
+        self, url: str, connections: int, duration: float, authorization: str = "", addresses: Sequence[str] = ()
+    ) -> WrkResult:
+        """Load `url` (its path, on each of `addresses`, "host:port", if given) and return wrk's summary."""
         env = {
             **os.environ,
             "BENCH_BODY_FILE": str(self.body_file),
             "BENCH_CONTENT_TYPE": self.content_type,
             "BENCH_AUTHORIZATION": authorization,
+            "BENCH_ADDRESSES": ",".join(addresses),
         }
         completed = subprocess.run(
-            self.command(url, connections, duration),
+            self.command(url, connections, duration, addresses=addresses),
             env=env,
             capture_output=True,
             text=True,

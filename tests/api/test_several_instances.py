@@ -14,24 +14,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 
 from rtserve.server.client import BackendClient
 from rtserve.server.demo import request_bodies
-from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
-from tests.conftest import mlflow_pointing_at
-from tests.stores import mlflow_server, postgres_cluster
 
 pytest.importorskip("ray", reason="the Ray engine's tests need the 'ray' extra: pip install -e '.[test,ray]'")
 
-from tests.engines.ray_cluster import RayCluster, running_cluster  # noqa: E402 - only with the extra
+from tests.deployment import Deployment, running_deployment  # noqa: E402 - only with the extra
 
 pytestmark = [pytest.mark.api, pytest.mark.ray, pytest.mark.postgres]
 TOKEN = "rtsv-several-instances"
@@ -40,54 +33,11 @@ ENDPOINT = "shared-ga"
 BODY = request_bodies()["dataframe_split"][1]
 
 
-@dataclass
-class Deployment:
-    database_url: str
-    registry_url: str
-    cluster: RayCluster
-    root: Path
-    instances: list[BackendProcess] = field(default_factory=list)
-
-    def instance(self, name: str, *extra: str) -> BackendProcess:
-        env = {key: self.cluster.env[key] for key in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-        env["RTSERVE_SCALE_TO_ZERO_IDLE_SECONDS"] = "6"
-        args = ["--database-url", self.database_url, "--mlflow-tracking-uri", self.registry_url]
-        args += ["--engine", "ray", "--ray-address", self.cluster.address, *extra]
-        return BackendProcess(self.root / name / "data", admin_token=TOKEN, extra_args=args, env=env)
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("instances")
-    with ExitStack() as stack, ThreadPoolExecutor(1) as pool:
-        # The cluster takes longest to start: meanwhile the database and the registry start, and the model registers.
-        starting = pool.submit(stack.enter_context, running_cluster(tmp_path_factory.mktemp("ray-cluster")))
-        database_url = stack.enter_context(postgres_cluster(tmp_path_factory.mktemp("pg")))
-        registry_url = stack.enter_context(mlflow_server(root / "mlflow", timeout=180))
-        with mlflow_pointing_at(registry_url, TOKEN):
-            register_demo_model(registry_url, name=MODEL, versions=2)
-        cluster = starting.result()
-        shared = Deployment(database_url, registry_url, cluster, root)
-        try:
-            for name in ("a", "b"):
-                shared.instances.append(shared.instance(name).start())
-            yield shared
-        finally:
-            for instance in shared.instances:
-                instance.stop()
-            _stop_every_actor(cluster)
-
-
-def _stop_every_actor(cluster: RayCluster) -> None:
-    """Instances sharing a database leave their replicas to each other when they stop: end them here."""
-    import ray
-
-    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
-    try:
-        for entry in ray.util.list_named_actors(True):
-            ray.kill(ray.get_actor(entry["name"], entry["namespace"]), no_restart=True)
-    finally:
-        ray.shutdown()
+    with running_deployment(root, TOKEN, MODEL, env={"RTSERVE_SCALE_TO_ZERO_IDLE_SECONDS": "6"}) as shared:
+        yield shared
 
 
 def leader_flag(instance: BackendProcess) -> int:

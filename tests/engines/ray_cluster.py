@@ -31,6 +31,8 @@ HEAD_IP = "127.0.0.2"
 NODE_B_LABELS = {"rtserve.test/node": "b"}  # the second node's labels (`ray start --labels`)
 WORKER_IP = "127.0.0.3"
 WORKER_PORTS = 40  # per node: one per worker process
+# The variables a driver of the cluster (a test, a backend it starts) must share with its nodes.
+DRIVER_VARIABLES = ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
 # How soon the head declares a silent node dead (Ray's defaults take 15-45 s): a node's raylet is asked every
 # second and given 5 misses, slow enough for a loaded two-core machine, fast enough for a test of a lost node.
 NODE_HEALTH_CHECKS = {
@@ -221,7 +223,7 @@ def running_cluster(root: Path) -> Iterator[RayCluster]:
     """A two-node cluster (resources nodeA and nodeB, node B labelled NODE_B_LABELS) for a test module, with
     HOME and RAY_AUTH_MODE of its own set for this process too (its Ray driver, and the backends it starts,
     must match the nodes)."""
-    saved = {name: os.environ.get(name) for name in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    saved = {name: os.environ.get(name) for name in DRIVER_VARIABLES}
     os.environ.update(HOME=str(root / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     started = RayCluster.start(root)
     try:
