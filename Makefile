@@ -33,6 +33,7 @@ screenshots: install
 
 bench: install
 	$(BIN)/python bench/run.py --ray
+	$(BIN)/python bench/instances.py
 	$(BIN)/python bench/iac.py
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/inference_tables.py

@@ -205,10 +205,10 @@ def _throughput_phase(
         client.wait_ready(MODEL, ["1"], timeout=180)
         client.wait_ready(BATCHED, ["1"], timeout=180)
         for model in (MODEL, BATCHED):
-            _wait_for_replicas(client, model, "1", workers)
+            wait_for_replicas(client, model, "1", workers)
         if on_ray is not None:
             on_ray[1].update_compute(MODEL, "Production", size)
-            _wait_for_replicas(on_ray[1], MODEL, "1", workers)
+            wait_for_replicas(on_ray[1], MODEL, "1", workers)
     with console.status(f"Starting mlflow models serve -w {workers}..."):
         peer_started = time.monotonic()
         peer = MlflowServe(model_dir, workers, work / f"mlflow-w{workers}.log").start()
@@ -260,7 +260,8 @@ def _throughput_phase(
         peer.stop()
 
 
-def _wait_for_replicas(client: BackendClient, model: str, version: str, count: int, timeout: float = 120.0) -> None:
+def wait_for_replicas(client: BackendClient, model: str, version: str, count: int, timeout: float = 120.0) -> None:
+    """Until `model` version `version` has exactly `count` replicas, every one READY."""
     deadline = time.monotonic() + timeout
     while True:
         states = [r["last_known_status"] for r in client.replicas(model, version)]
