@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="32,8", help="wrk connections, comma-separated (even numbers)")
     parser.add_argument("--batch-size", type=int, default=32, help="max_batch_size of the served model")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="max_batch_wait_ms of the served model")
-    parser.add_argument("--quick", action="store_true", help="one round of 2 s at c=32 only (about a minute less)")
+    parser.add_argument(
+        "--quick", action="store_true", help="one round of 2 s at c=32 only: the setup and about 20 s of load"
+    )
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".bench" / "instances")
     args = parser.parse_args(argv)
     if args.quick:
