@@ -17,7 +17,10 @@ Several backend instances (one database, control/leadership.py) share one namesp
 an instance that does not lead *follows*: with `discover`, it adopts the actors the leader starts
 as they appear (every `health_interval`), routes requests to them, and follows their state through
 the health checks, but never ships, stops or kills one. When its instance becomes the leader, it
-supervises the replicas it followed as its own (`set_leading`).
+supervises the replicas it followed as its own (`set_leading`). Two instances may both lead for a
+moment, so with `claims` a replica is started only in a slot claimed in the shared database first,
+before an actor is made or taken from the pool (store/replica_slots.py): a warm actor keeps its pool
+name, so Ray's unique actor names alone cannot fence a start.
 
 With `warm_actors_per_node`, a replica starts from an idle actor of the warm pool (`pool`) that has
 imported MLflow already, on the node holding the fewest replicas of its version; the actor keeps its
