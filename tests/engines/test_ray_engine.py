@@ -784,3 +784,44 @@ def test_two_leaders_start_a_slot_once_a_dead_replicas_slot_is_refilled_and_a_re
     assert events["restarted_held"] == {"iris/1/0123456789ab/0": "iris-1-c"}
     assert events["restarted_actors"] == ["iris-1-c"]
     assert events["closed_held"] == {}
+
+
+def test_a_new_leader_killing_an_actor_the_old_one_never_gave_its_model_frees_its_slot_at_once(
+    tmp_path: Path, driver: Any, iris_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The old leader claims a slot, makes the actor and dies while packing the model: the new leader
+    finds the actor waiting, kills it, and releases the slot (not 30 s later, when the claim is stale)."""
+    import threading
+
+    from rtserve.server.engines.ray import engine as engine_module
+    from rtserve.server.store import db
+
+    namespace = f"t-{tmp_path.name}"[:60]
+    options = {"namespace": namespace, "health_interval": 0.2, "discover": True, "keep_replicas_on_close": True}
+    database = db.make_engine(postgres_url)
+    claims = SlotClaims(db.session_factory(database), "leader", grace=300)
+    dying = threading.Event()
+    monkeypatch.setattr(engine_module, "pack", lambda *_: dying.wait(60))  # the old leader never ships it
+
+    async def scenario() -> tuple[dict[str, str], dict[str, str], set[str]]:
+        old = RayEngine(None, tmp_path / "data", claims=claims, **options)
+        await old.start()
+        await old.start_replica(make_spec(tmp_path, iris_path, "iris-1-a", slot_group="iris/1/0123456789ab", slots=1))
+        claimed = await asyncio.to_thread(claims.held)
+        await old.close()  # the old leader gone, its actor made and waiting for a model
+        dying.set()
+        new = RayEngine(None, tmp_path / "data", claims=claims, **options)
+        await new.start()
+        try:
+            released = await until_held(claims, {}, timeout=30)
+            return claimed, released, await until_no_actors(namespace)
+        finally:
+            await new.close()
+
+    try:
+        claimed, released, actors = asyncio.run(asyncio.wait_for(scenario(), 90))
+    finally:
+        database.dispose()
+    assert claimed == {"iris/1/0123456789ab/0": "iris-1-a"}
+    assert released == {}
+    assert actors == set()  # killed

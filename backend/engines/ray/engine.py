@@ -790,6 +790,7 @@ class RayEngine(ReplicaTable[_Replica]):
                     logger.info("Replica actor %s is %s; killing it (the controller starts what it needs)", name, state)
                     with contextlib.suppress(Exception):
                         ray.kill(handle, no_restart=True)
+                    await self._release(spec.replica_id)  # its slot, for the start that replaces it
                 continue
             replica = _Replica(
                 spec=spec,
