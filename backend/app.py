@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,7 @@ from rtserve.server.services import Services
 from rtserve.server.settings import Settings
 from rtserve.server.store import db, instance_lock, keys
 from rtserve.server.store.rate_buckets import DatabaseBuckets
+from rtserve.server.store.replica_slots import SlotClaims
 from rtserve.server.store.ui_sessions import DatabaseSessionStore
 from rtserve.server.tables.writer import InferenceLog
 
@@ -65,11 +67,12 @@ def _local_engine(settings: Settings) -> tuple[Engine, str]:
     return engine, run_dir
 
 
-def _ray_engine(settings: Settings, seal_key: bytes | None) -> Engine:
+def _ray_engine(settings: Settings, seal_key: bytes | None, sessions: sessionmaker[Session]) -> Engine:
     """The Ray engine (`--engine ray`): one actor per replica on the cluster at `settings.ray_address`.
 
     With a `seal_key` (from a database several instances share), the engine keeps its replicas when
-    its instance stops (the others serve on with them) and adopts those other instances start.
+    its instance stops (the others serve on with them), adopts those other instances start, and
+    starts a replica only in a slot it claimed in the database (store/replica_slots.py).
     """
     from rtserve.server.engines.ray import RayEngine
 
@@ -84,6 +87,7 @@ def _ray_engine(settings: Settings, seal_key: bytes | None) -> Engine:
         seal_key=seal_key,
         discover=seal_key is not None,
         keep_replicas_on_close=seal_key is not None,
+        claims=SlotClaims(sessions, f"{socket.gethostname()}:{os.getpid()}") if seal_key is not None else None,
     )
 
 
@@ -95,10 +99,10 @@ async def _ui_sessions(sessions: sessionmaker[Session], shared: bool) -> ui.Sess
     return DatabaseSessionStore(sessions, key)
 
 
-def _engine(settings: Settings, seal_key: bytes | None) -> tuple[Engine, str | None]:
+def _engine(settings: Settings, seal_key: bytes | None, sessions: sessionmaker[Session]) -> tuple[Engine, str | None]:
     """The engine `settings.engine` names, and a run dir to remove at shutdown (the local engine's sockets)."""
     if settings.engine == "ray":
-        return _ray_engine(settings, seal_key), None
+        return _ray_engine(settings, seal_key, sessions), None
     return _local_engine(settings)
 
 
@@ -186,7 +190,7 @@ def create_app(
                 "see its models. Several instances share an MLflow server: --mlflow-tracking-uri (docs/scale-out.md)."
             )
         seal_key = await asyncio.to_thread(keys.shared_key, sessions, RAY_SEAL_KEY) if leadership.shared else None
-        replicas, run_dir = (engine, None) if engine is not None else _engine(settings, seal_key)
+        replicas, run_dir = (engine, None) if engine is not None else _engine(settings, seal_key, sessions)
         replicas.set_leading(leadership.leading)
         await replicas.start()
         mailer = Mailer(settings) if settings.smtp_host else None

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -54,7 +56,7 @@ from rtserve.server.control.snapshot import EndpointKey, Snapshot
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import Traffic, VersionTraffic
 from rtserve.server.control.workloads import Compute
-from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState
+from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState, SlotTaken
 from rtserve.server.environments import preparation as environment_preparation
 from rtserve.server.environments.builder import Builder, BuildFailed
 from rtserve.server.environments.preparation import BUILDING_MESSAGE
@@ -432,11 +434,17 @@ class Controller:
             python=action.python,
             node_labels=dict(action.placement.node_labels) if action.placement else {},
             resources=dict(action.placement.resources) if action.placement else {},
+            slot_group=slot_group(action),
+            slots=action.slots,
         )
+        try:
+            await self.engine.start_replica(spec)
+        except SlotTaken as taken:  # another leader started it a moment ago: its replica is found and adopted
+            log.info("%s", taken)
+            return
         self._replica_batching[replica_id] = action.batching
         self._replica_environment[replica_id] = action.environment_vars
         self._replica_placement[replica_id] = action.placement
-        await self.engine.start_replica(spec)
         self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started ({action.reason})", version)
 
     def _secret_value(self, scope: str, key: str) -> str:
@@ -529,6 +537,14 @@ class Controller:
             self._wake.set()
             await self.wait_tick(remaining)
         return True
+
+
+def slot_group(action: StartReplica) -> str:
+    """`<model>/<version>/<digest>`: the slots of a version for one config (batching, environment_vars as
+    configured, placement), so that the replicas of a new config start beside the old ones in a rollout."""
+    config = [action.batching, action.environment_vars, action.placement.to_wire() if action.placement else None]
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{action.model_name}/{action.version}/{digest}"
 
 
 def _short(model: str) -> str:

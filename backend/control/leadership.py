@@ -8,7 +8,8 @@ breaks stops leading at once and tries again like any other.
 
 Two instances can both believe they lead for at most a heartbeat (the old one has not noticed yet
 that it lost its connection), so the actions are fenced too: a leader checks its lock just before it
-acts, and promotions are conditional updates (control/serving_endpoints.py).
+acts, promotions are conditional updates (control/serving_endpoints.py), and a replica starts only in
+a slot it claimed in the database (store/replica_slots.py).
 
 The same connection takes a second lock that keeps the local engine alone: replicas of the local
 engine are children of one process, which no other instance can see or reach, so an instance on the

@@ -67,6 +67,7 @@ class StartReplica:
     python: str | None = None  # the model environment's interpreter; None: the server's
     environment_vars: tuple[tuple[str, str], ...] = ()  # as configured: secrets still references
     placement: Placement | None = None  # the Ray nodes it may run on; None: any
+    slots: int = 1  # the version's target replicas: a fenced start takes one of this many slots
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,7 @@ def _plan_version(
                 python=memory.python,
                 environment_vars=config.environment_vars,
                 placement=config.placement,
+                slots=target,
             )
             for _ in range(target - len(current))
         )

@@ -26,6 +26,7 @@ __all__ = [
     "ReplicaSpec",
     "ReplicaState",
     "ReplicaUnreachable",
+    "SlotTaken",
 ]
 
 
@@ -57,6 +58,10 @@ class NoReadyReplica(Exception):
     """No replica of this version can take the request right now."""
 
 
+class SlotTaken(ValueError):
+    """Not started: every slot of the replica's version is held by another replica (another leader's start)."""
+
+
 class ReplicaUnreachable(ConnectionError):
     """The request never reached the replica (its connection was already gone): safe to send elsewhere."""
 
@@ -76,7 +81,10 @@ class Engine(Protocol):
         """Stop every replica and release resources."""
 
     async def start_replica(self, spec: ReplicaSpec) -> None:
-        """Spawn the replica and return at once; it shows as STARTING, then READY or FAILED."""
+        """Spawn the replica and return at once; it shows as STARTING, then READY or FAILED.
+
+        An engine that fences starts (Ray, with instances sharing a database) first claims one of the
+        spec's slots, and raises SlotTaken if every one is held: nothing is started then."""
 
     async def stop_replica(self, replica_id: str) -> None:
         """Stop the replica gracefully (in-flight requests finish), then forget it."""

@@ -9,7 +9,9 @@ stored. The controller writes here only two things: events (`Event`, the history
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -169,3 +171,16 @@ class UiSessionRow(Base):
     created_at: Mapped[float] = mapped_column(Float)  # epoch seconds
     last_seen: Mapped[float] = mapped_column(Float, index=True)
     flashes: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[level, message], ...] shown once
+
+
+class ReplicaSlotRow(Base):
+    """A replica slot claimed by the replica started in it (store/replica_slots.py), when instances share
+    a database: a second claim of the slot fails, so two leaders for a moment cannot start it twice."""
+
+    __tablename__ = "replica_slots"
+
+    slot: Mapped[str] = mapped_column(String(700), primary_key=True)  # <model>/<version>/<config digest>/<index>
+    replica_id: Mapped[str] = mapped_column(String(300), unique=True, index=True)
+    holder: Mapped[str] = mapped_column(String(200))  # the instance that claimed it (host:pid), for operators
+    # The database's clock, not an instance's: a claim's age is compared across machines.
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

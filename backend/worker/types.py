@@ -31,6 +31,10 @@ class ReplicaSpec:
     # resources, control/placement.py); empty: anywhere.
     node_labels: dict[str, str] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=dict)
+    # The replica's slot (engines fencing starts between instances: store/replica_slots.py): one of
+    # `slots` of `slot_group` ("<model>/<version>/<config digest>"); no group: not fenced.
+    slot_group: str = ""
+    slots: int = 0
 
 
 @dataclass(frozen=True)

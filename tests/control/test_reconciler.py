@@ -40,8 +40,8 @@ def prepared(*versions: str) -> dict:
     return {(MODEL, v): VersionMemory(model_uri=f"/models/{v}") for v in versions}
 
 
-def started(version: str, reason: str = "starting", batching=(1, 0.0)) -> StartReplica:
-    return StartReplica(MODEL, version, f"/models/{version}", reason, batching)
+def started(version: str, reason: str = "starting", batching=(1, 0.0), slots: int = 1) -> StartReplica:
+    return StartReplica(MODEL, version, f"/models/{version}", reason, batching, slots=slots)
 
 
 def test_a_new_staged_version_is_downloaded_first():
@@ -73,7 +73,7 @@ def test_medium_workload_starts_more_replicas():
     plan = reconcile(
         [endpoint(RegisteredVersion("1", "Production"), configs=configs)], obs([]), prepared("1"), {}, now=0
     )
-    assert plan.actions == [started("1")] * 2
+    assert plan.actions == [started("1", slots=2)] * 2
 
 
 def test_nothing_happens_when_observed_matches_desired():
@@ -187,7 +187,7 @@ def test_load_beyond_one_replica_scales_up_after_the_delay():
     first = reconcile([endpoint(*versions, configs=configs)], loaded, prepared("1"), {}, now=10)
     assert first.actions == []
     later = reconcile([endpoint(*versions, configs=configs)], loaded, first.memory, {}, now=11)
-    assert later.actions == [started("1", "scaling up")] * 2
+    assert later.actions == [started("1", "scaling up", slots=4)] * 2
 
 
 def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
@@ -205,7 +205,7 @@ def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
 def test_a_version_pinned_by_a_serving_endpoint_runs_whatever_its_stage():
     pinned = {(MODEL, "3"): Compute("Medium", False)}
     plan = reconcile([], obs([]), prepared("3"), {}, now=0, pinned=pinned)
-    assert plan.actions == [started("3")] * 2
+    assert plan.actions == [started("3", slots=2)] * 2
     assert plan.views[(MODEL, "3")].stage is None
     # Unpinned (its endpoint deleted), its replicas stop.
     running = [replica("r1", "3", ReplicaState.READY), replica("r2", "3", ReplicaState.READY)]
@@ -227,7 +227,7 @@ def test_a_version_served_by_a_stage_and_an_endpoint_runs_once_sized_for_the_lar
         "Medium",
         False,
     )
-    assert plan.actions == [started("1")] * 2
+    assert plan.actions == [started("1", slots=2)] * 2
 
 
 def test_a_version_only_an_endpoint_serves_is_not_counted_as_staged():

@@ -23,6 +23,7 @@ import pytest
 from rtserve.server.demo_model import iris_frame, register_demo_model
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.registry import Registry
+from rtserve.server.store.replica_slots import SlotClaims
 from tests.engines.ray_cluster import NODE_B_LABELS, RayCluster, running_cluster
 from tests.engines.replica_waits import SETTLED, observe, start_ready, wait_for_state
 
@@ -689,3 +690,138 @@ def test_a_following_engine_never_starts_an_actor_nor_touches_the_warm_pool(
     assert answer.status == 200  # a follower routes to the leader's replicas
     assert pool_seen == {}  # it holds no warm actor to start from
     assert after == before  # no actor made, taken or killed by the follower
+
+
+async def replica_actors(namespace: str) -> list[str]:
+    """The replica id of every actor of the namespace that serves one (idle warm actors serve none)."""
+    infos = [await ray.get_actor(name, namespace=namespace).describe.remote() for name in named_actors(namespace)]
+    return sorted(str(info["replica_id"]) for info in infos if info.get("replica_id"))
+
+
+async def until_held(claims: SlotClaims, expected: dict[str, str], timeout: float = 10.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while (held := await asyncio.to_thread(claims.held)) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return held
+
+
+def test_two_leaders_start_a_slot_once_a_dead_replicas_slot_is_refilled_and_a_restart_keeps_its_claims(
+    tmp_path: Path, driver: Any, iris_path: Path, postgres_url: str
+):
+    """Two leaders for a moment (two engines, each its own claims on one PostgreSQL) asked for the same slot."""
+    from rtserve.server.engines.base import SlotTaken
+    from rtserve.server.store import db
+
+    namespace = f"t-{tmp_path.name}"[:60]
+    options = {"namespace": namespace, "health_interval": 0.2, "discover": True, "keep_replicas_on_close": True}
+    databases = [db.make_engine(postgres_url) for _ in range(2)]
+    claims = [SlotClaims(db.session_factory(database), f"leader-{n}") for n, database in enumerate(databases)]
+    slot = {"slot_group": "iris/1/0123456789ab", "slots": 1}
+    events: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        old = RayEngine(None, tmp_path / "data", warm_actors_per_node=1, claims=claims[0], **options)
+        await old.start()
+        await wait_for_warm(old, 2)
+        # Another instance leading too, for a moment; its first look for new actors is 3 s away (a leader
+        # finding a replica still loading for another kills it: not what this test is about).
+        new = RayEngine(None, tmp_path / "data", claims=claims[1], **{**options, "health_interval": 3.0})
+        await new.start()
+        try:
+            await old.start_replica(make_spec(tmp_path, iris_path, "iris-1-a", **slot))
+            with pytest.raises(SlotTaken):  # before it could find the other's actor: fenced by the slot
+                await new.start_replica(make_spec(tmp_path, iris_path, "iris-1-b", **slot))
+            new.set_leading(False)  # the moment is over: `new` follows
+            ready = await wait_for_state(old, "iris-1-a", SETTLED)
+            assert ready.state is ReplicaState.READY, old.read_logs("iris-1-a")
+            await wait_for_state(new, "iris-1-a", {ReplicaState.READY}, timeout=30)
+            events["seen"] = {o.replica_id for engine in (old, new) for o in engine.replicas()}
+            events["actors"] = await replica_actors(namespace)
+            events["held"] = await asyncio.to_thread(claims[0].held)
+
+            assert ready.pid is not None
+            os.kill(ready.pid, signal.SIGKILL)
+            await wait_for_state(old, "iris-1-a", {ReplicaState.CRASHED}, timeout=10)
+            events["after_death"] = await until_held(claims[0], {})
+            old.forget("iris-1-a")
+            await start_ready(old, make_spec(tmp_path, iris_path, "iris-1-c", **slot))
+            refilled = await asyncio.to_thread(claims[0].held)
+            events["refilled"] = refilled
+            pid = observe(old, "iris-1-c").pid  # type: ignore[union-attr]
+            await old.close()  # a restart of the leader: its replica and claim stay
+
+            restarted = RayEngine(None, tmp_path / "data", claims=claims[0], **options)
+            restarted.keep_replicas_on_close = False
+            await restarted.start()
+            try:
+                adopted = observe(restarted, "iris-1-c")
+                events["adopted"] = (adopted.state, adopted.pid == pid) if adopted else None
+                with pytest.raises(SlotTaken):  # its own adopted replica holds the slot
+                    await restarted.start_replica(make_spec(tmp_path, iris_path, "iris-1-d", **slot))
+                events["restarted_held"] = await asyncio.to_thread(claims[0].held)
+                events["restarted_actors"] = await replica_actors(namespace)
+            finally:
+                await restarted.close()  # not kept: the replica stops and its slot is free
+            events["closed_held"] = await until_held(claims[0], {})
+        finally:
+            await new.close()
+            await old.close()
+            for name in named_actors(namespace):  # the warm actors `old` left for the next leader
+                ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 150))
+    finally:
+        for database in databases:
+            database.dispose()
+
+    assert events["seen"] == {"iris-1-a"}  # both leaders see one replica: the first's
+    assert events["actors"] == ["iris-1-a"]  # one actor serves it (the second made or took none)
+    assert events["held"] == {"iris/1/0123456789ab/0": "iris-1-a"}
+    assert events["after_death"] == {}  # released when the leader found it dead
+    assert events["refilled"] == {"iris/1/0123456789ab/0": "iris-1-c"}
+    assert events["adopted"] == (ReplicaState.READY, True)  # the same process: not restarted
+    assert events["restarted_held"] == {"iris/1/0123456789ab/0": "iris-1-c"}
+    assert events["restarted_actors"] == ["iris-1-c"]
+    assert events["closed_held"] == {}
+
+
+def test_a_new_leader_killing_an_actor_the_old_one_never_gave_its_model_frees_its_slot_at_once(
+    tmp_path: Path, driver: Any, iris_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The old leader claims a slot, makes the actor and dies while packing the model: the new leader
+    finds the actor waiting, kills it, and releases the slot (not 30 s later, when the claim is stale)."""
+    import threading
+
+    from rtserve.server.engines.ray import engine as engine_module
+    from rtserve.server.store import db
+
+    namespace = f"t-{tmp_path.name}"[:60]
+    options = {"namespace": namespace, "health_interval": 0.2, "discover": True, "keep_replicas_on_close": True}
+    database = db.make_engine(postgres_url)
+    claims = SlotClaims(db.session_factory(database), "leader", grace=300)
+    dying = threading.Event()
+    monkeypatch.setattr(engine_module, "pack", lambda *_: dying.wait(60))  # the old leader never ships it
+
+    async def scenario() -> tuple[dict[str, str], dict[str, str], set[str]]:
+        old = RayEngine(None, tmp_path / "data", claims=claims, **options)
+        await old.start()
+        await old.start_replica(make_spec(tmp_path, iris_path, "iris-1-a", slot_group="iris/1/0123456789ab", slots=1))
+        claimed = await asyncio.to_thread(claims.held)
+        await old.close()  # the old leader gone, its actor made and waiting for a model
+        dying.set()
+        new = RayEngine(None, tmp_path / "data", claims=claims, **options)
+        await new.start()
+        try:
+            released = await until_held(claims, {}, timeout=30)
+            return claimed, released, await until_no_actors(namespace)
+        finally:
+            await new.close()
+
+    try:
+        claimed, released, actors = asyncio.run(asyncio.wait_for(scenario(), 90))
+    finally:
+        database.dispose()
+    assert claimed == {"iris/1/0123456789ab/0": "iris-1-a"}
+    assert released == {}
+    assert actors == set()  # killed

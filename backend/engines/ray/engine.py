@@ -17,7 +17,10 @@ Several backend instances (one database, control/leadership.py) share one namesp
 an instance that does not lead *follows*: with `discover`, it adopts the actors the leader starts
 as they appear (every `health_interval`), routes requests to them, and follows their state through
 the health checks, but never ships, stops or kills one. When its instance becomes the leader, it
-supervises the replicas it followed as its own (`set_leading`).
+supervises the replicas it followed as its own (`set_leading`). Two instances may both lead for a
+moment, so with `claims` a replica is started only in a slot claimed in the shared database first,
+before an actor is made or taken from the pool (store/replica_slots.py): a warm actor keeps its pool
+name, so Ray's unique actor names alone cannot fence a start.
 
 With `warm_actors_per_node`, a replica starts from an idle actor of the warm pool (`pool`) that has
 imported MLflow already, on the node holding the fewest replicas of its version; the actor keeps its
@@ -38,10 +41,10 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rtserve.server import paths
 from rtserve.server.engines.base import (
@@ -50,6 +53,7 @@ from rtserve.server.engines.base import (
     ReplicaSpec,
     ReplicaState,
     ReplicaUnreachable,
+    SlotTaken,
 )
 from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.ray import actor as actor_module
@@ -75,6 +79,8 @@ HANDOFF_CHECKS = 2
 STOP_MARGIN = 5.0
 # The key that seals the identity of the actors this deployment starts (in the data dir, mode 0600).
 SEAL_KEY_FILE = "ray-engine.key"
+# How often the leader deletes the stale claims of slots no start comes back for.
+SWEEP_SECONDS = 60.0
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 _STATES = {
@@ -83,6 +89,16 @@ _STATES = {
     actor_module.READY: ReplicaState.READY,
     actor_module.STOPPING: ReplicaState.STOPPING,
 }
+
+
+class SlotClaims(Protocol):
+    """The slots replicas are started in, shared by the instances (store/replica_slots.py)."""
+
+    def claim(self, group: str, count: int, replica_id: str, live: Collection[str]) -> str | None: ...
+
+    def release(self, replica_id: str) -> None: ...
+
+    def sweep(self, live: Collection[str]) -> int: ...
 
 
 @dataclass(eq=False, kw_only=True)
@@ -131,6 +147,9 @@ class RayEngine(ReplicaTable[_Replica]):
     - `seal_key`: the key sealing actor identities, when it is not the data dir's (instances sharing
       a database share one); `discover`: adopt new actors of the namespace as they appear, not only
       at start (other instances start them).
+    - `claims`: the slots shared with the other instances; with them, a replica whose spec names a slot
+      group is started only in a slot it claims first (else SlotTaken), and its slot is released when
+      the leader stops it or finds it dead. None: starts are not fenced (one instance).
     """
 
     def __init__(
@@ -155,6 +174,7 @@ class RayEngine(ReplicaTable[_Replica]):
         seal_key: bytes | None = None,
         discover: bool = False,
         warm_actors_per_node: int = 0,
+        claims: SlotClaims | None = None,
     ) -> None:
         self.address = address or "auto"
         self.data_dir = Path(data_dir)
@@ -177,6 +197,7 @@ class RayEngine(ReplicaTable[_Replica]):
         self._key = seal_key or b""
         self.discover = discover
         self.warm_actors_per_node = warm_actors_per_node
+        self._claims = claims
         self._pool: WarmPool | None = None
         self._leading = asyncio.Event()
         self._leading.set()
@@ -252,7 +273,8 @@ class RayEngine(ReplicaTable[_Replica]):
 
         Raises ValueError if the replica exists, here or (by its name) anywhere in the namespace, or if
         this engine follows (only the leader starts replicas: the controller never asks a follower, and
-        this refusal holds even if it did).
+        this refusal holds even if it did); SlotTaken if its slots are all held (before an actor is
+        made or taken: two leaders for a moment start a slot once).
         """
         if spec.replica_id in self._replicas:
             raise ValueError(f"replica {spec.replica_id!r} already exists")
@@ -262,6 +284,21 @@ class RayEngine(ReplicaTable[_Replica]):
             await self.start()
         if not _SAFE_ID.match(spec.replica_id):
             raise ValueError(f"replica id {spec.replica_id!r} is not usable as an actor name")
+        slot = await self._claim(spec)
+        try:
+            await self._start(spec)
+        except BaseException:
+            if slot:
+                await self._release(spec.replica_id)
+            raise
+
+    async def stop_replica(self, replica_id: str) -> None:
+        """As `ReplicaTable.stop_replica`; the slot is free for a new replica at once, while this one drains."""
+        if replica_id in self._replicas:
+            await self._release(replica_id)
+        await super().stop_replica(replica_id)
+
+    async def _start(self, spec: ReplicaSpec) -> None:
         seal = self._seal(spec)
         # A warm actor imported MLflow and its libraries already: too late for variables read at import time;
         # and it reserved no custom resource, so a replica that needs one is a new actor that reserves it.
@@ -283,6 +320,40 @@ class RayEngine(ReplicaTable[_Replica]):
             if (why := unmet(spec, nodes)) is not None:
                 replica.message = f"starting: waiting for a node: {why} (`ray start --labels/--resources` adds one)"
         self._track(replica)
+
+    # -- slots -------------------------------------------------------------------------------------
+    async def _claim(self, spec: ReplicaSpec) -> str:
+        """Claim a slot for `spec` (raise SlotTaken if none is free); "" if starts are not fenced."""
+        if self._claims is None or not spec.slot_group:
+            return ""
+        slot = await asyncio.to_thread(
+            self._claims.claim, spec.slot_group, spec.slots, spec.replica_id, self._live_ids()
+        )
+        if slot is None:
+            raise SlotTaken(
+                f"replica {spec.replica_id!r} not started: the {spec.slots} slot(s) of {spec.slot_group} are held"
+            )
+        logger.info("Replica %s claimed slot %s", spec.replica_id, slot)
+        return slot
+
+    async def _release(self, replica_id: str) -> None:
+        """Free the replica's slot (only the leader: a follower never starts or stops replicas)."""
+        if self._claims is None or not self._leading.is_set():
+            return
+        try:
+            await asyncio.to_thread(self._claims.release, replica_id)
+        except Exception as exc:  # noqa: BLE001 - the claim goes stale, and is taken over after its grace
+            logger.warning("Could not release the slot of replica %s: %s", replica_id, _first_line(exc))
+
+    async def _sweep(self) -> None:
+        if self._claims is None or not self._leading.is_set():
+            return
+        gone = await asyncio.to_thread(self._claims.sweep, self._live_ids())
+        if gone:
+            logger.info("Deleted %d stale slot claim(s)", gone)
+
+    def _live_ids(self) -> list[str]:
+        return [r.spec.replica_id for r in self._replicas.values() if r.state in LIVE_STATES]
 
     def _new_actor(self, name: str, spec: ReplicaSpec | None, seal: str, **placement: Any) -> Any:
         """A detached actor named `name`: replica `spec`, or (None) an idle one for the warm pool."""
@@ -440,18 +511,21 @@ class RayEngine(ReplicaTable[_Replica]):
                 self._kill(replica)
                 replica.set_state(ReplicaState.STOPPED, "its starter left before it was ready; killed", force=True)
                 self._close_mirror(replica)
+                await self._release(spec.replica_id)
                 return
             if replica.state is ReplicaState.STARTING and await self._until_ready(replica):
                 await self._watch(replica)
             elif replica.state is ReplicaState.READY:  # adopted while serving
                 await self._watch(replica)
             await self._finish(replica)
+            await self._release(spec.replica_id)
         except asyncio.CancelledError:
             raise  # close() with keep_replicas_on_close: the actor keeps running
         except Exception:
             logger.exception("Supervising replica %s failed", spec.replica_id)
             replica.set_state(ReplicaState.CRASHED, "the engine lost track of the actor; killed", force=True)
             self._kill(replica)
+            await self._release(spec.replica_id)
         finally:
             if replica.dead is not None and not replica.dead.done():
                 replica.dead.cancel()
@@ -665,13 +739,21 @@ class RayEngine(ReplicaTable[_Replica]):
 
     # -- adoption ----------------------------------------------------------------------------------
     async def _discover(self) -> None:
-        """Adopt the actors other instances start, as they appear (see `_adopt`)."""
+        """Adopt the actors other instances start, as they appear (see `_adopt`); leading, sweep stale claims."""
+        swept_at = time.monotonic()
         while True:
             await asyncio.sleep(self.health_interval)
             try:
                 await self._adopt()
             except Exception as exc:  # noqa: BLE001 - the cluster out of reach for a moment: try again
                 logger.warning("Could not look for new replica actors: %s", _first_line(exc))
+                continue
+            if time.monotonic() - swept_at >= SWEEP_SECONDS:
+                swept_at = time.monotonic()
+                try:
+                    await self._sweep()
+                except Exception as exc:  # noqa: BLE001 - the database out of reach: the next sweep
+                    logger.warning("Could not sweep stale slot claims: %s", _first_line(exc))
 
     async def _adopt(self) -> None:
         """Take over the live replica actors of this namespace that this deployment started (by their seal).
@@ -708,6 +790,7 @@ class RayEngine(ReplicaTable[_Replica]):
                     logger.info("Replica actor %s is %s; killing it (the controller starts what it needs)", name, state)
                     with contextlib.suppress(Exception):
                         ray.kill(handle, no_restart=True)
+                    await self._release(spec.replica_id)  # its slot, for the start that replaces it
                 continue
             replica = _Replica(
                 spec=spec,
