@@ -72,8 +72,9 @@ def test_a_literal_return_type_is_read_as_spark_reads_the_statement(spark: Spark
         SELECT `x`, 'ai_query(''sql-label'', x)' AS text,  -- ai_query('sql-label', x, returnType => 'INT')
                AI_QUERY(endpoint => 'sql-label', request => named_struct('x', x) /* ) ( */,
                         returnType => 'STRUCT<score: DOUBLE>').score AS score
-        FROM rows WHERE x BETWEEN 0 AND 2 ORDER BY score
-        """
+        FROM rows WHERE x BETWEEN :low AND 2 ORDER BY score
+        """,
+        args={"low": 0},  # spark.sql's own arguments pass through
     )
     assert scored.schema["score"].dataType.simpleString() == "double"
     assert [(row.x, row.text, row.score) for row in scored.collect()] == [
