@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb import func, sqltypes
 
-from rtserve.sql.scoring import DEFAULT_MAX_IN_FLIGHT, EndpointClient
+from rtserve.sql.scoring import DEFAULT_MAX_IN_FLIGHT, EndpointClient, constant
 from rtserve.sql.types import to_duckdb
 
 SCORE_FUNCTION = "rtserve_ai_query_score"
@@ -61,7 +61,7 @@ def register(connection: duckdb.DuckDBPyConnection, client: EndpointClient | Non
             pass  # not registered yet
 
     def score(endpoints: pa.ChunkedArray, requests: pa.ChunkedArray, fail_on_error: pa.ChunkedArray) -> pa.Array:
-        endpoint = _constant(endpoints)
+        endpoint = constant(endpoints)
         if endpoint is not None and requests.null_count == 0 and not pc.any(pc.invert(fail_on_error)).as_py():
             # The usual vector: one endpoint, failOnError, no NULL request. Its rows are joined in Arrow,
             # with no Python string per row (2,048 of them cost about as much as the request's round trip).
@@ -90,14 +90,6 @@ def register(connection: duckdb.DuckDBPyConnection, client: EndpointClient | Non
     )
     connection.execute(MACRO)
     return client
-
-
-def _constant(values: pa.ChunkedArray) -> Any:
-    """The one value of a column that holds a single one and no NULL, else None."""
-    if values.null_count or len(values) == 0:
-        return None
-    distinct = values.unique()
-    return distinct[0].as_py() if len(distinct) == 1 else None
 
 
 def json_structure(return_type: str | None, fail_on_error: bool | None) -> str:

@@ -114,8 +114,13 @@ class EndpointClient:
         """The prediction of each of `rows` rows given as one JSON text (their records joined by commas),
         as JSON text; any error fails the query. `score` with failOnError, for a caller that joined the
         rows itself (DuckDB's Arrow column, in one call)."""
+        return json_texts(self.predictions(endpoint, records, rows))
+
+    def predictions(self, endpoint: str, records: str, rows: int) -> list[Any]:
+        """`score_records`' predictions as the endpoint answered them (decoded JSON), for a caller that
+        builds its typed result from them (Spark's Arrow functions) rather than from JSON text."""
         try:
-            return json_texts(self._predict(endpoint, records, rows))
+            return self._predict(endpoint, records, rows)
         except EndpointError as exc:
             raise AiQueryError(self._describe(endpoint, exc)) from None
 
@@ -218,6 +223,15 @@ class EndpointClient:
                 "Ask the endpoint's manager for CAN_QUERY on it (docs/api.md, permissions)."
             )
         return f"ai_query: endpoint '{endpoint}' failed: {exc}"
+
+
+def constant(values: Any) -> Any:
+    """The one value of an Arrow array (or chunked array) that holds a single one and no NULL, else None:
+    a batch's endpoint, which in practice is a literal."""
+    if values.null_count or len(values) == 0:
+        return None
+    distinct = values.unique()
+    return distinct[0].as_py() if len(distinct) == 1 else None
 
 
 def json_texts(values: list[Any]) -> list[str]:

@@ -46,10 +46,15 @@ def test_spark_sql_scores_a_struct_of_columns_with_one_request_per_batch(
     spark: SparkSession, backend: BackendProcess, label_endpoint: str
 ):
     before = requests_served(backend, label_endpoint)
-    rows = spark.sql(
-        "SELECT x, ai_query('sql-label', named_struct('x', x), failOnError => false)::"
-        "STRUCT<result: STRUCT<label: STRING, score: DOUBLE>, errorMessage: STRING> AS p FROM rows"
-    ).collect()
+    scored_rows = spark.sql(
+        "SELECT x, ai_query('sql-label', named_struct('x', x), returnType => 'STRUCT<label: STRING, score: DOUBLE>', "
+        "failOnError => false) AS p FROM rows"
+    )
+    assert (
+        scored_rows.schema["p"].dataType.simpleString()
+        == "struct<result:struct<label:string,score:double>,errorMessage:string>"  # the declared type, no cast
+    )
+    rows = scored_rows.collect()
     assert len(rows) == 5000
     scored = {row.x: row.p for row in rows}
     assert scored[2.0].result.asDict() == {"label": "low", "score": 4.0}
@@ -61,10 +66,28 @@ def test_spark_sql_scores_a_struct_of_columns_with_one_request_per_batch(
     assert 5 <= requests_served(backend, label_endpoint) - before <= 30
 
 
-def test_a_field_of_the_variant_result_reads_as_a_column(spark: SparkSession):
+def test_a_literal_return_type_is_read_as_spark_reads_the_statement(spark: SparkSession):
+    scored = spark.sql(
+        """
+        SELECT `x`, 'ai_query(''sql-label'', x)' AS text,  -- ai_query('sql-label', x, returnType => 'INT')
+               AI_QUERY(endpoint => 'sql-label', request => named_struct('x', x) /* ) ( */,
+                        returnType => 'STRUCT<score: DOUBLE>').score AS score
+        FROM rows WHERE x BETWEEN :low AND 2 ORDER BY score
+        """,
+        args={"low": 0},  # spark.sql's own arguments pass through
+    )
+    assert scored.schema["score"].dataType.simpleString() == "double"
+    assert [(row.x, row.text, row.score) for row in scored.collect()] == [
+        (0.0, "ai_query('sql-label', x)", 0.0),
+        (1.0, "ai_query('sql-label', x)", 2.0),
+        (2.0, "ai_query('sql-label', x)", 4.0),
+    ]
+
+
+def test_without_a_return_type_the_result_is_a_variant(spark: SparkSession):
     rows = spark.sql(
-        "SELECT ai_query('sql-label', named_struct('x', x), returnType => 'STRUCT<label:STRING, score:DOUBLE>')"
-        ":score::double AS score FROM rows WHERE x BETWEEN 0 AND 2 ORDER BY score"
+        "SELECT ai_query('sql-label', named_struct('x', x)):score::double AS score "
+        "FROM rows WHERE x BETWEEN 0 AND 2 ORDER BY score"
     ).collect()
     assert [row.score for row in rows] == [0.0, 2.0, 4.0]
 
@@ -72,7 +95,9 @@ def test_a_field_of_the_variant_result_reads_as_a_column(spark: SparkSession):
 def test_a_bad_return_type_fails_before_any_request(spark: SparkSession, backend: BackendProcess, label_endpoint: str):
     before = requests_served(backend, label_endpoint)
     with pytest.raises(PySparkException, match=r"returnType 'ARRAY<INT' is not a Databricks SQL type"):
-        spark.sql("SELECT ai_query('sql-label', named_struct('x', x), returnType => 'ARRAY<INT') FROM rows").collect()
+        spark.sql("SELECT ai_query('sql-label', named_struct('x', x), returnType => 'ARRAY<INT') FROM rows")
+    with pytest.raises(PySparkException, match=r"returnType must be a string literal.* not concat\('DOU', 'BLE'\)"):
+        spark.sql("SELECT ai_query('sql-label', named_struct('x', x), returnType => concat('DOU', 'BLE')) FROM rows")
     with pytest.raises(ValueError, match=r"returnType 'STRUCT<>' is not a Databricks SQL type"):
         ai_query("sql-label", F.struct("x"), "STRUCT<>")
     assert requests_served(backend, label_endpoint) == before
