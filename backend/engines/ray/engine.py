@@ -75,9 +75,6 @@ MAX_FAILED_PINGS = 3
 HANDOFF_CHECKS = 2
 # Beyond a stop's grace: the time a stop call may take to come back before the actor is killed anyway.
 STOP_MARGIN = 5.0
-# A replica's connection dropped: how long Ray has to confirm the actor's death (it takes a few ms after a
-# SIGKILL) before the engine kills an actor it can no longer reach.
-DEATH_GRACE = 1.5
 # The key that seals the identity of the actors this deployment starts (in the data dir, mode 0600).
 SEAL_KEY_FILE = "ray-engine.key"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -537,8 +534,9 @@ class RayEngine(ReplicaTable[_Replica]):
     async def _watch(self, replica: _Replica) -> None:
         """Health-check a READY replica every `health_interval` until it dies, hangs or is asked to stop.
 
-        Its connection dropping is a sign of death too: Ray is given `DEATH_GRACE` to confirm it (for
-        the reason), and an actor still alive then, but unreachable, is killed.
+        Its connection dropping stops requests to it at once (see `_routable`) and brings the next
+        check forward: a dead actor is CRASHED with Ray's reason; one that still answers Ray is
+        connected again, and killed (CRASHED) if it cannot be.
         """
         assert replica.dead is not None
         if (unreachable := await self._reach(replica)) is not None:  # adopted: not connected yet
@@ -546,18 +544,12 @@ class RayEngine(ReplicaTable[_Replica]):
             self._kill(replica)
             replica.set_state(ReplicaState.CRASHED, f"the backend cannot reach it: {unreachable}; killed", force=True)
             return
-        assert replica.client is not None
         failed_pings = 0
         while True:
-            closed = replica.client.wait_closed()
-            await _first(replica.dead, replica.stop_requested.wait(), closed, timeout=self.health_interval)
-            if not replica.reachable and not replica.dead.done() and not replica.stop_requested.is_set():
-                await _first(replica.dead, replica.stop_requested.wait(), timeout=DEATH_GRACE)
-                if not replica.dead.done() and not replica.stop_requested.is_set():
-                    logger.error("Replica %s dropped its connection; killing it", replica.spec.replica_id)
-                    self._kill(replica)
-                    replica.set_state(ReplicaState.CRASHED, "its connection dropped while it was serving; killed")
-                    return
+            waits = [replica.dead, replica.stop_requested.wait()]
+            if replica.client is not None and replica.reachable:
+                waits.append(replica.client.wait_closed())
+            await _first(*waits, timeout=self.health_interval)
             if replica.stop_requested.is_set():
                 return
             if replica.dead.done():
@@ -567,7 +559,15 @@ class RayEngine(ReplicaTable[_Replica]):
                 return
             if await self._poll(replica):
                 failed_pings = 0
-                continue
+                if replica.reachable or replica.is_dead or replica.stop_requested.is_set():
+                    continue
+                if (unreachable := await self._reach(replica)) is None:
+                    logger.warning("Replica %s: its connection dropped; connected again", replica.spec.replica_id)
+                    continue
+                logger.error("Replica %s answers Ray but cannot be reached: %s", replica.spec.replica_id, unreachable)
+                self._kill(replica)
+                replica.set_state(ReplicaState.CRASHED, f"its connection dropped: {unreachable}; killed")
+                return
             failed_pings += 1
             if failed_pings >= MAX_FAILED_PINGS and not replica.is_dead:
                 logger.error("Replica %s missed %d health checks; killing it", replica.spec.replica_id, failed_pings)
