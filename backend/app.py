@@ -81,6 +81,7 @@ def _ray_engine(settings: Settings, seal_key: bytes | None, sessions: sessionmak
         settings.data_dir,
         namespace=settings.ray_namespace,
         warm_actors_per_node=settings.ray_warm_actors_per_node,
+        replica_ports=settings.ray_replica_port_range,
         stop_timeout=settings.replica_drain_timeout_seconds,
         log_max_bytes=settings.replica_log_max_bytes,
         max_input_columns=settings.max_input_columns,

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="With the ray engine: idle actors kept per node, MLflow already imported, for replicas to start "
         "from in well under a second; 0 turns the warm pool off.",
     )
+    ray_replica_ports: str | None = Field(
+        None,
+        pattern=r"^[0-9]{1,5}-[0-9]{1,5}$",
+        description="With the ray engine: the TCP ports `FIRST-LAST` a replica actor may listen on for requests, "
+        "at its node's IP; unset: any free port.",
+    )
     # The SMTP server serving endpoints' e-mail notifications go through (backend/mailer.py).
     smtp_host: str | None = Field(
         None, description="SMTP server for e-mail notifications; unset: they are only recorded as events."
@@ -205,6 +211,22 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise SettingsError(_describe(exc, values)) from None
+
+    @field_validator("ray_replica_ports")
+    @classmethod
+    def _port_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            first, last = (int(part) for part in value.split("-"))
+            if not 1 <= first <= last <= 65535:
+                raise ValueError("must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535")
+        return value
+
+    @property
+    def ray_replica_port_range(self) -> tuple[int, int] | None:
+        if self.ray_replica_ports is None:
+            return None
+        first, last = self.ray_replica_ports.split("-")
+        return int(first), int(last)
 
     @classmethod
     def settings_customise_sources(

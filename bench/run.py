@@ -195,7 +195,7 @@ def _throughput_phase(
     workers: int,
     levels: list[int],
     args: argparse.Namespace,
-    on_ray: tuple[BackendProcess, BackendClient] | None,
+    on_ray: tuple[BackendProcess, BackendClient, Callable[[], list[int]]] | None,
 ) -> None:
     size = {1: "Small", 2: "Medium"}[workers]
     batching = {"max_batch_size": args.batch_size, "max_batch_wait_ms": args.batch_wait_ms}
@@ -227,10 +227,15 @@ def _throughput_phase(
             _rtserve_target(backend, f"rtserve {size}", MODEL),
             _rtserve_target(backend, f"rtserve {size} batched", BATCHED),
         ]
-        if on_ray is not None:  # the replicas are Ray's processes, not the backend's: only its gateway is metered
+        if on_ray is not None:  # the replicas are Ray's processes, not the backend's: metered as the cluster's actors
             ray_pid = on_ray[0].process.pid if on_ray[0].process is not None else 0
             url = f"{on_ray[0].url}/model-endpoint/{MODEL}/Production/invocations"
-            targets.append(Target(f"rtserve {size} ray", url, f"Bearer {TOKEN}", lambda: {"gateway": [ray_pid]}))
+            actors = on_ray[2]
+            targets.append(
+                Target(
+                    f"rtserve {size} ray", url, f"Bearer {TOKEN}", lambda: {"gateway": [ray_pid], "replicas": actors()}
+                )
+            )
         for connections in levels:
             for target in targets:  # warm-up, not recorded
                 wrk.run(target.url, connections, 1, target.authorization)

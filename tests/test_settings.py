@@ -123,6 +123,16 @@ def test_the_ray_warm_pool_keeps_one_actor_per_node_unless_set_and_0_turns_it_of
         Settings()
 
 
+@pytest.mark.parametrize("ports", ["20000", "20000-19999", "0-10", "20000-70000", "a-b"])
+def test_ray_replica_ports_are_any_free_port_unless_a_range_is_set(monkeypatch: pytest.MonkeyPatch, ports: str):
+    assert Settings().ray_replica_port_range is None
+    monkeypatch.setenv("RTSERVE_RAY_REPLICA_PORTS", "20000-20999")
+    assert Settings().ray_replica_port_range == (20000, 20999)
+    monkeypatch.setenv("RTSERVE_RAY_REPLICA_PORTS", ports)
+    with pytest.raises(SettingsError, match=f"RTSERVE_RAY_REPLICA_PORTS='{ports}'"):
+        Settings()
+
+
 def test_the_admin_token_is_never_shown():
     with pytest.raises(SettingsError) as raised:
         Settings(admin_token=12345)

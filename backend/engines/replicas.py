@@ -100,6 +100,10 @@ class ReplicaTable(Generic[R]):
     def set_leading(self, leading: bool) -> None:
         """Engines whose replicas only this instance can reach always lead (the local engine)."""
 
+    def _routable(self, replica: R) -> bool:
+        """Whether a READY replica can take a request now (the Ray engine: its connection is up)."""
+        return True
+
     def _pick(self, model_name: str, version: str) -> R:
         """The READY replica of the version with the fewest requests in flight."""
         ready = [
@@ -108,6 +112,7 @@ class ReplicaTable(Generic[R]):
             if replica.state is ReplicaState.READY
             and replica.spec.model_name == model_name
             and replica.spec.version == version
+            and self._routable(replica)
         ]
         if not ready:
             raise NoReadyReplica(f"no READY replica of version {version} of {model_name!r}")

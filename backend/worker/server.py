@@ -1,20 +1,22 @@
-"""The replica's side of the protocol: serve one loaded model on a Unix domain socket.
+"""The replica's side of the protocol: serve one loaded model on a Unix domain socket, or on TCP.
 
 The event loop only moves frames; predictions run on a dedicated thread, one request (or one
 batch) at a time, so health pings are answered while a long prediction runs, and concurrent
 requests queue in arrival order. A queued request whose caller gave up (the "cancel" op) leaves the
 queue unscored, so abandoned work does not delay the requests behind it.
 
-The same queue and scoring thread serve callers in this process without a socket
-(`ReplicaServer.submit`): the Ray engine's replica actor uses that, with the same batching.
+A local replica listens on a Unix socket (`start`); the Ray engine's replica actor listens on a TCP
+port of its node (`listen`), where every connection must first present the replica's secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
+import random
 import signal
 import time
 from collections import deque
@@ -28,10 +30,12 @@ from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.protocol import (
     OP_CANCEL,
     OP_ERROR,
+    OP_HELLO,
     OP_INVOKE,
     OP_PING,
     OP_PONG,
     OP_RESULT,
+    OP_WELCOME,
     ProtocolError,
     encode_frame,
     read_frame,
@@ -41,6 +45,9 @@ from rtserve.server.worker.scoring import score
 from rtserve.server.worker.types import InvocationResult
 
 logger = logging.getLogger(__name__)
+
+# How long a TCP peer has to present the secret before its connection is closed.
+HELLO_TIMEOUT = 10.0
 
 
 def load_model(model_uri: str) -> Any:
@@ -55,16 +62,15 @@ def load_model(model_uri: str) -> Any:
 
 @dataclass(eq=False)
 class _Request:
-    writer: asyncio.StreamWriter | None  # None: a caller in this process waits on `answer` (`submit`)
+    writer: asyncio.StreamWriter
     request_id: Any
     body: bytes
     content_type: str | None
     deadline: float | None
-    answer: asyncio.Future[InvocationResult] | None = None
 
 
 class ReplicaServer:
-    """Serves `model` on a Unix domain socket until `request_stop()`, then drains and returns.
+    """Serves `model` on a Unix domain socket or a TCP port until `request_stop()`, then drains and returns.
 
     Draining answers what was received, for up to `drain_timeout` seconds (None: no limit); a
     prediction that outlasts it is abandoned, and `serve_until_stopped` says so (the caller then
@@ -105,6 +111,7 @@ class ReplicaServer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self._server: asyncio.AbstractServer | None = None
         self._socket_path: str | None = None
+        self._secret: bytes | None = None  # what a TCP peer's hello must present
         self._connections: set[asyncio.StreamWriter] = set()
         self._connection_tasks: set[asyncio.Task[Any]] = set()
         self._queue: deque[_Request] = deque()
@@ -136,29 +143,30 @@ class ReplicaServer:
         self.start_scoring()
         self._server = await asyncio.start_unix_server(self._serve_connection, path=socket_path)
 
+    async def listen(self, host: str, secret: str, ports: tuple[int, int] | None = None) -> int:
+        """Listen on TCP at `host`, on a free port of `ports` (inclusive; None: any), and return the port.
+
+        Every connection must open with a hello frame carrying `secret` (see `backend.worker.protocol`).
+        Raises OSError if no port of the range is free.
+        """
+        self._secret = secret.encode()
+        candidates = [0] if ports is None else list(range(ports[0], ports[1] + 1))
+        random.shuffle(candidates)  # replicas starting at once on one node try different ports first
+        error: OSError = OSError(f"no port to listen on in {ports}")
+        for port in candidates:
+            try:
+                self._server = await asyncio.start_server(self._serve_connection, host, port)
+            except OSError as exc:  # taken: try the next one
+                error = exc
+                continue
+            self.start_scoring()
+            return int(self._server.sockets[0].getsockname()[1])
+        raise error
+
     def start_scoring(self) -> None:
-        """Start taking requests from the queue; enough for `submit` (no socket). Called in the event loop."""
+        """Start taking requests from the queue. Called in the event loop."""
         if self._scorer is None:
             self._scorer = asyncio.create_task(self._score_queued(), name="replica-scorer")
-
-    async def submit(self, body: bytes, content_type: str | None, timeout: float | None = None) -> InvocationResult:
-        """Queue one request from this process and wait for its answer (no socket, same queue and batching).
-
-        Cancelled while still queued, the request leaves the queue unscored (like the "cancel" op);
-        `timeout` gives it a deadline, past which it is answered 504 instead of scored.
-        """
-        answer: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
-        request = _Request(None, None, body, content_type, self._deadline(timeout), answer)
-        self._queue.append(request)
-        self._in_flight += 1
-        self._arrived.set()
-        try:
-            return await asyncio.shield(answer)
-        except asyncio.CancelledError:
-            if request in self._queue:  # not taken by the scorer yet: nobody needs it scored
-                self._queue.remove(request)
-                self._answered()
-            raise
 
     def request_stop(self, drain_timeout: float | None = None) -> None:
         """Stop accepting connections, finish what was received, then return from `serve_until_stopped`.
@@ -231,6 +239,8 @@ class ReplicaServer:
             self._connection_tasks.add(task)
             task.add_done_callback(self._connection_tasks.discard)
         try:
+            if self._secret is not None and not await self._welcome(reader, writer):
+                return
             while True:
                 try:
                     header, body = await read_frame(reader)
@@ -243,6 +253,26 @@ class ReplicaServer:
         finally:
             self._connections.discard(writer)
             writer.close()
+
+    async def _welcome(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """True if the peer's first frame is a hello with the secret (then answered); else it is refused."""
+        assert self._secret is not None
+        peer = writer.get_extra_info("peername")
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                header, _ = await read_frame(reader, max_body_bytes=0)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ProtocolError) as exc:
+            logger.warning("Refused a connection from %s: no hello (%s)", peer, type(exc).__name__)
+            return False
+        secret = header.get("secret")
+        if header.get("op") != OP_HELLO or not isinstance(secret, str):
+            logger.warning("Refused a connection from %s: its first frame is not a hello", peer)
+            return False
+        if not hmac.compare_digest(secret.encode(), self._secret):
+            logger.warning("Refused a connection from %s: wrong secret", peer)
+            return False
+        writer.write(encode_frame({"op": OP_WELCOME, "id": header.get("id")}))
+        return True
 
     def _dispatch(self, writer: asyncio.StreamWriter, header: dict[str, Any], body: bytes) -> None:
         op = header.get("op")
@@ -324,11 +354,6 @@ class ReplicaServer:
 
     def _answer(self, request: _Request, result: InvocationResult) -> None:
         self._answered()
-        if request.answer is not None:
-            if not request.answer.done():
-                request.answer.set_result(result)
-            return
-        assert request.writer is not None
         if request.writer.is_closing():
             return  # the gateway hung up; nobody is waiting for this answer
         status, content_type = result.status, result.content_type

@@ -24,7 +24,8 @@ from rtserve.server.demo_model import iris_frame, register_demo_model
 from rtserve.server.engines.base import NoReadyReplica, ReplicaObservation, ReplicaSpec, ReplicaState
 from rtserve.server.registry import Registry
 from rtserve.server.store.replica_slots import SlotClaims
-from tests.engines.ray_cluster import NODE_B_LABELS, RayCluster, running_cluster
+from rtserve.server.worker.protocol import encode_frame
+from tests.engines.ray_cluster import HEAD_IP, NODE_B_LABELS, WORKER_IP, RayCluster, running_cluster
 from tests.engines.replica_waits import SETTLED, observe, start_ready, wait_for_state
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need the 'ray' extra: pip install -e '.[test,ray]'")
@@ -154,11 +155,20 @@ def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, drive
         together = await asyncio.gather(*(engine.invoke("iris", "1", iris_request(row), JSON, 30) for row in rows))
         with pytest.raises(NoReadyReplica):
             await engine.invoke("iris", "2", iris_request(0), JSON, 5)
+        # Requests go straight to the actor's port on its node, which serves only those who present its secret.
+        info = await ray.get_actor("iris-1-a", namespace=engine.namespace).describe.remote()
+        host, port = info["address"]
+        strangers = [
+            await answer_to(host, port, {"op": "invoke", "id": 1, "content_type": JSON}, iris_request(0)),
+            await answer_to(host, port, {"op": "hello", "id": 0, "secret": "guessed"}),
+        ]
         await asyncio.sleep(0.5)  # a health check copies the newest log lines
         assert named_actors(engine.namespace) == {"iris-1-a"}  # no warm pool: the replica is a new actor of its name
-        return first, observation, ready_after, alone, together, engine.read_logs("iris-1-a")
+        return first, observation, ready_after, alone, together, engine.read_logs("iris-1-a"), host, strangers
 
-    first, observation, ready_after, alone, together, log = run_engine(tmp_path, scenario, warm_actors_per_node=0)
+    first, observation, ready_after, alone, together, log, host, strangers = run_engine(
+        tmp_path, scenario, warm_actors_per_node=0
+    )
 
     assert first is not None and first.state is ReplicaState.STARTING
     assert observation.pid is not None and observation.in_flight == 0
@@ -167,7 +177,20 @@ def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, drive
     assert "ready (batches of up to 8)" in log
     # The backend's copy of the actor's log, where the log routes read it.
     assert "ready (batches of up to 8)" in (tmp_path / "logs" / "iris-1-a.log").read_text()
+    assert host in (HEAD_IP, WORKER_IP)  # the node's IP as Ray knows it
+    assert strangers == [b"", b""]  # closed unanswered: no secret, or the wrong one
+    assert "Refused a connection" in log
     print(f"demo model READY in {ready_after:.1f} s")
+
+
+async def answer_to(host: str, port: int, header: dict[str, Any], body: bytes = b"") -> bytes:
+    """What a replica's port answers a connection that opens with this frame, until it closes it."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(encode_frame(header, body))
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
 
 
 def test_a_model_that_cannot_load_is_failed_with_the_loaders_error(
@@ -213,6 +236,43 @@ def test_killing_the_actor_makes_it_crashed_at_once(tmp_path: Path, driver: Any,
     assert noticed_after < 2.0
     assert type(lost).__name__ == "ReplicaLost"  # sent, and may have run: not retried blindly
     assert remaining == []
+
+
+def test_killing_an_actor_under_load_fails_only_its_requests_in_flight(tmp_path: Path, driver: Any, slow_path: Path):
+    async def scenario(engine: RayEngine) -> tuple[Any, ...]:
+        victim = await start_ready(engine, make_spec(tmp_path, slow_path, "iris-1-a"))
+        await start_ready(engine, make_spec(tmp_path, slow_path, "iris-1-b"))
+        outcomes: list[Any] = []
+        stop = asyncio.Event()
+
+        async def caller() -> None:
+            while not stop.is_set():
+                try:
+                    outcomes.append((await engine.invoke("iris", "1", slow_request(0.02), JSON, 30)).status)
+                except ConnectionError as exc:
+                    outcomes.append(type(exc).__name__)
+
+        callers = [asyncio.create_task(caller()) for _ in range(8)]
+        await asyncio.sleep(1.0)
+        served_before = len(outcomes)
+        in_flight = observe(engine, "iris-1-a").in_flight  # nothing is dispatched between this and the kill
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        crashed = await wait_for_state(engine, "iris-1-a", {ReplicaState.CRASHED}, timeout=10)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*callers)
+        return outcomes[:served_before], outcomes[served_before:], in_flight, crashed, observe(engine, "iris-1-b")
+
+    before, after, in_flight, crashed, survivor = run_engine(tmp_path, scenario)
+
+    assert set(before) == {200}
+    failed = [outcome for outcome in after if outcome != 200]
+    assert set(failed) <= {"ReplicaLost"}  # sent and maybe run, so the gateway answers 503, not retried
+    assert 0 < len(failed) <= in_flight
+    assert set(after[len(after) // 2 :]) == {200}  # the other replica serves on
+    assert "died while it was serving" in crashed.message
+    assert survivor is not None and survivor.state is ReplicaState.READY
 
 
 def test_stop_drains_in_flight_requests_then_kills_the_actor(

@@ -248,3 +248,87 @@ def test_a_peer_that_never_answers_times_out(socket_path: str):
 def test_connecting_to_a_socket_nobody_listens_on_is_a_connection_error(socket_path: str):
     with pytest.raises(ConnectionError):
         run(WorkerClient(socket_path).connect())
+
+
+# -- over TCP, as a Ray replica actor serves: the secret first ------------------------------------------
+
+
+async def serving_tcp(model: Any, body: Callable[[ReplicaServer, tuple[str, int]], Awaitable[Any]]) -> Any:
+    server = ReplicaServer(model)
+    port = await server.listen("127.0.0.1", "the-replicas-secret")
+    try:
+        return await body(server, ("127.0.0.1", port))
+    finally:
+        server.request_stop()
+        await server.serve_until_stopped()
+
+
+def test_over_tcp_a_client_with_the_secret_is_served(iris: Any):
+    async def body(server: ReplicaServer, address: tuple[str, int]) -> tuple[int, Any]:
+        client = WorkerClient(address, "the-replicas-secret")
+        await client.connect()
+        try:
+            result = await client.invoke(iris_request(0), JSON, 5)
+        finally:
+            await client.close()
+        return result.status, json.loads(result.body)
+
+    status, answer = run(serving_tcp(iris, body))
+
+    assert status == 200
+    assert answer == {"predictions": [0]}
+
+
+@pytest.mark.parametrize("secret", [None, "", "the-replicas-secreT", "the-replicas-secret-and-more"])
+def test_over_tcp_a_client_without_the_secret_is_refused(iris: Any, secret: str | None):
+    async def body(server: ReplicaServer, address: tuple[str, int]) -> int:
+        with pytest.raises(ConnectionError, match="refused the connection"):
+            await WorkerClient(address, secret).connect()
+        return server.in_flight
+
+    assert run(serving_tcp(iris, body)) == 0
+
+
+def test_over_tcp_a_request_before_the_hello_is_never_scored(iris: Any):
+    async def body(server: ReplicaServer, address: tuple[str, int]) -> tuple[bytes, int]:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(encode_frame({"op": "invoke", "id": 1, "content_type": JSON}, iris_request(0)))
+        writer.write(encode_frame({"op": "ping", "id": 2}))
+        answered = await reader.read()  # the server closes the connection without a word
+        writer.close()
+        return answered, server.in_flight
+
+    assert run(serving_tcp(iris, body)) == (b"", 0)
+
+
+def test_over_tcp_a_hello_with_a_body_is_refused_before_the_body_is_read(iris: Any):
+    async def body(server: ReplicaServer, address: tuple[str, int]) -> bytes:
+        reader, writer = await asyncio.open_connection(*address)
+        header = json.dumps({"op": "hello", "secret": "the-replicas-secret"}).encode()
+        writer.write(PREFIX.pack(len(header), 512 * 1024 * 1024) + header)  # announces half a gigabyte
+        answered = await reader.read()
+        writer.close()
+        return answered
+
+    assert run(serving_tcp(iris, body)) == b""
+
+
+def test_over_tcp_the_server_listens_on_a_free_port_of_its_range(iris: Any):
+    async def scenario() -> tuple[int, str]:
+        taken = ReplicaServer(iris)
+        first = await taken.listen("127.0.0.1", "s")
+        server = ReplicaServer(iris)
+        try:
+            port = await server.listen("127.0.0.1", "s", (first, first + 1))
+            with pytest.raises(OSError) as full:
+                await ReplicaServer(iris).listen("127.0.0.1", "s", (first, first))
+            return port - first, str(full.value)
+        finally:
+            for running in (taken, server):
+                running.request_stop()
+                await running.serve_until_stopped()
+
+    offset, error = run(scenario())
+
+    assert offset == 1
+    assert "in use" in error

@@ -10,7 +10,7 @@ requests in flight.
 - `supervision`: one monitor task per replica, from fork to reaping (readiness, health pings,
   crash detection through a pidfd, graceful stop).
 - `forkserver`: the pre-loaded fork server, watched and replaced when it dies.
-- `client`: `WorkerClient`, the engine's side of the framed protocol.
+- `client`: `WorkerClient`, the engine's side of the framed protocol (the Ray engine's too, over TCP).
 - `logs`: each replica's output pumped into its rotated log, and read back.
 
 Nothing outlives the backend: the fork server is killed by the kernel when the backend's process

@@ -1,7 +1,9 @@
 """The engine's side of the framed protocol (`backend.worker.protocol`): one client per replica.
 
 The engine keeps one persistent connection to each READY replica and multiplexes every request to
-it over that connection; answers are matched to their request by id.
+it over that connection; answers are matched to their request by id. Both engines use it: the local
+engine over a replica's Unix socket, the Ray engine over TCP to the replica actor's port on its node
+(with the replica's secret in the first frame).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.protocol import (
     OP_CANCEL,
     OP_ERROR,
+    OP_HELLO,
     OP_INVOKE,
     OP_PING,
     OP_PONG,
+    OP_WELCOME,
     ProtocolError,
     encode_frame,
     read_frame,
@@ -33,13 +37,18 @@ DRAIN_ABOVE_BYTES = 256 * 1024
 class WorkerClient:
     """An asyncio client for one replica: one connection, many concurrent requests.
 
+    `address` is a Unix socket's path, or (host, port) over TCP, where the connection opens with
+    `secret` (a hello frame) and `connect` fails unless the replica welcomes it.
+
     Safe for concurrent use by many tasks of one event loop. When the connection drops, every
     pending request fails with ReplicaLost (it was sent and may have run), and every later one with
     ReplicaUnreachable (it was not sent); both are ConnectionErrors.
     """
 
-    def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
+    def __init__(self, address: str | tuple[str, int], secret: str | None = None) -> None:
+        self.address = address
+        self.secret = secret
+        self._name = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._read_task: asyncio.Task[None] | None = None
@@ -48,13 +57,30 @@ class WorkerClient:
         self._lost: ConnectionError | None = None
         self._closed = asyncio.Event()
 
-    async def connect(self) -> None:
-        """Open the connection; raises ConnectionError if nobody listens on the socket."""
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Open the connection; raises ConnectionError if nobody listens there, or (TCP) it refuses the secret."""
         try:
-            self._reader, self._writer = await asyncio.open_unix_connection(self.socket_path)
-        except OSError as exc:  # FileNotFoundError when the socket file is missing
-            raise ConnectionError(f"cannot connect to {self.socket_path}: {exc}") from exc
-        self._read_task = asyncio.create_task(self._read_answers(), name=f"worker-client:{self.socket_path}")
+            async with asyncio.timeout(timeout):
+                if isinstance(self.address, str):
+                    self._reader, self._writer = await asyncio.open_unix_connection(self.address)
+                else:
+                    self._reader, self._writer = await asyncio.open_connection(*self.address)
+                    await self._hello(self._reader, self._writer)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
+            # FileNotFoundError when the socket file is missing; end of stream when the secret is refused
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
+            reason = "the replica refused the connection" if isinstance(exc, asyncio.IncompleteReadError) else exc
+            raise ConnectionError(f"cannot connect to {self._name}: {reason or type(exc).__name__}") from exc
+        self._read_task = asyncio.create_task(self._read_answers(), name=f"worker-client:{self._name}")
+
+    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Present the secret (before any request, so no request ever waits behind the hello)."""
+        writer.write(encode_frame({"op": OP_HELLO, "id": 0, "secret": self.secret or ""}))
+        header, _ = await read_frame(reader, max_body_bytes=0)
+        if header.get("op") != OP_WELCOME:
+            raise ProtocolError(f"the replica answered the hello with {header.get('op')!r}")
 
     @property
     def connected(self) -> bool:
@@ -164,7 +190,7 @@ class WorkerClient:
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             self._fail_pending(ReplicaLost("the replica closed the connection"))
         except ProtocolError as exc:
-            logger.error("Dropping the connection to %s: %s", self.socket_path, exc)
+            logger.error("Dropping the connection to %s: %s", self._name, exc)
             self._fail_pending(ReplicaLost(f"protocol error: {exc}"))
             if self._writer is not None:
                 self._writer.close()

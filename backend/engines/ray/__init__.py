@@ -5,7 +5,8 @@ its own gateway, reconciler and autoscaler; Ray only places and runs the replica
 Serve, which would duplicate them: see the design note on scaling out).
 
 - `engine`: `RayEngine`, the engine interface: start, stop, route, observe, read logs, adopt.
-- `actor`: `ReplicaActor`, the replica: the worker's scoring code (queue, batching) in an async actor.
+- `actor`: `ReplicaActor`, the replica: the worker's server (scoring, queue, batching) in an async
+  actor, serving the framed protocol on a TCP port of its node; requests go there, not through Ray.
 - `artifacts`: a model version's files shipped to the actor's node through Ray's object store.
 - `logs`: the actor's own log, and the engine's copy of it on the backend's disk.
 

@@ -1,10 +1,14 @@
 """`ReplicaActor`: one replica as a detached, named Ray actor, running the worker's own scoring code.
 
-The actor is an async actor (Ray runs its methods as coroutines on one event loop, up to
-`max_concurrency` at once), so concurrent `invoke` calls meet in the worker's request queue
-(`backend.worker.server.ReplicaServer.submit`) and are batched there exactly as in a local replica:
-MLflow's pyfunc, the exact-frame fast path, adaptive batching. Predictions run on the server's
-scoring thread; the event loop stays free for `status` while a long prediction runs.
+Ray is the control plane (placement, lifecycle, health, logs); requests do not go through it. Once
+the model is loaded, the actor serves the local replica's framed protocol (`backend.worker.server`)
+on a TCP port of its node, at the node's IP as Ray reports it, and the engine sends requests there
+over one persistent connection, as to a local replica: MLflow's pyfunc, the exact-frame fast path,
+adaptive batching, in the same code. The cluster's network is not trusted: a connection must first
+present the replica's secret, a random token the actor makes and tells only through Ray (`describe`,
+over Ray's own channel; an engine that adopts the actor later learns it the same way). It is an async
+actor (its methods are coroutines on the event loop that also serves the port), and predictions run on
+the server's scoring thread, so `status` is answered while a long prediction runs.
 
 Its life: created (fast: the log starts, nothing is loaded) -> `ready(shipment)` fetches the
 artifacts to its node, loads the model on a thread and starts scoring -> `stop(grace)` drains ->
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -66,12 +71,17 @@ class ReplicaActor:
         max_input_columns: int,
         log_max_bytes: int,
         work_root: str | None = None,
+        replica_ports: tuple[int, int] | None = None,
     ) -> None:
         self.spec: ReplicaSpec = spec or ReplicaSpec("", "", "", "", "")
         # The engine's proof that it started this actor as `spec`, or (IDLE) as this pool actor (see its adoption).
         self.seal = seal
         self.drain_timeout = drain_timeout
         self.max_input_columns = max_input_columns
+        self.replica_ports = replica_ports
+        # Where the replica serves requests once READY, and what a connection must present there.
+        self.address: tuple[str, int] | None = None
+        self.secret = secrets.token_urlsafe(32)
         self.started_at = time.time()
         self.state = CREATED if spec is not None else IDLE
         self.message = "created" if spec is not None else "warm: waiting for a model"
@@ -141,6 +151,8 @@ class ReplicaActor:
             "in_flight": self._in_flight(),
             "copied": self.copied,
             "seal": self.seal,
+            "address": list(self.address) if self.address is not None else None,
+            "secret": self.secret,
         }
 
     async def take(self, spec: ReplicaSpec, seal: str) -> bool:
@@ -168,17 +180,6 @@ class ReplicaActor:
             await asyncio.shield(self._load)
         return self.describe()
 
-    async def invoke(self, body: bytes, content_type: str, timeout: float | None) -> tuple[int, bytes, str]:
-        """Score one request: (status, body, content type). Cancelled while queued, it is dropped unscored."""
-        server = self._server
-        if server is None or self.state not in (READY, STOPPING):
-            from rtserve.server.worker.errors import error_result
-
-            result = error_result("TEMPORARILY_UNAVAILABLE", f"The replica is {self.state}; retry.", status=503)
-        else:
-            result = await server.submit(body, content_type, timeout)
-        return result.status, result.body, result.content_type
-
     async def status(self, copied: int, max_bytes: int = COPY_BYTES) -> dict[str, Any]:
         """The health check: state, requests in flight, and the log after position `copied` (what the engine has)."""
         self.copied = max(self.copied, copied)
@@ -200,7 +201,8 @@ class ReplicaActor:
             self.state, self.message = STOPPING, "stopping"
 
     async def stop(self, grace: float) -> bool:
-        """Stop taking requests, answer those received for up to `grace` seconds; False if some were abandoned.
+        """Stop taking connections, answer the requests received for up to `grace` seconds; False if some were
+        abandoned.
 
         The files of the model are removed. The engine copies the last lines of the log, has the
         rest removed (`discard`) and kills the actor.
@@ -221,6 +223,8 @@ class ReplicaActor:
 
     # -- inside ----------------------------------------------------------------------------------
     async def _load_model(self, shipment: Shipment) -> None:
+        import ray
+
         from rtserve.server.worker.server import ReplicaServer, load_model
 
         spec = self.spec
@@ -237,6 +241,12 @@ class ReplicaActor:
                 drain_timeout=self.drain_timeout,
                 max_input_columns=self.max_input_columns,
             )
+            host = ray.util.get_node_ip_address()
+            try:
+                port = await server.listen(host, self.secret, self.replica_ports)
+            except OSError as exc:
+                ports = "-".join(map(str, self.replica_ports)) if self.replica_ports else "any port"
+                raise OSError(f"cannot listen for requests on {host} ({ports}): {exc}") from exc
         except BaseException as exc:  # noqa: BLE001 - whatever the loader raised is the replica's failure
             traceback.print_exc()
             if self.state == LOADING:
@@ -245,12 +255,14 @@ class ReplicaActor:
                 raise
             return
         if self.state != LOADING:  # stopped while loading
+            server.request_stop(0)
+            await server.serve_until_stopped()
             return
-        server.start_scoring()
         self._server = server
+        self.address = (host, port)
         self.state, self.message = READY, "ready"
         batching = f"batches of up to {server.max_batch_size}" if server.batching else "no batching"
-        logger.info("Replica %s: ready (%s)", spec.replica_id, batching)
+        logger.info("Replica %s: ready (%s), serving on %s:%d", spec.replica_id, batching, host, port)
 
     def _fail(self, message: str) -> None:
         self.state, self.message = FAILED, message

@@ -1,12 +1,15 @@
 """`RayEngine`: the engine interface (`backend.engines.base.Engine`) over Ray actors, one per replica.
 
 Each replica is a detached, named actor (`ReplicaActor`, named after the replica id, in the engine's
-namespace, never restarted by Ray) placed by Ray anywhere in the cluster. The engine routes each
-request to the READY replica of its version with the fewest requests in flight, and one monitor task
-per replica follows it: it ships the model's artifacts (`artifacts`), awaits the actor's `ready`
-(READY, or FAILED with the loader's error), polls `status` as the health check (which also copies
-the actor's log to the backend: `logs`), and learns of the actor's death at once through a call
-that only returns when the actor stops (`wait_closed`): CRASHED.
+namespace, never restarted by Ray) placed by Ray anywhere in the cluster. Ray is the control plane;
+requests go straight to the replica: a READY actor serves the local replica's framed protocol on a
+TCP port of its node, and the engine keeps one connection to it (`WorkerClient`, the local engine's
+client), opened with the replica's secret. The engine routes each request to the READY replica of
+its version with the fewest requests in flight, and one monitor task per replica follows it: it
+ships the model's artifacts (`artifacts`), awaits the actor's `ready` (READY, or FAILED with the
+loader's error), connects, polls `status` as the health check (which also copies the actor's log to
+the backend: `logs`), and learns of the actor's death at once, through a call that only returns
+when the actor stops (`wait_closed`) and through its connection dropping: CRASHED.
 
 Actors outlive the backend (detached). At `start()` the engine adopts the live replica actors of
 its namespace that it can prove it started: each actor carries a seal (an HMAC of its identity under
@@ -49,12 +52,12 @@ from typing import Any, Protocol
 from rtserve.server import paths
 from rtserve.server.engines.base import (
     InvocationResult,
-    ReplicaLost,
     ReplicaSpec,
     ReplicaState,
     ReplicaUnreachable,
     SlotTaken,
 )
+from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.engines.local.logs import LogBook
 from rtserve.server.engines.ray import actor as actor_module
 from rtserve.server.engines.ray.artifacts import Shipment, pack
@@ -65,7 +68,6 @@ from rtserve.server.engines.ray.pool import PREFIX as WARM_PREFIX
 from rtserve.server.engines.ray.pool import WarmActor, WarmPool
 from rtserve.server.engines.replicas import LIVE_STATES, ReplicaRecord, ReplicaTable
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
-from rtserve.server.worker.errors import error_result
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS
 from rtserve.server.worker.replica import DEFAULT_DRAIN_TIMEOUT
 
@@ -115,6 +117,20 @@ class _Replica(ReplicaRecord):
     reported: str = ""  # the actor's own state at the last health check
     dead: asyncio.Future[str] | None = None  # resolves to the reason once the actor is known dead
     mirror: LogMirror | None = None
+    address: tuple[str, int] | None = None  # where the READY actor serves requests (its node's IP, a port)
+    secret: str = ""  # what a connection to `address` must present (the actor tells it through Ray)
+    client: WorkerClient | None = None  # the connection requests go over
+
+    @property
+    def reachable(self) -> bool:
+        return self.client is not None and self.client.connected
+
+    def learn_address(self, info: Mapping[str, Any]) -> None:
+        """Where the actor says it serves (`describe`), and its secret."""
+        address = info.get("address")
+        if isinstance(address, list | tuple) and len(address) == 2:
+            self.address = (str(address[0]), int(address[1]))
+        self.secret = str(info.get("secret") or self.secret)
 
     @property
     def is_dead(self) -> bool:
@@ -138,6 +154,8 @@ class RayEngine(ReplicaTable[_Replica]):
     - `stop_timeout`, `log_max_bytes`, `max_input_columns`: as for the local engine.
     - `close_timeout`: how long `close()` lets replicas drain; with `keep_replicas_on_close`,
       `close()` leaves them running instead, for the next backend to adopt.
+    - `replica_ports`: the TCP ports (first, last) a READY actor may listen on for requests, on its
+      node's IP; None: any free port.
     - `num_cpus`, `max_concurrency`, `actor_options`: each actor's reservation, its concurrent
       calls, and any other `ActorClass.options()` (e.g. `resources` or a `scheduling_strategy` to
       place replicas on chosen nodes; without one, new actors are placed with `SPREAD`).
@@ -175,6 +193,7 @@ class RayEngine(ReplicaTable[_Replica]):
         discover: bool = False,
         warm_actors_per_node: int = 0,
         claims: SlotClaims | None = None,
+        replica_ports: tuple[int, int] | None = None,
     ) -> None:
         self.address = address or "auto"
         self.data_dir = Path(data_dir)
@@ -198,6 +217,7 @@ class RayEngine(ReplicaTable[_Replica]):
         self.discover = discover
         self.warm_actors_per_node = warm_actors_per_node
         self._claims = claims
+        self.replica_ports = replica_ports
         self._pool: WarmPool | None = None
         self._leading = asyncio.Event()
         self._leading.set()
@@ -378,6 +398,7 @@ class RayEngine(ReplicaTable[_Replica]):
             drain_timeout=self.stop_timeout,
             max_input_columns=self.max_input_columns,
             log_max_bytes=self.log_max_bytes,
+            replica_ports=self.replica_ports,
         )
 
     # -- the warm pool -----------------------------------------------------------------------------
@@ -446,33 +467,24 @@ class RayEngine(ReplicaTable[_Replica]):
     async def invoke(
         self, model_name: str, version: str, body: bytes, content_type: str, timeout: float
     ) -> InvocationResult:
-        """Score on the READY replica of the version with the fewest requests in flight."""
+        """Score on the READY replica of the version with the fewest requests in flight, over its connection.
+
+        A replica whose connection dropped is not chosen (its monitor finds out why, at once); one that drops
+        during the request raises ReplicaLost (it was sent, and may have run).
+        """
         replica = self._pick(model_name, version)
-        exceptions = self._ray.exceptions
+        client = replica.client
+        if client is None or replica.is_dead:
+            raise ReplicaUnreachable(f"replica {replica.spec.replica_id} is gone")
         replica.in_flight += 1
         replica.dispatched += 1
         try:
-            if replica.is_dead:
-                raise ReplicaUnreachable(f"replica {replica.spec.replica_id} is gone")
-            ref = replica.handle.invoke.remote(body, content_type, timeout)
-            try:
-                async with asyncio.timeout(timeout):
-                    status, answer, answer_type = await ref
-            except (TimeoutError, asyncio.CancelledError):
-                with contextlib.suppress(Exception):  # already finished, or the actor is gone
-                    self._ray.cancel(ref)  # the actor drops it if it is still queued there
-                raise
-            return InvocationResult(status=status, body=answer, content_type=answer_type)
-        except exceptions.RayActorError as exc:
-            if isinstance(exc, exceptions.ActorDiedError):
-                # Stop routing to it now; its death watch says the same a moment later.
-                replica.set_state(ReplicaState.CRASHED, f"the actor died while it was serving: {_death_reason(exc)}")
-            raise ReplicaLost(f"replica {replica.spec.replica_id}: {_first_line(exc)}") from exc
-        except exceptions.RayError as exc:  # the actor's method raised: an engine/actor mismatch, not the model
-            logger.error("Replica %s could not take a request: %s", replica.spec.replica_id, exc)
-            return error_result("TEMPORARILY_UNAVAILABLE", "The replica could not handle the request; retry.", 503)
+            return await client.invoke(body, content_type, timeout)
         finally:
             replica.in_flight -= 1
+
+    def _routable(self, replica: _Replica) -> bool:
+        return replica.reachable and not replica.is_dead
 
     # -- routing -----------------------------------------------------------------------------------
     # -- one replica's life ------------------------------------------------------------------------
@@ -529,6 +541,9 @@ class RayEngine(ReplicaTable[_Replica]):
         finally:
             if replica.dead is not None and not replica.dead.done():
                 replica.dead.cancel()
+            if replica.client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(replica.client.close())
 
     async def _until_ready(self, replica: _Replica) -> bool:
         """STARTING -> READY (True), or FAILED / stop requested (False)."""
@@ -574,6 +589,7 @@ class RayEngine(ReplicaTable[_Replica]):
         replica.pid = info.get("pid")
         replica.host = str(info.get("host", ""))
         replica.node_id = str(info.get("node_id", ""))
+        replica.learn_address(info)
         # The actor's own start (a new one may wait seconds for its node's worker process): the time
         # any engine that adopts or follows it reports too.
         replica.started_at = float(info.get("started_at") or replica.started_at)
@@ -582,16 +598,32 @@ class RayEngine(ReplicaTable[_Replica]):
             replica.set_state(ReplicaState.FAILED, str(info.get("message") or "the model could not be loaded"))
             return False
         await self._poll(replica)  # its log says it is ready by the time it shows READY
+        if (unreachable := await self._reach(replica)) is not None:
+            replica.set_state(ReplicaState.FAILED, f"loaded, but the backend cannot reach it: {unreachable}")
+            return False
         replica.set_state(ReplicaState.READY, "ready")
         logger.info("Replica %s is READY (pid %s on %s)", spec.replica_id, replica.pid, replica.host)
         return True
 
     async def _watch(self, replica: _Replica) -> None:
-        """Health-check a READY replica every `health_interval` until it dies, hangs or is asked to stop."""
+        """Health-check a READY replica every `health_interval` until it dies, hangs or is asked to stop.
+
+        Its connection dropping stops requests to it at once (see `_routable`) and brings the next
+        check forward: a dead actor is CRASHED with Ray's reason; one that still answers Ray is
+        connected again, and killed (CRASHED) if it cannot be.
+        """
         assert replica.dead is not None
+        if (unreachable := await self._reach(replica)) is not None:  # adopted: not connected yet
+            logger.error("Replica %s cannot be reached: %s; killing it", replica.spec.replica_id, unreachable)
+            self._kill(replica)
+            replica.set_state(ReplicaState.CRASHED, f"the backend cannot reach it: {unreachable}; killed", force=True)
+            return
         failed_pings = 0
         while True:
-            await _first(replica.dead, replica.stop_requested.wait(), timeout=self.health_interval)
+            waits = [replica.dead, replica.stop_requested.wait()]
+            if replica.client is not None and replica.reachable:
+                waits.append(replica.client.wait_closed())
+            await _first(*waits, timeout=self.health_interval)
             if replica.stop_requested.is_set():
                 return
             if replica.dead.done():
@@ -601,7 +633,15 @@ class RayEngine(ReplicaTable[_Replica]):
                 return
             if await self._poll(replica):
                 failed_pings = 0
-                continue
+                if replica.reachable or replica.is_dead or replica.stop_requested.is_set():
+                    continue
+                if (unreachable := await self._reach(replica)) is None:
+                    logger.warning("Replica %s: its connection dropped; connected again", replica.spec.replica_id)
+                    continue
+                logger.error("Replica %s answers Ray but cannot be reached: %s", replica.spec.replica_id, unreachable)
+                self._kill(replica)
+                replica.set_state(ReplicaState.CRASHED, f"its connection dropped: {unreachable}; killed")
+                return
             failed_pings += 1
             if failed_pings >= MAX_FAILED_PINGS and not replica.is_dead:
                 logger.error("Replica %s missed %d health checks; killing it", replica.spec.replica_id, failed_pings)
@@ -640,7 +680,9 @@ class RayEngine(ReplicaTable[_Replica]):
             failed_pings = 0
             match replica.reported:
                 case actor_module.READY:
-                    replica.set_state(ReplicaState.READY, "ready")
+                    # (Re)connect: a connection that dropped while the actor lives is the leader's to judge.
+                    if await self._reach(replica) is None:
+                        replica.set_state(ReplicaState.READY, "ready")
                 case actor_module.STOPPING | actor_module.STOPPED:
                     replica.set_state(ReplicaState.STOPPING, "stopping (by the leader)")
                 case actor_module.FAILED:
@@ -707,6 +749,28 @@ class RayEngine(ReplicaTable[_Replica]):
 
     def _kill(self, replica: _Replica) -> None:
         self._kill_handle(replica.handle)
+
+    async def _reach(self, replica: _Replica) -> str | None:
+        """Connect to the replica's port (asked of the actor if not known yet); None, or why it cannot."""
+        if replica.reachable:
+            return None
+        if replica.address is None:
+            try:
+                async with asyncio.timeout(self.ping_timeout):
+                    replica.learn_address(await replica.handle.describe.remote())
+            except (TimeoutError, self._ray.exceptions.RayError) as exc:
+                return f"it did not say where it serves: {_first_line(exc)}"
+            if replica.address is None:
+                return "it serves on no port"
+        client = WorkerClient(replica.address, replica.secret)
+        try:
+            await client.connect(self.ping_timeout)
+        except ConnectionError as exc:
+            return str(exc)
+        previous, replica.client = replica.client, client
+        if previous is not None:
+            await previous.close()
+        return None
 
     def _kill_handle(self, handle: Any) -> None:
         if self._ray is None:
@@ -805,6 +869,9 @@ class RayEngine(ReplicaTable[_Replica]):
                 actor_name=name,
                 node_id=str(info.get("node_id", "")),
             )
+            replica.learn_address(info)
+            if replica.state is ReplicaState.READY and (unreachable := await self._reach(replica)) is not None:
+                logger.warning("Adopted replica %s cannot be reached yet: %s", spec.replica_id, unreachable)
             if replica.state is ReplicaState.STOPPING and leading:
                 replica.request_stop(self.stop_timeout)
             # A follower copies the whole log into its own data dir; a restarted leader has the start of it.
