@@ -97,6 +97,7 @@ class WarmPool:
             return None
         chosen = min(warm, key=lambda actor: rank(actor.node_id))
         self._forget(chosen)
+        self._passed.add(chosen.name)  # taken: never idle again, even to a tending that described it before
         self._wake.set()
         return chosen
 
@@ -177,8 +178,8 @@ class WarmPool:
             and entry["name"] not in self._passed
         ]
         for name, (handle, info) in zip(names, await asyncio.gather(*(self._describe(n) for n in names)), strict=True):
-            if info is None:
-                continue  # gone, or not placed yet
+            if info is None or name in self._passed:
+                continue  # gone, not placed yet, or taken while it was being described
             if info.get("state") != actor_module.IDLE or info.get("kind") != actor_module.KIND:
                 self._passed.add(name)  # a replica now (the engine adopts those): never idle again
                 continue
