@@ -145,8 +145,9 @@ def test_the_legacy_auto_capture_config_is_answered_with_its_state_and_logs(
 
         update = {**body["config"], "auto_capture_config": {**capture, "enabled": False}}
         assert admin.http.put(f"{API}/captured/config", json=update).status_code == 200
-        detail = admin.serving_endpoint("captured")
-        assert detail["pending_config"]["auto_capture_config"]["state"]["payload_table"]["status"] == "DISABLED"
+        # The change needs no new replica, so it may be promoted before the next read: wait for it.
+        detail = admin.wait_serving_settled("captured")
+        assert detail["config"]["auto_capture_config"]["state"]["payload_table"]["status"] == "DISABLED"
     finally:
         admin.http.delete(f"{API}/captured")
 
