@@ -70,6 +70,12 @@ class _Environment(EnvSettingsSource):
         return super().get_field_value(field, field_name)
 
 
+def _ports(value: str) -> tuple[int, int]:
+    """`FIRST-LAST` (already matched by its pattern) as numbers."""
+    first, last = value.split("-")
+    return int(first), int(last)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -216,17 +222,14 @@ class Settings(BaseSettings):
     @classmethod
     def _port_range(cls, value: str | None) -> str | None:
         if value is not None:
-            first, last = (int(part) for part in value.split("-"))
+            first, last = _ports(value)
             if not 1 <= first <= last <= 65535:
                 raise ValueError("must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535")
         return value
 
     @property
     def ray_replica_port_range(self) -> tuple[int, int] | None:
-        if self.ray_replica_ports is None:
-            return None
-        first, last = self.ray_replica_ports.split("-")
-        return int(first), int(last)
+        return None if self.ray_replica_ports is None else _ports(self.ray_replica_ports)
 
     @classmethod
     def settings_customise_sources(

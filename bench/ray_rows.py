@@ -29,13 +29,13 @@ def ray_backend(
 
     With it, a function listing the processes of the cluster's replica actors (the warm ones too), to meter.
     """
-    from tests.engines.ray_cluster import DRIVER_VARIABLES, running_cluster
+    from tests.engines.ray_cluster import running_cluster
 
     with running_cluster(work / "ray") as cluster:
         backend = BackendProcess(
             work / "ray-state",
             admin_token=token,
-            env={**env, **{name: cluster.env[name] for name in DRIVER_VARIABLES}},
+            env={**env, **cluster.driver_env},
             extra_args=["--engine", "ray", "--ray-address", cluster.address],
             log_path=work / "backend-ray.log",
         )

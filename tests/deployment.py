@@ -15,7 +15,7 @@ from pathlib import Path
 from rtserve.server.demo_model import register_demo_model
 from rtserve.server.process import BackendProcess
 from tests.conftest import mlflow_pointing_at
-from tests.engines.ray_cluster import DRIVER_VARIABLES, RayCluster, running_cluster
+from tests.engines.ray_cluster import RayCluster, running_cluster
 from tests.stores import mlflow_server, postgres_cluster
 
 
@@ -31,7 +31,7 @@ class Deployment:
 
     def instance(self, name: str, *extra: str) -> BackendProcess:
         """A backend (not started) on this deployment's database, registry and cluster, with the data dir `name`."""
-        env = {key: self.cluster.env[key] for key in DRIVER_VARIABLES} | self.env
+        env = self.cluster.driver_env | self.env
         args = ["--database-url", self.database_url, "--mlflow-tracking-uri", self.registry_url]
         args += ["--engine", "ray", "--ray-address", self.cluster.address, *extra]
         return BackendProcess(self.root / name / "data", admin_token=self.token, extra_args=args, env=env)

@@ -92,6 +92,11 @@ class RayCluster:
     env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
+    @property
+    def driver_env(self) -> dict[str, str]:
+        """What a driver of this cluster (a backend it starts) needs in its environment: DRIVER_VARIABLES."""
+        return {name: self.env[name] for name in DRIVER_VARIABLES}
+
     @classmethod
     def start(cls, root: Path, cpus: int = 4, timeout: float = 90.0) -> RayCluster:
         home = root / "home"

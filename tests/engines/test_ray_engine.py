@@ -421,7 +421,7 @@ def test_the_server_with_the_ray_engine_serves_a_model_and_adopts_its_replica_af
     from tests.conftest import mlflow_pointing_at
 
     token = "rtsv-ray-engine-tests"
-    env = {key: cluster.env[key] for key in ("HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    env = cluster.driver_env
     args = ["--engine", "ray", "--ray-address", cluster.address]
 
     def backend() -> BackendProcess:
