@@ -8,6 +8,7 @@ import asyncio
 import time
 
 from mlflow.entities.model_registry import ModelVersion
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server.control import events
@@ -55,6 +56,14 @@ class ModelEndpointService:
         await self.controller.observe(lambda seen: _read(seen, model), SETTLE_SECONDS)
 
     def _add_endpoint(self, model: str, user: str) -> bool:
+        """True if this call enabled serving; False if it was enabled already, also by a concurrent call
+        (two stacks that serve one model enable it at the same moment)."""
+        try:
+            return self._insert_endpoint(model, user)
+        except IntegrityError:
+            return False
+
+    def _insert_endpoint(self, model: str, user: str) -> bool:
         now = _now_ms()
         with self.sessions.begin() as session:
             if repo.get_model_endpoint(session=session, model_name=model) is not None:
