@@ -752,6 +752,46 @@ def test_a_following_engine_never_starts_an_actor_nor_touches_the_warm_pool(
     assert after == before  # no actor made, taken or killed by the follower
 
 
+@ray.remote
+class SilentActor:
+    """An actor of the namespace that never answers `describe` (as a new actor whose process is starting)."""
+
+    def describe(self) -> None:
+        time.sleep(600)
+
+
+def test_a_follower_finds_a_new_replica_while_another_actor_has_not_answered_yet(
+    tmp_path: Path, driver: Any, iris_path: Path
+):
+    """Discovery does not wait on an actor that is slow to describe itself: the follower finds the replica
+    the leader just started within about a tick, not after the other actor's `ping_timeout`."""
+    namespace = f"t-{tmp_path.name}"[:60]
+    options = {"namespace": namespace, "health_interval": 0.2, "ping_timeout": 60.0, "discover": True}
+
+    async def scenario() -> float:
+        leader = RayEngine(None, tmp_path / "data", **options)
+        follower = RayEngine(None, tmp_path / "data", **options)
+        follower.set_leading(False)
+        await leader.start()
+        silent = SilentActor.options(name="silent", namespace=namespace, num_cpus=0).remote()
+        try:
+            await follower.start()
+            await asyncio.sleep(1.0)  # the follower's discovery is asking the silent actor by now
+            await start_ready(leader, make_spec(tmp_path, iris_path, "iris-1-a"))
+            ready_at = time.monotonic()
+            await wait_for_state(follower, "iris-1-a", {ReplicaState.READY}, timeout=50)
+            return time.monotonic() - ready_at
+        finally:
+            ray.kill(silent)
+            await follower.close()
+            await leader.close()
+
+    lag = asyncio.run(asyncio.wait_for(scenario(), 180))
+
+    assert lag < 20, f"the follower found the replica {lag:.1f} s after it was READY"
+    print(f"the follower found the replica {lag:.2f} s after it was READY")
+
+
 async def replica_actors(namespace: str) -> list[str]:
     """The replica id of every actor of the namespace that serves one (idle warm actors serve none)."""
     infos = [await ray.get_actor(name, namespace=namespace).describe.remote() for name in named_actors(namespace)]

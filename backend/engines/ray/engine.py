@@ -223,6 +223,9 @@ class RayEngine(ReplicaTable[_Replica]):
         self._leading.set()
         self._strangers: set[str] = set()  # actor names of the namespace that are not this deployment's
         self._discovery: asyncio.Task[None] | None = None
+        # actor name -> its describe call: one that has not answered yet (a new actor whose process is still
+        # starting) is asked once and looked at again next round, while the others are adopted
+        self._describing: dict[str, asyncio.Task[tuple[Any, dict[str, Any] | None]]] = {}
         self._replicas: dict[str, _Replica] = {}
         self._monitors: set[asyncio.Task[None]] = set()
         self._logs = LogBook()
@@ -264,6 +267,9 @@ class RayEngine(ReplicaTable[_Replica]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._discovery
             self._discovery = None
+        for describing in self._describing.values():
+            describing.cancel()
+        self._describing.clear()
         if self._pool is not None:
             await self._pool.close(kill=self._leading.is_set() and not self.keep_replicas_on_close)
             self._pool = None
@@ -808,7 +814,7 @@ class RayEngine(ReplicaTable[_Replica]):
         while True:
             await asyncio.sleep(self.health_interval)
             try:
-                await self._adopt()
+                await self._adopt(patience=self.health_interval)
             except Exception as exc:  # noqa: BLE001 - the cluster out of reach for a moment: try again
                 logger.warning("Could not look for new replica actors: %s", _first_line(exc))
                 continue
@@ -819,27 +825,31 @@ class RayEngine(ReplicaTable[_Replica]):
                 except Exception as exc:  # noqa: BLE001 - the database out of reach: the next sweep
                     logger.warning("Could not sweep stale slot claims: %s", _first_line(exc))
 
-    async def _adopt(self) -> None:
+    async def _adopt(self, patience: float | None = None) -> None:
         """Take over the live replica actors of this namespace that this deployment started (by their seal).
 
         Leading, an actor that was never given its model (its starter is gone) is killed: the controller
         starts what it needs. Following, it is followed: the leader is giving it its model.
+        `patience`: how long to wait for the actors to describe themselves; those that have not answered by
+        then are looked at in a later call (None: wait for every answer, up to `ping_timeout`).
         """
         ray = self._ray
         leading = self._leading.is_set()
         names = await asyncio.to_thread(ray.util.list_named_actors, True)
         known = {replica.actor_name for replica in self._replicas.values()}
-        mine = [
-            entry["name"]
-            for entry in names
-            if isinstance(entry, dict)
-            and entry.get("namespace") == self.namespace
-            and entry["name"] not in known
-            and entry["name"] not in self._strangers
-        ]
-        found = await asyncio.gather(*(self._describe(name) for name in mine))
+        for entry in names:
+            if not isinstance(entry, dict) or entry.get("namespace") != self.namespace:
+                continue
+            name = entry["name"]
+            if name not in known and name not in self._strangers and name not in self._describing:
+                self._describing[name] = asyncio.ensure_future(self._describe(name))
+        if self._describing:
+            await asyncio.wait(list(self._describing.values()), timeout=patience)
+        found = {name: _described(name, task) for name, task in self._describing.items() if task.done()}
+        for name in found:
+            del self._describing[name]
         adopted = 0
-        for name, (handle, info) in zip(mine, found, strict=True):
+        for name, (handle, info) in found.items():
             if handle is None or info is None or info.get("state") == actor_module.IDLE:
                 continue  # gone, or a warm-pool actor (the pool adopts those)
             spec = self._adoptable(name, info)
@@ -977,6 +987,16 @@ def _seal_key(data_dir: Path) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(key + b"\n")
     return key
+
+
+def _described(name: str, describing: asyncio.Task[tuple[Any, dict[str, Any] | None]]) -> tuple[Any, Any]:
+    """A finished describe call's (handle, info); (None, None) if it failed (asked again next round)."""
+    if describing.cancelled():
+        return None, None
+    if (exc := describing.exception()) is not None:
+        logger.warning("Could not describe replica actor %s: %s", name, _first_line(exc))
+        return None, None
+    return describing.result()
 
 
 async def _result(awaitable: Awaitable[Any]) -> Any:
