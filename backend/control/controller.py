@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 import uuid
@@ -33,7 +31,6 @@ from rtserve.server.control import email_notifications, events, instances, servi
 from rtserve.server.control.endpoint import Endpoint, EndpointKind, model_endpoint
 from rtserve.server.control.environment_vars import needs_fresh_interpreter, resolve
 from rtserve.server.control.leadership import Leadership
-from rtserve.server.control.placement import Placement
 from rtserve.server.control.reconciler import (
     EndpointDesired,
     ForgetReplica,
@@ -55,7 +52,7 @@ from rtserve.server.control.serving_endpoints import ServingEndpointState
 from rtserve.server.control.snapshot import EndpointKey, Snapshot
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import Traffic, VersionTraffic
-from rtserve.server.control.workloads import Compute
+from rtserve.server.control.workloads import Compute, ReplicaSettings
 from rtserve.server.engines.base import Engine, ReplicaSpec, ReplicaState, SlotTaken
 from rtserve.server.environments import preparation as environment_preparation
 from rtserve.server.environments.builder import Builder, BuildFailed
@@ -104,9 +101,8 @@ class Controller:
         self._versions: dict[str, tuple[RegisteredVersion, ...]] = {}
         self._fetched_at: dict[str, float] = {}
         self._replica_states: dict[str, ReplicaState] = {}
-        self._replica_batching: dict[str, tuple[int, float]] = {}
-        self._replica_environment: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._replica_placement: dict[str, Placement | None] = {}
+        self._replica_settings: dict[str, ReplicaSettings] = {}  # of the replicas this controller started
+        self._held_slot_groups: set[str] = set()  # whose starts found every slot held, since their last start
         self._events: list[Event] = []  # noted during a tick, written at its end
         self._failures_told: set[tuple[str, str]] = set()  # (endpoint, its pending config) notified as failed
         self.traffic = Traffic(clock)
@@ -177,14 +173,8 @@ class Controller:
         pending = serving_endpoints.pending_configs(self._serving_endpoints.values())
         replicas = self.engine.replicas()
         # Replicas this controller did not start (adopted by the engine) count with the batching they report.
-        batching = {r.replica_id: r.batching for r in replicas if r.batching is not None}
-        observed = Observed(
-            replicas,
-            await self._traffic(),
-            {**batching, **self._replica_batching},
-            self._replica_environment,
-            self._replica_placement,
-        )
+        reported = {r.replica_id: r.batching for r in replicas if r.batching is not None}
+        observed = Observed(replicas, await self._traffic(), self._replica_settings, reported)
         plan = reconcile(desired, observed, self._memory, self._routes, self.clock(), self.tuning, pinned, pending)
         self._record_changes(plan)
         self._routes, self._views, self._memory = plan.routes, plan.views, plan.memory
@@ -343,9 +333,7 @@ class Controller:
             case ForgetReplica(replica_id=replica_id):
                 self.engine.forget(replica_id)
                 self._replica_states.pop(replica_id, None)
-                self._replica_batching.pop(replica_id, None)
-                self._replica_environment.pop(replica_id, None)
-                self._replica_placement.pop(replica_id, None)
+                self._replica_settings.pop(replica_id, None)
             case _ if not acting:
                 return
             case StartReplica():
@@ -414,10 +402,11 @@ class Controller:
         replica_id = f"{_short(model)}-{version}-{uuid.uuid4().hex[:6]}"
         log_dir = paths.log_dir(self.settings.data_dir, model, version)
         log_dir.mkdir(parents=True, exist_ok=True)
-        batch_size, batch_wait = action.batching
+        settings = action.settings
+        batch_size, batch_wait = settings.batching
         try:
             # Resolved here, at the start, into the spec only: never stored, logged or published.
-            env = await asyncio.to_thread(resolve, action.environment_vars, self._secret_value)
+            env = await asyncio.to_thread(resolve, settings.environment_vars, self._secret_value)
         except (MissingSecret, ValueError) as exc:
             self._fail_start(model, version, f"Cannot set the served entity's environment_vars: {exc}")
             return
@@ -428,23 +417,24 @@ class Controller:
             action.model_uri,
             str(log_dir / f"{replica_id}.log"),
             env=env,
-            fresh_interpreter=needs_fresh_interpreter(action.environment_vars),
+            fresh_interpreter=needs_fresh_interpreter(settings.environment_vars),
             max_batch_size=batch_size,
             max_batch_wait_ms=batch_wait,
             python=action.python,
-            node_labels=dict(action.placement.node_labels) if action.placement else {},
-            resources=dict(action.placement.resources) if action.placement else {},
+            node_labels=dict(settings.placement.node_labels) if settings.placement else {},
+            resources=dict(settings.placement.resources) if settings.placement else {},
             slot_group=slot_group(action),
             slots=action.slots,
         )
         try:
             await self.engine.start_replica(spec)
         except SlotTaken as taken:  # another leader started it a moment ago: its replica is found and adopted
-            log.info("%s", taken)
+            # Said once: a stale claim holds a slot for up to 30 s, and the start is tried again every tick.
+            (log.debug if spec.slot_group in self._held_slot_groups else log.info)("%s", taken)
+            self._held_slot_groups.add(spec.slot_group)
             return
-        self._replica_batching[replica_id] = action.batching
-        self._replica_environment[replica_id] = action.environment_vars
-        self._replica_placement[replica_id] = action.placement
+        self._held_slot_groups.discard(spec.slot_group)
+        self._replica_settings[replica_id] = settings
         self._event(model, events.CONTAINER_EVENT, f"Replica {replica_id} started ({action.reason})", version)
 
     def _secret_value(self, scope: str, key: str) -> str:
@@ -540,11 +530,9 @@ class Controller:
 
 
 def slot_group(action: StartReplica) -> str:
-    """`<model>/<version>/<digest>`: the slots of a version for one config (batching, environment_vars as
-    configured, placement), so that the replicas of a new config start beside the old ones in a rollout."""
-    config = [action.batching, action.environment_vars, action.placement.to_wire() if action.placement else None]
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{action.model_name}/{action.version}/{digest}"
+    """`<model>/<version>/<digest>`: the slots of a version for one config (its replica settings), so that
+    the replicas of a new config start beside the old ones in a rollout."""
+    return f"{action.model_name}/{action.version}/{action.settings.digest()}"
 
 
 def _short(model: str) -> str:

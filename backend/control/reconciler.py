@@ -11,10 +11,9 @@ from dataclasses import dataclass, field, replace
 
 from rtserve.server.control import stages
 from rtserve.server.control.autoscaler import ScalingContext, ScalingState, decide
-from rtserve.server.control.placement import Placement
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import VersionTraffic
-from rtserve.server.control.workloads import Compute, combine, replica_range
+from rtserve.server.control.workloads import Compute, ReplicaSettings, combine, replica_range
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 
 LIVE_STATES = (ReplicaState.STARTING, ReplicaState.READY)
@@ -63,10 +62,8 @@ class StartReplica:
     version: str
     model_uri: str
     reason: str = "starting"
-    batching: tuple[int, float] = (1, 0.0)
+    settings: ReplicaSettings = ReplicaSettings()
     python: str | None = None  # the model environment's interpreter; None: the server's
-    environment_vars: tuple[tuple[str, str], ...] = ()  # as configured: secrets still references
-    placement: Placement | None = None  # the Ray nodes it may run on; None: any
     slots: int = 1  # the version's target replicas: a fenced start takes one of this many slots
 
 
@@ -145,13 +142,17 @@ class Tuning:
 class Observed:
     replicas: list[ReplicaObservation] = field(default_factory=list)
     traffic: Mapping[tuple[str, str], VersionTraffic] = field(default_factory=dict)
-    # The batching settings each replica was started with (a change needs new replicas).
-    replica_batching: Mapping[str, tuple[int, float]] = field(default_factory=dict)
-    # The environment_vars (as configured) each replica this controller started runs with; a replica it
-    # did not start (adopted) counts as current, since nothing tells.
-    replica_environment: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    # The placement each replica this controller started asked for; an adopted one counts as current too.
-    replica_placement: Mapping[str, Placement | None] = field(default_factory=dict)
+    # The settings each replica this controller started runs with (a change needs new replicas).
+    replica_settings: Mapping[str, ReplicaSettings] = field(default_factory=dict)
+    # The batching a replica it did not start (adopted) reports; the rest of an adopted replica's settings
+    # count as current, since nothing tells.
+    reported_batching: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+
+    def runs_current(self, replica_id: str, config: Compute) -> bool:
+        settings = self.replica_settings.get(replica_id)
+        if settings is not None:
+            return settings == config.replica_settings
+        return self.reported_batching.get(replica_id, (1, 0.0)) == config.batching
 
 
 def reconcile(
@@ -226,13 +227,7 @@ def _plan_version(
     if not memory.served_since:
         memory = replace(memory, served_since=now)
     live = [r for r in group if r.state in LIVE_STATES]
-    current = [
-        r
-        for r in live
-        if observed.replica_batching.get(r.replica_id, (1, 0.0)) == config.batching
-        and observed.replica_environment.get(r.replica_id, config.environment_vars) == config.environment_vars
-        and observed.replica_placement.get(r.replica_id, config.placement) == config.placement
-    ]
+    current = [r for r in live if observed.runs_current(r.replica_id, config)]
     outdated = [r for r in live if r not in current]
     ready = [r for r in live if r.state is ReplicaState.READY]
 
@@ -284,10 +279,8 @@ def _plan_version(
                 version,
                 memory.model_uri,
                 reason,
-                config.batching,
+                config.replica_settings,
                 python=memory.python,
-                environment_vars=config.environment_vars,
-                placement=config.placement,
                 slots=target,
             )
             for _ in range(target - len(current))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, replace
 
@@ -16,6 +18,21 @@ def replica_range(concurrency: tuple[int, int], scale_to_zero: bool, replica_con
     low = max(1, math.ceil(concurrency[0] / replica_concurrency))
     high = max(low, math.ceil(concurrency[1] / replica_concurrency))
     return (0 if scale_to_zero else low, high)
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """What a replica is started with that it cannot change while it runs: a change to any of these is
+    rolled out on new replicas."""
+
+    batching: tuple[int, float] = (1, 0.0)  # (max_batch_size, max_batch_wait_ms)
+    environment_vars: tuple[tuple[str, str], ...] = ()  # as configured: secrets still references
+    placement: Placement | None = None  # the Ray nodes it may run on; None: any
+
+    def digest(self) -> str:
+        """Short and stable across processes (instances sharing a database compare them)."""
+        wire = [self.batching, self.environment_vars, self.placement.to_wire() if self.placement else None]
+        return hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,10 @@ class Compute:
     @property
     def batching(self) -> tuple[int, float]:
         return (self.max_batch_size, self.max_batch_wait_ms)
+
+    @property
+    def replica_settings(self) -> ReplicaSettings:
+        return ReplicaSettings(self.batching, self.environment_vars, self.placement)
 
 
 def combine(a: Compute, b: Compute) -> Compute:

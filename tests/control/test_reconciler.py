@@ -16,7 +16,7 @@ from rtserve.server.control.reconciler import (
 )
 from rtserve.server.control.stages import RegisteredVersion
 from rtserve.server.control.traffic import VersionTraffic
-from rtserve.server.control.workloads import Compute
+from rtserve.server.control.workloads import Compute, ReplicaSettings
 from rtserve.server.engines.base import ReplicaObservation, ReplicaState
 from rtserve.server.environments.preparation import BUILDING_MESSAGE
 
@@ -41,7 +41,7 @@ def prepared(*versions: str) -> dict:
 
 
 def started(version: str, reason: str = "starting", batching=(1, 0.0), slots: int = 1) -> StartReplica:
-    return StartReplica(MODEL, version, f"/models/{version}", reason, batching, slots=slots)
+    return StartReplica(MODEL, version, f"/models/{version}", reason, ReplicaSettings(batching), slots=slots)
 
 
 def test_a_new_staged_version_is_downloaded_first():
@@ -197,7 +197,7 @@ def test_a_batching_change_replaces_replicas_only_once_the_new_ones_are_ready():
     plan = reconcile([endpoint(*versions, configs=configs)], obs([old]), prepared("1"), {}, now=0)
     assert plan.actions == [started("1", "starting", (16, 5))]
     new = replica("new", "1", ReplicaState.READY)
-    observed = Observed([old, new], {}, {"new": (16, 5)})
+    observed = Observed([old, new], {}, reported_batching={"new": (16, 5)})  # as an adopted replica reports it
     plan = reconcile([endpoint(*versions, configs=configs)], observed, plan.memory, {}, now=1)
     assert plan.actions == [StopReplica("old")]
 
@@ -254,13 +254,15 @@ def test_new_environment_vars_replace_replicas_and_the_update_waits_for_one_that
     pinned = {(MODEL, "2"): Compute(environment_vars=variables)}
     update = PendingConfig("iris-env", '{"config_version": 2}', ((MODEL, "2"),))
     old = replica("old", "2", ReplicaState.READY)
-    observed = Observed([old], {}, {}, {"old": ()})
+    observed = Observed([old], {}, {"old": ReplicaSettings()})
     plan = reconcile([], observed, prepared("2"), {}, 0, pinned=pinned, pending=[update])
-    assert plan.actions == [StartReplica(MODEL, "2", "/models/2", "starting", (1, 0.0), environment_vars=variables)]
+    assert plan.actions == [
+        StartReplica(MODEL, "2", "/models/2", "starting", ReplicaSettings(environment_vars=variables))
+    ]
     assert plan.views[(MODEL, "2")].awaiting_current
 
     new = replica("new", "2", ReplicaState.READY)
-    observed = Observed([old, new], {}, {}, {"old": (), "new": variables})
+    observed = Observed([old, new], {}, {"old": ReplicaSettings(), "new": ReplicaSettings(environment_vars=variables)})
     plan = reconcile([], observed, plan.memory, {}, 1, pinned=pinned, pending=[update])
     assert plan.actions == [StopReplica("old"), PromoteConfig("iris-env", update.stored)]
 
@@ -269,11 +271,11 @@ def test_a_new_placement_replaces_replicas_once_one_runs_where_it_asks():
     placement = Placement(node_labels=(("zone", "b"),))
     pinned = {(MODEL, "2"): Compute(placement=placement)}
     old = replica("old", "2", ReplicaState.READY)
-    observed = Observed([old], {}, {}, {}, {"old": None})
+    observed = Observed([old], {}, {"old": ReplicaSettings()})
     plan = reconcile([], observed, prepared("2"), {}, 0, pinned=pinned)
-    assert plan.actions == [StartReplica(MODEL, "2", "/models/2", "starting", (1, 0.0), placement=placement)]
+    assert plan.actions == [StartReplica(MODEL, "2", "/models/2", "starting", ReplicaSettings(placement=placement))]
 
     new = replica("new", "2", ReplicaState.READY)
-    observed = Observed([old, new], {}, {}, {}, {"old": None, "new": placement})
+    observed = Observed([old, new], {}, {"old": ReplicaSettings(), "new": ReplicaSettings(placement=placement)})
     plan = reconcile([], observed, plan.memory, {}, 1, pinned=pinned)
     assert plan.actions == [StopReplica("old")]

@@ -7,6 +7,7 @@ import pytest
 from rtserve.server.control.controller import slot_group
 from rtserve.server.control.placement import Placement
 from rtserve.server.control.reconciler import StartReplica
+from rtserve.server.control.workloads import ReplicaSettings
 
 pytestmark = pytest.mark.unit
 
@@ -24,9 +25,9 @@ def test_starts_of_one_version_and_config_share_a_group_whatever_the_reason_or_s
 @pytest.mark.parametrize(
     "change",
     [
-        {"batching": (8, 2.0)},
-        {"environment_vars": (("MODE", "fast"),)},
-        {"placement": Placement(node_labels=(("zone", "b"),))},
+        {"settings": ReplicaSettings(batching=(8, 2.0))},
+        {"settings": ReplicaSettings(environment_vars=(("MODE", "fast"),))},
+        {"settings": ReplicaSettings(placement=Placement(node_labels=(("zone", "b"),)))},
         {"version": "2"},
     ],
 )
