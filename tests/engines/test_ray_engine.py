@@ -893,7 +893,7 @@ def test_a_new_leader_killing_an_actor_the_old_one_never_gave_its_model_frees_it
     finds the actor waiting, kills it, and releases the slot (not 30 s later, when the claim is stale)."""
     import threading
 
-    from rtserve.server.engines.ray import engine as engine_module
+    from rtserve.server.engines.ray import artifacts
     from rtserve.server.store import db
 
     namespace = f"t-{tmp_path.name}"[:60]
@@ -901,7 +901,7 @@ def test_a_new_leader_killing_an_actor_the_old_one_never_gave_its_model_frees_it
     database = db.make_engine(postgres_url)
     claims = SlotClaims(db.session_factory(database), "leader", grace=300)
     dying = threading.Event()
-    monkeypatch.setattr(engine_module, "pack", lambda *_: dying.wait(60))  # the old leader never ships it
+    monkeypatch.setattr(artifacts, "pack", lambda *_: dying.wait(60))  # the old leader never ships it
 
     async def scenario() -> tuple[dict[str, str], dict[str, str], set[str]]:
         old = RayEngine(None, tmp_path / "data", claims=claims, **options)

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from rtserve.server.engines.base import ReplicaSpec
+from rtserve.server.engines.ray.adoption import adoptable
 from rtserve.server.engines.ray.artifacts import Shipment, pack, unpack
-from rtserve.server.engines.ray.engine import RayEngine, _death_reason, _seal_key
 from rtserve.server.engines.ray.logs import LogMirror, TailedLog
+from rtserve.server.engines.ray.seals import seal, seal_key
+from rtserve.server.engines.ray.supervision import death_reason
 from rtserve.server.replica_logs import read_log_tail
 
 pytestmark = pytest.mark.unit
@@ -108,14 +110,14 @@ def test_the_mirror_keeps_the_actors_timestamps_and_notes_a_gap(tmp_path: Path):
 
 
 def test_the_seal_key_is_made_once_and_private(tmp_path: Path):
-    key = _seal_key(tmp_path / "data")
-    assert _seal_key(tmp_path / "data") == key and len(key) == 64
+    key = seal_key(tmp_path / "data")
+    assert seal_key(tmp_path / "data") == key and len(key) == 64
     assert ((tmp_path / "data" / "ray-engine.key").stat().st_mode & 0o777) == 0o600
 
 
 def test_only_an_actor_sealed_by_this_deployment_is_adoptable(tmp_path: Path):
-    engine = RayEngine(None, tmp_path / "data")
-    engine._key = _seal_key(tmp_path / "data")
+    data_dir = tmp_path / "data"
+    key = seal_key(data_dir)
     spec = ReplicaSpec("iris-1-abc", "iris", "1", "/models/iris/1", "unused", max_batch_size=4, max_batch_wait_ms=2.0)
     info = {
         "kind": "rtserve.replica/1",
@@ -124,20 +126,19 @@ def test_only_an_actor_sealed_by_this_deployment_is_adoptable(tmp_path: Path):
         "version": "1",
         "max_batch_size": 4,
         "max_batch_wait_ms": 2.0,
-        "seal": engine._seal(spec),
+        "seal": seal(key, spec),
     }
 
-    adopted = engine._adoptable("iris-1-abc", info)
+    adopted = adoptable("iris-1-abc", info, key, data_dir)
 
     assert adopted is not None and (adopted.model_name, adopted.version, adopted.max_batch_size) == ("iris", "1", 4)
     assert adopted.log_path == str(tmp_path / "data" / "logs" / "iris" / "1" / "iris-1-abc.log")
     # Model code in the actor can change what it says, but not seal it.
-    assert engine._adoptable("iris-1-abc", {**info, "model_name": "payments"}) is None
-    assert engine._adoptable("other-name", info) is None
-    assert engine._adoptable("iris-1-abc", {**info, "kind": "something else"}) is None
-    stranger = RayEngine(None, tmp_path / "other")
-    stranger._key = _seal_key(tmp_path / "other")
-    assert stranger._adoptable("iris-1-abc", info) is None
+    assert adoptable("iris-1-abc", {**info, "model_name": "payments"}, key, data_dir) is None
+    assert adoptable("other-name", info, key, data_dir) is None
+    assert adoptable("iris-1-abc", {**info, "kind": "something else"}, key, data_dir) is None
+    stranger_dir = tmp_path / "other"
+    assert adoptable("iris-1-abc", info, seal_key(stranger_dir), stranger_dir) is None
 
 
 def test_death_reasons_are_short():
@@ -146,11 +147,11 @@ def test_death_reasons_are_short():
         "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR Worker exit "
         "detail: Worker unexpectedly exits with a connection error code 2. End of file. Some common causes..."
     )
-    assert _death_reason(RuntimeError(killed)) == (
+    assert death_reason(RuntimeError(killed)) == (
         "its process exited (SYSTEM_ERROR: Worker unexpectedly exits with a connection error code 2)"
     )
     lost = (
         "The actor died unexpectedly before finishing this task. class_name: ReplicaActor actor_id: 2c1f "
         "namespace: rtserve ip: 127.0.0.4 The actor died because its node has died. Node Id: 5f3a9c0d1e2b4a6f8e7d"
     )
-    assert _death_reason(RuntimeError(lost)) == "its node 5f3a9c0d1e2b was lost"
+    assert death_reason(RuntimeError(lost)) == "its node 5f3a9c0d1e2b was lost"

@@ -11,8 +11,8 @@ Why not let the actor download from the registry itself: it would need a credent
 registry (with the embedded one, a token for the backend's API) inside a process that runs model
 code, and the backend's HTTP port reachable from every node. The object store needs neither, and
 works the same for the embedded registry and an external MLflow server. The objects belong to the
-backend (the driver): the engine drops them once no replica of the version is loading, and an actor
-still loading when the backend dies fails (its artifacts are gone), to be started again.
+backend (the driver): the engine drops them once no replica of the version is loading (`Shipments`),
+and an actor still loading when the backend dies fails (its artifacts are gone), to be started again.
 """
 
 from __future__ import annotations
@@ -38,6 +38,39 @@ class Shipment:
     directories: tuple[str, ...] = ()
     total_bytes: int = 0
     skipped: tuple[str, ...] = field(default=())  # symbolic links and special files, which are not shipped
+
+
+class Shipments:
+    """The engine's shipments, by model URI: each packed once while replicas of it are loading."""
+
+    def __init__(self) -> None:
+        # model_uri -> (the packing, how many replicas are loading from it)
+        self._shipments: dict[str, tuple[asyncio.Task[Shipment], int]] = {}
+
+    async def ship(self, model_uri: str, put: Callable[[bytes], Any]) -> Shipment:
+        """The shipment of `model_uri` (packed once while replicas of it are loading)."""
+        entry = self._shipments.get(model_uri)
+        if entry is None:
+            packing = asyncio.ensure_future(asyncio.to_thread(pack, model_uri, put))
+            entry = (packing, 0)
+        self._shipments[model_uri] = (entry[0], entry[1] + 1)
+        try:
+            return await asyncio.shield(entry[0])
+        except BaseException:
+            self.unship(model_uri)
+            raise
+
+    def unship(self, model_uri: str) -> None:
+        entry = self._shipments.get(model_uri)
+        if entry is None:
+            return
+        if entry[1] <= 1:
+            del self._shipments[model_uri]  # the objects go once the actors that fetched them let go
+        else:
+            self._shipments[model_uri] = (entry[0], entry[1] - 1)
+
+    def clear(self) -> None:
+        self._shipments.clear()
 
 
 def pack(model_dir: str, put: Callable[[bytes], Any], chunk_bytes: int = CHUNK_BYTES) -> Shipment:

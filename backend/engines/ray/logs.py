@@ -12,11 +12,14 @@ it died is only in its own file on its node.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES, LogPump, RotatingLog
 from rtserve.server.worker.logs import InProcessCapture, redirect_output
+
+logger = logging.getLogger(__name__)
 
 # The newest output an actor keeps in memory for the engine to copy.
 TAIL_BYTES = 1024 * 1024
@@ -100,3 +103,12 @@ class LogMirror:
 
     def close(self) -> None:
         self._log.close()
+
+
+def open_mirror(replica_id: str, log_path: str, max_bytes: int, position: int) -> LogMirror | None:
+    """The copy of the replica's log, from `position` of the actor's; None (and a warning) if it cannot be written."""
+    try:
+        return LogMirror(log_path, max_bytes, position)
+    except OSError as exc:
+        logger.warning("Cannot write the log of replica %s to %s: %s", replica_id, log_path, exc)
+        return None
