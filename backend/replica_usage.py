@@ -2,7 +2,9 @@
 
 Read with psutil when Prometheus scrapes. CPU is the share of one core a replica used since the
 previous scrape (its first scrape sets the baseline and counts 0); memory is its resident set as a
-share of the machine's memory. Each metric is the average over a version's live replicas, as in
+share of the machine's memory. A replica that reports its own use (a Ray actor, whose node may be
+another machine, measures itself at every health check) counts with what it reported last: CPU
+since its previous health check. Each metric is the average over a version's live replicas, as in
 Databricks' export.
 """
 
@@ -43,7 +45,12 @@ class ReplicaUsage:
         samples: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         seen = set()
         for replica in replicas:
-            if replica.pid is None or replica.state not in _LIVE:
+            if replica.state not in _LIVE:
+                continue
+            if replica.usage is not None:  # measured where it runs (a Ray node)
+                samples[(replica.model_name, replica.version)].append(replica.usage)
+                continue
+            if replica.pid is None:
                 continue
             key = (replica.replica_id, replica.pid)
             seen.add(key)

@@ -52,6 +52,10 @@ class ReplicaObservation:
     # (max_batch_size, max_batch_wait_ms) the replica runs with, if the engine reports it: a replica
     # the engine adopted (started by an earlier backend) is known to the control plane only by this.
     batching: tuple[int, float] | None = None
+    # (CPU in percent of one core, resident memory in percent of its machine's) as the replica reported them at
+    # its last health check, if its engine asks (Ray: its machine may not be the backend's); None: the metrics
+    # read the process `pid` on this machine.
+    usage: tuple[float, float] | None = None
 
 
 class NoReadyReplica(Exception):

@@ -31,6 +31,7 @@ class ReplicaRecord:
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     stop_grace: float = DEFAULT_STOP_GRACE
     monitor: asyncio.Task[None] | None = None
+    usage: tuple[float, float] | None = None  # see ReplicaObservation.usage
 
     def observe(self) -> ReplicaObservation:
         return ReplicaObservation(
@@ -43,6 +44,7 @@ class ReplicaRecord:
             pid=self.pid,
             in_flight=self.in_flight,
             batching=(self.spec.max_batch_size, self.spec.max_batch_wait_ms),
+            usage=self.usage,
         )
 
     def set_state(self, state: ReplicaState, message: str, force: bool = False) -> None:

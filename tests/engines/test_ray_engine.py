@@ -164,9 +164,10 @@ def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, drive
         ]
         await asyncio.sleep(0.5)  # a health check copies the newest log lines
         assert named_actors(engine.namespace) == {"iris-1-a"}  # no warm pool: the replica is a new actor of its name
-        return first, observation, ready_after, alone, together, engine.read_logs("iris-1-a"), host, strangers
+        checked = observe(engine, "iris-1-a")
+        return first, observation, ready_after, alone, together, engine.read_logs("iris-1-a"), host, strangers, checked
 
-    first, observation, ready_after, alone, together, log, host, strangers = run_engine(
+    first, observation, ready_after, alone, together, log, host, strangers, checked = run_engine(
         tmp_path, scenario, warm_actors_per_node=0
     )
 
@@ -180,6 +181,10 @@ def test_a_replica_becomes_ready_and_scores_the_demo_model(tmp_path: Path, drive
     assert host in (HEAD_IP, WORKER_IP)  # the node's IP as Ray knows it
     assert strangers == [b"", b""]  # closed unanswered: no secret, or the wrong one
     assert "Refused a connection" in log
+    # The actor measures its own CPU and memory on its node, for the usage metrics.
+    assert checked is not None and checked.usage is not None
+    cpu, memory = checked.usage
+    assert cpu >= 0 and 0 < memory < 100
     print(f"demo model READY in {ready_after:.1f} s")
 
 

@@ -39,6 +39,8 @@ import time
 import traceback
 from typing import Any
 
+import psutil
+
 from rtserve.server.engines.ray.artifacts import Shipment, unpack
 from rtserve.server.engines.ray.logs import COPY_BYTES, capture_output
 from rtserve.server.worker.replica import _loader_message
@@ -98,6 +100,10 @@ class ReplicaActor:
         self._server: Any = None  # a ReplicaServer once loaded
         self._closed: asyncio.Event | None = None
         self._stopping: asyncio.Task[bool] | None = None
+        # This process, as the CPU and memory metrics see it (psutil measures CPU between two calls on one object).
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+        self._node_memory = psutil.virtual_memory().total
         if spec is None:
             self._warm_up()
         else:
@@ -190,9 +196,19 @@ class ReplicaActor:
             "in_flight": self._in_flight(),
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            **self._usage(),
             "log_start": start,
             "log": data,
         }
+
+    def _usage(self) -> dict[str, float]:
+        """CPU since the previous health check (percent of one core) and resident memory (percent of the node's)."""
+        try:
+            with self._process.oneshot():
+                cpu, rss = self._process.cpu_percent(None), self._process.memory_info().rss
+        except psutil.Error:
+            return {}
+        return {"cpu_percent": cpu, "memory_percent": 100.0 * rss / self._node_memory}
 
     async def retire(self) -> None:
         """Report STOPPING while still answering requests: the other backend instances that route here

@@ -357,6 +357,9 @@ class Supervisor:
             replica.pid = pid
         if status.get("host"):
             replica.host = str(status["host"])
+        cpu, memory = status.get("cpu_percent"), status.get("memory_percent")
+        if isinstance(cpu, int | float) and isinstance(memory, int | float):
+            replica.usage = (float(cpu), float(memory))
         return True
 
     def _kill(self, replica: Replica) -> None:
