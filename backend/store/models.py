@@ -179,7 +179,7 @@ class ReplicaSlotRow(Base):
 
     __tablename__ = "replica_slots"
 
-    slot: Mapped[str] = mapped_column(String(700), primary_key=True)  # <model>/<version>/<config digest>/<index>
+    slot: Mapped[str] = mapped_column(String(700), primary_key=True)  # <model>/<version>/<settings digest>/<index>
     replica_id: Mapped[str] = mapped_column(String(300), unique=True, index=True)
     holder: Mapped[str] = mapped_column(String(200))  # the instance that claimed it (host:pid), for operators
     # The database's clock, not an instance's: a claim's age is compared across machines.

@@ -2,8 +2,8 @@
 
 Leaders overlap for a moment at a handover (control/leadership.py), and each may decide to start
 the same replicas. So a replica of a version takes a *slot* before anything starts: one of the
-version's `count` slots (its target number of replicas) for the config it serves, named
-`<model>/<version>/<config digest>/<index>`. A slot is a row with a unique key; `INSERT ... ON
+version's `count` slots (its target number of replicas) for the replica settings it runs with, named
+`<model>/<version>/<settings digest>/<index>`. A slot is a row with a unique key; `INSERT ... ON
 CONFLICT DO NOTHING` gives it to one claimant, and the second leader, finding every slot of the
 version held, starts nothing (it adopts the first one's replica when it finds its actor).
 
@@ -57,7 +57,7 @@ class SlotClaims:
         self.grace = grace
 
     def claim(self, group: str, count: int, replica_id: str, live: Collection[str]) -> str | None:
-        """The first free slot of `group` (`<model>/<version>/<config digest>`) among `count` for
+        """The first free slot of `group` (`<model>/<version>/<settings digest>`) among `count` for
         `replica_id`, now held by it; None if every one is held. `live`: the replicas the caller's engine
         sees running, whose claims are never stale."""
         slots = [f"{group}/{index}" for index in range(count)]

@@ -32,7 +32,7 @@ class ReplicaSpec:
     node_labels: dict[str, str] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=dict)
     # The replica's slot (engines fencing starts between instances: store/replica_slots.py): one of
-    # `slots` of `slot_group` ("<model>/<version>/<config digest>"); no group: not fenced.
+    # `slots` of `slot_group` ("<model>/<version>/<settings digest>"); no group: not fenced.
     slot_group: str = ""
     slots: int = 0
 

@@ -20,11 +20,11 @@ from typing import Any
 from rtserve.server import paths
 from rtserve.server.engines.base import ReplicaSpec, ReplicaState
 from rtserve.server.engines.ray import actor as actor_module
-from rtserve.server.engines.ray.connection import first_line
+from rtserve.server.engines.ray.connection import first_line, kill
 from rtserve.server.engines.ray.logs import open_mirror
 from rtserve.server.engines.ray.pool import PREFIX as WARM_PREFIX
 from rtserve.server.engines.ray.seals import seal
-from rtserve.server.engines.ray.supervision import Replica, kill
+from rtserve.server.engines.ray.supervision import Replica
 
 logger = logging.getLogger(__name__)
 

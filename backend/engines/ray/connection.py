@@ -1,10 +1,12 @@
-"""Ray, once per process: the driver's connection the process's engines share, and Ray's errors in one line.
+"""Ray, once per process: the driver's connection the process's engines share, ending an actor, and Ray's errors
+in one line.
 
 Ray is imported when an engine connects, never at import: the server runs without the `ray` extra.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,3 +42,9 @@ def disconnect() -> None:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def kill(ray: Any, handle: Any) -> None:
+    """End an actor at once (it is not restarted)."""
+    with contextlib.suppress(Exception):  # already gone
+        ray.kill(handle, no_restart=True)

@@ -51,13 +51,13 @@ from rtserve.server.engines.ray import actor as actor_module
 from rtserve.server.engines.ray import seals
 from rtserve.server.engines.ray.adoption import Adoption
 from rtserve.server.engines.ray.artifacts import Shipments
-from rtserve.server.engines.ray.connection import connect, disconnect, first_line
+from rtserve.server.engines.ray.connection import connect, disconnect, first_line, kill
 from rtserve.server.engines.ray.logs import open_mirror
 from rtserve.server.engines.ray.placement import actor_options as placed_options
 from rtserve.server.engines.ray.placement import unmet
 from rtserve.server.engines.ray.pool import WarmActor, WarmPool
 from rtserve.server.engines.ray.slots import SlotClaims, Slots
-from rtserve.server.engines.ray.supervision import STOP_MARGIN, Replica, Supervisor, kill
+from rtserve.server.engines.ray.supervision import STOP_MARGIN, Replica, Supervisor
 from rtserve.server.engines.replicas import LIVE_STATES, ReplicaTable
 from rtserve.server.replica_logs import DEFAULT_MAX_BYTES
 from rtserve.server.worker.limits import DEFAULT_MAX_INPUT_COLUMNS

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtserve.server.engines.ray import actor as actor_module
+from rtserve.server.engines.ray.connection import kill
 
 logger = logging.getLogger(__name__)
 
@@ -226,5 +227,4 @@ class WarmPool:
         with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
             async with asyncio.timeout(self.ping_timeout):
                 await actor.handle.discard.remote()  # its work dir on the node
-        with contextlib.suppress(Exception):  # already gone
-            self._ray.kill(actor.handle, no_restart=True)
+        kill(self._ray, actor.handle)

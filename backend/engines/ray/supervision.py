@@ -25,7 +25,7 @@ from rtserve.server.engines.base import ReplicaState
 from rtserve.server.engines.local.client import WorkerClient
 from rtserve.server.engines.ray import actor as actor_module
 from rtserve.server.engines.ray.artifacts import Shipment, Shipments
-from rtserve.server.engines.ray.connection import first_line
+from rtserve.server.engines.ray.connection import first_line, kill
 from rtserve.server.engines.ray.logs import LogMirror
 from rtserve.server.engines.replicas import ReplicaRecord
 
@@ -386,12 +386,6 @@ class Supervisor:
         if previous is not None:
             await previous.close()
         return None
-
-
-def kill(ray: Any, handle: Any) -> None:
-    """End an actor at once (it is not restarted)."""
-    with contextlib.suppress(Exception):  # already gone
-        ray.kill(handle, no_restart=True)
 
 
 async def _result(awaitable: Awaitable[Any]) -> Any:
