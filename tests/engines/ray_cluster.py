@@ -51,22 +51,26 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("0.0.0.0", 0))
-            ports.add(sock.getsockname()[1])
-    return sorted(ports)
+# Ports are picked below the kernel's ephemeral range (32768-60999 here), which it hands out to every outgoing
+# connection and to bind(0): a port picked there can be taken by a client before the node binds it.
+PORT_RANGE = (20000, 32000)
 
 
 def free_range(size: int, taken: set[int]) -> int:
-    """The first port of `size` consecutive free ports."""
+    """The first port of `size` consecutive free ports, none in `taken`."""
     for _ in range(200):
-        base = random.randrange(20000, 30000)
+        base = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - size)
         if all(port not in taken and _port_free(port) for port in range(base, base + size)):
             return base
     raise RuntimeError(f"no {size} consecutive free ports")
+
+
+def free_ports(count: int, taken: set[int] | None = None) -> list[int]:
+    """`count` free ports, none in `taken`, spread over PORT_RANGE."""
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_range(1, (taken or set()) | ports))
+    return sorted(ports)
 
 
 def _sessions_processes(session_ids: list[int]) -> list[int]:
@@ -84,6 +88,14 @@ def _sessions_processes(session_ids: list[int]) -> list[int]:
     return pids
 
 
+class NodeExited(RuntimeError):
+    """A node's `ray start --block` ended while the cluster waited for it; says the end of the node's log."""
+
+    def __init__(self, returncode: int, log: Path) -> None:
+        tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
+        super().__init__(f"a Ray node exited with {returncode}; the end of {log}:\n" + "\n".join(tail))
+
+
 @dataclass
 class RayCluster:
     root: Path  # HOME and logs of the cluster's processes
@@ -98,7 +110,16 @@ class RayCluster:
         return {name: self.env[name] for name in DRIVER_VARIABLES}
 
     @classmethod
-    def start(cls, root: Path, cpus: int = 4, timeout: float = 90.0) -> RayCluster:
+    def start(cls, root: Path, cpus: int = 4, timeout: float = 90.0, attempts: int = 3) -> RayCluster:
+        """A two-node cluster; a node that exits while starting (a port taken under it by another process of a
+        busy machine) is tried again with other ports, up to `attempts` times in all."""
+        for _ in range(attempts - 1):
+            with contextlib.suppress(NodeExited):
+                return cls._start_once(root, cpus, timeout)
+        return cls._start_once(root, cpus, timeout)
+
+    @classmethod
+    def _start_once(cls, root: Path, cpus: int, timeout: float) -> RayCluster:
         home = root / "home"
         home.mkdir(parents=True, exist_ok=True)
         cluster = cls(root=root, temp_dir=Path(tempfile.mkdtemp(prefix="rtray-", dir="/tmp")))
@@ -140,14 +161,18 @@ class RayCluster:
                 os.kill(pid, signal.SIGKILL)
         node.wait(10)
 
+    def _log(self, node: subprocess.Popen) -> Path:
+        """Where `node`'s output goes: ray-<its IP>.log in the cluster's root."""
+        return self.root / f"ray-{node.args[node.args.index('--node-ip-address') + 1]}.log"
+
     def running_nodes(self) -> int:
         return sum(1 for process in self.processes if process.poll() is None)
 
     def _node(
         self, ip: str, resources: dict[str, float], cpus: int, *, head: bool, labels: dict[str, str] | None = None
     ) -> int:
-        ports = free_ports(9)
-        workers = free_range(WORKER_PORTS, set(ports))
+        workers = free_range(WORKER_PORTS, set())
+        ports = free_ports(9, set(range(workers, workers + WORKER_PORTS)))
         argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
         argv += ["--node-ip-address", ip, "--num-cpus", str(cpus), "--resources", json.dumps(resources)]
         argv += ["--temp-dir", str(self.temp_dir)]
@@ -181,7 +206,7 @@ class RayCluster:
         while time.monotonic() < deadline:
             for process in self.processes:
                 if process.poll() is not None:
-                    raise RuntimeError(f"a Ray node exited with {process.returncode}; see {self.root}/ray-*.log")
+                    raise NodeExited(process.returncode, self._log(process))
             result = subprocess.run(
                 [sys.executable, "-c", probe, self.address],
                 env=self.env,
