@@ -3,10 +3,12 @@ an external MLflow tracking server, each on a free port, stopped when the contex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,31 +36,32 @@ def _as_postgres(*argv: str) -> list[str]:
 
 @contextmanager
 def postgres_cluster(root: Path) -> Iterator[str]:
-    """A new PostgreSQL cluster under `root`; yields the URL of its `postgres` database."""
-    data = root / "cluster"
+    """A new PostgreSQL cluster; yields the URL of its `postgres` database. Its data, socket and log are in a
+    directory of its own in /tmp (owned by `postgres` when root), removed at the end: not under `root`, whose
+    parents (pytest's `/tmp/pytest-of-<user>`, which every new pytest session sets back to 0700) the `postgres`
+    user may not reach; `root` gets a copy of the server's log."""
+    home = Path(tempfile.mkdtemp(prefix="rtpg-", dir="/tmp"))
     if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        os.chmod(root, 0o755)
-        for parent in root.parents:  # postgres must be able to reach its data dir
-            if parent == Path("/"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
+        shutil.chown(home, "postgres")
+    data, log = home / "cluster", home / "pg.log"
     port = free_port()
-    subprocess.run(
-        _as_postgres(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-k {root} -p {port} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        _as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o", options, "start"),
-        check=True,
-        capture_output=True,
-    )
     try:
+        _run_as_postgres(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
+        options = f"-k {home} -p {port} -c listen_addresses=127.0.0.1"
+        _run_as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o", options, "start")
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(_as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"), capture_output=True)
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, root / "pg.log")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_as_postgres(*argv: str) -> None:
+    """Run a PostgreSQL program (as `postgres` when root); a failure says what it printed."""
+    result = subprocess.run(_as_postgres(*argv), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited with {result.returncode}: {result.stderr or result.stdout}")
 
 
 @contextmanager
