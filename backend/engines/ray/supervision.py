@@ -305,21 +305,24 @@ class Supervisor:
         """Drain on request, then kill the actor (a FAILED or CRASHED one at once).
 
         A replica that stopped or failed leaves nothing on its node; one whose actor died leaves its
-        own log there (what it wrote last may not have been copied).
+        own log there (what it wrote last may not have been copied). A new actor that never answered (one
+        Ray has not placed, waiting for a node with its labels or resources, or whose process is still
+        starting) holds no request and no file: it is killed at once, not asked to drain for `stop_grace`.
         """
-        if replica.stop_requested.is_set() and not replica.is_dead and self.shared:
+        answers = not replica.is_dead and bool(replica.reported or replica.node_id)
+        if replica.stop_requested.is_set() and answers and self.shared:
             # Other instances route here too: they see it STOPPING at their next health check, and stop
             # sending, while it still takes what they send meanwhile.
             with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
                 async with asyncio.timeout(self.ping_timeout):
                     await replica.handle.retire.remote()
             await asyncio.sleep(HANDOFF_CHECKS * self.health_interval)
-        if replica.stop_requested.is_set() and not replica.is_dead:
+        if replica.stop_requested.is_set() and answers:
             with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
                 async with asyncio.timeout(replica.stop_grace + STOP_MARGIN):
                     await replica.handle.stop.remote(replica.stop_grace)
             await self._poll(replica)  # its last lines ("Stopped")
-        if not replica.is_dead and (replica.stop_requested.is_set() or replica.state is ReplicaState.FAILED):
+        if answers and (replica.stop_requested.is_set() or replica.state is ReplicaState.FAILED):
             with contextlib.suppress(TimeoutError, self._ray.exceptions.RayError):
                 async with asyncio.timeout(self.ping_timeout):
                     await replica.handle.discard.remote()
