@@ -85,13 +85,15 @@ def test_a_spec_without_placement_keeps_it_and_null_or_empty_clears_it(server: A
         assert [(s.node_labels, s.resources) for s in running(server)] == [({}, {})]
 
 
-def test_the_ui_compute_form_keeps_the_stages_placement(server: AppServer) -> None:
+def test_the_ui_compute_page_shows_the_stages_placement_and_its_form_keeps_it(server: AppServer) -> None:
     update(server, placement=PLACEMENT)
 
     with server.serve():
         ui = UiClient(server)  # it needs only the URL that serve() sets
         try:
             assert ui.sign_in(server.token).status_code == 303
+            page = ui.http.get("/ui/models/iris/compute").text
+            assert "Placement on Ray nodes with node labels example.com/pool=cpu-large; resources licensed=1" in page
             saved = ui.post("/ui/models/iris/compute", {"stage": "Production", "workload_size_id": "Medium"})
         finally:
             ui.close()
