@@ -20,8 +20,7 @@ PLACEMENT = {"node_labels": {"example.com/pool": "cpu-large"}, "resources": {"li
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[AppServer]:
     """The app serving `iris` version 1 in Production, on settings that name the Ray engine."""
-    with running_app(tmp_path / "app", {"iris": 1}) as app:
-        app.settings = app.settings.model_copy(update={"engine": "ray"})
+    with running_app(tmp_path / "app", {"iris": 1}, settings={"engine": "ray"}) as app:
         app.set_stage("iris", "1", "Production")
         app.enable("iris")
         yield app
