@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from constructs import Construct
 
 from rtserve.cdk._framework import cdktf
-from rtserve.cdk._props import is_duration, unresolved
+from rtserve.cdk._props import check_placement, is_duration, unresolved
 from rtserve.cdk.rtserve import (
     ModelServing,
     ModelServingComputeConfig,
@@ -46,10 +47,16 @@ class ComputeConfig:
     :param workload_size: how many requests are served in parallel. @default WorkloadSize.SMALL (as the backend)
     :param scale_to_zero_enabled: release every replica when idle; the next request waits for a cold start.
         @default False (as the backend)
+    :param placement_node_labels: Ray engine only: labels a Ray node must carry (each equal) for the stage's
+        replicas to run there (docs/ray.md). @default None: any node
+    :param placement_resources: Ray engine only: custom Ray resources each replica reserves on its node,
+        e.g. ``{"licensed": 1}``. @default None: none
     """
 
     workload_size: WorkloadSize | str = WorkloadSize(DEFAULT_WORKLOAD_SIZE)
     scale_to_zero_enabled: bool = DEFAULT_SCALE_TO_ZERO
+    placement_node_labels: Mapping[str, str] | None = dataclass_field(default=None, hash=False)
+    placement_resources: Mapping[str, int | float] | None = dataclass_field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         try:
@@ -57,6 +64,7 @@ class ComputeConfig:
         except SpecError as error:
             raise ValueError(WORKLOAD_SIZE.format(field=error.field, rule=error.rule, value=error.value)) from None
         object.__setattr__(self, "workload_size", size)
+        check_placement("ComputeConfig", self.placement_node_labels, self.placement_resources)
 
     @staticmethod
     def small(*, scale_to_zero: bool = False) -> ComputeConfig:
@@ -75,6 +83,8 @@ class ComputeConfig:
             stage=stage,
             workload_size=WorkloadSize(self.workload_size).value,
             scale_to_zero_enabled=self.scale_to_zero_enabled,
+            placement_node_labels=dict(self.placement_node_labels) if self.placement_node_labels else None,
+            placement_resources=dict(self.placement_resources) if self.placement_resources else None,
         )
 
 

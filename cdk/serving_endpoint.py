@@ -19,7 +19,7 @@ from dataclasses import field as dataclass_field
 
 from constructs import Construct
 
-from rtserve.cdk._props import is_duration, unresolved
+from rtserve.cdk._props import check_placement, is_duration, unresolved
 from rtserve.cdk.model_endpoint import version_text
 from rtserve.cdk.rtserve import (
     RtserveProvider,
@@ -92,13 +92,6 @@ ENTITY_SIZE = "ServedEntity: {field} must be {rule}; got {value!r}"
 ENTITY_VARIABLES = (
     "ServedEntity: environment_vars must map variable names to strings, e.g. "
     '{{"API_TOKEN": "{{{{secrets/team/api-token}}}}"}}; got {value!r}'
-)
-ENTITY_NODE_LABELS = (
-    'ServedEntity: placement_node_labels must map label keys to strings, e.g. {{"zone": "b"}}; got {value!r}'
-)
-ENTITY_RESOURCES = (
-    'ServedEntity: placement_resources must map Ray resource names to amounts above 0, e.g. {{"licensed": 1}}; '
-    "got {value!r}"
 )
 DESCRIPTION = "ServingEndpoint: description must be a string; got {value!r}"
 ROUTE_OPTIMIZED = "ServingEndpoint: route_optimized must be True or False; got {value!r}"
@@ -198,17 +191,7 @@ class ServedEntity:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items())
         ):
             raise ValueError(ENTITY_VARIABLES.format(value=variables))
-        labels = self.placement_node_labels
-        if labels is not None and not (
-            isinstance(labels, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
-        ):
-            raise ValueError(ENTITY_NODE_LABELS.format(value=labels))
-        resources = self.placement_resources
-        if resources is not None and not (
-            isinstance(resources, Mapping)
-            and all(unresolved(amount) or _is_amount(amount) for amount in resources.values())
-        ):
-            raise ValueError(ENTITY_RESOURCES.format(value=resources))
+        check_placement("ServedEntity", self.placement_node_labels, self.placement_resources)
 
     @property
     def served_name(self) -> str | None:
@@ -233,11 +216,6 @@ class ServedEntity:
             placement_node_labels=dict(self.placement_node_labels) if self.placement_node_labels else None,
             placement_resources=dict(self.placement_resources) if self.placement_resources else None,
         )
-
-
-def _is_amount(value: object) -> bool:
-    """A Ray resource amount: a number above 0 (the backend checks Ray's rule that amounts above 1 are whole)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def _check_provisioned(provisioned: object, workload_size: object) -> None:

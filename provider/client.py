@@ -126,12 +126,14 @@ class RtserveClient:
     def disable(self, model: str) -> dict:
         return self.request("POST", f"{PREVIEW}/disable", json={"registered_model_name": model})
 
-    def update_compute_config(self, model: str, stage: str, workload_size: str, scale_to_zero: bool) -> dict:
-        body = {
-            "registered_model_name": model,
-            "stage": stage,
-            "desired_workload_config_spec": {"workload_size_id": workload_size, "scale_to_zero_enabled": scale_to_zero},
-        }
+    def update_compute_config(
+        self, model: str, stage: str, workload_size: str, scale_to_zero: bool, placement: dict | None = None
+    ) -> dict:
+        """`placement` None keeps the stage's placement; {} clears it."""
+        spec: dict = {"workload_size_id": workload_size, "scale_to_zero_enabled": scale_to_zero}
+        if placement is not None:
+            spec["placement"] = placement
+        body = {"registered_model_name": model, "stage": stage, "desired_workload_config_spec": spec}
         return self.request("PUT", f"{PREVIEW}/update-compute-config", json=body)
 
     def get_status(self, model: str) -> dict:

@@ -13,21 +13,25 @@ from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import WORKLOAD_SIZES
 from rtserve.server.errors import invalid, not_found
 from rtserve.server.services import services_of
+from rtserve.server.validate import known_fields
 
 router = APIRouter(prefix="/api/2.0/preview/mlflow/endpoints-v2", tags=["endpoints-v2"])
 # Seed 000 also shows the compute route under /preview/model-serving-api/; both reach the same handler.
 legacy_router = APIRouter(prefix="/api/2.0/preview/model-serving-api/endpoints-v2", tags=["endpoints-v2"])
 MODEL = "registered_model_name"
+SPEC = "desired_workload_config_spec"
 
 
 @router.post("/enable", openapi_extra=openapi.ENABLE)
 async def enable(request: Request, params: Params, principal: Manager) -> dict:
+    known_fields(params, "", (MODEL,))
     await services_of(request).model_endpoints.enable(required_str(params, MODEL), principal.name)
     return {}
 
 
 @router.post("/disable", openapi_extra=openapi.DISABLE)
 async def disable(request: Request, params: Params, principal: Manager) -> dict:
+    known_fields(params, "", (MODEL,))
     await services_of(request).model_endpoints.disable(required_str(params, MODEL), principal.name)
     return {}
 
@@ -35,9 +39,10 @@ async def disable(request: Request, params: Params, principal: Manager) -> dict:
 @router.put("/update-compute-config", openapi_extra=openapi.UPDATE_COMPUTE_CONFIG)
 @legacy_router.put("/update-compute-config", openapi_extra=openapi.UPDATE_COMPUTE_CONFIG)
 async def update_compute_config(request: Request, params: Params, principal: Manager) -> dict:
-    spec = params.get("desired_workload_config_spec")
+    known_fields(params, "", (MODEL, "stage", SPEC))
+    spec = params.get(SPEC)
     if not isinstance(spec, dict):
-        raise invalid("Missing required parameter 'desired_workload_config_spec' (an object).")
+        raise invalid(f"Missing required parameter '{SPEC}' (an object).")
     await services_of(request).model_endpoints.update_compute_config(
         required_str(params, MODEL), required_str(params, "stage"), spec, principal.name
     )

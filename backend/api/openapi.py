@@ -90,7 +90,7 @@ _ENVIRONMENT_POLICY: Schema = {
 }
 
 
-# rtserve's own field of a served entity: the Ray nodes its replicas run on (docs/ray.md).
+# rtserve's own field of a served entity and of a compute config: the Ray nodes its replicas run on (docs/ray.md).
 _PLACEMENT: Schema = {
     "placement": {
         "type": "object",
@@ -206,8 +206,15 @@ SCHEMAS: dict[str, Schema] = {
                 "maximum": 1000,
                 "description": "rtserve extension: how long a batch waits to fill (default 5 when batching is on)",
             },
+            "placement": {
+                **_PLACEMENT["placement"],
+                "type": ["object", "null"],
+                "description": "rtserve extension, Ray engine only (a 400 on --engine local): the Ray nodes the "
+                "stage's replicas may run on; omitted keeps the stage's placement, null or {} clears it",
+            },
         },
         ("workload_size_id",),
+        additionalProperties=False,
     ),
     "ComputeConfig": _obj(
         {
@@ -443,7 +450,7 @@ _MODEL_DESC = "the registered model"
 _VERSION_DESC = "a model version number"
 
 ENABLE = operation(
-    body=_obj({_MODEL: _ID_STRING_OR_INT}, (_MODEL,)),
+    body=_obj({_MODEL: _ID_STRING_OR_INT}, (_MODEL,), additionalProperties=False),
     ok=_ref("Empty"),
 )
 DISABLE = ENABLE
@@ -455,6 +462,7 @@ UPDATE_COMPUTE_CONFIG = operation(
             "desired_workload_config_spec": _ref("WorkloadConfigSpec"),
         },
         (_MODEL, "stage", "desired_workload_config_spec"),
+        additionalProperties=False,
     ),
     ok=_ref("Empty"),
 )

@@ -312,13 +312,7 @@ class Controller:
                     log.warning("cannot read versions of %s: %s", name, exc.message)
         by_model: dict[str, dict[str, Compute]] = {}
         for config in configs:
-            by_model.setdefault(config.registered_model_name, {})[config.stage] = Compute(
-                config.workload_size_id,
-                config.scale_to_zero_enabled,
-                config.generation,
-                config.max_batch_size,
-                config.max_batch_wait_ms,
-            )
+            by_model.setdefault(config.registered_model_name, {})[config.stage] = Compute.of_stage(config)
         return [
             EndpointDesired(name, by_model.get(name, {}), self._versions.get(name, ()))
             for name in sorted(self._enabled)

@@ -13,18 +13,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rtserve.server.control import events
 from rtserve.server.control.controller import Controller
+from rtserve.server.control.placement import Placement, parse_placement, require_ray
 from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.control.stages import canonical_stage
-from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES
+from rtserve.server.control.workloads import DEFAULT_WORKLOAD_SIZE, SERVING_STAGES, WORKLOAD_SIZES, Compute
 from rtserve.server.errors import ApiError, invalid, not_found
 from rtserve.server.registry import Registry
 from rtserve.server.store import repo
 from rtserve.server.store.models import ComputeConfig, ModelEndpoint
-from rtserve.server.validate import one_of, version_number
+from rtserve.server.validate import known_fields, one_of, version_number
 
 # How long a change waits for the controller to see it before answering (one tick, normally milliseconds):
 # a client that scores right after enabling or transitioning finds the routes in place, not a 404.
 SETTLE_SECONDS = 2.0
+SPEC = "desired_workload_config_spec"
+# Databricks' WorkloadConfigSpec, then rtserve's extensions: adaptive batching and placement (Ray engine only).
+SPEC_FIELDS = ("workload_size_id", "scale_to_zero_enabled", "max_batch_size", "max_batch_wait_ms", "placement")
 
 
 def _now_ms() -> int:
@@ -99,46 +103,70 @@ class ModelEndpointService:
             repo.delete_model_endpoint(session=session, model_name=model)
 
     async def update_compute_config(self, model: str, stage: str, spec: dict, user: str) -> None:
+        """Store a stage's compute: Databricks' fields as given (scale to zero off when omitted); rtserve's
+        extensions, batching and placement, keep their value when omitted, as Databricks' clients omit them."""
+        known_fields(spec, SPEC, SPEC_FIELDS)
         stage = one_of(canonical_stage(stage) or stage, SERVING_STAGES, "stage")
         size = one_of(spec.get("workload_size_id"), WORKLOAD_SIZES, "workload_size_id")
         scale_to_zero = spec.get("scale_to_zero_enabled", False)
         if not isinstance(scale_to_zero, bool):
             raise invalid(f"scale_to_zero_enabled must be true or false; got {scale_to_zero!r}.")
-        batching = await asyncio.to_thread(self._store_compute, model, stage, size, scale_to_zero, spec, user)
-        if batching is None:
+        placement = parse_placement(spec.get("placement"), f"{SPEC}.placement")  # null or {}: anywhere
+        if placement is not None:
+            require_ray(self.controller.settings.engine, f"{SPEC}.placement")
+        compute = await asyncio.to_thread(self._store_compute, model, stage, size, scale_to_zero, spec, placement, user)
+        if compute is None:
             return  # no update to wait for
-        batch_size, batch_wait = batching
+        batch_size, batch_wait = compute.batching
         await self._event(
             model,
             f"Compute config for {stage} updated by {user}: {size}, scale to zero {'on' if scale_to_zero else 'off'}"
-            + (f", batching up to {batch_size} requests within {batch_wait:g} ms" if batch_size > 1 else ""),
+            + (f", batching up to {batch_size} requests within {batch_wait:g} ms" if batch_size > 1 else "")
+            + (f", placed on nodes with {compute.placement.describe()}" if compute.placement else ""),
             stage=stage,
         )
         self.controller.wake(model)
 
     def _store_compute(
-        self, model: str, stage: str, size: str, scale_to_zero: bool, spec: dict, user: str
-    ) -> tuple[int, float] | None:
-        """Write the stage's compute config; its batching, or None if nothing changed."""
+        self,
+        model: str,
+        stage: str,
+        size: str,
+        scale_to_zero: bool,
+        spec: dict,
+        placement: Placement | None,
+        user: str,
+    ) -> Compute | None:
+        """Write the stage's compute config; what it now is, or None if nothing changed."""
         with self.sessions.begin() as session:
             if repo.get_model_endpoint(session=session, model_name=model) is None:
                 raise not_found(f"Serving is not enabled for registered model '{model}'. Enable it first.")
             row = repo.get_compute_config(session=session, model_name=model, stage=stage)
             if row is None:
                 raise ApiError("INVALID_STATE", f"Endpoint '{model}' has no compute config for {stage}.")
-            # Databricks' spec has no batching fields: a client that omits them keeps what is set.
+            # Databricks' spec has no batching or placement: a client that omits them keeps what is set.
             batch_size, batch_wait = _batching(spec, row.max_batch_size, row.max_batch_wait_ms)
-            unchanged = (row.workload_size_id, row.scale_to_zero_enabled, row.max_batch_size, row.max_batch_wait_ms)
-            if unchanged == (size, scale_to_zero, batch_size, batch_wait):
+            stored_placement = row.placement
+            if "placement" in spec:  # an explicit null or {} clears it
+                stored_placement = placement.to_json() if placement else None
+            wanted = (size, scale_to_zero, batch_size, batch_wait, stored_placement)
+            if wanted == (
+                row.workload_size_id,
+                row.scale_to_zero_enabled,
+                row.max_batch_size,
+                row.max_batch_wait_ms,
+                row.placement,
+            ):
                 return None
             row.workload_size_id = size
             row.scale_to_zero_enabled = scale_to_zero
             row.max_batch_size = batch_size
             row.max_batch_wait_ms = batch_wait
+            row.placement = stored_placement
             row.creation_timestamp = _now_ms()
             row.user_id = user
             row.generation += 1
-        return batch_size, batch_wait
+            return Compute.of_stage(row)
 
     async def transition(
         self, name: str, version: str, stage: str, archive_existing_versions: bool, comment: str | None, user: str

@@ -1,4 +1,5 @@
-"""A served entity's `placement` (rtserve's own field): the Ray nodes its replicas may run on.
+"""`placement` (rtserve's own field of a served entity, and of a model endpoint's compute config): the Ray
+nodes replicas may run on.
 
 Pure. `{"node_labels": {"k": "v"}, "resources": {"name": amount}}`: every replica's actor asks Ray for
 nodes carrying all the labels (Ray's `label_selector`, equality only) and reserves the custom
@@ -7,7 +8,9 @@ resources (Ray's `resources`). Only the Ray engine places replicas; docs/ray.md.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +43,40 @@ class Placement:
         return cls(
             tuple(sorted(stored.get("node_labels", {}).items())),
             tuple(sorted((name, float(amount)) for name, amount in stored.get("resources", {}).items())),
+        )
+
+    def to_json(self) -> str:
+        """As a column stores it (a model endpoint's compute config)."""
+        return json.dumps(self.to_wire(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, stored: str | None) -> Placement | None:
+        return cls.from_stored(json.loads(stored)) if stored else None
+
+    def describe(self) -> str:
+        """For events and messages: `node labels zone=b; resources licensed=1`."""
+        parts = []
+        if self.node_labels:
+            parts.append(f"node labels {shown(dict(self.node_labels))}")
+        if self.resources:
+            parts.append(f"resources {shown(dict(self.resources))}")
+        return "; ".join(parts)
+
+
+def shown(values: Mapping[str, Any]) -> str:
+    """`name=value, ...`, an amount without a needless `.0`."""
+    return ", ".join(
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in values.items()
+    )
+
+
+def require_ray(engine: str, where: str) -> None:
+    """A placement at `where` needs the Ray engine: refused, not ignored, since a replica meant for particular
+    nodes must never run just anywhere (on the backend's own machine)."""
+    if engine != "ray":
+        raise invalid(
+            f"'{where}' needs the Ray engine (rtserve server --engine ray); "
+            "this server runs its replicas on its own machine (--engine local)."
         )
 
 

@@ -24,6 +24,7 @@ from rtserve.server.control.email_notifications import EmailNotifications, parse
 from rtserve.server.control.endpoint_permissions import Grant, effective_permission
 from rtserve.server.control.environment_vars import references
 from rtserve.server.control.inference_tables import InferenceTables, parse_gateway_tables, parse_payload_table
+from rtserve.server.control.placement import require_ray
 from rtserve.server.control.rate_limits import RateLimit, parse_ai_gateway, parse_rate_limits
 from rtserve.server.control.serving_config import (
     NAME_PATTERN,
@@ -324,12 +325,8 @@ class ServingEndpointService:
         one that does not); no other endpoint serves one of the config's versions with other environment_vars
         or placement (one set of replicas each)."""
         placed = next((i for i, e in enumerate(config.served_entities) if e.placement), None)
-        if placed is not None and self.controller.settings.engine != "ray":
-            # Refused, not ignored: a replica pinned to a node kind must never run just anywhere.
-            raise invalid(
-                f"'config.served_entities[{placed}].placement' needs the Ray engine (rtserve server --engine ray); "
-                "this server runs its replicas on its own machine (--engine local)."
-            )
+        if placed is not None:
+            require_ray(self.controller.settings.engine, f"config.served_entities[{placed}].placement")
         for entity in config.served_entities:
             for scope, key in references(entity.environment_vars):
                 if not await asyncio.to_thread(self.secrets.exists, scope, key):

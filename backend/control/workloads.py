@@ -6,11 +6,15 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rtserve.server.control.placement import Placement
 from rtserve.spec import DEFAULT_WORKLOAD_SIZE as DEFAULT_WORKLOAD_SIZE
 from rtserve.spec import SERVING_STAGES as SERVING_STAGES
 from rtserve.spec import WORKLOAD_SIZES
+
+if TYPE_CHECKING:
+    from rtserve.server.store.models import ComputeConfig
 
 
 def replica_range(concurrency: tuple[int, int], scale_to_zero: bool, replica_concurrency: int) -> tuple[int, int]:
@@ -37,7 +41,7 @@ class ReplicaSettings:
 
 @dataclass(frozen=True)
 class Compute:
-    """What one served version runs on: its workload size, scale to zero and batching.
+    """What one served version runs on: its workload size, scale to zero, batching and placement.
 
     A model endpoint's compute is set per stage (the preview API's compute config; `generation` counts
     its updates); a serving endpoint's comes from each served entity. Both are this.
@@ -51,8 +55,20 @@ class Compute:
     provisioned_concurrency: tuple[int, int] | None = None  # a serving endpoint's alternative to the size
     # A served entity's environment_vars, as configured (secrets as references); changing them replaces replicas.
     environment_vars: tuple[tuple[str, str], ...] = ()
-    # A served entity's Ray placement (control/placement.py); None: any node.
+    # The Ray nodes its replicas may run on (control/placement.py): a served entity's, or a stage's; None: any node.
     placement: Placement | None = None
+
+    @classmethod
+    def of_stage(cls, row: ComputeConfig) -> Compute:
+        """A model endpoint's stored compute config for one stage."""
+        return cls(
+            row.workload_size_id,
+            row.scale_to_zero_enabled,
+            row.generation,
+            row.max_batch_size,
+            row.max_batch_wait_ms,
+            placement=Placement.from_json(row.placement),
+        )
 
     @property
     def concurrency(self) -> tuple[int, int]:
@@ -79,7 +95,8 @@ def combine(a: Compute, b: Compute) -> Compute:
 
     chosen = b if most_replicas(b) > most_replicas(a) else a
     # Served entities of one version agree on their variables and placement (serving_service refuses otherwise), but
-    # a stage's compute has none, and while an update rolls out, the later (pending) config's win.
+    # a stage's compute has no variables, and while an update rolls out, the later (pending) config's win. A version
+    # that a stage and serving endpoints serve runs where its served entities ask, else where its stage asks.
     return replace(
         chosen,
         scale_to_zero_enabled=a.scale_to_zero_enabled and b.scale_to_zero_enabled,

@@ -55,6 +55,8 @@ class ComputeConfig(Base):
     # Adaptive batching (an rtserve extension of WorkloadConfigSpec); 1 = off.
     max_batch_size: Mapped[int] = mapped_column(Integer, default=1)
     max_batch_wait_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    # The Ray nodes its replicas may run on (control/placement.py), JSON; None: any node.
+    placement: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Event(Base):

@@ -206,8 +206,9 @@ async def update_compute(
     current = {c.stage: c for c in await services.model_endpoints.require_enabled(name)}.get(stage)
     before = (current.workload_size_id, current.scale_to_zero_enabled) if current is not None else None
     spec: dict = {"workload_size_id": workload_size_id, "scale_to_zero_enabled": scale_to_zero}
+    # The form edits neither batching nor placement (API extensions): keep what is set rather than reset it. A spec
+    # without `placement` keeps the stage's placement.
     if current is not None and current.max_batch_size > 1:
-        # The form does not edit batching (an API extension): keep what is set rather than reset it.
         spec.update(max_batch_size=current.max_batch_size, max_batch_wait_ms=current.max_batch_wait_ms)
     await services.model_endpoints.update_compute_config(name, stage, spec, principal.name)
     described = f"{workload_size_id}, scale to zero {'on' if scale_to_zero else 'off'}"

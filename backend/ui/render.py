@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rtserve.server.auth import Permission, Principal, authorize
+from rtserve.server.control.placement import Placement
 from rtserve.server.errors import ApiError, request_id_of
 from rtserve.server.ui.session import CSRF_FIELD, UiSession
 
@@ -84,6 +85,12 @@ def format_seconds(value: float | None) -> str:
     return format_ms(value * 1000) if value else "-"
 
 
+def placement_text(stored: str | None) -> str:
+    """A compute config's stored placement, for reading: `node labels zone=b; resources licensed=1`."""
+    placement = Placement.from_json(stored)
+    return placement.describe() if placement else "any node"
+
+
 def state_label(state: str | None) -> str:
     return STATE_LABELS.get(state or "", (state or "Unknown", "unknown"))[0]
 
@@ -100,6 +107,7 @@ templates.env.filters.update(
     state_label=state_label,
     state_class=state_class,
     pretty_json=lambda value: json.dumps(value, indent=2, sort_keys=False, default=str),
+    placement=placement_text,
 )
 templates.env.globals.update(Permission=Permission, CSRF_FIELD=CSRF_FIELD)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from constructs import Construct
@@ -14,11 +14,13 @@ from rtserve.cdk.rtserve._base import MetaArguments, block, blocks, generator_me
 
 @dataclass(frozen=True)
 class ModelServingComputeConfig:
-    """One `compute_config` block. None leaves the provider's default (Small, no scale to zero)."""
+    """One `compute_config` block. None leaves the provider's default (Small, no scale to zero, any node)."""
 
     stage: str
     workload_size: str | None = None
     scale_to_zero_enabled: bool | None = None
+    placement_node_labels: Mapping[str, str] | None = field(default=None, hash=False)
+    placement_resources: Mapping[str, int | float] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

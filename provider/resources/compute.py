@@ -1,6 +1,8 @@
 """The compute settings of served model versions, shared by `compute_config` blocks (rtserve_model_serving)
-and `served_entities` blocks (rtserve_serving_endpoint): the same two attributes, whose unset values the
-plan fills with the backend's defaults so that the applied result never differs from the plan.
+and `served_entities` blocks (rtserve_serving_endpoint): the same attributes, sent and read back the same
+way. The unset size and scale to zero are filled by the plan with the backend's defaults, so that the
+applied result never differs from the plan; placement (rtserve's own, Ray engine only) is two flat maps
+for the backend's `placement` object.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tf.schema import Attribute
-from tf.types import Bool, String
+from tf.types import Bool, Map, Number, String
 
 from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, WORKLOAD_SIZES
+
+# Flat attributes of a block for the backend's `placement` object (rtserve's own, Ray engine).
+PLACEMENT_FIELDS = {"placement_node_labels": "node_labels", "placement_resources": "resources"}
 
 
 def compute_attributes() -> list[Attribute]:
@@ -33,6 +38,48 @@ def compute_attributes() -> list[Attribute]:
             computed=True,
         ),
     ]
+
+
+def placement_attributes() -> list[Attribute]:
+    """`placement_node_labels` and `placement_resources`: optional, sent as the backend's `placement`."""
+    return [
+        Attribute(
+            "placement_node_labels",
+            Map(String()),
+            description="rtserve's own, Ray engine only: labels a Ray node must carry (each equal) for the "
+            "replicas to run there (`ray start --labels`). The backend refuses it on `--engine local`. "
+            "Changing it rolls out new replicas.",
+            optional=True,
+        ),
+        Attribute(
+            "placement_resources",
+            Map(Number()),
+            description="rtserve's own, Ray engine only: custom Ray resources each replica reserves on its "
+            "node (`ray start --resources`), e.g. `{ licensed = 1 }`; above 1, whole numbers.",
+            optional=True,
+        ),
+    ]
+
+
+def placement_body(block: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The backend's `placement` object from a block's placement attributes; {} when neither is set."""
+    return {key: dict(block[field]) for field, key in PLACEMENT_FIELDS.items() if block.get(field)}
+
+
+def placement_from_answer(answered: Mapping[str, Any], before: Any) -> dict[str, dict[str, Any] | None]:
+    """The placement attributes from an answered block (its `placement` object); `before` is the block as
+    the state had it, for an absent map to read as it was written (null or {})."""
+    placement = answered.get("placement") or {}
+    return {field: reported_map(placement.get(key), before, field) for field, key in PLACEMENT_FIELDS.items()}
+
+
+def reported_map(reported: Any, before: Any, field: str) -> dict[str, Any] | None:
+    """A map attribute as the backend answers it (variables: secrets as their references); none reads as
+    the configuration wrote it (null or {})."""
+    if reported:
+        return dict(reported)
+    prior = before.get(field) if isinstance(before, dict) else None
+    return {} if isinstance(prior, dict) else None
 
 
 def _sizes() -> str:

@@ -23,7 +23,14 @@ from tf.utils import Diagnostics
 from rtserve.provider.base import report_api_error
 from rtserve.provider.blocks import ListNestedBlock, timeout_seconds, timeouts_block, validate_timeouts
 from rtserve.provider.client import ApiError, RtserveClient
-from rtserve.provider.resources.compute import compute_attributes, fill_blocks, with_compute_defaults
+from rtserve.provider.resources.compute import (
+    compute_attributes,
+    fill_blocks,
+    placement_attributes,
+    placement_body,
+    placement_from_answer,
+    with_compute_defaults,
+)
 from rtserve.provider.resources.crud import RtserveResource, WaitReport
 from rtserve.provider.waiter import Progress
 from rtserve.spec import DEFAULT_SCALE_TO_ZERO, DEFAULT_WORKLOAD_SIZE, SERVING_STAGES
@@ -43,6 +50,7 @@ COMPUTE_CONFIG = ListNestedBlock(
                 required=True,
             ),
             *compute_attributes(),
+            *placement_attributes(),
         ],
     ),
     max_items=len(SERVING_STAGES),
@@ -56,8 +64,14 @@ def _block_key(block: dict) -> str:
     return stage.lower() if isinstance(stage, str) else ""
 
 
-def _spec(block: dict) -> tuple[Any, Any]:
-    return block.get("workload_size"), block.get("scale_to_zero_enabled")
+def _spec(block: dict) -> tuple[Any, Any, dict]:
+    """What the backend is sent for a block: size, scale to zero and placement (always: {} clears one set out of
+    band, as the block manages the stage)."""
+    return block.get("workload_size"), block.get("scale_to_zero_enabled"), placement_body(block)
+
+
+# A stage whose block is removed (or released on destroy) goes back to the backend's default: anywhere.
+DEFAULT_SPEC: tuple[str, bool, dict] = (DEFAULT_WORKLOAD_SIZE, DEFAULT_SCALE_TO_ZERO, {})
 
 
 def serving_progress(status: dict, versions: list[dict]) -> Progress:
@@ -216,12 +230,12 @@ class ModelServingResource(RtserveResource):
         before = {_block_key(b): b for b in current.get("compute_config") or []}
         after = {_block_key(b): b for b in planned.get("compute_config") or []}
         changes = [(b["stage"], *_spec(b)) for key, b in after.items() if _spec(b) != _spec(before.get(key, {}))]
-        # A stage whose block was removed goes back to the backend's default.
-        default = (DEFAULT_WORKLOAD_SIZE, DEFAULT_SCALE_TO_ZERO)
-        changes += [(b["stage"], *default) for key, b in before.items() if key not in after and _spec(b) != default]
+        changes += [
+            (b["stage"], *DEFAULT_SPEC) for key, b in before.items() if key not in after and _spec(b) != DEFAULT_SPEC
+        ]
         try:
-            for stage, size, scale_to_zero in changes:
-                client.update_compute_config(name, stage, size, scale_to_zero)
+            for stage, size, scale_to_zero, placement in changes:
+                client.update_compute_config(name, stage, size, scale_to_zero, placement)
         except ApiError as error:
             report_api_error(diags, f"Could not change the compute config of {name!r}", error, ["compute_config"])
             return self.observe(diags, client, planned)
@@ -233,10 +247,9 @@ class ModelServingResource(RtserveResource):
         name = current["registered_model_name"]
         try:
             if current.get("disable_on_destroy") is False:
-                default = (DEFAULT_WORKLOAD_SIZE, DEFAULT_SCALE_TO_ZERO)
                 for block in current.get("compute_config") or []:
-                    if _spec(block) != default:
-                        client.update_compute_config(name, block["stage"], *default)
+                    if _spec(block) != DEFAULT_SPEC:
+                        client.update_compute_config(name, block["stage"], *DEFAULT_SPEC)
             else:
                 client.disable(name)
         except ApiError as error:
@@ -297,26 +310,26 @@ def _state(client: RtserveClient, base: State, status: dict, versions: list[dict
     values; when `base` has none (an import), every stage the backend reports.
     """
     name = base["registered_model_name"]
-    reported = {}
-    for item in status.get("compute_config") or []:
-        spec = item.get("workload_spec") or {}
-        reported[str(item.get("stage", "")).lower()] = (
-            str(item.get("stage")),
-            spec.get("workload_size_id", DEFAULT_WORKLOAD_SIZE),
-            bool(spec.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
-        )
+    reported = {str(item.get("stage", "")).lower(): item for item in status.get("compute_config") or []}
     prior = base.get("compute_config")
     if prior is None:
         order = [s.lower() for s in SERVING_STAGES if s.lower() in reported]
         order += [key for key in reported if key not in order]
-        spelled = {key: reported[key][0] for key in order}
+        before: dict[str, dict] = {}
     else:
         order = [_block_key(b) for b in prior if _block_key(b) in reported]
-        spelled = {_block_key(b): b["stage"] for b in prior}
-    blocks = [
-        {"stage": spelled[key], "workload_size": reported[key][1], "scale_to_zero_enabled": reported[key][2]}
-        for key in order
-    ]
+        before = {_block_key(b): b for b in prior}
+    blocks = []
+    for key in order:
+        spec = reported[key].get("workload_spec") or {}
+        blocks.append(
+            {
+                "stage": before[key]["stage"] if key in before else str(reported[key].get("stage")),
+                "workload_size": spec.get("workload_size_id", DEFAULT_WORKLOAD_SIZE),
+                "scale_to_zero_enabled": bool(spec.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
+                **placement_from_answer(spec, before.get(key)),
+            }
+        )
     return {
         **base,
         "id": name,

@@ -26,7 +26,7 @@ from tf.utils import Diagnostics
 from rtserve.provider.base import report_api_error
 from rtserve.provider.blocks import ListNestedBlock, Object, timeout_seconds, timeouts_block, validate_timeouts
 from rtserve.provider.client import ApiError, RtserveClient
-from rtserve.provider.resources.compute import compute_attributes
+from rtserve.provider.resources.compute import compute_attributes, placement_attributes
 from rtserve.provider.resources.crud import RtserveResource, WaitReport
 from rtserve.provider.resources.email_notifications import EMAIL_NOTIFICATIONS, addresses_of, request_notifications
 from rtserve.provider.resources.inference_tables import BLOCKS as TABLE_BLOCKS
@@ -110,21 +110,7 @@ SERVED_ENTITIES = ListNestedBlock(
                 "only the reference. Changing them rolls out new replicas.",
                 optional=True,
             ),
-            Attribute(
-                "placement_node_labels",
-                Map(String()),
-                description="rtserve's own, Ray engine only: labels a Ray node must carry (each equal) for the "
-                "replicas to run there (`ray start --labels`). The backend refuses it on `--engine local`. "
-                "Changing it rolls out new replicas.",
-                optional=True,
-            ),
-            Attribute(
-                "placement_resources",
-                Map(Number()),
-                description="rtserve's own, Ray engine only: custom Ray resources each replica reserves on its "
-                "node (`ray start --resources`), e.g. `{ licensed = 1 }`; above 1, whole numbers.",
-                optional=True,
-            ),
+            *placement_attributes(),
         ],
     ),
     min_items=1,

@@ -16,7 +16,14 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from rtserve import spec
-from rtserve.provider.resources.compute import fill_blocks, with_compute_defaults
+from rtserve.provider.resources.compute import (
+    PLACEMENT_FIELDS,
+    fill_blocks,
+    placement_body,
+    placement_from_answer,
+    reported_map,
+    with_compute_defaults,
+)
 from rtserve.provider.resources.email_notifications import notifications_from_detail
 from rtserve.provider.resources.inference_tables import request_table, tables_from_detail
 from rtserve.provider.resources.rate_limits import limits_from_detail
@@ -30,8 +37,6 @@ UPDATE_FAILED = "UPDATE_FAILED"
 DEPLOYMENT_READY = "DEPLOYMENT_READY"
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
 PROVISIONED_FIELDS = ("min_provisioned_concurrency", "max_provisioned_concurrency")
-# Flat attributes of a served_entities block for the backend's `placement` object (rtserve's own, Ray engine).
-PLACEMENT_FIELDS = {"placement_node_labels": "node_labels", "placement_resources": "resources"}
 ENTITY_FIELDS = (
     "name",
     "entity_name",
@@ -240,8 +245,7 @@ def _request_entity(entity: Mapping[str, Any]) -> dict[str, Any]:
     for field in PROVISIONED_FIELDS:  # Terraform numbers may arrive as floats
         if field in body:
             body[field] = int(body[field])
-    placement = {key: dict(entity[field]) for field, key in PLACEMENT_FIELDS.items() if entity.get(field)}
-    if placement:
+    if placement := placement_body(entity):
         body["placement"] = placement
     return body
 
@@ -290,11 +294,8 @@ def state_from_detail(base: State, detail: Mapping[str, Any], endpoint_url: str)
                 **_reported_size(reported),
                 "scale_to_zero_enabled": bool(reported.get("scale_to_zero_enabled", DEFAULT_SCALE_TO_ZERO)),
                 "environment_policy": reported.get("environment_policy"),  # answered only when set
-                "environment_vars": _reported_map(reported.get("environment_vars"), before, "environment_vars"),
-                **{
-                    field: _reported_map((reported.get("placement") or {}).get(key), before, field)
-                    for field, key in PLACEMENT_FIELDS.items()
-                },
+                "environment_vars": reported_map(reported.get("environment_vars"), before, "environment_vars"),
+                **placement_from_answer(reported, before),
             }
         )
     routes = ((config.get("traffic_config") or {}).get("routes")) or []
@@ -331,15 +332,6 @@ def _reported_size(reported: Mapping[str, Any]) -> dict[str, Any]:
     if any(reported.get(field) is not None for field in PROVISIONED_FIELDS):
         return {"workload_size": None, **{field: reported.get(field) for field in PROVISIONED_FIELDS}}
     return {"workload_size": reported.get("workload_size", DEFAULT_WORKLOAD_SIZE), **dict.fromkeys(PROVISIONED_FIELDS)}
-
-
-def _reported_map(reported: Any, before: Any, field: str) -> dict[str, Any] | None:
-    """A map attribute as the backend answers it (variables: secrets as their references); none reads as
-    the configuration wrote it (null or {})."""
-    if reported:
-        return dict(reported)
-    prior = before.get(field) if isinstance(before, dict) else None
-    return {} if isinstance(prior, dict) else None
 
 
 def _same_number(a: Any, b: str) -> bool:

@@ -27,6 +27,7 @@ from rtserve.cdk.rtserve import (
 from rtserve.provider.plugin import RtserveProvider
 from rtserve.provider.resources.email_notifications import EMAIL_NOTIFICATIONS
 from rtserve.provider.resources.inference_tables import INFERENCE_TABLE_CONFIG, USAGE_TRACKING_CONFIG
+from rtserve.provider.resources.model_serving import COMPUTE_CONFIG
 from rtserve.provider.resources.permissions import ACCESS_CONTROL
 from rtserve.provider.resources.rate_limits import RATE_LIMITS
 from rtserve.provider.resources.serving_endpoint import SERVED_ENTITIES
@@ -56,12 +57,18 @@ def test_model_serving_inputs_are_the_provider_schema(stack: RtserveStack) -> No
         stack,
         "s",
         registered_model_name="m",
-        compute_config=[{"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": True}],
+        compute_config=[
+            ModelServingComputeConfig(
+                "Staging", "Large", True, placement_node_labels={"zone": "b"}, placement_resources={"licensed": 1}
+            )
+        ],
         wait_for_ready=False,
         disable_on_destroy=False,
         timeouts={"create": "1m"},
     )
-    assert set(only(synth(stack), "rtserve_model_serving")) == schema_names("rtserve_model_serving")
+    resource = only(synth(stack), "rtserve_model_serving")
+    assert set(resource) == schema_names("rtserve_model_serving")
+    assert set(resource["compute_config"][0]) == {a.name for a in COMPUTE_CONFIG.block.attributes}
 
 
 def test_model_version_stage_inputs_are_the_provider_schema(stack: RtserveStack) -> None:

@@ -67,6 +67,31 @@ def test_workload_size_accepts_the_enum_or_its_name(stack: RtserveStack) -> None
     assert only(synth(stack), SERVING)["compute_config"][0]["workload_size"] == "Large"
 
 
+def test_placement_synthesizes_as_given_and_is_left_out_by_default(stack: RtserveStack) -> None:
+    placed = ComputeConfig(
+        WorkloadSize.MEDIUM, placement_node_labels={"zone": "b"}, placement_resources={"licensed": 1}
+    )
+    ModelEndpoint(stack, "iris", model_name="m", production=placed, staging=ComputeConfig())
+    staging, production = only(synth(stack), SERVING)["compute_config"]
+    assert production == {
+        "stage": "Production",
+        "workload_size": "Medium",
+        "scale_to_zero_enabled": False,
+        "placement_node_labels": {"zone": "b"},
+        "placement_resources": {"licensed": 1},
+    }
+    assert "placement_node_labels" not in staging and "placement_resources" not in staging
+
+
+def test_placement_from_a_variable_is_accepted(stack: RtserveStack) -> None:
+    amount = cdktf.TerraformVariable(stack, "licences", type="number")
+    ModelEndpoint(
+        stack, "iris", model_name="m", staging=ComputeConfig(placement_resources={"licensed": amount.number_value})
+    )
+    [block] = only(synth(stack), SERVING)["compute_config"]
+    assert block["placement_resources"] == {"licensed": "${var.licences}"}
+
+
 def test_each_promotion_is_a_version_stage_that_waits_for_serving(stack: RtserveStack) -> None:
     endpoint = ModelEndpoint(stack, "iris", model_name="iris-classifier", promotions={"Production": "1", "Staging": 2})
     document = synth(stack)
@@ -161,6 +186,17 @@ def test_compute_must_be_a_compute_config(stack: RtserveStack) -> None:
 def test_an_unknown_workload_size_is_refused() -> None:
     with pytest.raises(ValueError, match="workload_size must be one of Small, Medium, Large; got 'XL'"):
         ComputeConfig("XL")
+
+
+def test_placement_maps_of_the_wrong_kind_are_refused_with_the_served_entitys_messages() -> None:
+    with pytest.raises(
+        ValueError, match=re.escape("ComputeConfig: placement_node_labels must map label keys to strings")
+    ):
+        ComputeConfig(placement_node_labels={"zone": 2})  # type: ignore[dict-item]
+    with pytest.raises(
+        ValueError, match=re.escape("ComputeConfig: placement_resources must map Ray resource names to amounts above 0")
+    ):
+        ComputeConfig(placement_resources={"licensed": 0})
 
 
 def test_a_promotion_to_an_unknown_stage_is_refused(stack: RtserveStack) -> None:

@@ -279,3 +279,32 @@ def test_a_new_placement_replaces_replicas_once_one_runs_where_it_asks():
     observed = Observed([old, new], {}, {"old": ReplicaSettings(), "new": ReplicaSettings(placement=placement)})
     plan = reconcile([], observed, plan.memory, {}, 1, pinned=pinned)
     assert plan.actions == [StopReplica("old")]
+
+
+def test_a_stages_new_placement_replaces_its_versions_replicas_once_one_runs_where_it_asks():
+    placement = Placement(resources=(("licensed", 1.0),))
+    versions = (RegisteredVersion("1", "Production"),)
+    configs = {"Production": Compute("Small", False, 2, placement=placement)}
+    old = replica("old", "1", ReplicaState.READY)
+    observed = Observed([old], {}, {"old": ReplicaSettings()})
+    plan = reconcile([endpoint(*versions, configs=configs)], observed, prepared("1"), {}, now=0)
+    assert plan.actions == [StartReplica(MODEL, "1", "/models/1", "starting", ReplicaSettings(placement=placement))]
+
+    new = replica("new", "1", ReplicaState.READY)
+    observed = Observed([old, new], {}, {"old": ReplicaSettings(), "new": ReplicaSettings(placement=placement)})
+    plan = reconcile([endpoint(*versions, configs=configs)], observed, plan.memory, {}, now=1)
+    assert plan.actions == [StopReplica("old")]
+
+
+def test_a_version_a_stage_and_an_endpoint_serve_runs_where_the_endpoint_asks_else_where_the_stage_asks():
+    stage_placement = Placement(node_labels=(("zone", "a"),))
+    entity_placement = Placement(node_labels=(("zone", "b"),))
+    desired = [
+        endpoint(RegisteredVersion("1", "Production"), configs={"Production": Compute(placement=stage_placement)})
+    ]
+    for pinned, expected in (
+        (Compute(placement=entity_placement), entity_placement),
+        (Compute(), stage_placement),
+    ):
+        plan = reconcile(desired, obs([]), prepared("1"), {}, 0, pinned={(MODEL, "1"): pinned})
+        assert plan.actions == [StartReplica(MODEL, "1", "/models/1", "starting", ReplicaSettings(placement=expected))]

@@ -532,11 +532,18 @@ async def _wait(task: asyncio.Task) -> None:
 # -- fixtures' building block ----------------------------------------------------------------------
 @contextlib.contextmanager
 def running_app(
-    root: Path, models: dict[str, int] | None = None, *, engine: FakeEngine | None = None, serve: bool = False
+    root: Path,
+    models: dict[str, int] | None = None,
+    *,
+    engine: FakeEngine | None = None,
+    serve: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[AppServer]:
     """A started app whose registry holds exactly `models` (name -> number of versions); served over
-    HTTP too if `serve`. Endpoint ids are `id-<name>`, so tests can name them before they exist."""
+    HTTP too if `serve`; `settings` change the app's own (`{"engine": "ray"}`: the fake engine counts as
+    Ray). Endpoint ids are `id-<name>`, so tests can name them before they exist."""
     server = AppServer(root, engine)
+    server.settings = server.settings.model_copy(update=settings or {})
     server.registry.reset(models or {})
     with _readable_ids():
         try:

@@ -35,14 +35,14 @@ def terraform(tmp_path: Path, installation: Installation, server: AppServer) -> 
 
 
 @contextmanager
-def served_app(root: Path, model: str, versions: int) -> Iterator[AppServer]:
+def served_app(root: Path, model: str, versions: int, settings: dict[str, Any] | None = None) -> Iterator[AppServer]:
     """The real app (fake engine) whose registry holds one model with `versions` versions, served over HTTP
-    (its URL is `.url`), with its own HOME under `root`."""
+    (its URL is `.url`), with its own HOME under `root`; `settings` as running_app's."""
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(home))
-        with running_app(root / "app", {model: versions}, serve=True) as server:
+        with running_app(root / "app", {model: versions}, serve=True, settings=settings) as server:
             yield server
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rtserve.server.control.placement import Placement
 from rtserve.server.control.reconciler import VersionState, VersionView
 from rtserve.server.control.snapshot import Snapshot
 from rtserve.server.control.workloads import SERVING_STAGES
@@ -21,8 +22,11 @@ SERVICE_STATE = {
 
 def compute_config_json(row: ComputeConfig) -> dict:
     spec = {"workload_size_id": row.workload_size_id, "scale_to_zero_enabled": row.scale_to_zero_enabled}
-    if row.max_batch_size > 1:  # rtserve's extension appears only when used, keeping Databricks' shape
+    # rtserve's extensions appear only when used, keeping Databricks' shape.
+    if row.max_batch_size > 1:
         spec.update(max_batch_size=row.max_batch_size, max_batch_wait_ms=row.max_batch_wait_ms)
+    if (placement := Placement.from_json(row.placement)) is not None:
+        spec["placement"] = placement.to_wire()
     return {
         "stage": row.stage,
         "creation_timestamp": row.creation_timestamp,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rtserve.server.control.placement import shown
 from rtserve.server.engines.base import ReplicaSpec
 
 
@@ -28,19 +29,13 @@ def unmet(spec: ReplicaSpec, nodes: Iterable[Mapping[str, Any]]) -> str | None:
     alive = [node for node in nodes if node.get("Alive")]
     labelled = [node for node in alive if spec.node_labels.items() <= dict(node.get("Labels") or {}).items()]
     if not labelled:
-        return f"no live node of the Ray cluster has the labels {_shown(spec.node_labels)}"
+        return f"no live node of the Ray cluster has the labels {shown(spec.node_labels)}"
     if not any(_holds(node, spec.resources) for node in labelled):
-        where = f" among those labelled {_shown(spec.node_labels)}" if spec.node_labels else ""
-        return f"no live node of the Ray cluster{where} has the resources {_shown(spec.resources)}"
+        where = f" among those labelled {shown(spec.node_labels)}" if spec.node_labels else ""
+        return f"no live node of the Ray cluster{where} has the resources {shown(spec.resources)}"
     return None
 
 
 def _holds(node: Mapping[str, Any], resources: Mapping[str, float]) -> bool:
     total = node.get("Resources") or {}
     return all(float(total.get(name, 0.0)) >= amount for name, amount in resources.items())
-
-
-def _shown(values: Mapping[str, Any]) -> str:
-    return ", ".join(
-        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in values.items()
-    )

@@ -25,6 +25,7 @@ from tests.provider.terraform_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
+PREVIEW = "/api/2.0/preview/mlflow/endpoints-v2"
 
 
 def render(*, model: str = "iris", staging_size: str | None = None, production_version: str = "1") -> str:
@@ -103,6 +104,42 @@ def test_drift_shows_in_the_plan_and_apply_heals_it(terraform: Terraform, server
     assert backend.endpoints()["iris"]["Production"]["workload_size_id"] == "Small"
     assert backend.stages("iris")["1"] == "Production"
     assert not tf.plan().summary.has_changes
+
+
+def test_a_stages_placement_applies_plans_empty_and_is_removed_in_place(
+    installation: Installation, tmp_path: Path
+) -> None:
+    placed = """
+resource "rtserve_model_serving" "iris" {
+  registered_model_name = "iris"
+  compute_config {
+    stage                 = "Production"
+    placement_node_labels = { "example.com/pool" = "cpu-large" }
+    placement_resources   = { licensed = 1 }
+  }
+}
+"""
+    # The app's settings name the Ray engine (its engine stays the fake one), so the backend accepts placement.
+    with served_app(tmp_path / "ray", "iris", versions=1, settings={"engine": "ray"}) as backend:
+        workdir = tmp_path / "tf"
+        workdir.mkdir()
+        terraform = terraform_in(workdir, installation, backend.token, check=True)
+        write_main_tf(terraform, backend.url, placed)
+        terraform.init()
+        terraform.apply()
+        spec = backend.api("GET", f"{PREVIEW}/get-status", params={"registered_model_name": "iris"})
+        [production] = [c for c in spec["endpoint_status"]["compute_config"] if c["stage"] == "Production"]
+        assert production["workload_spec"]["placement"] == {
+            "node_labels": {"example.com/pool": "cpu-large"},
+            "resources": {"licensed": 1.0},
+        }
+        assert not terraform.plan().summary.has_changes
+
+        write_main_tf(terraform, backend.url, placed.replace("placement_", "# placement_"))
+        assert str(terraform.apply().summary) == "0 to add, 1 to change, 0 to destroy"
+        spec = backend.api("GET", f"{PREVIEW}/get-status", params={"registered_model_name": "iris"})
+        assert all("placement" not in c["workload_spec"] for c in spec["endpoint_status"]["compute_config"])
+        assert not terraform.plan().summary.has_changes
 
 
 def test_an_unknown_model_fails_with_the_backends_code_and_message(terraform: Terraform, server: AppServer) -> None:

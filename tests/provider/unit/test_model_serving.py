@@ -17,13 +17,19 @@ pytestmark = pytest.mark.unit
 ctx = Contexts("rtserve_model_serving")
 
 
+def block(stage: str, size: str = "Small", scale_to_zero: bool = False, **placement: object) -> dict:
+    """A compute_config block as Terraform holds it: every attribute, the placement ones null unless given."""
+    unplaced = {"placement_node_labels": None, "placement_resources": None}
+    return {"stage": stage, "workload_size": size, "scale_to_zero_enabled": scale_to_zero, **unplaced, **placement}
+
+
 def planned(**overrides: object) -> dict:
     state = {
         "id": Unknown,
         "registered_model_name": "iris",
         "compute_config": [
-            {"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": False},
-            {"stage": "Production", "workload_size": "Medium", "scale_to_zero_enabled": True},
+            block("Staging", "Small", False),
+            block("Production", "Medium", True),
         ],
         "wait_for_ready": True,
         "disable_on_destroy": True,
@@ -131,7 +137,7 @@ def test_create_that_goes_failed_reports_the_state_message_and_returns_the_state
 def test_create_with_a_compute_config_the_backend_rejects_keeps_serving_recorded(
     resource: ModelServingResource, server: AppServer
 ) -> None:
-    bad = [{"stage": "Staging", "workload_size": "Huge", "scale_to_zero_enabled": False}]
+    bad = [block("Staging", "Huge", False)]
     c = ctx.create()
     state = resource.create(c, planned(compute_config=bad))
 
@@ -183,11 +189,11 @@ def test_read_reports_compute_changed_out_of_band(
     server.update_compute("iris", "Staging", "Large")
     state = resource.read(ctx.read(), created)
 
-    assert state["compute_config"][0] == {"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": False}
+    assert state["compute_config"][0] == block("Staging", "Large", False)
 
 
 def test_read_keeps_only_the_declared_stages(resource: ModelServingResource, server: AppServer) -> None:
-    only_production = [{"stage": "Production", "workload_size": "Small", "scale_to_zero_enabled": False}]
+    only_production = [block("Production", "Small", False)]
     created = resource.create(ctx.create(), planned(compute_config=only_production))
     state = resource.read(ctx.read(), created)
 
@@ -291,8 +297,8 @@ def test_import_by_model_name_reads_every_stage(resource: ModelServingResource, 
     assert state["id"] == "iris"
     assert state["wait_for_ready"] is True and state["disable_on_destroy"] is True
     assert state["compute_config"] == [
-        {"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": True},
-        {"stage": "Production", "workload_size": "Large", "scale_to_zero_enabled": False},
+        block("Staging", "Small", True),
+        block("Production", "Large", False),
     ]
 
 
@@ -300,6 +306,89 @@ def test_import_of_a_model_without_serving_reports_the_backend_error(resource: M
     c = ctx.import_()
     assert resource.import_(c, "iris") is None
     assert errors(c)[0].summary == "Cannot import serving of 'iris': RESOURCE_DOES_NOT_EXIST"
+
+
+# -- placement -------------------------------------------------------------------------------------
+PLACED = {"placement_node_labels": {"zone": "b"}, "placement_resources": {"licensed": 1}}
+
+
+def on_ray(server: AppServer) -> None:
+    """The app's settings name the Ray engine (its engine stays the fake one), so placement is accepted."""
+    server.settings = server.settings.model_copy(update={"engine": "ray"})
+
+
+def test_placement_is_sent_as_the_backends_placement_object_and_refused_without_ray(
+    resource: ModelServingResource, server: AppServer
+) -> None:
+    c = ctx.create()
+    resource.create(c, planned(compute_config=[block("Staging", **PLACED)]))
+
+    [body] = calls(server, "PUT", "/update-compute-config")
+    assert body["desired_workload_config_spec"] == {
+        "workload_size_id": "Small",
+        "scale_to_zero_enabled": False,
+        "placement": {"node_labels": {"zone": "b"}, "resources": {"licensed": 1}},
+    }
+    [error] = errors(c)  # this backend runs --engine local
+    assert error.summary == "Could not set the compute config of 'iris': INVALID_PARAMETER_VALUE"
+    assert "'desired_workload_config_spec.placement' needs the Ray engine" in error.detail
+
+
+def test_placement_on_ray_is_applied_read_back_and_plans_nothing_more(
+    resource: ModelServingResource, server: AppServer
+) -> None:
+    on_ray(server)
+    server.set_stage("iris", "1", "Production")
+    target = planned(compute_config=[block("Production", **PLACED)])
+    c = ctx.create()
+    state = resource.create(c, target)
+
+    assert errors(c) == []
+    # Enabling started a replica anywhere; the placement replaced it by one placed as asked.
+    assert [(s.node_labels, s.resources) for s in server.engine.started] == [
+        ({}, {}),
+        ({"zone": "b"}, {"licensed": 1.0}),
+    ]
+    assert server.engine.stopped == [server.engine.started[0].replica_id]
+    assert state["compute_config"] == [block("Production", **PLACED)]
+    read = resource.read(ctx.read(), state)
+    assert read == state
+    assert resource.plan(PlanContext(Diagnostics(), "rtserve_model_serving", set()), read, dict(read)) == read
+
+
+def test_removing_placement_clears_it_and_placement_set_out_of_band_shows_as_drift(
+    resource: ModelServingResource, server: AppServer
+) -> None:
+    on_ray(server)
+    state = resource.create(ctx.create(), planned(compute_config=[block("Staging", **PLACED)]))
+    server.calls.clear()
+
+    state = resource.update(ctx.update(), state, planned(compute_config=[block("Staging")]))
+
+    [body] = calls(server, "PUT", "/update-compute-config")
+    assert body["desired_workload_config_spec"]["placement"] == {}
+    assert state["compute_config"] == [block("Staging")]
+    server.api(
+        "PUT",
+        "/api/2.0/preview/mlflow/endpoints-v2/update-compute-config",
+        json={
+            "registered_model_name": "iris",
+            "stage": "Staging",
+            "desired_workload_config_spec": {"workload_size_id": "Small", "placement": {"node_labels": {"zone": "a"}}},
+        },
+    )
+    assert resource.read(ctx.read(), state)["compute_config"] == [block("Staging", placement_node_labels={"zone": "a"})]
+
+
+def test_an_absent_placement_reads_back_as_the_configuration_wrote_it(
+    resource: ModelServingResource, server: AppServer
+) -> None:
+    written = block("Staging", placement_node_labels={}, placement_resources=None)
+    c = ctx.create()
+    state = resource.create(c, planned(compute_config=[written]))
+
+    assert errors(c) == []
+    assert resource.read(ctx.read(), state)["compute_config"] == [written]
 
 
 # -- validate and plan -----------------------------------------------------------------------------
@@ -322,14 +411,14 @@ def test_plan_fills_the_declared_defaults_where_the_config_sets_nothing(resource
     config = {"registered_model_name": "iris", "compute_config": [{"stage": "Staging"}], "wait_for_ready": None}
     proposed = {
         **planned(),
-        "compute_config": [{"stage": "Staging", "workload_size": "Large", "scale_to_zero_enabled": None}],
+        "compute_config": [{**block("Staging", "Large"), "scale_to_zero_enabled": None}],
         "wait_for_ready": None,
     }
     plan_ctx = ConfiguredPlanContext(Diagnostics(), "rtserve_model_serving", changed_fields=set(), config=config)
     result = resource.plan(plan_ctx, None, proposed)
 
     # Large was only carried over from a prior state: the config does not set it, so the default wins.
-    assert result["compute_config"] == [{"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": False}]
+    assert result["compute_config"] == [block("Staging", "Small", False)]
     assert result["wait_for_ready"] is True
     assert result["id"] == "iris"
     assert result["invocation_urls"]["Staging"] == f"{HOST}/model-endpoint/iris/Staging/invocations"

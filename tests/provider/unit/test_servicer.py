@@ -17,6 +17,7 @@ from tests.provider.unit.helpers import HOST
 
 pytestmark = pytest.mark.unit
 TYPE = "rtserve_model_serving"
+UNPLACED = {"placement_node_labels": None, "placement_resources": None}
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def config(**overrides: Any) -> dict:
     base = {
         "id": None,
         "registered_model_name": "iris",
-        "compute_config": [{"stage": "Staging", "workload_size": None, "scale_to_zero_enabled": None}],
+        "compute_config": [{"stage": "Staging", "workload_size": None, "scale_to_zero_enabled": None, **UNPLACED}],
         "wait_for_ready": None,
         "disable_on_destroy": None,
         "timeouts": None,
@@ -59,7 +60,7 @@ def plan(servicer: RtserveServicer, prior: dict | None, proposed: dict | None, c
 def applied_state() -> dict:
     return config(
         id="iris",
-        compute_config=[{"stage": "Staging", "workload_size": "Medium", "scale_to_zero_enabled": False}],
+        compute_config=[{"stage": "Staging", "workload_size": "Medium", "scale_to_zero_enabled": False, **UNPLACED}],
         wait_for_ready=True,
         disable_on_destroy=True,
         state="ENDPOINT_STATE_READY",
@@ -74,7 +75,9 @@ def applied_state() -> dict:
 def test_a_create_plan_fills_the_declared_defaults(servicer: RtserveServicer) -> None:
     planned = read_dynamic_value(plan(servicer, None, config(), config()).planned_state)
 
-    assert planned["compute_config"] == [{"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": False}]
+    assert planned["compute_config"] == [
+        {"stage": "Staging", "workload_size": "Small", "scale_to_zero_enabled": False, **UNPLACED}
+    ]
     assert planned["wait_for_ready"] is True and planned["disable_on_destroy"] is True
     assert planned["id"] == "iris"
     assert planned["state"] is Unknown
@@ -82,7 +85,9 @@ def test_a_create_plan_fills_the_declared_defaults(servicer: RtserveServicer) ->
 
 def test_an_unchanged_configuration_plans_exactly_the_prior_state(servicer: RtserveServicer) -> None:
     prior = applied_state()
-    cfg = config(compute_config=[{"stage": "Staging", "workload_size": "Medium", "scale_to_zero_enabled": None}])
+    cfg = config(
+        compute_config=[{"stage": "Staging", "workload_size": "Medium", "scale_to_zero_enabled": None, **UNPLACED}]
+    )
     response = plan(servicer, prior, prior, cfg)
     assert read_dynamic_value(response.planned_state) == read_dynamic_value(value(servicer, prior))
     assert list(response.requires_replace) == []
