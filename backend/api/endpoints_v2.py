@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from rtserve.server.api import openapi
 from rtserve.server.api.deps import Manager, Params, Viewer, optional_str, required_str
 from rtserve.server.control import logs
+from rtserve.server.control.model_endpoints import SPEC
 from rtserve.server.control.status import model_endpoint as model_status
 from rtserve.server.control.workloads import WORKLOAD_SIZES
 from rtserve.server.errors import invalid, not_found
@@ -19,7 +20,6 @@ router = APIRouter(prefix="/api/2.0/preview/mlflow/endpoints-v2", tags=["endpoin
 # Seed 000 also shows the compute route under /preview/model-serving-api/; both reach the same handler.
 legacy_router = APIRouter(prefix="/api/2.0/preview/model-serving-api/endpoints-v2", tags=["endpoints-v2"])
 MODEL = "registered_model_name"
-SPEC = "desired_workload_config_spec"
 
 
 @router.post("/enable", openapi_extra=openapi.ENABLE)
